@@ -1,0 +1,260 @@
+"""A deterministic, rule-based planner: the embedded default when no VLM is configured, and the
+baseline for tool ablations.
+
+It speaks the same action grammar to the same Episode as a VLM would, one turn at a time:
+
+1. ``exif``: a GPS position is reverse-geocoded and committed level by level (answer radius 50 m).
+2. ``ocr`` then ``clues`` on the trusted text (lines that read like instructions are left out).
+3. ``gazetteer`` look-ups of place-name candidates (word n-grams) from the text.
+4. Each match is scored: match quality x population prior x agreement with the clue countries x a
+   penalty for names that are also common words (``wordfreq``). A strong match commits the chain down
+   to the city; otherwise a dominant clue country commits continent and country and answers at its
+   capital with a country-sized radius.
+5. Nothing found: an honest low-localizability answer at the no-evidence prior point (the most
+   central large city by population-weighted great-circle distance, see :mod:`tools.geonames`).
+
+Every decision reads only the Episode's evidence log, so the policy is stateless and resumable.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from typing import Any
+
+import regex
+
+from agent.actions import Action, Answer, Backtrack, Commit, ToolCall, render_turn
+from agent.stages import LEVELS, Level
+from tools.clues import instruction_lines
+from tools.geonames import CONTINENTS, get_db, normalize_name
+
+CITY_MIN_SCORE = 0.6
+"""Minimum match score to commit down to the city."""
+COUNTRY_MIN_SCORE = 0.45
+"""Minimum combined clue score for a country-level answer."""
+MAX_PLACE_QUERIES = 6
+
+_WORD = regex.compile(r"\p{L}[\p{L}\p{M}'’.\-]*")
+_CJK = regex.compile(r"[\p{Han}\p{Hiragana}\p{Katakana}\p{Hangul}]")
+
+
+@functools.cache
+def _zipf(word: str, langs: tuple[str, ...]) -> float:
+    from wordfreq import available_languages, zipf_frequency
+
+    ok = available_languages()
+    return max(zipf_frequency(word, lang) for lang in langs if lang in ok)
+
+
+def commonness_factor(name: str, population: int, country_code: str = "") -> float:
+    """In (0, 1]: how much to trust that ``name`` in a photo means the place rather than the word.
+
+    A place name that is also a frequent word ('Stop', 'Bank') in English or a language of the
+    place's country (``wordfreq``) is discounted unless the place is populous enough to be that
+    frequent itself: expected Zipf frequency 1.5 + 0.65 log10(pop).
+    """
+    c = get_db().countries.get(country_code)
+    langs = tuple(dict.fromkeys(["en", *(x.split("-")[0] for x in (c.languages[:2] if c else ()))]))
+    z = _zipf(normalize_name(name), langs)
+    expected = 1.5 + 0.65 * math.log10(max(population, 1))
+    return math.exp(-0.6 * max(0.0, z - expected))
+
+
+def place_candidates(lines: list[str], limit: int = MAX_PLACE_QUERIES) -> list[str]:
+    """Place-name candidates from text lines: word n-grams (3, 2, 1 words), longest first; a CJK run
+    is one candidate. Candidates have >= 4 letters (>= 2 for CJK). Duplicates are dropped.
+
+    >>> place_candidates(["WELCOME TO VADUZ", "Tel 123"])
+    ['WELCOME TO VADUZ', 'WELCOME TO', 'TO VADUZ', 'WELCOME', 'VADUZ']
+    """
+    out: list[str] = []
+    seen: set[str] = set()
+    grams: list[tuple[int, int, str]] = []
+    for li, line in enumerate(lines):
+        if _CJK.search(line):
+            for run in regex.findall(r"[\p{Han}\p{Hiragana}\p{Katakana}\p{Hangul}]{2,}", line):
+                grams.append((1, -li, run))
+            continue
+        words = _WORD.findall(line)
+        for n in (3, 2, 1):
+            for i in range(len(words) - n + 1):
+                cand = " ".join(words[i : i + n]).strip(".-'’")
+                if sum(ch.isalpha() for ch in cand) >= 4:
+                    grams.append((n, -li, cand))
+    for n, _, cand in sorted(grams, key=lambda g: (-g[0], -g[1])):
+        k = normalize_name(cand)
+        if k and k not in seen:
+            seen.add(k)
+            out.append(cand)
+    return out[: limit * 3]
+
+
+class HeuristicPolicy:
+    """Rule-based planner; see the module docstring. Deterministic; reads only the evidence log."""
+
+    name = "heuristic"
+
+    def __init__(self, max_place_queries: int = MAX_PLACE_QUERIES):
+        self.max_place_queries = max_place_queries
+
+    # -- helpers over the evidence log -----------------------------------------------------------------
+    @staticmethod
+    def _ok(ep, tool: str) -> list:
+        return [e for e in ep.state.evidence if e.tool == tool and e.ok]
+
+    @staticmethod
+    def _called(ep, tool: str) -> bool:
+        return any(e.tool == tool for e in ep.state.evidence)
+
+    @staticmethod
+    def _last_turn_rejected(ep) -> bool:
+        if not ep.state.turns:
+            return False
+        return any(o.kind == "illegal" for o in ep.state.turns[-1].observations)
+
+    # -- the policy --------------------------------------------------------------------------------------
+    def act(self, ep) -> str:
+        tools = ep.tools
+        plan = None
+        if "exif" in tools and not self._called(ep, "exif"):
+            return render_turn("Start with the file's metadata: an EXIF GPS position would settle it.", [ToolCall(name="exif")])
+        gps = next(((e.id, e.output) for e in self._ok(ep, "exif") if e.output.get("lat") is not None), None)
+        if gps is not None:
+            eid, out = gps
+            rev = next((e for e in self._ok(ep, "geocode") if e.arguments.get("op") == "reverse"), None)
+            if rev is None and "geocode" in tools and not self._called(ep, "geocode"):
+                return render_turn(
+                    f"EXIF has a GPS position ({out['lat']:.5f}, {out['lon']:.5f}); reverse-geocode it to name the regions.",
+                    [ToolCall(name="geocode", arguments={"op": "reverse", "lat": out["lat"], "lon": out["lon"]})],
+                )
+            plan = self._plan_from_gps(eid, out, rev)
+        else:
+            if "ocr" in tools and not self._called(ep, "ocr"):
+                return render_turn("No GPS in the metadata. Read any text in the photo (signs, shop names, numbers).", [ToolCall(name="ocr")])
+            lines = self._trusted_lines(ep)
+            if lines and "clues" in tools and not self._called(ep, "clues"):
+                return render_turn("Text found; extract script, language, phone, domain and currency clues.", [ToolCall(name="clues", arguments={"text": "\n".join(lines)})])
+            if lines and "gazetteer" in tools and not self._called(ep, "gazetteer"):
+                budget = ep.state.budget.max_tool_calls - ep.state.tool_calls - 1
+                queries = place_candidates(lines, self.max_place_queries)[: max(0, min(self.max_place_queries, budget))]
+                if queries:
+                    return render_turn(
+                        "Look up the words on signs that could be place names: " + ", ".join(repr(q) for q in queries) + ".",
+                        [ToolCall(name="gazetteer", arguments={"query": q}) for q in queries],
+                    )
+            plan = self._plan_from_text(ep)
+        return self._execute(ep, plan)
+
+    def _trusted_lines(self, ep) -> list[str]:
+        lines: list[str] = []
+        for e in self._ok(ep, "ocr"):
+            lines.extend(ln["text"] for ln in e.output.get("lines", []))
+        bad = set(instruction_lines("\n".join(lines)))
+        for e in self._ok(ep, "clues"):
+            bad.update(e.output.get("untrusted_lines", []))
+        return [ln for ln in lines if ln.strip() and ln.strip() not in bad]
+
+    # -- plans: target chain + answer ----------------------------------------------------------------
+    def _plan_from_gps(self, eid: str, out: dict, rev) -> dict[str, Any]:
+        plan: dict[str, Any] = {
+            "why": f"EXIF GPS ({out['lat']:.5f}, {out['lon']:.5f})",
+            "answer": Answer(lat=out["lat"], lon=out["lon"], radius_km=0.05, localizability=0.95),
+            "levels": [],
+        }
+        if rev is not None:
+            r = rev.output["reverse"]
+            ev = [eid, rev.id]
+            cc = r["country_code"]
+            country = get_db().countries.get(cc)
+            if country is not None:
+                plan["levels"] = [(Level.CONTINENT, CONTINENTS[country.continent], 0.95, ev), (Level.COUNTRY, cc, 0.95, ev)]
+                if r.get("admin1"):
+                    plan["levels"].append((Level.REGION, r["admin1"], 0.9, ev))
+                    if r.get("city") and (r.get("distance_km") or 1e9) <= 25:
+                        plan["levels"].append((Level.CITY, r["city"], 0.9, ev))
+        return plan
+
+    def _plan_from_text(self, ep) -> dict[str, Any]:
+        clue_ev = next(iter(self._ok(ep, "clues")), None)
+        scores: dict[str, float] = clue_ev.output.get("country_scores", {}) if clue_ev else {}
+        ocr_ids = [e.id for e in self._ok(ep, "ocr")]
+        best = None
+        for e in self._ok(ep, "gazetteer"):
+            q = e.arguments.get("query", "")
+            for m in e.output.get("matches", []):
+                s = self._score_match(q, m, scores)
+                if best is None or s > best[0]:
+                    best = (s, m, e.id)
+        if best is not None and best[0] >= CITY_MIN_SCORE:
+            s, m, gid = best
+            ev = ocr_ids + [gid] + ([clue_ev.id] if clue_ev and scores.get(m["country_code"], 0) > 0 else [])
+            levels = [(Level.CONTINENT, CONTINENTS.get(m["continent"], m["continent"]), min(0.95, s + 0.1), ev), (Level.COUNTRY, m["country_code"], min(0.95, s + 0.05), ev)]
+            if m.get("admin1"):
+                levels.append((Level.REGION, m["admin1"], s, ev))
+                levels.append((Level.CITY, str(m["name"]), s, ev))
+            radius = round(5.0 + 2.0 * math.log10(max(m["population"], 10)), 1)
+            return {
+                "why": f"the sign text matches {m['name']} ({m.get('admin1') or '?'}, {m['country_code']}, pop {m['population']}), score {s:.2f}",
+                "levels": levels,
+                "answer": Answer(lat=m["lat"], lon=m["lon"], radius_km=radius, localizability=round(min(0.9, s), 3)),
+            }
+        if scores:
+            cc, p = max(scores.items(), key=lambda kv: kv[1])
+            country = get_db().countries.get(cc)
+            if p >= COUNTRY_MIN_SCORE and country is not None and country.lat is not None:
+                ev = [clue_ev.id]
+                radius = round(max(50.0, math.sqrt(max(country.area_km2, 1.0) / math.pi)), 1)
+                return {
+                    "why": f"text clues point to {country.name} (score {p:.2f}); no place name matched, so answer at its capital {country.capital}",
+                    "levels": [(Level.CONTINENT, CONTINENTS[country.continent], min(0.9, p), ev), (Level.COUNTRY, cc, round(p, 3), ev)],
+                    "answer": Answer(lat=country.lat, lon=country.lon, radius_km=radius, localizability=round(0.4 * p, 3)),
+                }
+        lat, lon = get_db().prior_point
+        return {
+            "why": "no usable evidence: this photo is hardly localizable without visual recognition; answer at the no-evidence prior",
+            "levels": [],
+            "answer": Answer(lat=lat, lon=lon, radius_km=5000.0, localizability=0.02),
+        }
+
+    @staticmethod
+    def _score_match(query: str, m: dict, country_scores: dict[str, float]) -> float:
+        pop = int(m.get("population") or 0)
+        pop_prior = 0.55 + 0.45 * min(1.0, math.log10(pop + 1) / 6.5)
+        clue = 1.0 if not country_scores else 0.6 + 0.8 * country_scores.get(m["country_code"], 0.0)
+        words = len(query.split())
+        # Short names are often OCR fragments; a short *alternate* name of a big place doubly so.
+        short = len(normalize_name(m["matched"])) < 6 and not _CJK.search(query)
+        length = 1.0 if not short else (0.85 if m["score"] >= 1.0 else 0.6)
+        multi = 1.1 if words >= 2 and normalize_name(query) == normalize_name(m["matched"]) else 1.0
+        s = min(1.0, m["score"] * pop_prior * clue * length * multi)
+        if s < CITY_MIN_SCORE:  # cannot pass anyway: skip the word-frequency look-up
+            return s
+        return s * commonness_factor(m["matched"], pop, m["country_code"])
+
+    def _execute(self, ep, plan: dict[str, Any]) -> str:
+        """Commit the plan's remaining levels in one turn, then answer; fall back when rejected."""
+        chain = ep.state.chain
+        if self._last_turn_rejected(ep):
+            last = ep.state.turns[-1]
+            if any(a.get("kind") == "answer" for a in last.actions):
+                deepest = next((lv for lv in reversed(LEVELS) if lv in chain and chain[lv].lat is not None), None)
+                if deepest is None:
+                    if chain:
+                        return render_turn("The answer was rejected; clear the chain.", [Backtrack(level=Level.CONTINENT.value, reason="answer rejected")])
+                    lat, lon = get_db().prior_point
+                    return render_turn("Answer at the prior.", [Answer(lat=lat, lon=lon, radius_km=5000.0, localizability=0.02)])
+                c = chain[deepest]
+                return render_turn(f"The answer was rejected; answer at the committed {deepest.value} instead.", [Answer(lat=c.lat, lon=c.lon, radius_km=25.0, localizability=min(0.5, c.confidence))])
+            # A commit was rejected: keep what was committed and answer at its deepest level.
+            plan = {**plan, "levels": [lv for lv in plan["levels"] if lv[0] in chain]}
+            deepest = next((lv for lv in reversed(LEVELS) if lv in chain and chain[lv].lat is not None), None)
+            if deepest is not None and deepest is not Level.CITY:
+                c = chain[deepest]
+                plan["answer"] = Answer(lat=c.lat, lon=c.lon, radius_km=200.0 if deepest is Level.REGION else 750.0, localizability=min(0.4, c.confidence))
+        todo: list[Action] = [
+            Commit(level=lv.value, value=val, confidence=round(conf, 3), evidence=ev) for lv, val, conf, ev in plan["levels"] if lv not in chain
+        ]
+        if todo:
+            return render_turn(f"Commit the chain from {plan['why']}.", todo)
+        return render_turn(f"Answer: {plan['why']}.", [plan["answer"]])

@@ -1,0 +1,134 @@
+"""Episode state: pydantic models for the chain, the evidence log, turns, budgets and the answer.
+
+The whole :class:`EpisodeState` is the trajectory written by ``geolocate locate --json`` (schema
+:data:`TRAJECTORY_SCHEMA`): every turn's raw model output, parsed actions, observations and timings.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+from agent.stages import LEVELS, Level
+
+TRAJECTORY_SCHEMA = "geolocate.trajectory/1"
+
+
+class ImageInfo(BaseModel):
+    path: str
+    sha256: str
+    width: int
+    height: int
+    format: str
+
+
+class Budget(BaseModel):
+    """Loop budgets: policy turns and tool calls per episode."""
+
+    max_turns: int = Field(12, ge=1)
+    max_tool_calls: int = Field(16, ge=0)
+
+
+class Commitment(BaseModel):
+    """A committed Chain-of-Region level.
+
+    ``value`` is the canonical name (GeoNames), ``raw`` what the policy wrote; ``code`` is the
+    continent code, ISO 3166-1 alpha-2, admin-1 name or GeoNames id; (lat, lon) a representative
+    point in WGS84 degrees when known.
+    """
+
+    level: Level
+    value: str
+    raw: str
+    confidence: float = Field(ge=0.0, le=1.0)
+    evidence: list[str]
+    code: str | None = None
+    lat: float | None = None
+    lon: float | None = None
+    turn: int
+
+
+class Evidence(BaseModel):
+    """One tool call and its result; ``id`` is what commitments cite (``e1``, ``e2``...)."""
+
+    id: str
+    tool: str
+    arguments: dict[str, Any]
+    ok: bool
+    output: dict[str, Any] | None = None
+    error: str | None = None
+    summary: str
+    elapsed_s: float
+    turn: int
+
+
+ObservationKind = Literal["tool_result", "tool_error", "committed", "backtracked", "illegal", "parse_error", "budget", "final"]
+
+
+class Observation(BaseModel):
+    """What the environment answers to an action; ``text`` is shown to the policy."""
+
+    kind: ObservationKind
+    text: str
+    evidence_id: str | None = None
+
+
+class Turn(BaseModel):
+    """One policy turn: its raw completion, the parsed actions and the observations they produced."""
+
+    index: int
+    completion: str
+    thought: str | None = None
+    actions: list[dict[str, Any]] = []
+    observations: list[Observation] = []
+    policy_s: float = 0.0
+    env_s: float = 0.0
+
+
+class FinalAnswer(BaseModel):
+    """The episode's prediction. ``source``: 'answer' (the policy answered) or 'fallback' (budget ran
+    out; the deepest committed level's point is used)."""
+
+    lat: float = Field(description="WGS84 degrees")
+    lon: float = Field(description="WGS84 degrees")
+    radius_km: float = Field(gt=0)
+    localizability: float = Field(ge=0.0, le=1.0, description="how locatable the photo is, 0..1 (GLOBE)")
+    source: Literal["answer", "fallback"] = "answer"
+
+
+class EpisodeState(BaseModel):
+    """Everything about one episode; serialisable, so sessions can be checkpointed and resumed."""
+
+    schema_: str = Field(TRAJECTORY_SCHEMA, alias="schema")
+    image: ImageInfo
+    tools: list[str]
+    policy: str = ""
+    budget: Budget = Budget()
+    chain: dict[Level, Commitment] = {}
+    evidence: list[Evidence] = []
+    turns: list[Turn] = []
+    answer: FinalAnswer | None = None
+    status: Literal["running", "answered", "budget_exhausted"] = "running"
+    warnings: list[str] = []
+    elapsed_s: float = 0.0
+
+    model_config = {"populate_by_name": True}
+
+    @property
+    def tool_calls(self) -> int:
+        return len(self.evidence)
+
+    @property
+    def done(self) -> bool:
+        return self.status != "running"
+
+    def committed_levels(self) -> list[Level]:
+        return [lv for lv in LEVELS if lv in self.chain]
+
+    def evidence_by_id(self, eid: str) -> Evidence | None:
+        return next((e for e in self.evidence if e.id == eid), None)
+
+    def dump(self) -> dict[str, Any]:
+        """JSON-ready dict of the trajectory (schema :data:`TRAJECTORY_SCHEMA`)."""
+        return self.model_dump(mode="json", by_alias=True)

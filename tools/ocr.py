@@ -1,0 +1,179 @@
+"""Optical character recognition: text lines with boxes and confidence scores.
+
+Backends behind one interface, loaded lazily on first use:
+
+* ``rapidocr`` (default): RapidOCR 3.x, PP-OCR ONNX models that ship in the wheel (Apache-2.0);
+  Chinese and Latin scripts.
+* ``tesseract``: Debian's ``tesseract-ocr`` through ``pytesseract``, for scripts RapidOCR lacks (install
+  the language packs, e.g. ``tesseract-ocr-tha``, and pass ``languages=["tha", "eng"]``).
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import shutil
+import threading
+from abc import ABC, abstractmethod
+
+import numpy as np
+from PIL import Image
+from pydantic import BaseModel, Field
+
+from tools.base import Tool, ToolContext, ToolInput, ToolOutput
+from tools.errors import ToolInputError, ToolUnavailableError
+
+
+class TextLine(BaseModel):
+    """One recognised line: text, confidence in 0..1 and its box as 4 (x, y) pixel corners."""
+
+    text: str
+    score: float
+    box: list[tuple[float, float]] = Field(description="4 corners (x, y) in pixels of the full image, clockwise from top-left")
+
+
+class OcrBackend(ABC):
+    """An OCR engine: PIL image in, text lines out."""
+
+    name: str
+
+    @abstractmethod
+    def read(self, image: Image.Image, min_score: float = 0.5) -> list[TextLine]:
+        """Recognise text lines in ``image`` (RGB), keeping lines with score >= ``min_score``."""
+
+
+class RapidOcrBackend(OcrBackend):
+    """RapidOCR 3.x with its bundled ONNX models (loaded on first call, thread-safe)."""
+
+    name = "rapidocr"
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._engine = None
+
+    def warm_up(self) -> None:
+        """Load the models now (e.g. in a background thread while other work goes on)."""
+        self._get()
+
+    def _get(self):
+        with self._lock:
+            if self._engine is None:
+                from rapidocr import RapidOCR
+
+                log = logging.getLogger("RapidOCR")
+                log.setLevel(logging.ERROR)
+                self._engine = RapidOCR()
+                log.setLevel(logging.ERROR)  # RapidOCR resets its logger on construction
+            return self._engine
+
+    def read(self, image: Image.Image, min_score: float = 0.5) -> list[TextLine]:
+        engine = self._get()
+        res = engine(np.asarray(image.convert("RGB"))[:, :, ::-1])  # RapidOCR expects BGR arrays
+        if res is None or res.txts is None:
+            return []
+        return [
+            TextLine(text=t, score=round(float(s), 4), box=[(round(float(x), 1), round(float(y), 1)) for x, y in b])
+            for t, s, b in zip(res.txts, res.scores, res.boxes)
+            if t.strip() and s >= min_score
+        ]
+
+
+class TesseractBackend(OcrBackend):
+    """Tesseract through pytesseract; ``languages`` are tesseract codes (``eng``, ``tha``, ``rus`` ...)."""
+
+    name = "tesseract"
+
+    def __init__(self, languages: tuple[str, ...] = ("eng",)):
+        self.languages = languages
+
+    def read(self, image: Image.Image, min_score: float = 0.5) -> list[TextLine]:
+        try:
+            import pytesseract
+        except ImportError as e:
+            raise ToolUnavailableError("pytesseract is not installed", hint="pip install 'geolocate[tesseract]' or use backend 'rapidocr'") from e
+        if shutil.which("tesseract") is None:
+            raise ToolUnavailableError("the tesseract program is not installed", hint="apt-get install tesseract-ocr, or use backend 'rapidocr'")
+        missing = set(self.languages) - set(pytesseract.get_languages(config=""))
+        if missing:
+            raise ToolUnavailableError(f"tesseract language packs missing: {sorted(missing)}", hint="apt-get install tesseract-ocr-<lang>")
+        d = pytesseract.image_to_data(image, lang="+".join(self.languages), output_type=pytesseract.Output.DICT)
+        lines: dict[tuple, list[int]] = {}
+        for i, word in enumerate(d["text"]):
+            if word.strip() and float(d["conf"][i]) >= 0:
+                lines.setdefault((d["block_num"][i], d["par_num"][i], d["line_num"][i]), []).append(i)
+        out = []
+        for idx in lines.values():
+            conf = float(np.mean([float(d["conf"][i]) for i in idx])) / 100.0
+            if conf < min_score:
+                continue
+            x0 = min(d["left"][i] for i in idx)
+            y0 = min(d["top"][i] for i in idx)
+            x1 = max(d["left"][i] + d["width"][i] for i in idx)
+            y1 = max(d["top"][i] + d["height"][i] for i in idx)
+            out.append(TextLine(text=" ".join(d["text"][i] for i in idx), score=round(conf, 4), box=[(x0, y0), (x1, y0), (x1, y1), (x0, y1)]))
+        return out
+
+
+@functools.cache
+def get_backend(name: str = "rapidocr", languages: tuple[str, ...] = ("eng",)) -> OcrBackend:
+    """The shared OCR backend of that name.
+
+    Raises:
+        ToolInputError: unknown backend name (the message lists the valid ones).
+    """
+    if name == "rapidocr":
+        return RapidOcrBackend()
+    if name == "tesseract":
+        return TesseractBackend(languages)
+    raise ToolInputError(f"unknown OCR backend {name!r}", hint="valid backends: rapidocr, tesseract")
+
+
+class OcrInput(ToolInput):
+    backend: str = Field("rapidocr", description="rapidocr (default) or tesseract")
+    languages: list[str] = Field(default_factory=lambda: ["eng"], description="tesseract language codes (tesseract only)")
+    min_score: float = Field(0.5, ge=0.0, le=1.0, description="drop lines below this confidence")
+    region: tuple[float, float, float, float] | None = Field(
+        None, description="optional crop (x0, y0, x1, y1) as fractions 0..1 of width and height"
+    )
+
+
+class OcrOutput(ToolOutput):
+    lines: list[TextLine]
+    backend: str
+
+    @property
+    def text(self) -> str:
+        return "\n".join(line.text for line in self.lines)
+
+    def summary(self) -> str:
+        if not self.lines:
+            return "no text found"
+        return "text lines: " + " | ".join(f"{line.text!r} ({line.score:.2f})" for line in self.lines)
+
+
+class OcrTool(Tool):
+    name = "ocr"
+    description = (
+        "Read text in the photo (signs, shop fronts, plates, road markings): lines with confidence and "
+        "pixel boxes. Optionally crop to a region given as fractions. No text: try a region crop."
+    )
+    Input = OcrInput
+    Output = OcrOutput
+    timeout_s = 60.0
+    needs_image = True
+
+    def run(self, args: OcrInput, ctx: ToolContext) -> OcrOutput:
+        image = ctx.image.image
+        dx = dy = 0.0
+        if args.region is not None:
+            x0, y0, x1, y1 = args.region
+            if not (0 <= x0 < x1 <= 1 and 0 <= y0 < y1 <= 1):
+                raise ToolInputError(f"bad region {args.region}", hint="use fractions with 0 <= x0 < x1 <= 1, 0 <= y0 < y1 <= 1")
+            w, h = image.size
+            dx, dy = x0 * w, y0 * h
+            image = image.crop((int(dx), int(dy), int(x1 * w), int(y1 * h)))
+        backend = get_backend(args.backend, tuple(args.languages))
+        lines = backend.read(image, args.min_score)
+        if dx or dy:
+            lines = [ln.model_copy(update={"box": [(x + dx, y + dy) for x, y in ln.box]}) for ln in lines]
+        return OcrOutput(lines=lines, backend=backend.name)

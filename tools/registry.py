@@ -1,0 +1,107 @@
+"""Tool registry: name -> tool, the tool mask of a run, and the schemas a model sees.
+
+>>> sorted(available())
+['clues', 'exif', 'gazetteer', 'geocode', 'ocr']
+>>> ToolSet.from_names(["ocr", "clues"]).names
+['ocr', 'clues']
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from tools.base import Tool
+from tools.errors import UnknownToolError
+
+_FACTORIES: dict[str, Callable[[], Tool]] = {}
+
+
+def register(name: str, factory: Callable[[], Tool]) -> None:
+    """Register a tool factory under ``name`` (later registrations replace earlier ones)."""
+    _FACTORIES[name] = factory
+
+
+def available() -> list[str]:
+    """Names of all registered tools."""
+    return list(_FACTORIES)
+
+
+def create(name: str) -> Tool:
+    """A new instance of the tool ``name``.
+
+    Raises:
+        UnknownToolError: no such tool; the message lists the valid names.
+    """
+    try:
+        return _FACTORIES[name]()
+    except KeyError:
+        raise UnknownToolError(f"unknown tool {name!r}", hint=f"valid tools: {', '.join(available())}") from None
+
+
+class ToolSet:
+    """The tools enabled for one run (the tool mask), in a fixed order.
+
+    Raises:
+        UnknownToolError: from :meth:`get` for a name outside the set (the message lists the enabled ones).
+    """
+
+    def __init__(self, tools: Iterable[Tool]):
+        self._tools = {t.name: t for t in tools}
+
+    @classmethod
+    def from_names(cls, names: Iterable[str] | None = None) -> "ToolSet":
+        """Tools by name; ``None`` means every registered tool."""
+        return cls(create(n) for n in (available() if names is None else names))
+
+    @classmethod
+    def parse_spec(cls, spec: str | None, exclude: Iterable[str] = ()) -> "ToolSet":
+        """From a comma list (``"ocr,clues"``), ``"all"``, or ``"all,-exif"`` style exclusions."""
+        names: list[str] = []
+        for part in (spec or "all").split(","):
+            part = part.strip()
+            if not part:
+                continue
+            if part == "all":
+                names.extend(n for n in available() if n not in names)
+            elif part.startswith("-"):
+                if part[1:] not in _FACTORIES:
+                    create(part[1:])  # raises with the valid names
+                names = [n for n in names if n != part[1:]]
+            elif part not in names:
+                create(part)
+                names.append(part)
+        return cls.from_names(n for n in names if n not in set(exclude))
+
+    @property
+    def names(self) -> list[str]:
+        return list(self._tools)
+
+    def __contains__(self, name: str) -> bool:
+        return name in self._tools
+
+    def get(self, name: str) -> Tool:
+        if name not in self._tools:
+            raise UnknownToolError(
+                f"tool {name!r} is not available in this run",
+                hint=f"available tools: {', '.join(self._tools) or 'none'}",
+            )
+        return self._tools[name]
+
+    def schemas(self) -> list[dict[str, Any]]:
+        """Function schemas of the enabled tools, for the model's prompt."""
+        return [t.schema() for t in self._tools.values()]
+
+
+def _register_builtin() -> None:
+    from tools.clues import CluesTool
+    from tools.exif import ExifTool
+    from tools.gazetteer import GazetteerTool
+    from tools.geocode import GeocodeTool
+    from tools.ocr import OcrTool
+
+    for cls in (ExifTool, OcrTool, CluesTool, GazetteerTool, GeocodeTool):
+        register(cls.name, cls)
+
+
+_register_builtin()
