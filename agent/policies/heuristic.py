@@ -151,7 +151,7 @@ class HeuristicPolicy:
         for e in self._ok(ep, "ocr"):
             lines.extend(ln["text"] for ln in e.output.get("lines", []))
         bad = set(instruction_lines("\n".join(lines)))
-        for e in self._ok(ep, "clues"):
+        for e in self._ok(ep, "ocr") + self._ok(ep, "clues"):
             bad.update(e.output.get("untrusted_lines", []))
         return [ln for ln in lines if ln.strip() and ln.strip() not in bad]
 

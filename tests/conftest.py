@@ -1,0 +1,73 @@
+"""Shared fixtures: real data from ../shared/data (OSV-5M sample, CC-BY-SA 4.0 / MIT) and helpers."""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+from pathlib import Path
+
+import pytest
+from PIL import Image, ImageDraw, ImageFont
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("GEOLOCATE_SHARED", REPO.parent / "shared")) / "data"
+OSV = SHARED / "osv5m-sample"
+
+
+@pytest.fixture(scope="session")
+def osv_dir() -> Path:
+    if not (OSV / "labels.csv").exists():
+        pytest.fail(f"shared data not found at {OSV}: clone the repo next to ../shared or set GEOLOCATE_SHARED")
+    return OSV
+
+
+@pytest.fixture(scope="session")
+def labels(osv_dir) -> dict[str, dict]:
+    with open(osv_dir / "labels.csv", newline="", encoding="utf-8") as f:
+        return {r["id"]: r for r in csv.DictReader(f)}
+
+
+@pytest.fixture(scope="session")
+def plain_photo(osv_dir) -> Path:
+    """A real photo without text (Maida Vale, Western Australia)."""
+    return osv_dir / "images" / "1105240373293389.jpg"
+
+
+def render_sign(photo: Path, lines: list[str], out: Path, size: int = 56) -> Path:
+    """Paint a white sign with black text lines onto a real photo (as a street sign would appear)."""
+    im = Image.open(photo).convert("RGB")
+    draw = ImageDraw.Draw(im)
+    font = ImageFont.load_default(size=size)
+    y = 40
+    for text in lines:
+        x0, y0, x1, y1 = draw.textbbox((40, y), text, font=font)
+        draw.rectangle((x0 - 16, y0 - 12, x1 + 16, y1 + 12), fill="white", outline="black", width=3)
+        draw.text((40, y), text, fill="black", font=font)
+        y = y1 + 40
+    im.save(out, quality=95)
+    return out
+
+
+def with_gps(photo: Path, lat: float, lon: float, out: Path) -> Path:
+    """Copy a real photo with GPS EXIF (degrees/minutes/seconds rationals) written by piexif."""
+    import piexif
+
+    def dms(x: float):
+        x = abs(x)
+        d = int(x)
+        m = int((x - d) * 60)
+        s = round(((x - d) * 60 - m) * 60 * 10000)
+        return ((d, 1), (m, 1), (s, 10000))
+
+    gps = {
+        piexif.GPSIFD.GPSLatitudeRef: b"N" if lat >= 0 else b"S",
+        piexif.GPSIFD.GPSLatitude: dms(lat),
+        piexif.GPSIFD.GPSLongitudeRef: b"E" if lon >= 0 else b"W",
+        piexif.GPSIFD.GPSLongitude: dms(lon),
+    }
+    exif = piexif.dump({"0th": {piexif.ImageIFD.Make: b"TestCam"}, "Exif": {piexif.ExifIFD.DateTimeOriginal: b"2021:06:01 12:00:00"}, "GPS": gps})
+    buf = io.BytesIO()
+    Image.open(photo).save(buf, format="JPEG", quality=95, exif=exif)
+    out.write_bytes(buf.getvalue())
+    return out
