@@ -224,7 +224,7 @@ class HeuristicPolicy:
         clue = 1.0 if not country_scores else 0.6 + 0.8 * country_scores.get(m["country_code"], 0.0)
         words = len(query.split())
         # Short names are often OCR fragments; a short *alternate* name of a big place doubly so.
-        short = len(normalize_name(m["matched"])) < 6 and not _CJK.search(query)
+        short = min(len(normalize_name(query)), len(normalize_name(m["matched"]))) < 6 and not _CJK.search(query)
         length = 1.0 if not short else (0.85 if m["score"] >= 1.0 else 0.6)
         multi = 1.1 if words >= 2 and normalize_name(query) == normalize_name(m["matched"]) else 1.0
         s = min(1.0, m["score"] * pop_prior * clue * length * multi)

@@ -1,0 +1,87 @@
+"""Speed benchmarks of issue #2 on this machine (run by hand; figures go in the issue note).
+
+    python benchmarks/speed.py
+
+1. First ``geolocate locate`` with an empty cache (GeoNames index built) - target < 60 s.
+2. Later ``geolocate locate`` runs, one process per photo - target p50 < 3 s.
+3. Gazetteer exact look-up p50 (target < 1 ms) and fuzzy look-up p50 (target < 20 ms) over 200k+ names.
+4. Offline reverse geocoding, batched - target >= 50,000 points/s.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+PHOTOS = sorted((REPO.parent / "shared" / "data" / "osv5m-sample" / "images").glob("*.jpg"))
+
+
+def cli(photo: Path, env: dict) -> float:
+    t = time.perf_counter()
+    subprocess.run([shutil.which("geolocate"), "locate", str(photo), "--no-exif", "--quiet"], check=True, capture_output=True, env=env)
+    return time.perf_counter() - t
+
+
+def main() -> None:
+    cache = tempfile.mkdtemp(prefix="geolocate-cache-")
+    env = {**os.environ, "GEOLOCATE_CACHE_DIR": cache}
+    first = cli(REPO / "examples" / "photos" / "2872700852992867.jpg", env)
+    print(f"1. first run, empty cache (index build included): {first:.1f} s")
+    later = [cli(p, env) for p in PHOTOS[:12]]
+    print(f"2. later runs, one process per photo (n={len(later)}): p50 {statistics.median(later):.2f} s, max {max(later):.2f} s")
+
+    os.environ["GEOLOCATE_CACHE_DIR"] = cache
+    from tools.gazetteer import get_gazetteer
+    from tools.geocode import reverse_batch
+
+    g = get_gazetteer()
+    db = g.db
+    n_keys = db.con.execute("SELECT COUNT(DISTINCT key) FROM names").fetchone()[0]
+    keys, _ = db.fuzzy_keys
+    rng = random.Random(0)
+    names = [r[0] for r in db.con.execute("SELECT name FROM places ORDER BY RANDOM() LIMIT 1000")]
+    g.exact(names[0])
+    ts = []
+    for n in names:
+        t = time.perf_counter()
+        g.exact(n)
+        ts.append(time.perf_counter() - t)
+    print(f"3a. gazetteer exact look-up over {n_keys:,} distinct names: p50 {1000 * statistics.median(ts):.3f} ms, p95 {1000 * sorted(ts)[949]:.3f} ms")
+
+    def noisy(s: str) -> str:
+        i = rng.randrange(len(s))
+        return s[:i] + rng.choice("abcdefghijklmnopqrstuvwxyz") + s[i + 1 :]
+
+    queries = [noisy(n) for n in names if len(n) >= 6 and n.isascii()][:200]
+    g.fuzzy(queries[0])
+    ts, hits = [], 0
+    for q, n in zip(queries, [n for n in names if len(n) >= 6 and n.isascii()]):
+        t = time.perf_counter()
+        res = g.fuzzy(q)
+        ts.append(time.perf_counter() - t)
+        hits += any(m.name == n for m in res)
+    print(f"3b. gazetteer fuzzy look-up (1 substituted letter) over {len(keys):,} Latin names: p50 {1000 * statistics.median(ts):.2f} ms, "
+          f"p95 {1000 * sorted(ts)[int(0.95 * len(ts))]:.2f} ms; right place in results {hits}/{len(ts)}")
+
+    import numpy as np
+
+    pts = np.random.default_rng(0).uniform([-60, -180], [75, 180], (200_000, 2))
+    reverse_batch(pts[:10])
+    t = time.perf_counter()
+    reverse_batch(pts)
+    dt = time.perf_counter() - t
+    print(f"4. offline reverse geocoding, batched: {len(pts) / dt:,.0f} points/s ({len(pts):,} points in {dt:.2f} s)")
+    shutil.rmtree(cache, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Evaluation: metrics (acc@km, median error, GeoScore), benchmark datasets, runners, ablations."""

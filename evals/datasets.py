@@ -1,0 +1,133 @@
+"""Benchmark datasets as (id, image path, lat, lon, labels) samples.
+
+Loaders for the field's benchmarks and for any CSV plus an image folder:
+
+* OSV-5M (Astruc et al., CVPR 2024): ``id, latitude, longitude, country, region, sub-region, city``;
+  images ``<id>.jpg``.
+* Im2GPS3k (Vo et al., ICCV 2017): ``im2gps3k_places365.csv`` with ``IMG_ID, LAT, LON``. An old
+  release swapped the LAT/LON header; it is detected (latitudes outside [-90, 90], or a mean |LAT|
+  larger than mean |LON| on a big sample) and fixed with a warning.
+* YFCC4k (Vo et al., ICCV 2017): ``IMG_ID, LAT, LON``.
+* MP16-Pro (Jia et al., G3, NeurIPS 2024): ``IMG_ID, LAT, LON`` plus ``city``, ``state``, ``country``.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One labelled photo; (lat, lon) in WGS84 degrees."""
+
+    id: str
+    image: Path
+    lat: float
+    lon: float
+    labels: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class Dataset:
+    """A named list of samples."""
+
+    name: str
+    samples: list[Sample]
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __iter__(self) -> Iterator[Sample]:
+        return iter(self.samples)
+
+    def subset(self, limit: int | None) -> "Dataset":
+        return self if limit is None else Dataset(self.name, self.samples[:limit])
+
+
+def load_csv(
+    csv_path: str | Path,
+    image_dir: str | Path,
+    id_col: str = "id",
+    lat_col: str = "latitude",
+    lon_col: str = "longitude",
+    image_pattern: str = "{id}",
+    name: str | None = None,
+    fix_swapped: bool = False,
+) -> Dataset:
+    """Any CSV plus an image folder. ``image_pattern`` maps an id to a file name (``{id}.jpg``).
+
+    Rows whose image file is missing are skipped with a warning.
+
+    Raises:
+        FileNotFoundError: the CSV or image folder does not exist.
+        KeyError: a named column is missing (the message lists the columns found).
+        ValueError: a coordinate is not a number or out of range.
+    """
+    csv_path, image_dir = Path(csv_path), Path(image_dir)
+    if not csv_path.is_file():
+        raise FileNotFoundError(f"labels file not found: {csv_path}")
+    if not image_dir.is_dir():
+        raise FileNotFoundError(f"image folder not found: {image_dir}")
+    with open(csv_path, newline="", encoding="utf-8-sig") as f:
+        reader = csv.DictReader(f)
+        cols = reader.fieldnames or []
+        for c in (id_col, lat_col, lon_col):
+            if c not in cols:
+                raise KeyError(f"column {c!r} not in {csv_path.name}; columns are {cols}")
+        rows = list(reader)
+    lats = [float(r[lat_col]) for r in rows]
+    lons = [float(r[lon_col]) for r in rows]
+    if fix_swapped and rows and _looks_swapped(lats, lons):
+        log.warning("%s: the %s/%s columns look swapped (an old Im2GPS3k release); swapping them back", csv_path.name, lat_col, lon_col)
+        lats, lons = lons, lats
+    samples, missing = [], 0
+    for r, la, lo in zip(rows, lats, lons):
+        if not (-90 <= la <= 90 and -180 <= lo <= 180):
+            raise ValueError(f"{csv_path.name}: id {r[id_col]} has coordinates out of range ({la}, {lo})")
+        p = image_dir / image_pattern.format(id=r[id_col])
+        if not p.exists():
+            missing += 1
+            continue
+        labels = {k: v for k, v in r.items() if k not in (id_col, lat_col, lon_col) and v is not None}
+        samples.append(Sample(r[id_col], p, la, lo, labels))
+    if missing:
+        log.warning("%s: %d of %d images not found in %s; skipped", csv_path.name, missing, len(rows), image_dir)
+    return Dataset(name or csv_path.stem, samples)
+
+
+def _looks_swapped(lats: list[float], lons: list[float]) -> bool:
+    if any(abs(x) > 90 for x in lats) and all(abs(y) <= 90 for y in lons):
+        return True
+    if len(lats) >= 100:
+        return sum(abs(x) for x in lats) / len(lats) > sum(abs(y) for y in lons) / len(lons)
+    return False
+
+
+def load_osv5m(root: str | Path, csv_name: str = "labels.csv", images: str = "images") -> Dataset:
+    """OSV-5M layout: ``root/labels.csv`` (or ``test.csv``) and ``root/images/<id>.jpg``."""
+    root = Path(root)
+    return load_csv(root / csv_name, root / images, "id", "latitude", "longitude", "{id}.jpg", name="osv5m")
+
+
+def load_im2gps3k(csv_path: str | Path, image_dir: str | Path) -> Dataset:
+    """Im2GPS3k: ``im2gps3k_places365.csv`` (IMG_ID, LAT, LON; swapped header detected) + images."""
+    return load_csv(csv_path, image_dir, "IMG_ID", "LAT", "LON", "{id}", name="im2gps3k", fix_swapped=True)
+
+
+def load_yfcc4k(csv_path: str | Path, image_dir: str | Path) -> Dataset:
+    """YFCC4k: IMG_ID, LAT, LON + images."""
+    return load_csv(csv_path, image_dir, "IMG_ID", "LAT", "LON", "{id}", name="yfcc4k", fix_swapped=True)
+
+
+def load_mp16_pro(csv_path: str | Path, image_dir: str | Path) -> Dataset:
+    """MP16-Pro: IMG_ID, LAT, LON (+ city, state, country) + images."""
+    return load_csv(csv_path, image_dir, "IMG_ID", "LAT", "LON", "{id}", name="mp16-pro")
+
+
+LOADERS = {"osv5m": load_osv5m, "im2gps3k": load_im2gps3k, "yfcc4k": load_yfcc4k, "mp16-pro": load_mp16_pro}

@@ -1,0 +1,111 @@
+"""Run a policy over a dataset: episodes in parallel, resumable JSONL of trajectories.
+
+Each finished episode is appended to the JSONL as one record ``{"id", "lat", "lon", "pred_lat",
+"pred_lon", "error_km", "seconds", "trajectory"}``; a rerun with the same file skips the ids already
+there, so a killed run resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import json
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+from agent.graph import run_episode
+from agent.policies import make_policy
+from agent.state import Budget
+from evals.datasets import Dataset, Sample
+from tools.errors import InputImageError
+from tools.geo import haversine_km
+from tools.image import load_image
+from tools.registry import ToolSet
+
+
+def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
+    """Records of a results file; a truncated last line (a killed run) is ignored."""
+    p = Path(path)
+    if not p.exists():
+        return []
+    out = []
+    for line in p.read_text(encoding="utf-8").splitlines():
+        try:
+            out.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return out
+
+
+def run_one(sample: Sample, policy_name: str, tools: str, budget: Budget, keep_trajectory: bool = True) -> dict[str, Any]:
+    """One episode on one sample; unusable images give a record with ``error`` and no prediction."""
+    t = time.perf_counter()
+    rec: dict[str, Any] = {"id": sample.id, "lat": sample.lat, "lon": sample.lon}
+    try:
+        image = load_image(sample.image)
+    except InputImageError as e:
+        return {**rec, "error": str(e), "seconds": round(time.perf_counter() - t, 4)}
+    state = run_episode(image, ToolSet.parse_spec(tools), make_policy(policy_name), budget)
+    a = state.answer
+    rec.update(
+        pred_lat=a.lat,
+        pred_lon=a.lon,
+        radius_km=a.radius_km,
+        localizability=a.localizability,
+        error_km=round(float(haversine_km(a.lat, a.lon, sample.lat, sample.lon)), 4),
+        status=state.status,
+        chain={lv.value: c.value for lv, c in state.chain.items()},
+        tool_calls={e.tool: sum(x.tool == e.tool for x in state.evidence) for e in state.evidence},
+        tool_failures={e.tool: sum(x.tool == e.tool and not x.ok for x in state.evidence) for e in state.evidence},
+        seconds=round(time.perf_counter() - t, 4),
+    )
+    if keep_trajectory:
+        rec["trajectory"] = state.dump()
+    return rec
+
+
+def run_dataset(
+    dataset: Dataset,
+    policy: str = "heuristic",
+    tools: str = "all,-exif",
+    budget: Budget | None = None,
+    out: str | Path | None = None,
+    workers: int = 1,
+    on_record: Callable[[dict[str, Any]], None] | None = None,
+    keep_trajectory: bool = True,
+) -> Iterator[dict[str, Any]]:
+    """Yield one record per sample (finished ones from ``out`` first, unchanged).
+
+    ``tools`` is a tool spec as for ``--tools`` (EXIF is excluded by default: an evaluation must not
+    read the answer from metadata). With ``workers > 1`` episodes run in threads.
+    """
+    budget = budget or Budget()
+    done = {r["id"]: r for r in read_jsonl(out)} if out else {}
+    for r in done.values():
+        yield r
+    todo = [s for s in dataset if s.id not in done]
+    lock = threading.Lock()
+    fh = open(out, "a", encoding="utf-8") if out else None
+    try:
+        def emit(rec):
+            with lock:
+                if fh is not None:
+                    fh.write(json.dumps(rec, ensure_ascii=False) + "\n")
+                    fh.flush()
+                if on_record is not None:
+                    on_record(rec)
+            return rec
+
+        if workers <= 1:
+            for s in todo:
+                yield emit(run_one(s, policy, tools, budget, keep_trajectory))
+        else:
+            with cf.ThreadPoolExecutor(max_workers=workers) as ex:
+                futures = [ex.submit(run_one, s, policy, tools, budget, keep_trajectory) for s in todo]
+                for f in cf.as_completed(futures):
+                    yield emit(f.result())
+    finally:
+        if fh is not None:
+            fh.close()

@@ -1,0 +1,1 @@
+"""Prompt templates as data (system prompt, per-stage instructions, tool descriptions)."""
