@@ -26,6 +26,9 @@ def _parser() -> argparse.ArgumentParser:
     loc.add_argument("--max-turns", type=int, default=Budget().max_turns, help="turn budget (default: %(default)s)")
     loc.add_argument("--max-tool-calls", type=int, default=Budget().max_tool_calls, help="tool-call budget (default: %(default)s)")
     loc.add_argument("--tool-timeout", type=float, default=None, metavar="S", help="override every tool's timeout, in seconds")
+    loc.add_argument("--nominatim", metavar="HOST[:PORT]", help="use this Nominatim server for the geocode tool instead of offline GeoNames (e.g. localhost:8088)")
+    loc.add_argument("--nominatim-scheme", default="https", choices=["http", "https"])
+    loc.add_argument("--user-agent", default="geolocate/0.1 (https://github.com/geolocate)", help="user agent sent to Nominatim (its usage policy requires one that identifies you)")
     loc.add_argument("--quiet", action="store_true", help="no progress output")
     return p
 
@@ -97,7 +100,15 @@ def cmd_locate(args: argparse.Namespace) -> int:
     except (KeyError, ValueError) as e:
         err.print(f"[red]error:[/red] {e.args[0] if isinstance(e, KeyError) else e}")
         return 2
-    options = {"tool_timeout_s": args.tool_timeout} if args.tool_timeout else {}
+    options: dict = {"tool_timeout_s": args.tool_timeout} if args.tool_timeout else {}
+    if args.nominatim:
+        from tools.geocode import NominatimGeocoder
+
+        try:
+            options["geocoder"] = NominatimGeocoder(args.user_agent, domain=args.nominatim, scheme=args.nominatim_scheme)
+        except ValueError as e:
+            err.print(f"[red]error:[/red] {e}")
+            return 2
     state = None
     t0 = time.perf_counter()
     if args.quiet or not err.is_terminal:

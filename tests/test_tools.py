@@ -170,3 +170,21 @@ def test_nominatim_backend_against_loopback_server(tmp_path, monkeypatch):
         srv.shutdown()
     with pytest.raises(ValueError, match="user agent"):
         NominatimGeocoder(user_agent="")
+
+
+def test_tesseract_backend_reads_the_sign_or_says_how_to_install(plain_photo, tmp_path):
+    import shutil
+
+    from tools.errors import ToolUnavailableError
+
+    img = load_image(render_sign(plain_photo, ["HORNEPAYNE"], tmp_path / "sign.jpg"))
+    args = OcrInput(backend="tesseract", languages=["eng"], region=(0.0, 0.0, 0.75, 0.3))  # crop around the sign
+    if shutil.which("tesseract") is None:
+        with pytest.raises(ToolUnavailableError, match="apt-get install tesseract-ocr"):
+            OcrTool().run(args, ToolContext(img))
+        return
+    out = OcrTool().run(args, ToolContext(img))
+    assert out.backend == "tesseract"
+    assert any("HORNEPAYNE" in ln.text.upper() for ln in out.lines), out.summary()
+    with pytest.raises(ToolUnavailableError, match="language packs missing"):
+        OcrTool().run(OcrInput(backend="tesseract", languages=["xxx"]), ToolContext(img))

@@ -350,8 +350,10 @@ class GeocodeTool(Tool):
         self.geocoder = geocoder or OfflineGeocoder()
 
     def run(self, args: GeocodeInput, ctx: ToolContext) -> GeocodeOutput:
+        """Uses ``ctx.options["geocoder"]`` (a :class:`Geocoder`) when the run configures one."""
+        geocoder = ctx.options.get("geocoder") or self.geocoder
         if args.op == "reverse":
             if not valid_lat_lon(args.lat, args.lon):
                 raise ToolInputError(f"({args.lat}, {args.lon}) is not a WGS84 coordinate", hint="latitude in [-90, 90], longitude in [-180, 180]")
-            return GeocodeOutput(reverse=self.geocoder.reverse(args.lat, args.lon))
-        return GeocodeOutput(forward=self.geocoder.forward(args.query, args.country, args.limit))
+            return GeocodeOutput(reverse=geocoder.reverse(args.lat, args.lon))
+        return GeocodeOutput(forward=geocoder.forward(args.query, args.country, args.limit))

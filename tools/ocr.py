@@ -75,7 +75,11 @@ class RapidOcrBackend(OcrBackend):
 
 
 class TesseractBackend(OcrBackend):
-    """Tesseract through pytesseract; ``languages`` are tesseract codes (``eng``, ``tha``, ``rus`` ...)."""
+    """Tesseract through pytesseract; ``languages`` are tesseract codes (``eng``, ``tha``, ``rus`` ...).
+
+    Tesseract is a document reader: on a whole street photo it often finds nothing, so pass a
+    ``region`` crop around the sign (RapidOCR's detector handles whole scenes).
+    """
 
     name = "tesseract"
 
