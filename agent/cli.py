@@ -30,7 +30,133 @@ def _parser() -> argparse.ArgumentParser:
     loc.add_argument("--nominatim-scheme", default="https", choices=["http", "https"])
     loc.add_argument("--user-agent", default="geolocate/0.1 (https://github.com/geolocate)", help="user agent sent to Nominatim (its usage policy requires one that identifies you)")
     loc.add_argument("--quiet", action="store_true", help="no progress output")
+    ev = sub.add_parser(
+        "eval",
+        help="evaluate a policy on a benchmark, or score a predictions CSV",
+        description="Run a policy over a dataset (resumable) and report acc@1/25/200/750/2500 km, median km, GeoScore with "
+        "95%% bootstrap CIs, Chain-of-Region accuracy, localizability calibration and tool usage; or score external predictions.",
+    )
+    _dataset_args(ev)
+    ev.add_argument("--tools", default="all", metavar="LIST", help="tool set (default: all; EXIF stays off unless --use-exif)")
+    ev.add_argument("--predictions", metavar="CSV", help="score this predictions CSV (id, lat, lon) against --labels instead of running")
+    ab = sub.add_parser(
+        "ablate",
+        help="run one benchmark with several tool sets and write one table",
+        description="Each value of --tools is one arm: 'all', '-ocr' (all but ocr), 'ocr,clues' (exactly those). Example: "
+        "geolocate ablate --dataset osv5m --data DIR --tools all -ocr -gazetteer",
+    )
+    _dataset_args(ab)
     return p
+
+
+def _dataset_args(p: argparse.ArgumentParser) -> None:
+    from evals.datasets import LOADERS
+
+    p.add_argument("--dataset", choices=sorted(LOADERS) + ["csv"], default="csv", help="benchmark layout (default: csv, with the column options)")
+    p.add_argument("--data", metavar="DIR", help="dataset folder (osv5m: DIR/labels.csv and DIR/images/)")
+    p.add_argument("--labels", metavar="CSV", help="labels CSV (im2gps3k, yfcc4k, mp16-pro, csv, or with --predictions)")
+    p.add_argument("--images", metavar="DIR", help="image folder (im2gps3k, yfcc4k, mp16-pro, csv)")
+    p.add_argument("--id-col", default="id")
+    p.add_argument("--lat-col", default="latitude")
+    p.add_argument("--lon-col", default="longitude")
+    p.add_argument("--pattern", default="{id}.jpg", help="image file name for an id (csv layout; default: {id}.jpg)")
+    p.add_argument("--policy", default="heuristic")
+    p.add_argument("--limit", type=int, help="only the first N photos")
+    p.add_argument("--workers", type=int, default=1, help="episodes in parallel (threads)")
+    p.add_argument("--max-turns", type=int, default=Budget().max_turns)
+    p.add_argument("--max-tool-calls", type=int, default=Budget().max_tool_calls)
+    p.add_argument("--use-exif", action="store_true", help="let the agent read EXIF (off by default: the answer must not come from metadata)")
+    p.add_argument("--out", metavar="DIR", default="eval-out", help="results folder: trajectories JSONL (resumable), tables, report (default: eval-out)")
+
+
+def _load_dataset(args: argparse.Namespace):
+    from evals import datasets as D
+
+    if args.dataset == "osv5m":
+        if not args.data:
+            raise ValueError("--dataset osv5m needs --data DIR")
+        ds = D.load_osv5m(args.data)
+    elif args.dataset == "csv":
+        if not (args.labels and args.images):
+            raise ValueError("a csv dataset needs --labels CSV and --images DIR")
+        ds = D.load_csv(args.labels, args.images, args.id_col, args.lat_col, args.lon_col, args.pattern)
+    else:
+        if not (args.labels and args.images):
+            raise ValueError(f"--dataset {args.dataset} needs --labels CSV and --images DIR")
+        ds = D.LOADERS[args.dataset](args.labels, args.images)
+    return ds.subset(args.limit)
+
+
+def _progress(total: int, label: str):
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    return Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), transient=True, console=_stderr())
+
+
+def _stderr():
+    from rich.console import Console
+
+    return Console(stderr=True, soft_wrap=True)
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from evals.datasets import load_prediction_records
+    from evals.report import flat_row, markdown_table, write_report
+    from evals.metrics import evaluate_records
+    from evals.runner import run_dataset
+    from tools.registry import ToolSet
+
+    err = _stderr()
+    out = Path(args.out)
+    try:
+        if args.predictions:
+            if not args.labels:
+                raise ValueError("--predictions needs --labels CSV")
+            recs = load_prediction_records(args.predictions, args.labels)
+            name = Path(args.predictions).stem
+        else:
+            ds = _load_dataset(args)
+            spec = args.tools if args.use_exif else f"{args.tools},-exif"
+            ToolSet.parse_spec(spec)
+            out.mkdir(parents=True, exist_ok=True)
+            name = f"{args.policy} ({args.tools})"
+            budget = Budget(max_turns=args.max_turns, max_tool_calls=args.max_tool_calls)
+            recs = []
+            with _progress(len(ds), f"{ds.name}") as bar:
+                task = bar.add_task("eval", total=len(ds))
+                for r in run_dataset(ds, args.policy, spec, budget, out / "trajectories.jsonl", args.workers):
+                    recs.append(r)
+                    bar.advance(task)
+    except (FileNotFoundError, KeyError, ValueError) as e:
+        err.print(f"[red]error:[/red] {e.args[0] if isinstance(e, KeyError) else e}")
+        return 2
+    print(markdown_table([flat_row(name, evaluate_records(recs))]))
+    report = write_report(out, {name: recs})
+    print(f"\nreport: {report}")
+    return 0
+
+
+def cmd_ablate(args: argparse.Namespace, tool_sets: list[str]) -> int:
+    from evals.ablation import run_ablation
+    from evals.report import markdown_table
+    from tools.errors import UnknownToolError
+
+    err = _stderr()
+    try:
+        ds = _load_dataset(args)
+        budget = Budget(max_turns=args.max_turns, max_tool_calls=args.max_tool_calls)
+        with _progress(len(ds) * len(tool_sets), "ablation") as bar:
+            task = bar.add_task("ablate", total=len(ds) * len(tool_sets))
+            rows = run_ablation(ds, tool_sets, args.out, args.policy, budget, args.workers, args.use_exif, on_record=lambda n, r: bar.advance(task))
+    except UnknownToolError as e:
+        err.print(f"[red]error:[/red] {e}")
+        return 2
+    except (FileNotFoundError, KeyError, ValueError) as e:
+        err.print(f"[red]error:[/red] {e.args[0] if isinstance(e, KeyError) else e}")
+        return 2
+    print(markdown_table(rows))
+    print(f"\ntables: {Path(args.out) / 'ablation.md'}, {Path(args.out) / 'ablation.csv'}")
+    return 0
 
 
 def _progress_text(node: str, state: EpisodeState) -> str:
@@ -134,9 +260,23 @@ def cmd_locate(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``geolocate`` console script."""
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["ablate"]:
+        # Tool sets such as "-ocr" look like options to argparse: collect everything after --tools.
+        if "--tools" not in argv:
+            parser.error("ablate needs --tools SET [SET ...], e.g. --tools all -ocr -gazetteer")
+        i = argv.index("--tools")
+        j = next((k for k in range(i + 1, len(argv)) if argv[k].startswith("--")), len(argv))
+        tool_sets, argv = argv[i + 1 : j], argv[:i] + argv[j:]
+        if not tool_sets:
+            parser.error("--tools needs at least one tool set")
+        return cmd_ablate(parser.parse_args(argv), tool_sets)
+    args = parser.parse_args(argv)
     if args.command == "locate":
         return cmd_locate(args)
+    if args.command == "eval":
+        return cmd_eval(args)
     return 2  # pragma: no cover - argparse enforces the sub-command
 
 

@@ -15,9 +15,11 @@ from __future__ import annotations
 
 import csv
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from tools.geo import haversine_km
 
 log = logging.getLogger(__name__)
 
@@ -131,3 +133,46 @@ def load_mp16_pro(csv_path: str | Path, image_dir: str | Path) -> Dataset:
 
 
 LOADERS = {"osv5m": load_osv5m, "im2gps3k": load_im2gps3k, "yfcc4k": load_yfcc4k, "mp16-pro": load_mp16_pro}
+
+
+_ID_COLS = ("id", "IMG_ID", "img_id", "image_id")
+_LAT_COLS = ("pred_latitude", "pred_lat", "latitude", "lat", "LAT")
+_LON_COLS = ("pred_longitude", "pred_lon", "longitude", "lon", "lng", "LON")
+
+
+def _pick(cols: Sequence[str], names: Sequence[str], what: str, path: Path) -> str:
+    for n in names:
+        if n in cols:
+            return n
+    raise KeyError(f"{path.name}: no {what} column (looked for {', '.join(names)}); columns are {list(cols)}")
+
+
+def load_prediction_records(predictions_csv: str | Path, labels_csv: str | Path) -> list[dict]:
+    """Join external predictions (id, lat, lon; e.g. ``pred_latitude``/``pred_longitude``) with labels
+    (id, latitude/LAT, longitude/LON) into runner-style records. Label ids without a prediction are
+    returned without ``pred_lat`` (scored as misses).
+
+    Raises:
+        FileNotFoundError, KeyError (missing columns, listing those found), ValueError (bad numbers).
+    """
+    pp, lp = Path(predictions_csv), Path(labels_csv)
+    for p in (pp, lp):
+        if not p.is_file():
+            raise FileNotFoundError(f"file not found: {p}")
+    with open(pp, newline="", encoding="utf-8-sig") as f:
+        r = csv.DictReader(f)
+        cols = r.fieldnames or []
+        i, la, lo = _pick(cols, _ID_COLS, "id", pp), _pick(cols, _LAT_COLS, "latitude", pp), _pick(cols, _LON_COLS, "longitude", pp)
+        preds = {row[i]: (float(row[la]), float(row[lo])) for row in r}
+    with open(lp, newline="", encoding="utf-8-sig") as f:
+        r = csv.DictReader(f)
+        cols = r.fieldnames or []
+        i, la, lo = _pick(cols, _ID_COLS, "id", lp), _pick(cols, _LAT_COLS[2:], "latitude", lp), _pick(cols, _LON_COLS[2:], "longitude", lp)
+        recs = []
+        for row in r:
+            rec = {"id": row[i], "lat": float(row[la]), "lon": float(row[lo])}
+            if row[i] in preds:
+                rec["pred_lat"], rec["pred_lon"] = preds[row[i]]
+                rec["error_km"] = float(haversine_km(rec["pred_lat"], rec["pred_lon"], rec["lat"], rec["lon"]))
+            recs.append(rec)
+    return recs

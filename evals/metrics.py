@@ -106,3 +106,71 @@ def summarize_with_ci(d_km: ArrayLike, confidence: float = 0.95, seed: int = 0) 
             lo, hi = bootstrap_ci(geoscore(d), np.mean, confidence, seed=seed)
         out[key] = (value, lo, hi)
     return out
+
+
+def chain_accuracy(pred: ArrayLike, true: ArrayLike) -> dict[str, float]:
+    """Per-level Chain-of-Region accuracy of predicted points against true points.
+
+    Both are reverse-geocoded with the same offline GeoNames geocoder (the rule Geo-R uses to label
+    from GPS), then compared level by level; a level counts only when the levels above it are right:
+    country (ISO code), region (admin-1 name), city (nearest GeoNames place).
+    """
+    from tools.geocode import reverse_batch
+    from tools.geonames import normalize_name
+
+    p = reverse_batch(np.asarray(pred, dtype=np.float64).reshape(-1, 2))
+    t = reverse_batch(np.asarray(true, dtype=np.float64).reshape(-1, 2))
+    country = np.array([a.country_code == b.country_code for a, b in zip(p, t)])
+    region = country & np.array([normalize_name(a.admin1) == normalize_name(b.admin1) for a, b in zip(p, t)])
+    city = region & np.array([a.city == b.city and a.city_lat == b.city_lat for a, b in zip(p, t)])
+    return {"country_acc": float(country.mean()), "region_acc": float(region.mean()), "city_acc": float(city.mean())}
+
+
+def localizability_calibration(localizability: ArrayLike, d_km: ArrayLike, threshold_km: float = 25.0) -> dict[str, float]:
+    """How well predicted localizability (0..1) anticipates a hit (d <= ``threshold_km``).
+
+    ``loc_auroc``: ROC AUC (scikit-learn) of localizability as a score for hits; NaN when every photo
+    is a hit or every photo a miss. ``loc_brier``: mean squared gap between localizability and hit.
+    """
+    from sklearn.metrics import roc_auc_score
+
+    s = np.asarray(localizability, dtype=np.float64)
+    hit = (np.asarray(d_km, dtype=np.float64) <= threshold_km).astype(np.float64)
+    auroc = float(roc_auc_score(hit, s)) if 0 < hit.sum() < hit.size else float("nan")
+    return {"loc_auroc": auroc, "loc_brier": float(np.mean((s - hit) ** 2))}
+
+
+def tool_usage(records: Sequence[dict]) -> dict[str, dict[str, float]]:
+    """Per tool: mean calls per episode and failure rate, from runner records (``tool_calls`` and
+    ``tool_failures`` dicts)."""
+    n = max(1, len(records))
+    names = sorted({t for r in records for t in r.get("tool_calls", {})})
+    out = {}
+    for t in names:
+        calls = sum(r.get("tool_calls", {}).get(t, 0) for r in records)
+        fails = sum(r.get("tool_failures", {}).get(t, 0) for r in records)
+        out[t] = {"calls_per_episode": calls / n, "failure_rate": fails / calls if calls else 0.0}
+    return out
+
+
+def evaluate_records(records: Sequence[dict], confidence: float = 0.95, seed: int = 0) -> dict[str, object]:
+    """All metrics of a run from runner records (``lat``, ``lon``, ``pred_lat``, ``pred_lon``, and
+    optionally ``localizability``, ``seconds``, ``tool_calls``): distance metrics with bootstrap CIs,
+    Chain-of-Region accuracy, localizability calibration, tool usage and latency.
+
+    Records without a prediction (unusable images) count as misses at the antipode (20,015 km).
+    """
+    ok = [r for r in records if "pred_lat" in r]
+    failed = len(records) - len(ok)
+    d = np.array([r["error_km"] if "error_km" in r else float(haversine_km(r["pred_lat"], r["pred_lon"], r["lat"], r["lon"])) for r in ok] + [20015.1] * failed)
+    out: dict[str, object] = {"n": len(records), "failed": failed, "metrics": summarize_with_ci(d, confidence, seed)}
+    if ok:
+        out["chain"] = chain_accuracy([(r["pred_lat"], r["pred_lon"]) for r in ok], [(r["lat"], r["lon"]) for r in ok])
+        if all("localizability" in r for r in ok):
+            out["calibration"] = localizability_calibration([r["localizability"] for r in ok], d[: len(ok)])
+        if any("tool_calls" in r for r in ok):
+            out["tools"] = tool_usage(ok)
+        secs = [r["seconds"] for r in ok if "seconds" in r]
+        if secs:
+            out["latency_s"] = {"mean": float(np.mean(secs)), "p50": float(np.median(secs)), "p95": float(np.quantile(secs, 0.95))}
+    return out

@@ -25,24 +25,33 @@ from tools.image import load_image
 from tools.registry import ToolSet
 
 
-def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
-    """Records of a results file; a truncated last line (a killed run) is ignored."""
+def read_jsonl(path: str | Path, repair: bool = False) -> list[dict[str, Any]]:
+    """Records of a results file; a truncated line (a killed run) is skipped, and with ``repair`` the
+    file is rewritten without it so that appending can go on safely."""
     p = Path(path)
     if not p.exists():
         return []
-    out = []
-    for line in p.read_text(encoding="utf-8").splitlines():
+    out, bad = [], 0
+    text = p.read_text(encoding="utf-8")
+    for line in text.splitlines():
         try:
             out.append(json.loads(line))
         except json.JSONDecodeError:
-            continue
+            bad += 1
+    if repair and (bad or (text and not text.endswith("\n"))):
+        tmp = p.with_suffix(p.suffix + ".tmp")
+        tmp.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in out), encoding="utf-8")
+        tmp.replace(p)
     return out
 
 
-def run_one(sample: Sample, policy_name: str, tools: str, budget: Budget, keep_trajectory: bool = True) -> dict[str, Any]:
-    """One episode on one sample; unusable images give a record with ``error`` and no prediction."""
+def run_one(sample: Sample, policy_name: str, tools: str, budget: Budget, keep_trajectory: bool = True, seed: int = 0) -> dict[str, Any]:
+    """One episode on one sample; unusable images give a record with ``error`` and no prediction.
+
+    ``seed`` is recorded and passed to policies that sample (the heuristic is deterministic).
+    """
     t = time.perf_counter()
-    rec: dict[str, Any] = {"id": sample.id, "lat": sample.lat, "lon": sample.lon}
+    rec: dict[str, Any] = {"id": sample.id, "lat": sample.lat, "lon": sample.lon, "policy": policy_name, "tools": tools, "seed": seed}
     try:
         image = load_image(sample.image)
     except InputImageError as e:
@@ -82,7 +91,7 @@ def run_dataset(
     read the answer from metadata). With ``workers > 1`` episodes run in threads.
     """
     budget = budget or Budget()
-    done = {r["id"]: r for r in read_jsonl(out)} if out else {}
+    done = {r["id"]: r for r in read_jsonl(out, repair=True)} if out else {}
     for r in done.values():
         yield r
     todo = [s for s in dataset if s.id not in done]
