@@ -1,7 +1,7 @@
 """Tool registry: name -> tool, the tool mask of a run, and the schemas a model sees.
 
 >>> sorted(available())
-['clues', 'exif', 'gazetteer', 'geocode', 'ocr']
+['clues', 'exif', 'gazetteer', 'geocode', 'ocr', 'osm_search']
 >>> ToolSet.from_names(["ocr", "clues"]).names
 ['ocr', 'clues']
 """
@@ -99,8 +99,9 @@ def _register_builtin() -> None:
     from tools.gazetteer import GazetteerTool
     from tools.geocode import GeocodeTool
     from tools.ocr import OcrTool
+    from tools.osm.tool import OsmSearchTool
 
-    for cls in (ExifTool, OcrTool, CluesTool, GazetteerTool, GeocodeTool):
+    for cls in (ExifTool, OcrTool, CluesTool, GazetteerTool, GeocodeTool, OsmSearchTool):
         register(cls.name, cls)
 
 

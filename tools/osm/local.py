@@ -1,0 +1,265 @@
+"""The embedded OSM backend: a SQLite database with an R*Tree index, built from an .osm.pbf (or
+.osm / .osm.gz / .osm.bz2) extract with pyosmium, answering :class:`FeatureQuery` offline.
+
+Stored: every tagged node (point), every tagged way (line; closed ways with area tags become
+areas), and every multipolygon or boundary relation (area, assembled by libosmium). Geometries are
+WKB in WGS84; tags are kept whole (JSON) and indexed by (key, value). OSM data is ODbL 1.0,
+(c) OpenStreetMap contributors.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import shapely
+
+from tools.errors import GeolocateError, ToolInputError
+from tools.osm.engine import Candidate, OsmBackend, ResolvedScope, check_area, feature_geojson, geodesic_area_km2, in_scope, join, projector, representative_point, resolve_bbox_or_around
+from tools.osm.query import AreaScope, Feature, FeatureQuery, FeatureSpec, QueryLimits, QueryResult
+
+INDEX_VERSION = 1
+
+# Closed ways with one of these keys are areas (OSM wiki "Area"), unless area=no.
+AREA_KEYS = {
+    "building", "landuse", "amenity", "leisure", "natural", "shop", "tourism", "place", "boundary", "man_made",
+    "water", "historic", "military", "office", "aeroway", "craft", "healthcare", "public_transport", "parking",
+    "building:part", "landcover", "area:highway", "indoor", "golf", "club",
+}
+LINEAR_KEYS = {"highway", "barrier", "railway", "waterway", "power", "route", "aerialway", "cable", "pipeline"}
+IGNORED_TAGS = {"created_by", "source", "note", "fixme", "FIXME"}
+
+
+class OsmIndexError(GeolocateError, ValueError):
+    """The extract cannot be indexed (missing, malformed, or without any tagged feature)."""
+
+
+class AreaNotFoundError(ToolInputError):
+    """An area scope names an area that the backend cannot find."""
+
+
+def is_area_way(tags: dict[str, str]) -> bool:
+    """Whether a *closed* way with these tags is an area (OSM conventions; ``area=yes/no`` wins)."""
+    if tags.get("area") == "no":
+        return False
+    if tags.get("area") == "yes":
+        return True
+    if any(k in tags for k in LINEAR_KEYS) and tags.get("waterway") not in ("riverbank", "dock"):
+        return False
+    return any(k in AREA_KEYS for k in tags)
+
+
+@dataclass
+class IndexStats:
+    path: Path
+    points: int
+    lines: int
+    areas: int
+    seconds: float
+    source_mb: float
+
+    @property
+    def mb_per_s(self) -> float:
+        return self.source_mb / self.seconds if self.seconds else float("inf")
+
+
+_SCHEMA = """
+CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT);
+CREATE TABLE features(rowid INTEGER PRIMARY KEY, fid TEXT UNIQUE, kind TEXT, lat REAL, lon REAL, tags TEXT, geom BLOB);
+CREATE TABLE feature_tags(rowid INTEGER, key TEXT, value TEXT);
+CREATE VIRTUAL TABLE features_rtree USING rtree(rowid, min_lon, max_lon, min_lat, max_lat);
+"""
+
+
+def build_index(extract: str | Path, out: str | Path | None = None, progress: Callable[[int], None] | None = None) -> IndexStats:
+    """Build the SQLite index of ``extract`` at ``out`` (default: next to the extract, ``.sqlite``).
+
+    ``progress`` is called with the number of features stored so far (every 5,000).
+
+    Raises:
+        OsmIndexError: missing or unreadable file, malformed data, or no tagged feature in it.
+    """
+    import osmium
+    from osmium.geom import WKBFactory
+
+    src = Path(extract)
+    if not src.is_file():
+        raise OsmIndexError(f"{src}: no such file")
+    dst = Path(out) if out else src.with_name(src.name.split(".osm")[0] + ".sqlite")
+    tmp = dst.with_name(dst.name + f".tmp{os.getpid()}")
+    tmp.unlink(missing_ok=True)
+    t0 = time.perf_counter()
+    wkb = WKBFactory()
+    con = sqlite3.connect(tmp)
+    counts = {"point": 0, "line": 0, "area": 0}
+    rows: list[tuple] = []
+    tag_rows: list[tuple] = []
+    rtree_rows: list[tuple] = []
+
+    def add(fid: str, kind: str, tags: dict[str, str], geom_hex: str) -> None:
+        g = shapely.from_wkb(geom_hex)
+        if g.is_empty:
+            return
+        rowid = sum(counts.values()) + 1
+        counts[kind] += 1
+        lat, lon = representative_point(g)
+        rows.append((rowid, fid, kind, lat, lon, json.dumps(tags, ensure_ascii=False), shapely.to_wkb(g)))
+        tag_rows.extend((rowid, k, v) for k, v in tags.items())
+        minx, miny, maxx, maxy = g.bounds
+        rtree_rows.append((rowid, minx, maxx, miny, maxy))
+        if progress and rowid % 5000 == 0:
+            progress(rowid)
+
+    try:
+        con.executescript("PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF;" + _SCHEMA)
+        fp = osmium.FileProcessor(str(src)).with_locations().with_areas()
+        for o in fp:
+            if o.is_area():
+                tags = {t.k: t.v for t in o.tags if t.k not in IGNORED_TAGS}
+                if not tags or (o.from_way() and not is_area_way(tags)):
+                    continue
+                try:
+                    geom = wkb.create_multipolygon(o)
+                except RuntimeError:
+                    continue
+                add(("w" if o.from_way() else "r") + str(o.orig_id()), "area", tags, geom)
+            elif o.is_node():
+                tags = {t.k: t.v for t in o.tags if t.k not in IGNORED_TAGS}
+                if tags and o.location.valid():
+                    add(f"n{o.id}", "point", tags, wkb.create_point(o))
+            elif o.is_way():
+                tags = {t.k: t.v for t in o.tags if t.k not in IGNORED_TAGS}
+                if not tags or (o.is_closed() and is_area_way(tags)):
+                    continue
+                try:
+                    geom = wkb.create_linestring(o)
+                except (RuntimeError, osmium.InvalidLocationError):
+                    continue
+                add(f"w{o.id}", "line", tags, geom)
+        if not rows:
+            raise OsmIndexError(f"{src}: the extract contains no tagged feature")
+        con.executemany("INSERT INTO features VALUES (?,?,?,?,?,?,?)", rows)
+        con.executemany("INSERT INTO feature_tags VALUES (?,?,?)", tag_rows)
+        con.executemany("INSERT INTO features_rtree VALUES (?,?,?,?,?)", rtree_rows)
+        con.execute("CREATE INDEX feature_tags_kv ON feature_tags(key, value)")
+        sha = hashlib.sha256(src.read_bytes()).hexdigest()
+        meta = {"index_version": INDEX_VERSION, "source": src.name, "source_sha256": sha, "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), **{f"n_{k}": v for k, v in counts.items()}}
+        con.executemany("INSERT INTO meta VALUES (?,?)", [(k, str(v)) for k, v in meta.items()])
+        con.commit()
+    except OsmIndexError:
+        con.close()
+        tmp.unlink(missing_ok=True)
+        raise
+    except RuntimeError as e:  # libosmium: malformed or unreadable input
+        con.close()
+        tmp.unlink(missing_ok=True)
+        raise OsmIndexError(f"{src}: cannot read the extract ({e})") from e
+    con.close()
+    os.replace(tmp, dst)
+    if progress:
+        progress(sum(counts.values()))
+    return IndexStats(dst, counts["point"], counts["line"], counts["area"], time.perf_counter() - t0, src.stat().st_size / 1e6)
+
+
+class LocalBackend(OsmBackend):
+    """Answers FeatureQuery from an index built by :func:`build_index` (read-only, thread-safe)."""
+
+    name = "local"
+
+    def __init__(self, db_path: str | Path, limits: QueryLimits | None = None):
+        self.path = Path(db_path)
+        if not self.path.is_file():
+            raise OsmIndexError(f"{self.path}: no OSM index here; build one with 'geolocate osm index EXTRACT'")
+        self.limits = limits or QueryLimits()
+        self._local = threading.local()
+        meta = dict(self.con.execute("SELECT key, value FROM meta").fetchall())
+        if int(meta.get("index_version", 0)) != INDEX_VERSION:
+            raise OsmIndexError(f"{self.path}: index version {meta.get('index_version')} != {INDEX_VERSION}; rebuild it")
+        self.meta = meta
+
+    @property
+    def con(self) -> sqlite3.Connection:
+        c = getattr(self._local, "con", None)
+        if c is None:
+            c = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, check_same_thread=False)
+            self._local.con = c
+        return c
+
+    def resolve_scope(self, q: FeatureQuery) -> ResolvedScope:
+        s = q.scope
+        if not isinstance(s, AreaScope):
+            return resolve_bbox_or_around(s)
+        conds, args = [], []
+        if s.iso:
+            conds.append("(t.key IN ('ISO3166-1', 'ISO3166-1:alpha2', 'ISO3166-2') AND t.value = ?)")
+            args.append(s.iso)
+        if s.name:
+            conds.append("(t.key = 'name' AND t.value = ? COLLATE NOCASE)")
+            args.append(s.name)
+        sql = f"SELECT DISTINCT f.tags, f.geom FROM feature_tags t JOIN features f ON f.rowid = t.rowid WHERE f.kind = 'area' AND ({' OR '.join(conds)})"
+        best = None
+        for tags_json, geom in self.con.execute(sql, args):
+            tags = json.loads(tags_json)
+            if tags.get("boundary") not in ("administrative", None) and "ISO3166-1" not in tags:
+                continue
+            if s.admin_level and tags.get("admin_level") != str(s.admin_level):
+                continue
+            if s.name and s.iso and not (tags.get("name", "").lower() == s.name.lower() or s.iso in tags.values()):
+                continue
+            g = shapely.from_wkb(geom)
+            if best is None or g.area > best.area:
+                best = g
+        if best is None:
+            what = " ".join(x for x in (s.name, s.iso) if x)
+            raise AreaNotFoundError(f"area {what!r} is not in the local extract {self.meta.get('source')}", hint="use a bbox or a point with a radius instead")
+        minx, miny, maxx, maxy = best.bounds
+        c = best.centroid
+        return ResolvedScope(best, (miny, minx, maxy, maxx), (c.y, c.x), geodesic_area_km2(best))
+
+    def _candidates(self, spec: FeatureSpec, scope: ResolvedScope, project) -> list[Candidate]:
+        s, w, n, e = scope.bbox
+        sql = "SELECT f.fid, f.kind, f.lat, f.lon, f.tags, f.geom FROM features_rtree r JOIN features f ON f.rowid = r.rowid"
+        args: list = []
+        pos = next((t for t in spec.tags if t.op == "eq"), None) or next((t for t in spec.tags if t.op in ("exists", "regex", "lt", "le", "gt", "ge")), None)
+        if pos is not None:
+            sql += " JOIN feature_tags t ON t.rowid = f.rowid AND t.key = ?" + (" AND t.value = ?" if pos.op == "eq" else "")
+            args += [pos.key] + ([pos.value] if pos.op == "eq" else [])
+        sql += " WHERE r.max_lon >= ? AND r.min_lon <= ? AND r.max_lat >= ? AND r.min_lat <= ?"
+        args += [w, e, s, n]
+        out = []
+        for fid, kind, lat, lon, tags_json, geom in self.con.execute(sql, args):
+            tags = json.loads(tags_json)
+            if spec.matches(tags, kind):
+                out.append(Candidate(Feature(id=fid, tags=tags, lat=lat, lon=lon, kind=kind), shapely.from_wkb(geom)))
+        if not out:
+            return out
+        mask = in_scope(scope, project, [project(c.geom) for c in out] if scope.radius_m is not None else [], [c.geom for c in out])
+        return [c for c, keep in zip(out, mask) if keep]
+
+    def query(self, q: FeatureQuery, with_geometry: bool = False) -> QueryResult:
+        """Answer ``q`` from the index.
+
+        Raises:
+            ScopeTooLargeError, AreaNotFoundError (ToolInputError): bad scope.
+            ToolInputError: limit over the maximum result count.
+        """
+        if q.limit > self.limits.max_results:
+            raise ToolInputError(f"limit {q.limit} is over the maximum of {self.limits.max_results}", hint="ask for fewer results")
+        scope = self.resolve_scope(q)
+        check_area(scope, self.limits)
+        project = projector(*scope.center)
+        cands = {f.id: self._candidates(f, scope, project) for f in q.features}
+        matches, truncated = join(q, cands, scope, q.limit)
+        if with_geometry:
+            geoms = {c.feature.id: c.geom for cs in cands.values() for c in cs}
+            for m in matches:
+                for f in m.features.values():
+                    f.geometry = feature_geojson(geoms[f.id])
+        return QueryResult(matches=matches, truncated=truncated, backend=self.name, scope_km2=round(scope.area_km2, 3))

@@ -1,0 +1,270 @@
+"""The Overpass backend: compiles a FeatureQuery to Overpass QL, runs it through overpy against a
+configurable endpoint (public or self-hosted), parses the answer with overpy, and evaluates the exact
+proximity relations with the same engine as the local backend.
+
+Overpass narrows candidates on the server (tag filters, scope, ``around`` between sets); numeric
+comparisons and relation distances are then checked exactly on the client (numbers with units are
+normalised as :func:`tools.osm.query.parse_number` does; distances are edge to edge in metres).
+Retries with exponential backoff on 429 and 504 (tenacity); answers are cached on disk by query text.
+"""
+
+from __future__ import annotations
+
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+
+import shapely
+from shapely.geometry import LineString, Point, Polygon
+
+from tools.errors import RateLimitedError, ToolInputError, ToolTimeoutError, ToolUnavailableError
+from tools.osm.engine import Candidate, OsmBackend, ResolvedScope, check_area, feature_geojson, in_scope, join, projector, representative_point, resolve_bbox_or_around
+from tools.osm.local import AreaNotFoundError, is_area_way
+from tools.osm.query import AreaScope, AroundScope, BBoxScope, Feature, FeatureQuery, FeatureSpec, QueryLimits, QueryResult, TagFilter
+
+DEFAULT_ENDPOINT = "https://overpass-api.de/api/interpreter"
+
+
+def ql_string(s: str) -> str:
+    """A double-quoted Overpass QL string literal with ``\\`` and ``"`` escaped.
+
+    >>> ql_string('Saint "Peter"')
+    '"Saint \\\\"Peter\\\\""'
+    """
+    return '"' + s.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+
+
+def _filter(t: TagFilter) -> str:
+    k = ql_string(t.key)
+    if t.op == "eq":
+        return f"[{k}={ql_string(t.value)}]"
+    if t.op == "neq":
+        return f"[{k}!={ql_string(t.value)}]"
+    if t.op == "regex":
+        return f"[{k}~{ql_string(t.value)}]"
+    if t.op == "absent":
+        return f"[!{k}]"
+    return f"[{k}]"  # exists, and numeric comparisons (checked exactly on the client)
+
+
+def _selector(spec: FeatureSpec) -> str:
+    kinds = set(spec.kinds or ("point", "line", "area"))
+    if kinds == {"point"}:
+        return "node"
+    if "point" not in kinds and "area" not in kinds:
+        return "way"
+    if "point" not in kinds:
+        return "wr"
+    return "nwr"
+
+
+def compile_ql(q: FeatureQuery, timeout_s: int = 60) -> str:
+    """Overpass QL for ``q``: one named set per feature, pruned by ``around`` for each relation, then
+    the sets with their member ways and nodes (``out body``) so geometries can be rebuilt.
+
+    >>> q = FeatureQuery.model_validate({"features": [{"id": "fuel", "tags": [{"key": "amenity", "value": "fuel"}]}],
+    ...     "scope": {"kind": "around", "lat": 47.14, "lon": 9.52, "radius_m": 1000}})
+    >>> print(compile_ql(q))
+    [out:json][timeout:60];
+    nwr["amenity"="fuel"](around:1000,47.14,9.52)->.fuel;
+    (.fuel;);
+    (._;>;);
+    out body;
+    """
+    s = q.scope
+    lines = [f"[out:json][timeout:{int(timeout_s)}];"]
+    if isinstance(s, BBoxScope):
+        scope = f"({s.south:g},{s.west:g},{s.north:g},{s.east:g})"
+    elif isinstance(s, AroundScope):
+        scope = f"(around:{s.radius_m:g},{s.lat:g},{s.lon:g})"
+    else:
+        sel = ""
+        if s.iso:
+            key = "ISO3166-1" if len(s.iso) == 2 else "ISO3166-2"
+            sel += f"[{ql_string(key)}={ql_string(s.iso)}]"
+        if s.name:
+            sel += f"[\"name\"={ql_string(s.name)}]"
+        if s.admin_level:
+            sel += f"[\"admin_level\"=\"{s.admin_level}\"]"
+        lines.append(f"area{sel}->.scope;")
+        scope = "(area.scope)"
+    for f in q.features:
+        name = f'["name"~{ql_string(f.name)},i]' if f.name else ""
+        lines.append(f"{_selector(f)}{''.join(_filter(t) for t in f.tags)}{name}{scope}->.{f.id};")
+    for r in q.relations:
+        lines.append(f"nwr.{r.a}(around.{r.b}:{r.max_m:g})->.{r.a};")
+        lines.append(f"nwr.{r.b}(around.{r.a}:{r.max_m:g})->.{r.b};")
+    lines.append("(" + "".join(f".{f.id};" for f in q.features) + ");")
+    lines.append("(._;>;);")
+    lines.append("out body;")
+    return "\n".join(lines)
+
+
+def _polygonize_relation(rel) -> shapely.Geometry | None:
+    lines = []
+    for m in rel.members:
+        if getattr(m, "_type_value", None) != "way":
+            continue
+        try:
+            way = m.resolve()
+            coords = [(float(n.lon), float(n.lat)) for n in way.nodes]
+        except Exception:  # noqa: BLE001 - incomplete member: skip it
+            continue
+        if len(coords) >= 2:
+            lines.append(LineString(coords))
+    if not lines:
+        return None
+    g = shapely.build_area(shapely.GeometryCollection(lines))
+    return None if g.is_empty else g
+
+
+def parse_elements(result) -> list[Candidate]:
+    """Features (tagged nodes, ways, multipolygon/boundary relations) from an ``overpy.Result``."""
+    out: list[Candidate] = []
+    for n in result.nodes:
+        if n.tags:
+            out.append(_cand(f"n{n.id}", "point", n.tags, Point(float(n.lon), float(n.lat))))
+    for w in result.ways:
+        if not w.tags:
+            continue
+        try:
+            coords = [(float(n.lon), float(n.lat)) for n in w.get_nodes(resolve_missing=False)]
+        except Exception:  # noqa: BLE001 - nodes missing from the answer
+            continue
+        if len(coords) < 2:
+            continue
+        closed = coords[0] == coords[-1] and len(coords) >= 4
+        if closed and is_area_way(w.tags):
+            out.append(_cand(f"w{w.id}", "area", w.tags, Polygon(coords)))
+        else:
+            out.append(_cand(f"w{w.id}", "line", w.tags, LineString(coords)))
+    for r in result.relations:
+        if r.tags.get("type") in ("multipolygon", "boundary"):
+            g = _polygonize_relation(r)
+            if g is not None:
+                out.append(_cand(f"r{r.id}", "area", r.tags, g))
+    return out
+
+
+def _cand(fid: str, kind: str, tags: dict, geom) -> Candidate:
+    lat, lon = representative_point(geom)
+    return Candidate(Feature(id=fid, tags=dict(tags), lat=lat, lon=lon, kind=kind), geom)
+
+
+class OverpassBackend(OsmBackend):
+    """Overpass API through overpy.
+
+    Args:
+        endpoint: interpreter URL (public, or self-hosted ``http://localhost:12345/api/interpreter``).
+        user_agent: sent with every request (public servers ask for one that identifies you).
+        retries: attempts after the first on 429/504, with exponential backoff from ``backoff_s``.
+        cache: cache answers on disk (geolocate cache dir) keyed by endpoint and query text.
+        sleep: the sleep function used between retries (patchable in tests).
+    """
+
+    name = "overpass"
+
+    def __init__(
+        self,
+        endpoint: str = DEFAULT_ENDPOINT,
+        user_agent: str = "geolocate/0.1 (OSM feature search)",
+        limits: QueryLimits | None = None,
+        retries: int = 3,
+        backoff_s: float = 2.0,
+        timeout_s: int = 60,
+        cache: bool = True,
+        sleep: Callable[[float], None] = time.sleep,
+    ):
+        self.endpoint, self.user_agent = endpoint, user_agent
+        self.limits = limits or QueryLimits()
+        self.retries, self.backoff_s, self.timeout_s, self.sleep = retries, backoff_s, timeout_s, sleep
+        self._cache = None
+        if cache:
+            import diskcache
+
+            from tools.geonames import cache_dir
+
+            self._cache = diskcache.Cache(str(cache_dir() / "overpass"))
+
+    def _fetch(self, ql: str):
+        import overpy
+        from overpy import exception as oe
+
+        api = overpy.Overpass(url=urllib.request.Request(self.endpoint, headers={"User-Agent": self.user_agent}))
+        try:
+            return api.query(ql)
+        except oe.OverpassTooManyRequests as e:
+            raise RateLimitedError(f"Overpass at {self.endpoint} answered 429 Too Many Requests", hint="wait, or use the local backend") from e
+        except oe.OverpassGatewayTimeout as e:
+            raise ToolTimeoutError(f"Overpass at {self.endpoint} answered 504 Gateway Timeout", hint="narrow the scope, or retry later") from e
+        except oe.OverpassBadRequest as e:
+            raise ToolInputError(f"Overpass rejected the query (400): {'; '.join(e.msgs) or 'bad request'}", hint="check tag keys and regexes") from e
+        except oe.OverpassUnknownHTTPStatusCode as e:
+            raise ToolUnavailableError(f"Overpass at {self.endpoint} answered HTTP {e.code}", hint="use the local backend") from e
+        except (urllib.error.URLError, OSError) as e:
+            raise ToolUnavailableError(f"cannot reach Overpass at {self.endpoint}: {e}", hint="check the endpoint or use the local backend") from e
+
+    def fetch_candidates(self, ql: str) -> list[Candidate]:
+        """Run ``ql`` (cached), retrying 429/504 with exponential backoff; parse into candidates."""
+        from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
+
+        key = ("overpass", self.endpoint, ql)
+        if self._cache is not None and key in self._cache:
+            return [Candidate(Feature(**f), shapely.from_wkb(g)) for f, g in self._cache[key]]
+        retrying = Retrying(
+            stop=stop_after_attempt(self.retries + 1),
+            wait=wait_exponential(multiplier=self.backoff_s, max=60),
+            retry=retry_if_exception_type((RateLimitedError, ToolTimeoutError)),
+            sleep=self.sleep,
+            reraise=True,
+        )
+        result = retrying(self._fetch, ql)
+        cands = parse_elements(result)
+        if self._cache is not None:
+            self._cache[key] = [(c.feature.model_dump(), shapely.to_wkb(c.geom)) for c in cands]
+        return cands
+
+    def resolve_scope(self, q: FeatureQuery) -> ResolvedScope | None:
+        s = q.scope
+        if not isinstance(s, AreaScope):
+            return resolve_bbox_or_around(s)
+        if s.iso and len(s.iso) == 2:
+            from tools.geonames import get_db
+
+            c = get_db().countries.get(s.iso)
+            if c is None:
+                raise AreaNotFoundError(f"unknown country code {s.iso!r}", hint="use an ISO 3166-1 alpha-2 code")
+            return ResolvedScope(shapely.Polygon(), (-90, -180, 90, 180), (c.lat or 0.0, c.lon or 0.0), c.area_km2)
+        return None  # size unknown until the server answers: checked on the answer's extent
+
+    def query(self, q: FeatureQuery, with_geometry: bool = False) -> QueryResult:
+        """Answer ``q`` through Overpass. Raises the tool error types (see module docstring)."""
+        if q.limit > self.limits.max_results:
+            raise ToolInputError(f"limit {q.limit} is over the maximum of {self.limits.max_results}", hint="ask for fewer results")
+        scope = self.resolve_scope(q)
+        if scope is not None:
+            check_area(scope, self.limits)
+        cands = self.fetch_candidates(compile_ql(q, self.timeout_s))
+        if scope is None or isinstance(q.scope, AreaScope):
+            # The server applied the area; measure in metres around the answer's own centre.
+            if cands:
+                b = shapely.GeometryCollection([c.geom for c in cands]).bounds
+                scope = ResolvedScope(shapely.box(*b), (b[1], b[0], b[3], b[2]), ((b[1] + b[3]) / 2, (b[0] + b[2]) / 2), scope.area_km2 if scope else 0.0)
+            else:
+                return QueryResult(matches=[], backend=self.name)
+        project = projector(*scope.center)
+        per_spec: dict[str, list[Candidate]] = {}
+        for f in q.features:
+            mine = [c for c in cands if f.matches(c.feature.tags, c.feature.kind)]
+            if not isinstance(q.scope, AreaScope) and mine:
+                mask = in_scope(scope, project, [project(c.geom) for c in mine] if scope.radius_m is not None else [], [c.geom for c in mine])
+                mine = [c for c, k in zip(mine, mask) if k]
+            per_spec[f.id] = mine
+        matches, truncated = join(q, per_spec, scope, q.limit)
+        if with_geometry:
+            geoms = {c.feature.id: c.geom for c in cands}
+            for m in matches:
+                for feat in m.features.values():
+                    feat.geometry = feature_geojson(geoms[feat.id])
+        return QueryResult(matches=matches, truncated=truncated, backend=self.name, scope_km2=round(scope.area_km2, 3) if scope.area_km2 else None)

@@ -1,0 +1,299 @@
+"""The OSM feature query model: features with tag filters, a spatial scope, proximity relations.
+
+A query is data, never a string: features are sets of allow-listed tag filters (equals, not-equals,
+regex, key exists, key absent, numeric comparisons on values with units) and an optional name match;
+the scope is a bounding box, a point and radius, or an admin area (name or ISO 3166 code); relations
+say "feature A within N metres of feature B" and several of them form a cluster, as Bellingcat's OSM
+search does. Distances are true metres (geodesic, WGS84), edge to edge between geometries.
+
+Validation guards the backends: keys and operators are allow-listed, regexes must compile, the scope
+must be smaller than :attr:`QueryLimits.max_area_km2`, and the result count is capped.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Annotated, Any, Literal, Union
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+KEY_RE = re.compile(r"^[A-Za-z0-9_:.\-]{1,64}$")
+ID_RE = r"^[a-z][a-z0-9_]{0,15}$"
+
+Op = Literal["eq", "neq", "regex", "exists", "absent", "lt", "le", "gt", "ge"]
+NUMERIC_OPS = {"lt": "<", "le": "<=", "gt": ">", "ge": ">="}
+
+
+class QueryLimits(BaseModel):
+    """Guards applied to every query: the largest scope in km^2 and the most results."""
+
+    max_area_km2: float = 2500.0
+    max_results: int = 500
+
+
+class TagFilter(BaseModel):
+    """One tag condition. ``value`` is a string for eq/neq/regex, a number for lt/le/gt/ge (compared
+    after unit normalisation, see :func:`parse_number`), and absent for exists/absent."""
+
+    model_config = ConfigDict(extra="forbid")
+    key: str
+    op: Op = "eq"
+    value: str | float | None = None
+
+    @field_validator("key")
+    @classmethod
+    def _key(cls, v: str) -> str:
+        if not KEY_RE.match(v):
+            raise ValueError(f"tag key {v!r} is not allowed (letters, digits, _ : . - only)")
+        return v
+
+    @model_validator(mode="after")
+    def _value(self) -> "TagFilter":
+        if self.op in ("exists", "absent"):
+            if self.value is not None:
+                raise ValueError(f"op {self.op!r} takes no value")
+        elif self.op in NUMERIC_OPS:
+            if isinstance(self.value, str):
+                n = parse_number(self.value, self.key)
+                if n is None:
+                    raise ValueError(f"op {self.op!r} needs a number, got {self.value!r}")
+                self.value = n
+            if not isinstance(self.value, (int, float)) or not math.isfinite(self.value):
+                raise ValueError(f"op {self.op!r} needs a number")
+            self.value = float(self.value)
+        else:
+            if self.value is None or (isinstance(self.value, str) and not self.value):
+                raise ValueError(f"op {self.op!r} needs a value")
+            self.value = str(self.value) if not isinstance(self.value, str) else self.value
+            if self.op == "regex":
+                if len(self.value) > 200:
+                    raise ValueError("regex longer than 200 characters")
+                try:
+                    re.compile(self.value)
+                except re.error as e:
+                    raise ValueError(f"invalid regex {self.value!r}: {e}") from None
+        return self
+
+    def matches(self, tags: dict[str, str]) -> bool:
+        """True when ``tags`` satisfy this filter (Overpass semantics: neq also matches a missing key)."""
+        v = tags.get(self.key)
+        if self.op == "exists":
+            return v is not None
+        if self.op == "absent":
+            return v is None
+        if self.op == "neq":
+            return v != self.value
+        if v is None:
+            return False
+        if self.op == "eq":
+            return v == self.value
+        if self.op == "regex":
+            return re.search(self.value, v) is not None
+        n = parse_number(v, self.key)
+        if n is None:
+            return False
+        return {"lt": n < self.value, "le": n <= self.value, "gt": n > self.value, "ge": n >= self.value}[self.op]
+
+
+class FeatureSpec(BaseModel):
+    """A kind of map feature: all ``tags`` filters must hold; ``name`` is a case-insensitive regex on
+    ``name`` (and ``name:*``); ``kinds`` restricts the geometry type."""
+
+    model_config = ConfigDict(extra="forbid")
+    id: str = Field("a", pattern=ID_RE, description="short name used by relations, e.g. 'church'")
+    tags: list[TagFilter] = Field(default_factory=list, max_length=8)
+    name: str | None = Field(None, max_length=100)
+    kinds: list[Literal["point", "line", "area"]] | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> "FeatureSpec":
+        if not self.tags and not self.name:
+            raise ValueError(f"feature {self.id!r} needs at least one tag filter or a name")
+        if self.tags and all(t.op in ("neq", "absent") for t in self.tags) and not self.name:
+            raise ValueError(f"feature {self.id!r} has only negative filters: add a positive one (eq, regex, exists, a comparison)")
+        if self.name:
+            try:
+                re.compile(self.name)
+            except re.error as e:
+                raise ValueError(f"invalid name regex {self.name!r}: {e}") from None
+        return self
+
+    def matches(self, tags: dict[str, str], kind: str | None = None) -> bool:
+        if self.kinds is not None and kind is not None and kind not in self.kinds:
+            return False
+        if not all(t.matches(tags) for t in self.tags):
+            return False
+        if self.name:
+            rx = re.compile(self.name, re.IGNORECASE)
+            names = [v for k, v in tags.items() if k == "name" or k.startswith("name:")]
+            return any(rx.search(n) for n in names)
+        return True
+
+
+class BBoxScope(BaseModel):
+    """A bounding box in WGS84 degrees."""
+
+    model_config = ConfigDict(extra="forbid")
+    kind: Literal["bbox"] = "bbox"
+    south: float = Field(ge=-90, le=90)
+    west: float = Field(ge=-180, le=180)
+    north: float = Field(ge=-90, le=90)
+    east: float = Field(ge=-180, le=180)
+
+    @model_validator(mode="after")
+    def _order(self) -> "BBoxScope":
+        if self.south >= self.north or self.west >= self.east:
+            raise ValueError("bbox needs south < north and west < east (antimeridian-crossing boxes are not supported)")
+        return self
+
+
+class AroundScope(BaseModel):
+    """A circle: (lat, lon) in WGS84 degrees and a radius in metres."""
+
+    model_config = ConfigDict(extra="forbid")
+    kind: Literal["around"] = "around"
+    lat: float = Field(ge=-90, le=90)
+    lon: float = Field(ge=-180, le=180)
+    radius_m: float = Field(gt=0, le=100_000)
+
+
+class AreaScope(BaseModel):
+    """An administrative area by name and/or ISO 3166 code (``LI``, ``FI``, ``CH-ZH``)."""
+
+    model_config = ConfigDict(extra="forbid")
+    kind: Literal["area"] = "area"
+    name: str | None = Field(None, max_length=100)
+    iso: str | None = Field(None, pattern=r"^[A-Z]{2}(-[A-Z0-9]{1,3})?$")
+    admin_level: int | None = Field(None, ge=2, le=11)
+
+    @model_validator(mode="after")
+    def _any(self) -> "AreaScope":
+        if not self.name and not self.iso:
+            raise ValueError("area scope needs a name or an ISO 3166 code")
+        return self
+
+
+Scope = Annotated[Union[BBoxScope, AroundScope, AreaScope], Field(discriminator="kind")]
+
+
+class Relation(BaseModel):
+    """Feature ``a`` lies within ``max_m`` metres (edge to edge) of feature ``b`` (and at least ``min_m``)."""
+
+    model_config = ConfigDict(extra="forbid")
+    a: str
+    b: str
+    max_m: float = Field(gt=0, le=5000)
+    min_m: float = Field(0.0, ge=0)
+
+
+class FeatureQuery(BaseModel):
+    """Features, a scope, relations between the features, and a result limit.
+
+    >>> q = FeatureQuery.model_validate({
+    ...     "features": [{"id": "church", "tags": [{"key": "amenity", "value": "place_of_worship"}]},
+    ...                  {"id": "pharmacy", "tags": [{"key": "amenity", "value": "pharmacy"}]}],
+    ...     "relations": [{"a": "church", "b": "pharmacy", "max_m": 200}],
+    ...     "scope": {"kind": "bbox", "south": 60.15, "west": 24.9, "north": 60.2, "east": 25.0}})
+    >>> [f.id for f in q.features], q.relations[0].max_m
+    (['church', 'pharmacy'], 200.0)
+    """
+
+    model_config = ConfigDict(extra="forbid")
+    features: list[FeatureSpec] = Field(min_length=1, max_length=4)
+    relations: list[Relation] = Field(default_factory=list, max_length=6)
+    scope: Scope
+    limit: int = Field(50, ge=1)
+
+    @model_validator(mode="after")
+    def _graph(self) -> "FeatureQuery":
+        ids = [f.id for f in self.features]
+        if len(set(ids)) != len(ids):
+            raise ValueError(f"feature ids must be unique, got {ids}")
+        for r in self.relations:
+            for x in (r.a, r.b):
+                if x not in ids:
+                    raise ValueError(f"relation names unknown feature {x!r}; features are {ids}")
+            if r.a == r.b:
+                raise ValueError("a relation needs two different features")
+            if r.min_m >= r.max_m:
+                raise ValueError("min_m must be below max_m")
+        if len(ids) > 1:
+            seen, frontier = {ids[0]}, [ids[0]]
+            while frontier:
+                x = frontier.pop()
+                for r in self.relations:
+                    for u, v in ((r.a, r.b), (r.b, r.a)):
+                        if u == x and v not in seen:
+                            seen.add(v)
+                            frontier.append(v)
+            if seen != set(ids):
+                raise ValueError(f"features {sorted(set(ids) - seen)} are not related to {ids[0]!r}: add relations or run separate queries")
+        return self
+
+    def spec(self, fid: str) -> FeatureSpec:
+        return next(f for f in self.features if f.id == fid)
+
+
+class Feature(BaseModel):
+    """A map feature: ``id`` is the OSM type letter and id (``n123``, ``w45``, ``r6``); (lat, lon) a
+    representative point in degrees; ``geometry`` GeoJSON ((lon, lat) order, as GeoJSON demands)."""
+
+    id: str
+    tags: dict[str, str]
+    lat: float
+    lon: float
+    kind: Literal["point", "line", "area"]
+    geometry: dict[str, Any] | None = None
+
+
+class Match(BaseModel):
+    """One answer: a feature per query feature id, and the edge-to-edge distance in metres of every
+    relation (key ``"a~b"``)."""
+
+    features: dict[str, Feature]
+    distances_m: dict[str, float] = {}
+
+
+class QueryResult(BaseModel):
+    matches: list[Match]
+    truncated: bool = False
+    backend: str
+    scope_km2: float | None = None
+
+
+NUMBER_RE = re.compile(r"^\s*(-?\d+(?:[.,]\d+)?)\s*([a-zA-Z/'\"]*)")
+
+
+def parse_number(value: str, key: str = "") -> float | None:
+    """A number from an OSM tag value, normalised to the unit OSM assumes for the key.
+
+    ``maxspeed``/``minspeed``: km/h (``mph`` and ``knots`` converted); ``height``, ``width``,
+    ``length``, ``ele``…: metres (``ft``, ``'``, and feet-inches ``6'6"`` converted). Lists
+    (``3;4``) give the first value. Non-numeric values (``none``, ``signals``) give None.
+
+    >>> parse_number("50 mph", "maxspeed"), parse_number("3;4", "lanes"), parse_number("6'6\\"", "height")
+    (80.4672, 3.0, 1.9812)
+    >>> parse_number("walk", "maxspeed") is None
+    True
+    """
+    v = value.split(";")[0].strip()
+    m = re.match(r"^\s*(\d+)'\s*(\d+(?:\.\d+)?)\"\s*$", v)
+    if m:
+        return round((float(m.group(1)) * 12 + float(m.group(2))) * 0.0254, 6)
+    m = NUMBER_RE.match(v)
+    if not m:
+        return None
+    n = float(m.group(1).replace(",", "."))
+    unit = m.group(2).lower()
+    if unit in ("mph",):
+        n *= 1.609344
+    elif unit in ("knots", "kn"):
+        n *= 1.852
+    elif unit in ("ft", "feet", "'"):
+        n *= 0.3048
+    elif unit in ("km",):
+        n *= 1000.0 if key not in ("maxspeed", "minspeed") else 1.0
+    elif unit not in ("", "m", "km/h", "kmh", "t", "kg"):
+        return None
+    return round(n, 6)

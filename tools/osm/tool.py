@@ -1,0 +1,71 @@
+"""The ``osm_search`` agent tool: a FeatureQuery in, matching map features out.
+
+The backend comes from the run's options (``options["osm_backend"]``), else from the environment:
+``GEOLOCATE_OSM_DB`` (a local index from ``geolocate osm index``) or ``GEOLOCATE_OVERPASS_URL``. No
+query is ever sent to a public server unless configured (investigators' queries can be sensitive).
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+
+from tools.base import Tool, ToolContext, ToolOutput
+from tools.errors import ToolUnavailableError
+from tools.osm.engine import OsmBackend
+from tools.osm.query import FeatureQuery, QueryResult
+
+
+class OsmSearchOutput(ToolOutput):
+    result: QueryResult
+
+    def summary(self) -> str:
+        r = self.result
+        if not r.matches:
+            return "no matching features: relax a tag filter, widen a distance or the scope"
+        parts = []
+        for m in r.matches[:8]:
+            feats = ", ".join(f"{fid} {f.tags.get('name', f.id)!r} ({f.lat:.5f}, {f.lon:.5f})" for fid, f in m.features.items())
+            d = ", ".join(f"{k} {v:.0f} m" for k, v in m.distances_m.items())
+            parts.append(feats + (f" [{d}]" if d else ""))
+        more = f" (+{len(r.matches) - 8} more)" if len(r.matches) > 8 else ""
+        return f"{len(r.matches)}{'+' if r.truncated else ''} match(es) via {r.backend}: " + "; ".join(parts) + more
+
+
+@functools.cache
+def _env_backend(db: str | None, url: str | None) -> OsmBackend:
+    if db:
+        from tools.osm.local import LocalBackend
+
+        return LocalBackend(db)
+    from tools.osm.overpass import OverpassBackend
+
+    return OverpassBackend(url)
+
+
+class OsmSearchTool(Tool):
+    name = "osm_search"
+    description = (
+        "Search OpenStreetMap features near each other: e.g. a church within 200 m of a pharmacy, in a bbox, "
+        "around a point, or in an admin area. Features are tag filters (eq, neq, regex, exists, absent, lt/le/gt/ge "
+        "on numbers such as lanes or maxspeed); relations give max distances in metres (edge to edge). "
+        "Scope too large: narrow it. No results: relax a filter or widen a distance."
+    )
+    Input = FeatureQuery
+    Output = OsmSearchOutput
+    timeout_s = 120.0
+
+    def __init__(self, backend: OsmBackend | None = None):
+        self.backend = backend
+
+    def run(self, args: FeatureQuery, ctx: ToolContext) -> OsmSearchOutput:
+        backend = ctx.options.get("osm_backend") or self.backend
+        if backend is None:
+            db, url = os.environ.get("GEOLOCATE_OSM_DB"), os.environ.get("GEOLOCATE_OVERPASS_URL")
+            if not (db or url):
+                raise ToolUnavailableError(
+                    "no OpenStreetMap backend is configured for this run",
+                    hint="use other tools; a user can build one with 'geolocate osm index EXTRACT' and pass --osm-db",
+                )
+            backend = _env_backend(db, url)
+        return OsmSearchOutput(result=backend.query(args))
