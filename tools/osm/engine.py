@@ -70,8 +70,13 @@ def projector(lat: float, lon: float):
     """Function mapping a WGS84 shapely geometry to metres in an AEQD projection centred at (lat, lon)."""
     tr = _aeqd(round(lat, 4), round(lon, 4))
 
+    def xy_to_m(xy: np.ndarray) -> np.ndarray:
+        if len(xy) == 1:  # pyproj wants scalars, not 1-element arrays, for a single point
+            return np.array([tr.transform(float(xy[0, 0]), float(xy[0, 1]))])
+        return np.column_stack(tr.transform(xy[:, 0], xy[:, 1]))
+
     def project(g: shapely.Geometry) -> shapely.Geometry:
-        return shapely.transform(g, lambda xy: np.column_stack(tr.transform(xy[:, 0], xy[:, 1])))
+        return shapely.transform(g, xy_to_m)
 
     return project
 

@@ -198,7 +198,7 @@ class LocalBackend(OsmBackend):
             return resolve_bbox_or_around(s)
         conds, args = [], []
         if s.iso:
-            conds.append("(t.key IN ('ISO3166-1', 'ISO3166-1:alpha2', 'ISO3166-2') AND t.value = ?)")
+            conds.append("(t.key IN ('ISO3166-1', 'ISO3166-1:alpha2', 'ISO3166-2') AND t.value = ? COLLATE NOCASE)")
             args.append(s.iso)
         if s.name:
             conds.append("(t.key = 'name' AND t.value = ? COLLATE NOCASE)")
@@ -211,7 +211,7 @@ class LocalBackend(OsmBackend):
                 continue
             if s.admin_level and tags.get("admin_level") != str(s.admin_level):
                 continue
-            if s.name and s.iso and not (tags.get("name", "").lower() == s.name.lower() or s.iso in tags.values()):
+            if s.name and s.iso and not (tags.get("name", "").lower() == s.name.lower() or s.iso.lower() in (v.lower() for v in tags.values())):
                 continue
             g = shapely.from_wkb(geom)
             if best is None or g.area > best.area:

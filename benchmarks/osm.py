@@ -1,0 +1,53 @@
+"""OSM feature search speed (run by hand; figures go in the issue note):
+
+    python benchmarks/osm.py
+
+* index build rate, MB of extract per second, for the Liechtenstein and Helsinki extracts;
+* query p50/p95 of a two-feature proximity query (a place of worship within 200 m of a pharmacy)
+  on each, over the whole extract (target < 50 ms p50).
+"""
+
+from __future__ import annotations
+
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from tools.osm.local import LocalBackend, build_index  # noqa: E402
+from tools.osm.query import FeatureQuery  # noqa: E402
+
+OSM = REPO.parent / "shared" / "data" / "osm"
+CASES = {
+    "liechtenstein-2013-08-03.osm.pbf": {"south": 47.04, "west": 9.47, "north": 47.28, "east": 9.64},
+    "helsinki.osm.pbf": {"south": 60.16, "west": 24.93, "north": 60.18, "east": 24.96},
+}
+
+
+def main() -> None:
+    tmp = Path(tempfile.mkdtemp())
+    for extract, bbox in CASES.items():
+        stats = [build_index(OSM / extract, tmp / f"{extract}.{i}.sqlite") for i in range(3)]
+        best = min(stats, key=lambda s: s.seconds)
+        print(f"{extract}: {best.source_mb:.2f} MB -> {best.points + best.lines + best.areas:,} features in {best.seconds:.2f} s = {best.mb_per_s:.2f} MB/s (best of 3)")
+        backend = LocalBackend(best.path)
+        q = FeatureQuery.model_validate({
+            "features": [{"id": "worship", "tags": [{"key": "amenity", "value": "place_of_worship"}]}, {"id": "pharmacy", "tags": [{"key": "amenity", "value": "pharmacy"}]}],
+            "relations": [{"a": "worship", "b": "pharmacy", "max_m": 200}],
+            "scope": {"kind": "bbox", **bbox}, "limit": 500})
+        backend.query(q)
+        ts = []
+        for _ in range(50):
+            t = time.perf_counter()
+            r = backend.query(q)
+            ts.append(time.perf_counter() - t)
+        ts.sort()
+        print(f"  two-feature proximity query ({len(r.matches)} matches): p50 {1000 * statistics.median(ts):.1f} ms, p95 {1000 * ts[int(0.95 * len(ts))]:.1f} ms")
+
+
+if __name__ == "__main__":
+    main()

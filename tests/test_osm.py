@@ -1,0 +1,346 @@
+"""OSM feature search: index every shared extract, check the local backend against an independent
+pyosmium + shapely computation, pin the Overpass QL, run overpy against a loopback server."""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import osmium
+import pytest
+import shapely
+from pydantic import ValidationError
+from pyproj import Transformer
+from shapely import wkt
+
+from agent.cli import main
+from agent.episode import Episode
+from agent.actions import ToolCall, render_turn
+from tests.conftest import SHARED
+from tools.errors import RateLimitedError, ToolInputError, ToolTimeoutError
+from tools.image import load_image
+from tools.osm.engine import ScopeTooLargeError
+from tools.osm.local import LocalBackend, OsmIndexError, build_index
+from tools.osm.overpass import OverpassBackend, compile_ql
+from tools.osm.query import FeatureQuery, TagFilter
+from tools.osm.tool import OsmSearchTool
+from tools.registry import ToolSet, create
+
+OSM = SHARED / "osm"
+EXTRACTS = {"liechtenstein": "liechtenstein-2013-08-03.osm.pbf", "helsinki": "helsinki.osm.pbf", "andorra": "andorra.osm.pbf", "monaco": "monaco.osm.gz"}
+HEL_BBOX = {"kind": "bbox", "south": 60.16, "west": 24.93, "north": 60.18, "east": 24.96}
+LI_BBOX = {"kind": "bbox", "south": 47.04, "west": 9.47, "north": 47.28, "east": 9.64}
+
+
+@pytest.fixture(scope="module")
+def dbs(tmp_path_factory):
+    d = tmp_path_factory.mktemp("osm")
+    out = {}
+    for name, f in EXTRACTS.items():
+        assert main(["osm", "index", str(OSM / f), "--out", str(d / f"{name}.sqlite")]) == 0
+        out[name] = d / f"{name}.sqlite"
+    return out
+
+
+# -- an independent reference: a direct pyosmium pass, WKT geometries, shapely in a national projection
+def reference_features(extract: str, bbox: dict, keep) -> dict[str, shapely.Geometry]:
+    wktf = osmium.geom.WKTFactory()
+    box = shapely.box(bbox["west"], bbox["south"], bbox["east"], bbox["north"])
+    out = {}
+    for o in osmium.FileProcessor(str(OSM / extract)).with_locations().with_areas():
+        tags = dict(o.tags)
+        if not tags or not keep(tags):
+            continue
+        try:
+            if o.is_node():
+                g, fid = wkt.loads(wktf.create_point(o)), f"n{o.id}"
+            elif o.is_area():
+                g, fid = wkt.loads(wktf.create_multipolygon(o)), ("w" if o.from_way() else "r") + str(o.orig_id())
+            elif o.is_way() and not o.is_closed():
+                g, fid = wkt.loads(wktf.create_linestring(o)), f"w{o.id}"
+            else:
+                continue
+        except (RuntimeError, osmium.InvalidLocationError):  # ways cut at the extract's edge
+            continue
+        if g.intersects(box):
+            out[fid] = g
+    return out
+
+
+def metric(epsg: int):
+    import numpy as np
+
+    tr = Transformer.from_crs("EPSG:4326", f"EPSG:{epsg}", always_xy=True)
+    def f(xy):
+        if len(xy) == 1:
+            return np.array([tr.transform(float(xy[0, 0]), float(xy[0, 1]))])
+        return np.column_stack(tr.transform(xy[:, 0], xy[:, 1]))
+
+    return lambda g: shapely.transform(g, f)
+
+
+def ids(result, role="a"):
+    return {m.features[role].id for m in result.matches}
+
+
+def one(tags, bbox, name=None, limit=500):
+    f = {"id": "a", "tags": tags}
+    if name:
+        f["name"] = name
+    return FeatureQuery.model_validate({"features": [f], "scope": bbox, "limit": limit})
+
+
+def test_every_shared_extract_is_indexed(dbs):
+    for name, path in dbs.items():
+        b = LocalBackend(path)
+        assert int(b.meta["n_point"]) > 100 and int(b.meta["n_line"]) > 100 and int(b.meta["n_area"]) > 100, (name, b.meta)
+
+
+def test_tag_filter_matches_reference(dbs):
+    b = LocalBackend(dbs["helsinki"])
+    ref = reference_features("helsinki.osm.pbf", HEL_BBOX, lambda t: t.get("amenity") == "pharmacy")
+    assert ids(b.query(one([{"key": "amenity", "value": "pharmacy"}], HEL_BBOX))) == set(ref) and len(ref) >= 5
+
+
+def test_numeric_and_negative_filters_match_reference(dbs):
+    b = LocalBackend(dbs["helsinki"])
+
+    def lanes_ge_3(t):
+        try:
+            return "highway" in t and float(t.get("lanes", "x").split(";")[0]) >= 3 and t.get("oneway") != "yes"
+        except ValueError:
+            return False
+
+    ref = reference_features("helsinki.osm.pbf", HEL_BBOX, lanes_ge_3)
+    got = b.query(one([{"key": "highway", "op": "exists"}, {"key": "lanes", "op": "ge", "value": 3}, {"key": "oneway", "op": "neq", "value": "yes"}], HEL_BBOX))
+    assert ids(got) == set(ref) and len(ref) >= 5
+
+
+def test_name_match_and_bbox_scope_match_reference(dbs):
+    b = LocalBackend(dbs["liechtenstein"])
+    small = {"kind": "bbox", "south": 47.12, "west": 9.50, "north": 47.15, "east": 9.54}
+    ref = reference_features(EXTRACTS["liechtenstein"], small, lambda t: "amenity" in t and re.search("apotheke", t.get("name", ""), re.I))
+    got = b.query(one([{"key": "amenity", "op": "exists"}], small, name="apotheke"))
+    assert ids(got) == set(ref) and len(ref) >= 1
+    everywhere = b.query(one([{"key": "amenity", "op": "exists"}], LI_BBOX, name="apotheke"))
+    assert ids(got) < ids(everywhere)
+
+
+def _pairs_reference(extract, bbox, epsg, specs, rels):
+    feats = {k: reference_features(extract, bbox, f) for k, f in specs.items()}
+    proj = metric(epsg)
+    pm = {k: {i: proj(g) for i, g in v.items()} for k, v in feats.items()}
+    order = list(specs)
+    out = {}
+
+    def rec(i, chosen):
+        if i == len(order):
+            out[tuple(chosen[k] for k in order)] = {f"{a}~{b_}": pm[a][chosen[a]].distance(pm[b_][chosen[b_]]) for a, b_, _ in rels}
+            return
+        k = order[i]
+        for fid in pm[k]:
+            trial = {**chosen, k: fid}
+            if all(pm[a][trial[a]].distance(pm[b_][trial[b_]]) <= m for a, b_, m in rels if a in trial and b_ in trial):
+                rec(i + 1, trial)
+
+    rec(0, {})
+    return out
+
+
+def _check_cluster(result, reference, order):
+    got = {tuple(m.features[k].id for k in order): m.distances_m for m in result.matches}
+    assert set(got) == set(reference) and reference
+    for key, dists in got.items():
+        for rel, d in dists.items():
+            assert d == pytest.approx(reference[key][rel], rel=5e-3, abs=0.5)
+
+
+def test_two_feature_cluster_matches_reference(dbs):
+    q = FeatureQuery.model_validate({
+        "features": [{"id": "w", "tags": [{"key": "amenity", "value": "place_of_worship"}]}, {"id": "p", "tags": [{"key": "amenity", "value": "pharmacy"}]}],
+        "relations": [{"a": "w", "b": "p", "max_m": 300}], "scope": LI_BBOX, "limit": 500})
+    ref = _pairs_reference(EXTRACTS["liechtenstein"], LI_BBOX, 2056, {"w": lambda t: t.get("amenity") == "place_of_worship", "p": lambda t: t.get("amenity") == "pharmacy"}, [("w", "p", 300)])
+    _check_cluster(LocalBackend(dbs["liechtenstein"]).query(q), ref, ["w", "p"])
+
+
+def test_three_feature_cluster_matches_reference(dbs):
+    q = FeatureQuery.model_validate({
+        "features": [{"id": "c", "tags": [{"key": "amenity", "value": "cafe"}]}, {"id": "b", "tags": [{"key": "highway", "value": "bus_stop"}]},
+                     {"id": "p", "tags": [{"key": "amenity", "value": "pharmacy"}]}],
+        "relations": [{"a": "c", "b": "b", "max_m": 60}, {"a": "c", "b": "p", "max_m": 80}], "scope": HEL_BBOX, "limit": 500})
+    specs = {"c": lambda t: t.get("amenity") == "cafe", "b": lambda t: t.get("highway") == "bus_stop", "p": lambda t: t.get("amenity") == "pharmacy"}
+    ref = _pairs_reference("helsinki.osm.pbf", HEL_BBOX, 3067, specs, [("c", "b", 60), ("c", "p", 80)])
+    _check_cluster(LocalBackend(dbs["helsinki"]).query(q), ref, ["c", "b", "p"])
+
+
+def test_edge_distance_not_centroid_distance(dbs):
+    """The Old Church of Helsinki is a large building: shops 50-60 m from its wall are 75-82 m from its centroid."""
+    q = FeatureQuery.model_validate({
+        "features": [{"id": "church", "tags": [{"key": "building", "op": "exists"}], "name": "^Vanha kirkko$"}, {"id": "shop", "tags": [{"key": "shop", "op": "exists"}]}],
+        "relations": [{"a": "church", "b": "shop", "max_m": 60}], "scope": HEL_BBOX})
+    r = LocalBackend(dbs["helsinki"]).query(q, with_geometry=True)
+    proj = metric(3067)
+    disagree = 0
+    for m in r.matches:
+        church, shop = shapely.geometry.shape(m.features["church"].geometry), shapely.geometry.shape(m.features["shop"].geometry)
+        edge, centroid = proj(church).distance(proj(shop)), proj(church.centroid).distance(proj(shop))
+        assert edge == pytest.approx(m.distances_m["church~shop"], rel=5e-3) and edge <= 60
+        disagree += centroid > 60
+    assert disagree >= 2
+
+
+def test_area_scope_from_the_extracts_boundary(dbs):
+    b = LocalBackend(dbs["liechtenstein"])
+    r = b.query(FeatureQuery.model_validate({"features": [{"id": "fuel", "tags": [{"key": "amenity", "value": "fuel"}]}], "scope": {"kind": "area", "iso": "LI"}}))
+    assert r.matches and 150 < r.scope_km2 < 170  # Liechtenstein is 160 km^2
+    with pytest.raises(ToolInputError, match="not in the local extract"):
+        b.query(FeatureQuery.model_validate({"features": [{"id": "fuel", "tags": [{"key": "amenity", "value": "fuel"}]}], "scope": {"kind": "area", "name": "Atlantis"}}))
+
+
+def test_bad_queries_and_bad_extracts(dbs, tmp_path, capsys):
+    with pytest.raises(ValidationError, match="op"):
+        TagFilter(key="amenity", op="like", value="x")
+    with pytest.raises(ValidationError, match="not allowed"):
+        TagFilter(key='name"];out;', value="x")
+    with pytest.raises(ValidationError, match="not related"):
+        FeatureQuery.model_validate({"features": [{"id": "a", "tags": [{"key": "shop", "op": "exists"}]}, {"id": "b", "tags": [{"key": "amenity", "op": "exists"}]}], "scope": HEL_BBOX})
+    with pytest.raises(ScopeTooLargeError, match="over the limit"):
+        LocalBackend(dbs["helsinki"]).query(one([{"key": "shop", "op": "exists"}], {"kind": "bbox", "south": 59, "west": 23, "north": 61, "east": 26}))
+    bad = tmp_path / "broken.osm.pbf"
+    bad.write_bytes(b"\x00\x00\x00\x0dnot a pbf at all" * 50)
+    assert main(["osm", "index", str(bad)]) == 2
+    assert "cannot read the extract" in capsys.readouterr().err
+    empty = tmp_path / "empty.osm"
+    empty.write_text('<?xml version="1.0"?><osm version="0.6"><node id="1" lat="47.1" lon="9.5" version="1"/></osm>')
+    with pytest.raises(OsmIndexError, match="no tagged feature"):
+        build_index(empty, tmp_path / "empty.sqlite")
+
+
+def test_overpass_ql_is_pinned_and_well_formed():
+    q = FeatureQuery.model_validate({
+        "features": [{"id": "church", "tags": [{"key": "amenity", "value": "place_of_worship"}, {"key": "religion", "op": "neq", "value": "muslim"}]},
+                     {"id": "road", "tags": [{"key": "highway", "op": "regex", "value": "^(primary|secondary)$"}, {"key": "lanes", "op": "ge", "value": 4}, {"key": "tunnel", "op": "absent"}], "name": 'Sankt "Peter"', "kinds": ["line"]}],
+        "relations": [{"a": "church", "b": "road", "max_m": 150}], "scope": {"kind": "bbox", "south": 47.1, "west": 9.5, "north": 47.2, "east": 9.6}})
+    ql = compile_ql(q, timeout_s=25)
+    assert ql == "\n".join([
+        "[out:json][timeout:25];",
+        'nwr["amenity"="place_of_worship"]["religion"!="muslim"](47.1,9.5,47.2,9.6)->.church;',
+        'way["highway"~"^(primary|secondary)$"]["lanes"][!"tunnel"]["name"~"Sankt \\"Peter\\"",i](47.1,9.5,47.2,9.6)->.road;',
+        "nwr.church(around.road:150)->.church;",
+        "nwr.road(around.church:150)->.road;",
+        "(.church;.road;);",
+        "(._;>;);",
+        "out body;",
+    ])
+    area = compile_ql(FeatureQuery.model_validate({"features": [{"id": "fuel", "tags": [{"key": "amenity", "value": "fuel"}]}], "scope": {"kind": "area", "iso": "CH-ZH", "admin_level": 4}}))
+    assert area.splitlines()[1] == 'area["ISO3166-2"="CH-ZH"]["admin_level"="4"]->.scope;'
+    for text in (ql, area):
+        # structure: balanced brackets and quotes, one statement per line, sets defined before use
+        body = re.sub(r'"(?:[^"\\]|\\.)*"', '""', text)
+        assert body.count("[") == body.count("]") and body.count("(") == body.count(")")
+        assert all(line.endswith(";") for line in text.splitlines())
+        defined = {"_"}
+        for line in body.splitlines()[1:]:
+            used = set(re.findall(r"(?:\.|around\.|area\.)([a-z_][a-z0-9_]*)", line.split("->")[0]))
+            assert used <= defined, (line, used - defined)
+            defined |= set(re.findall(r"->\.([a-z_][a-z0-9_]*)", line))
+
+
+# -- Overpass over loopback: a church building (100 m square) and a pharmacy 150 m from its wall, 200 m from its centre
+def _overpass_json():
+    lat0, lon0 = 47.1400, 9.5200
+    dlat, dlon = 100 / 111_195, 100 / (111_195 * 0.68136)  # ~100 m at 47.14 N
+    corners = [(lat0, lon0), (lat0, lon0 + dlon), (lat0 + dlat, lon0 + dlon), (lat0 + dlat, lon0)]
+    nodes = [{"type": "node", "id": i + 1, "lat": la, "lon": lo} for i, (la, lo) in enumerate(corners)]
+    pharmacy = {"type": "node", "id": 10, "lat": lat0 + dlat / 2, "lon": lon0 + dlon + 150 / (111_195 * 0.68136), "tags": {"amenity": "pharmacy", "name": "Apotheke"}}
+    church = {"type": "way", "id": 20, "nodes": [1, 2, 3, 4, 1], "tags": {"amenity": "place_of_worship", "building": "church", "name": "St. Test"}}
+    return {"version": 0.6, "generator": "test", "elements": [pharmacy, church, *nodes]}
+
+
+class _Overpass(BaseHTTPRequestHandler):
+    script: list[int] = []
+    seen: list[tuple[str, str]] = []
+
+    def do_POST(self):  # noqa: N802
+        body = self.rfile.read(int(self.headers["Content-Length"])).decode()
+        type(self).seen.append((self.headers.get("User-Agent"), body))
+        code = type(self).script.pop(0) if type(self).script else 200
+        if code == 200:
+            data, ctype = json.dumps(_overpass_json()).encode(), "application/json"
+        elif code == 400:
+            data, ctype = b"<html><body><p><strong style=\"color:#FF0000\">Error</strong>: line 2: parse error: unknown key</p></body></html>", "text/html"
+        else:
+            data, ctype = b"busy", "text/plain"
+        self.send_response(code)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *a):
+        pass
+
+
+@pytest.fixture
+def overpass_server():
+    srv = ThreadingHTTPServer(("127.0.0.1", 0), _Overpass)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    _Overpass.script, _Overpass.seen = [], []
+    yield f"http://127.0.0.1:{srv.server_port}/api/interpreter"
+    srv.shutdown()
+
+
+CHURCH_PHARMACY = {
+    "features": [{"id": "church", "tags": [{"key": "amenity", "value": "place_of_worship"}]}, {"id": "pharmacy", "tags": [{"key": "amenity", "value": "pharmacy"}]}],
+    "relations": [{"a": "church", "b": "pharmacy", "max_m": 180}], "scope": {"kind": "around", "lat": 47.14, "lon": 9.52, "radius_m": 2000}}
+
+
+def test_overpy_path_parses_and_measures_edge_distance(overpass_server, tmp_path, monkeypatch):
+    monkeypatch.setenv("GEOLOCATE_CACHE_DIR", str(tmp_path))
+    b = OverpassBackend(overpass_server, user_agent="geolocate-tests/1.0", sleep=lambda s: None)
+    r = b.query(FeatureQuery.model_validate(CHURCH_PHARMACY))
+    assert len(r.matches) == 1
+    m = r.matches[0]
+    assert (m.features["church"].id, m.features["church"].kind, m.features["pharmacy"].id) == ("w20", "area", "n10")
+    assert m.distances_m["church~pharmacy"] == pytest.approx(150, abs=1.5)  # edge, not the 200 m to the centre
+    ua, body = _Overpass.seen[0]
+    assert ua == "geolocate-tests/1.0" and "around.pharmacy:180" in body
+    b.query(FeatureQuery.model_validate(CHURCH_PHARMACY))
+    assert len(_Overpass.seen) == 1  # second answer from the disk cache
+
+
+def test_overpass_http_errors_map_to_typed_errors(overpass_server, tmp_path, monkeypatch):
+    monkeypatch.setenv("GEOLOCATE_CACHE_DIR", str(tmp_path))
+    sleeps = []
+    b = OverpassBackend(overpass_server, retries=2, backoff_s=1.0, cache=False, sleep=sleeps.append)
+    q = FeatureQuery.model_validate(CHURCH_PHARMACY)
+    _Overpass.script = [429, 504, 200]
+    assert len(b.query(q).matches) == 1 and len(sleeps) == 2 and sleeps[1] > sleeps[0]  # exponential backoff
+    _Overpass.script = [429, 429, 429]
+    with pytest.raises(RateLimitedError):
+        b.query(q)
+    _Overpass.script = [504, 504, 504]
+    with pytest.raises(ToolTimeoutError):
+        b.query(q)
+    n = len(_Overpass.seen)
+    _Overpass.script = [400]
+    with pytest.raises(ToolInputError, match="unknown key"):
+        b.query(q)
+    assert len(_Overpass.seen) == n + 1  # a 400 is not retried
+
+
+def test_osm_search_tool_in_an_episode(dbs, plain_photo):
+    image = load_image(plain_photo)
+    tools = ToolSet([OsmSearchTool(LocalBackend(dbs["liechtenstein"])), create("gazetteer")])
+    ep = Episode(image, tools)
+    q = {"features": [{"id": "fuel", "tags": [{"key": "amenity", "value": "fuel"}]}], "scope": {"kind": "area", "iso": "LI"}, "limit": 3}
+    big = {**q, "scope": {"kind": "bbox", "south": 40, "west": 0, "north": 50, "east": 20}}
+    obs = ep.step(render_turn("find fuel stations", [ToolCall(name="osm_search", arguments=q), ToolCall(name="osm_search", arguments=big)]))
+    assert [o.kind for o in obs] == ["tool_result", "tool_error"]
+    assert "3+ match(es) via local" in obs[0].text
+    assert "narrow it" in obs[1].text
+    unconfigured = Episode(image, ToolSet([create("osm_search")]))
+    o = unconfigured.step(render_turn("x", [ToolCall(name="osm_search", arguments=q)]))[0]
+    assert o.kind == "tool_error" and "geolocate osm index" in o.text
