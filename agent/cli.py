@@ -22,7 +22,6 @@ def _parser() -> argparse.ArgumentParser:
     loc.add_argument("--json", metavar="OUT", help=f"write the full trajectory as JSON ({TRAJECTORY_SCHEMA}) to OUT ('-' for stdout)")
     loc.add_argument("--tools", default="all", metavar="LIST", help="tools to enable: comma list, 'all', or 'all,-ocr' (default: all)")
     loc.add_argument("--no-exif", action="store_true", help="ignore the photo's EXIF metadata (as benchmarks do)")
-    loc.add_argument("--policy", default="heuristic", help="planner policy (default: heuristic)")
     loc.add_argument("--max-turns", type=int, default=Budget().max_turns, help="turn budget (default: %(default)s)")
     loc.add_argument("--max-tool-calls", type=int, default=Budget().max_tool_calls, help="tool-call budget (default: %(default)s)")
     loc.add_argument("--tool-timeout", type=float, default=None, metavar="S", help="override every tool's timeout, in seconds")
@@ -32,6 +31,7 @@ def _parser() -> argparse.ArgumentParser:
     loc.add_argument("--osm-db", metavar="DB", help="local OSM index for the osm_search tool (from 'geolocate osm index')")
     loc.add_argument("--overpass", metavar="URL", help="Overpass interpreter URL for the osm_search tool")
     loc.add_argument("--quiet", action="store_true", help="no progress output")
+    _policy_args(loc)
     osm = sub.add_parser("osm", help="OpenStreetMap feature search: build a local index, run queries")
     osub = osm.add_subparsers(dest="osm_command", required=True)
     oi = osub.add_parser("index", help="build the embedded SQLite index of an .osm.pbf / .osm / .osm.gz extract")
@@ -76,6 +76,42 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def _policy_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("planner", "the heuristic planner by default; a Qwen-VL model with --model (in-process) or --server (served)")
+    g.add_argument("--policy", default=None, help="heuristic, transformers or openai_compatible (default: heuristic; implied by --model / --server)")
+    g.add_argument("--model", metavar="ID_OR_PATH", help="a Qwen2-VL/Qwen2.5-VL/Qwen3-VL checkpoint: hub id or local folder (with --server: the served model name)")
+    g.add_argument("--server", metavar="URL", help="an OpenAI-compatible endpoint, e.g. http://localhost:8000/v1 (vllm serve MODEL)")
+    g.add_argument("--api-key", default=None, help="API key for --server (default: $OPENAI_API_KEY or 'EMPTY')")
+    g.add_argument("--dtype", default="auto", help="model dtype for --model (bfloat16 on GPUs)")
+    g.add_argument("--device", default=None, help="cuda, cpu, ... (default: cuda when available)")
+    g.add_argument("--max-new-tokens", type=int, default=768)
+    g.add_argument("--temperature", type=float, default=0.7)
+    g.add_argument("--seed", type=int, default=None)
+
+
+def policy_from_args(args: argparse.Namespace):
+    """The Policy the command line asks for.
+
+    Raises:
+        ValueError / KeyError: inconsistent options or an unknown policy.
+    """
+    import os
+
+    from agent.policies import make_policy
+
+    name = args.policy or ("openai_compatible" if args.server else "transformers" if args.model else "heuristic")
+    if name == "transformers":
+        if not args.model:
+            raise ValueError("the transformers policy needs --model ID_OR_PATH")
+        return make_policy(name, model=args.model, dtype=args.dtype, device=args.device, max_new_tokens=args.max_new_tokens, temperature=args.temperature, seed=args.seed)
+    if name == "openai_compatible":
+        if not (args.server and args.model):
+            raise ValueError("the openai_compatible policy needs --server URL and --model NAME")
+        key = args.api_key or os.environ.get("OPENAI_API_KEY") or "EMPTY"
+        return make_policy(name, base_url=args.server, model=args.model, api_key=key, max_tokens=args.max_new_tokens, temperature=args.temperature, seed=args.seed)
+    return make_policy(name)
+
+
 def _dataset_args(p: argparse.ArgumentParser) -> None:
     from evals.datasets import LOADERS
 
@@ -87,7 +123,7 @@ def _dataset_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--lat-col", default="latitude")
     p.add_argument("--lon-col", default="longitude")
     p.add_argument("--pattern", default="{id}.jpg", help="image file name for an id (csv layout; default: {id}.jpg)")
-    p.add_argument("--policy", default="heuristic")
+    _policy_args(p)
     p.add_argument("--limit", type=int, help="only the first N photos")
     p.add_argument("--workers", type=int, default=1, help="episodes in parallel (threads)")
     p.add_argument("--max-turns", type=int, default=Budget().max_turns)
@@ -146,12 +182,13 @@ def cmd_eval(args: argparse.Namespace) -> int:
             spec = args.tools if args.use_exif else f"{args.tools},-exif"
             ToolSet.parse_spec(spec)
             out.mkdir(parents=True, exist_ok=True)
-            name = f"{args.policy} ({args.tools})"
+            policy = policy_from_args(args)
+            name = f"{policy.name} ({args.tools})"
             budget = Budget(max_turns=args.max_turns, max_tool_calls=args.max_tool_calls)
             recs = []
             with _progress(len(ds), f"{ds.name}") as bar:
                 task = bar.add_task("eval", total=len(ds))
-                for r in run_dataset(ds, args.policy, spec, budget, out / "trajectories.jsonl", args.workers):
+                for r in run_dataset(ds, policy, spec, budget, out / "trajectories.jsonl", args.workers, seed=args.seed or 0):
                     recs.append(r)
                     bar.advance(task)
     except (FileNotFoundError, KeyError, ValueError) as e:
@@ -174,7 +211,7 @@ def cmd_ablate(args: argparse.Namespace, tool_sets: list[str]) -> int:
         budget = Budget(max_turns=args.max_turns, max_tool_calls=args.max_tool_calls)
         with _progress(len(ds) * len(tool_sets), "ablation") as bar:
             task = bar.add_task("ablate", total=len(ds) * len(tool_sets))
-            rows = run_ablation(ds, tool_sets, args.out, args.policy, budget, args.workers, args.use_exif, on_record=lambda n, r: bar.advance(task))
+            rows = run_ablation(ds, tool_sets, args.out, policy_from_args(args), budget, args.workers, args.use_exif, on_record=lambda n, r: bar.advance(task))
     except UnknownToolError as e:
         err.print(f"[red]error:[/red] {e}")
         return 2
@@ -369,7 +406,6 @@ def cmd_locate(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     from agent.graph import stream_episode
-    from agent.policies import make_policy
     from tools.errors import InputImageError, UnknownToolError
     from tools.image import load_image
     from tools.registry import ToolSet
@@ -383,12 +419,12 @@ def cmd_locate(args: argparse.Namespace) -> int:
         return 2
     try:
         tools = ToolSet.parse_spec(args.tools, exclude=["exif"] if args.no_exif else [])
-        policy = make_policy(args.policy)
+        policy = policy_from_args(args)
         budget = Budget(max_turns=args.max_turns, max_tool_calls=args.max_tool_calls)
     except UnknownToolError as e:
         err.print(f"[red]error:[/red] {e}")
         return 2
-    except (KeyError, ValueError) as e:
+    except (KeyError, ValueError, OSError) as e:
         err.print(f"[red]error:[/red] {e.args[0] if isinstance(e, KeyError) else e}")
         return 2
     options: dict = {"tool_timeout_s": args.tool_timeout} if args.tool_timeout else {}

@@ -90,6 +90,10 @@ class Episode:
         self.state.elapsed_s = round(time.perf_counter() - self._t0, 4)
         if not self.done and len(self.state.turns) >= self.state.budget.max_turns:
             self._finish_fallback(f"turn budget of {self.state.budget.max_turns} exhausted")
+        if self.state.turns:
+            self.state.turns[-1].chain_after = [
+                {"level": lv.value, "value": c.value, "confidence": c.confidence} for lv, c in self.state.chain.items()
+            ]
 
     def step(self, completion: str, policy_s: float = 0.0) -> list[Observation]:
         """One full turn: parse ``completion``, apply its actions in order, close the turn.
@@ -176,6 +180,16 @@ class Episode:
             if msg not in self.state.warnings:
                 self.state.warnings.append(msg)
         return Observation(kind="tool_result", text=f"[{eid}] {call.name}: {ev.summary}", evidence_id=eid)
+
+    def artifact(self, eid: str):
+        """The image a tool call produced (a zoom crop), rebuilt from its evidence; None if it made none.
+
+        Rebuilt rather than stored, so an Episode resumed from its saved state shows the same images.
+        """
+        ev = self.state.evidence_by_id(eid)
+        if ev is None or not ev.ok or ev.tool not in self.tools:
+            return None
+        return self.tools.get(ev.tool).artifact(ev.output, self.ctx)
 
     def _record_failure(self, eid: str, call: ToolCall, message: str, t: float, turn: int) -> Observation:
         self.state.evidence.append(

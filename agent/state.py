@@ -84,6 +84,7 @@ class Turn(BaseModel):
     observations: list[Observation] = []
     policy_s: float = 0.0
     env_s: float = 0.0
+    chain_after: list[dict[str, Any]] = Field(default_factory=list, description="the chain at the end of the turn: level, value, confidence")
 
 
 class FinalAnswer(BaseModel):

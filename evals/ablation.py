@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from agent.policies.base import Policy
 from agent.state import Budget
 from evals.datasets import Dataset
 from evals.report import flat_row, markdown_table, plot_error_cdf, write_csv
@@ -43,7 +44,7 @@ def run_ablation(
     dataset: Dataset,
     specs: Sequence[str],
     out_dir: str | Path,
-    policy: str = "heuristic",
+    policy: str | Policy = "heuristic",
     budget: Budget | None = None,
     workers: int = 1,
     use_exif: bool = False,
@@ -51,9 +52,12 @@ def run_ablation(
 ) -> list[dict[str, object]]:
     """Run every tool set over the dataset (resumable: one JSONL per arm under ``out_dir``) and write
     ``ablation.md`` and ``ablation.csv`` with every metric and its 95% CI per tool set."""
+    from agent.policies import make_policy
+
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     arms = parse_tool_sets(specs, use_exif)
+    policy = make_policy(policy) if isinstance(policy, str) else policy
     runs: dict[str, list[dict]] = {}
     for name, spec in arms:
         safe = "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in name)
@@ -61,6 +65,6 @@ def run_ablation(
         runs[name] = list(run_dataset(dataset, policy, spec, budget, out / f"{safe}.jsonl", workers, on_record=cb))
     rows = [{"tools": spec, **flat_row(name, evaluate_records(recs))} for (name, spec), recs in zip(arms, runs.values())]
     write_csv(rows, out / "ablation.csv")
-    (out / "ablation.md").write_text(f"# Tool ablation: {dataset.name}, policy {policy}\n\n" + markdown_table(rows) + "\n", encoding="utf-8")
+    (out / "ablation.md").write_text(f"# Tool ablation: {dataset.name}, policy {policy.name}\n\n" + markdown_table(rows) + "\n", encoding="utf-8")
     plot_error_cdf(runs, out / "error_cdf.png")
     return rows

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from agent.graph import run_episode
-from agent.policies import make_policy
+from agent.policies import Policy, make_policy
 from agent.state import Budget
 from evals.datasets import Dataset, Sample
 from tools.errors import InputImageError
@@ -45,18 +45,18 @@ def read_jsonl(path: str | Path, repair: bool = False) -> list[dict[str, Any]]:
     return out
 
 
-def run_one(sample: Sample, policy_name: str, tools: str, budget: Budget, keep_trajectory: bool = True, seed: int = 0) -> dict[str, Any]:
+def run_one(sample: Sample, policy: Policy, tools: str, budget: Budget, keep_trajectory: bool = True, seed: int = 0) -> dict[str, Any]:
     """One episode on one sample; unusable images give a record with ``error`` and no prediction.
 
-    ``seed`` is recorded and passed to policies that sample (the heuristic is deterministic).
+    ``seed`` is recorded (sampling policies get it through their own ``seed`` option).
     """
     t = time.perf_counter()
-    rec: dict[str, Any] = {"id": sample.id, "lat": sample.lat, "lon": sample.lon, "policy": policy_name, "tools": tools, "seed": seed}
+    rec: dict[str, Any] = {"id": sample.id, "lat": sample.lat, "lon": sample.lon, "policy": policy.name, "tools": tools, "seed": seed}
     try:
         image = load_image(sample.image)
     except InputImageError as e:
         return {**rec, "error": str(e), "seconds": round(time.perf_counter() - t, 4)}
-    state = run_episode(image, ToolSet.parse_spec(tools), make_policy(policy_name), budget)
+    state = run_episode(image, ToolSet.parse_spec(tools), policy, budget)
     a = state.answer
     rec.update(
         pred_lat=a.lat,
@@ -77,20 +77,24 @@ def run_one(sample: Sample, policy_name: str, tools: str, budget: Budget, keep_t
 
 def run_dataset(
     dataset: Dataset,
-    policy: str = "heuristic",
+    policy: str | Policy = "heuristic",
     tools: str = "all,-exif",
     budget: Budget | None = None,
     out: str | Path | None = None,
     workers: int = 1,
     on_record: Callable[[dict[str, Any]], None] | None = None,
     keep_trajectory: bool = True,
+    seed: int = 0,
 ) -> Iterator[dict[str, Any]]:
     """Yield one record per sample (finished ones from ``out`` first, unchanged).
 
+    ``policy`` is a policy name or instance (one instance serves every episode: a model loads once).
     ``tools`` is a tool spec as for ``--tools`` (EXIF is excluded by default: an evaluation must not
     read the answer from metadata). With ``workers > 1`` episodes run in threads.
     """
     budget = budget or Budget()
+    if isinstance(policy, str):
+        policy = make_policy(policy)
     done = {r["id"]: r for r in read_jsonl(out, repair=True)} if out else {}
     for r in done.values():
         yield r
@@ -109,10 +113,10 @@ def run_dataset(
 
         if workers <= 1:
             for s in todo:
-                yield emit(run_one(s, policy, tools, budget, keep_trajectory))
+                yield emit(run_one(s, policy, tools, budget, keep_trajectory, seed))
         else:
             with cf.ThreadPoolExecutor(max_workers=workers) as ex:
-                futures = [ex.submit(run_one, s, policy, tools, budget, keep_trajectory) for s in todo]
+                futures = [ex.submit(run_one, s, policy, tools, budget, keep_trajectory, seed) for s in todo]
                 for f in cf.as_completed(futures):
                     yield emit(f.result())
     finally:

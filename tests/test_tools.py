@@ -111,7 +111,7 @@ def test_offline_reverse_geocoding_agrees_with_osv5m_labels(labels):
 def test_registry_lists_valid_names_on_error():
     with pytest.raises(UnknownToolError, match="valid tools: exif, ocr, clues, gazetteer, geocode"):
         ToolSet.parse_spec("ocr,teleport")
-    assert ToolSet.parse_spec("all,-exif,-ocr").names == ["clues", "gazetteer", "geocode", "osm_search"]
+    assert ToolSet.parse_spec("all,-exif,-ocr").names == ["clues", "gazetteer", "geocode", "osm_search", "zoom"]
     schema = ToolSet.from_names(["gazetteer"]).schemas()[0]["function"]
     assert schema["name"] == "gazetteer" and "query" in schema["parameters"]["properties"]
 

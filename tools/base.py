@@ -54,6 +54,11 @@ class Tool(ABC):
     def run(self, args: ToolInput, ctx: ToolContext) -> ToolOutput:
         """Run the tool on validated ``args``; return an ``Output`` instance."""
 
+    def artifact(self, output: dict[str, Any], ctx: ToolContext):
+        """An image this tool's result shows to the model (PIL), rebuilt from the serialised output;
+        None for tools that produce no image."""
+        return None
+
     def schema(self) -> dict[str, Any]:
         """The function schema a model sees (OpenAI / Qwen tool-calling layout)."""
         return {

@@ -1,7 +1,7 @@
 """Tool registry: name -> tool, the tool mask of a run, and the schemas a model sees.
 
 >>> sorted(available())
-['clues', 'exif', 'gazetteer', 'geocode', 'ocr', 'osm_search']
+['clues', 'exif', 'gazetteer', 'geocode', 'ocr', 'osm_search', 'zoom']
 >>> ToolSet.from_names(["ocr", "clues"]).names
 ['ocr', 'clues']
 """
@@ -100,8 +100,9 @@ def _register_builtin() -> None:
     from tools.geocode import GeocodeTool
     from tools.ocr import OcrTool
     from tools.osm.tool import OsmSearchTool
+    from tools.zoom import ZoomTool
 
-    for cls in (ExifTool, OcrTool, CluesTool, GazetteerTool, GeocodeTool, OsmSearchTool):
+    for cls in (ExifTool, OcrTool, CluesTool, GazetteerTool, GeocodeTool, OsmSearchTool, ZoomTool):
         register(cls.name, cls)
 
 

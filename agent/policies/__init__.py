@@ -1,7 +1,7 @@
 """Policies: turn an Episode's state into the next completion, in the shared action grammar.
 
 >>> sorted(POLICIES)
-['heuristic']
+['heuristic', 'openai_compatible', 'transformers']
 """
 
 from __future__ import annotations
@@ -11,7 +11,19 @@ from collections.abc import Callable
 from agent.policies.base import Policy
 from agent.policies.heuristic import HeuristicPolicy
 
-POLICIES: dict[str, Callable[..., Policy]] = {"heuristic": HeuristicPolicy}
+def _transformers(**kw) -> Policy:
+    from agent.policies.transformers_policy import TransformersPolicy
+
+    return TransformersPolicy(**kw)
+
+
+def _openai_compatible(**kw) -> Policy:
+    from agent.policies.openai_compatible import OpenAICompatiblePolicy
+
+    return OpenAICompatiblePolicy(**kw)
+
+
+POLICIES: dict[str, Callable[..., Policy]] = {"heuristic": HeuristicPolicy, "transformers": _transformers, "openai_compatible": _openai_compatible}
 
 
 def make_policy(name: str, **kwargs) -> Policy:

@@ -1,0 +1,125 @@
+"""Render an Episode into chat messages (the only implementation; inference and training share it).
+
+Messages use the content-part layout of the OpenAI / Hugging Face chat APIs::
+
+    [{"role": "system", "content": [{"type": "text", "text": ...}]},
+     {"role": "user", "content": [{"type": "image", "ref": "photo"}, {"type": "text", "text": ...}]},
+     {"role": "assistant", "content": [{"type": "text", "text": <turn 0 completion>}]},
+     {"role": "user", "content": [<tool responses as quoted JSON>, {"type": "image", "ref": "e3"}, <status>]},
+     ...]
+
+Image parts carry a ``ref`` ("photo", or the evidence id of a zoom crop); :func:`image_refs` lists
+them in order so a policy can pass the matching PIL images. Tool observations are rendered by
+:func:`agent.actions.render_observation`: quoted JSON inside ``<tool_response>``, never instructions.
+Qwen2.5-VL's stock chat template has no tool role, so tools are described in the system prompt and
+observations arrive as user messages.
+"""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+from typing import Any
+
+import jinja2
+
+from agent.actions import render_observation
+from agent.stages import LEVELS, Level, next_level
+from agent.state import EpisodeState
+
+PROMPT_VERSION = 1
+_DIR = Path(__file__).parent / f"v{PROMPT_VERSION}"
+
+
+@functools.cache
+def _env() -> jinja2.Environment:
+    return jinja2.Environment(loader=jinja2.FileSystemLoader(str(_DIR)), undefined=jinja2.StrictUndefined, keep_trailing_newline=False, autoescape=False)
+
+
+def _render(name: str, **kw: Any) -> str:
+    return _env().get_template(name).render(**kw).strip()
+
+
+def system_prompt(tool_schemas: list[dict], budget) -> str:
+    """The system prompt: the Chain of Region, the grammar, the tools (from the registry's schemas)."""
+    return _render("system.j2", tools=tool_schemas, order=" -> ".join(lv.value for lv in LEVELS), levels=", ".join(f'"{lv.value}"' for lv in LEVELS), budget=budget)
+
+
+def _status(state: EpisodeState, t: int) -> str:
+    """The status line after turn ``t``, from what was recorded then (so earlier messages never change
+    and each turn's prompt is a prefix of the next one's)."""
+    chain = state.turns[t].chain_after
+    nxt = next_level(Level(c["level"]) for c in chain)
+    return _render(
+        "status.j2",
+        chain=chain,
+        next_step=f"commit '{nxt.value}' (or investigate further)" if nxt and nxt is not Level.COORDINATES else "answer",
+        turns_left=max(0, state.budget.max_turns - (t + 1)),
+        tool_calls_left=max(0, state.budget.max_tool_calls - sum(e.turn <= t for e in state.evidence)),
+    )
+
+
+def build_messages(state: EpisodeState, tool_schemas: list[dict]) -> list[dict[str, Any]]:
+    """Chat messages for the policy's next turn, from the episode state alone.
+
+    Deterministic: the same state gives byte-identical messages (training re-renders with it).
+    """
+    msgs: list[dict[str, Any]] = [
+        {"role": "system", "content": [{"type": "text", "text": system_prompt(tool_schemas, state.budget)}]},
+        {"role": "user", "content": [{"type": "image", "ref": "photo"}, {"type": "text", "text": _render("task.j2", width=state.image.width, height=state.image.height)}]},
+    ]
+    zoom_ok = {e.id for e in state.evidence if e.ok and e.tool == "zoom"}
+    for t, turn in enumerate(state.turns):
+        msgs.append({"role": "assistant", "content": [{"type": "text", "text": turn.completion}]})
+        parts: list[dict[str, Any]] = []
+        for obs in turn.observations:
+            parts.append({"type": "text", "text": render_observation(obs.kind, obs.text, obs.evidence_id)})
+            if obs.evidence_id in zoom_ok:
+                parts.append({"type": "image", "ref": obs.evidence_id})
+        parts.append({"type": "text", "text": _status(state, t)})
+        msgs.append({"role": "user", "content": parts})
+    return msgs
+
+
+def image_refs(messages: list[dict[str, Any]]) -> list[str]:
+    """The ``ref`` of every image part, in order of appearance."""
+    return [p["ref"] for m in messages for p in m["content"] if p.get("type") == "image"]
+
+
+def template_messages(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Messages in the form Hugging Face chat templates expect (image parts without our ``ref``)."""
+    return [{"role": m["role"], "content": [{"type": "image"} if p["type"] == "image" else {"type": "text", "text": p["text"]} for p in m["content"]]} for m in messages]
+
+
+def chat_text(processor, messages: list[dict[str, Any]], add_generation_prompt: bool = True) -> str:
+    """The prompt text of ``messages`` under the model's own chat template (the one rendering used by
+    the transformers policy and by training)."""
+    return processor.apply_chat_template(template_messages(messages), tokenize=False, add_generation_prompt=add_generation_prompt)
+
+
+def render_prompt(processor, state: EpisodeState, tool_schemas: list[dict]) -> str:
+    """THE prompt text for the next turn of an episode: :func:`build_messages` under the model's chat
+    template. The transformers policy and GRPO rollouts both call this, so what is trained is what runs;
+    the prompt after turn k starts with the prompt before it plus turn k's completion."""
+    return chat_text(processor, build_messages(state, tool_schemas))
+
+
+def fit_pixels(image, max_pixels: int):
+    """``image`` shrunk (aspect kept, Lanczos) to at most ``max_pixels`` pixels; unchanged if smaller."""
+    from PIL import Image
+
+    w, h = image.size
+    if w * h <= max_pixels:
+        return image
+    scale = (max_pixels / (w * h)) ** 0.5
+    return image.resize((max(28, int(w * scale)), max(28, int(h * scale))), Image.Resampling.LANCZOS)
+
+
+def episode_images(episode, messages: list[dict[str, Any]], max_pixels: int) -> list:
+    """The PIL images for the image parts of ``messages`` (the photo, zoom crops), each within budget."""
+    out = []
+    for ref in image_refs(messages):
+        im = episode.image.image if ref == "photo" else episode.artifact(ref)
+        if im is not None:
+            out.append(fit_pixels(im, max_pixels))
+    return out
