@@ -73,7 +73,26 @@ def _parser() -> argparse.ArgumentParser:
         "geolocate ablate --dataset osv5m --data DIR --tools all -ocr -gazetteer",
     )
     _dataset_args(ab)
+    tr = sub.add_parser("train", help="GRPO training of the planner (see policy_training/configs/)")
+    tr.add_argument("--config", required=True, metavar="FILE", help="YAML or JSON GeoGRPOConfig (any trl.GRPOConfig field too)")
     return p
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    err = _stderr()
+    try:
+        from policy_training.train import load_config, train
+    except ImportError as e:
+        err.print(f"[red]error:[/red] training needs the 'train' extra ({e.name} missing): pip install 'geolocate[train]'")
+        return 2
+    try:
+        cfg = load_config(args.config)
+    except (FileNotFoundError, ValueError) as e:
+        err.print(f"[red]error:[/red] {e}")
+        return 2
+    out = train(cfg)
+    print(f"trained model and processor saved in {out}")
+    return 0
 
 
 def _policy_args(p: argparse.ArgumentParser) -> None:
@@ -486,6 +505,8 @@ def main(argv: list[str] | None = None) -> int:
         return cmd_eval(args)
     if args.command == "osm":
         return cmd_osm(args)
+    if args.command == "train":
+        return cmd_train(args)
     return 2  # pragma: no cover - argparse enforces the sub-command
 
 

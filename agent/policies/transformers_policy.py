@@ -23,6 +23,12 @@ DEFAULT_MAX_PIXELS = 1280 * 28 * 28
 """Pixel budget per image (Qwen2.5-VL's recommended upper bound: 1280 visual tokens of 28x28)."""
 
 
+def vision_token_ids(tokenizer) -> list[int]:
+    """Ids of the Qwen vision placeholder tokens, which a completion must never contain."""
+    ids = [tokenizer.convert_tokens_to_ids(t) for t in ("<|image_pad|>", "<|video_pad|>", "<|vision_start|>", "<|vision_end|>")]
+    return [i for i in ids if i is not None and i != tokenizer.unk_token_id]
+
+
 def _processor_class(model_type: str):
     import transformers
 
@@ -38,6 +44,12 @@ def _processor_class(model_type: str):
             if argument_name == "video_processor" and argument is None:
                 return None
             return super().check_argument_for_proper_class(argument_name, argument)
+
+        def save_pretrained(self, save_directory, **kwargs):
+            """Save what :func:`load_processor` reads back: tokenizer (with its chat template) and image processor."""
+            self.tokenizer.save_pretrained(save_directory)
+            self.image_processor.save_pretrained(save_directory)
+            return [str(save_directory)]
 
     ImageOnlyProcessor.__name__ = f"ImageOnly{names[model_type]}"
     return ImageOnlyProcessor
@@ -136,7 +148,7 @@ class TransformersPolicy:
         sampling = dict(do_sample=self.do_sample, temperature=self.temperature, top_p=self.top_p) if self.do_sample else dict(do_sample=False)
         t = time.perf_counter()
         with self._lock, torch.no_grad():
-            out = self.model.generate(**inputs, max_new_tokens=self.max_new_tokens, **sampling, **self.generate_kwargs)
+            out = self.model.generate(**inputs, max_new_tokens=self.max_new_tokens, suppress_tokens=vision_token_ids(self.processor.tokenizer), **sampling, **self.generate_kwargs)
         new = out[0, inputs["input_ids"].shape[1]:]
         self.last_stats = {"prompt_tokens": int(inputs["input_ids"].shape[1]), "new_tokens": int(new.shape[0]), "seconds": time.perf_counter() - t}
         return self.processor.tokenizer.decode(new, skip_special_tokens=True)

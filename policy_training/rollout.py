@@ -1,0 +1,184 @@
+"""GRPO rollouts: TRL's GRPOTrainer drives the Episode, token-exact.
+
+Why ``rollout_func`` (and not ``tools=`` or ``environment_factory``): with ``tools=`` or an
+environment, TRL owns the multi-turn loop: it parses tool calls with the chat template's response
+schema (Qwen2.5-VL's stock template has none), renders tool results its own way and knows nothing of
+Chain-of-Region commitments, backtracking, answers, budgets or consistency checks. That would be a
+second implementation of the episode loop, the prompt rendering and the output parsing. A
+``rollout_func`` lets the Episode stay the environment: each turn's prompt is
+:func:`prompts.render.render_prompt` (the function the transformers policy uses), each completion is
+parsed by :func:`agent.actions.parse_completion` inside ``Episode.step``, and the tokens are exact:
+
+* the turn-0 prompt is tokenized once; it is byte-identical to TRL's rendering of the dataset row's
+  ``prompt`` + ``image`` (both come from :func:`policy_training.labels.training_prompt`), which matters
+  because for VLMs TRL re-renders that prompt from the dataset's images in the loss pass;
+* generated tokens are kept as generated (never re-tokenized) and carry ``env_mask`` 1;
+* between turns, only the new suffix of the rendered conversation (``<|im_end|>``, the observation
+  message, the next ``<|im_start|>assistant``) is tokenized and appended with ``env_mask`` 0 (TRL's
+  ``tool_mask``), so observation tokens never get loss;
+* the finished ``EpisodeState`` goes to the reward functions as the ``trajectory`` field.
+
+Tools that return images (``zoom``) are refused: TRL's rollout_func path feeds the loss pass only the
+dataset's images, so an image inside the completion could not be reproduced there.
+
+Generation: in-process with the trainer's model (``model.generate``), or, when the trainer runs vLLM
+(``use_vllm=True``, server or colocate mode), through ``trainer.vllm_generation.generate`` with token
+ids, one batched call per turn for all live episodes.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from agent.episode import Episode
+from agent.policies.transformers_policy import vision_token_ids
+from agent.state import Budget
+from prompts.render import render_prompt
+from tools.base import Tool
+from tools.image import decode_image
+from tools.registry import ToolSet, create
+
+
+def prompt_image(prompt: list[dict]):
+    """The PIL image of a TRL conversational prompt (its first image part)."""
+    for m in prompt:
+        if isinstance(m.get("content"), list):
+            for p in m["content"]:
+                if p.get("type") == "image" and p.get("image") is not None:
+                    return p["image"]
+    raise ValueError("the prompt has no image: build the dataset with policy_training.labels.build_dataset")
+
+
+def _loaded(image):
+    buf = io.BytesIO()
+    image.convert("RGB").save(buf, format="PNG")
+    return decode_image(buf.getvalue(), "<training row>")
+
+
+class GeoRollout:
+    """A ``rollout_func`` for ``trl.GRPOTrainer``: one Episode per prompt, driven to its end.
+
+    Args:
+        tool_names: the tool mask of training episodes (no image-returning tools).
+        budget: turn and tool-call budgets per episode.
+        max_turn_tokens: new tokens per turn.
+        temperature, top_p: sampling (defaults: the trainer's ``args.temperature`` / ``args.top_p``).
+        generation_hook: ``f(rollout_index, turn) -> dict`` of extra ``generate`` kwargs (e.g. a
+            logits processor), for scripted tests and constrained decoding.
+    """
+
+    def __init__(
+        self,
+        tool_names: Sequence[str],
+        budget: Budget | None = None,
+        max_turn_tokens: int = 512,
+        temperature: float | None = None,
+        top_p: float | None = None,
+        generation_hook: Callable[[int, int], dict[str, Any]] | None = None,
+    ):
+        self.tool_names = list(tool_names)
+        for name in self.tool_names:
+            if type(create(name)).artifact is not Tool.artifact:
+                raise ValueError(f"tool {name!r} returns images, which GRPO rollouts cannot train on; leave it out")
+        self.budget = budget or Budget()
+        self.max_turn_tokens, self.temperature, self.top_p = max_turn_tokens, temperature, top_p
+        self.generation_hook = generation_hook
+        self.stats = {"episodes": 0, "generated_tokens": 0, "seconds": 0.0}
+
+    # -- generation backends -----------------------------------------------------------------------------------
+    def _generate_hf(self, trainer, model, ids: list[int], vision: dict, index: int, turn: int, prompt_len: int) -> tuple[list[int], list[float]]:
+        import torch
+
+        proc = trainer.processing_class
+        tok = proc.tokenizer
+        input_ids = torch.tensor([ids], device=model.device)
+        kwargs = dict(vision)
+        # Image tokens live in the prompt only (as in TRL's loss pass); completions cannot hold images.
+        mm = torch.zeros_like(input_ids)
+        mm[:, :prompt_len] = (input_ids[:, :prompt_len] == tok.convert_tokens_to_ids("<|image_pad|>")).long()
+        kwargs["mm_token_type_ids"] = mm
+        kwargs["suppress_tokens"] = vision_token_ids(tok)
+        temperature = self.temperature if self.temperature is not None else trainer.args.temperature
+        top_p = self.top_p if self.top_p is not None else trainer.args.top_p
+        extra = self.generation_hook(index, turn) if self.generation_hook else {}
+        with torch.no_grad():
+            out = model.generate(
+                input_ids=input_ids, attention_mask=torch.ones_like(input_ids), max_new_tokens=self.max_turn_tokens,
+                do_sample=True, temperature=temperature, top_p=top_p, output_scores=True, return_dict_in_generate=True,
+                pad_token_id=tok.pad_token_id, **kwargs, **extra,
+            )
+        new = out.sequences[0, input_ids.shape[1]:]
+        logps = model.compute_transition_scores(out.sequences, out.scores, normalize_logits=True)[0]
+        n = int(new.shape[0])
+        return new.tolist(), [float(x) for x in logps[:n]]
+
+    def _generate(self, trainer, model, batch: list[dict], turn: int) -> list[tuple[list[int], list[float]]]:
+        if getattr(trainer, "use_vllm", False):
+            prompts = [r["ids"] for r in batch]
+            images = [[r["image"]] for r in batch]
+            _, completion_ids, logprobs, _ = trainer.vllm_generation.generate(prompts, images, num_generations=1)
+            return [(c, [lp[0] if lp and lp[0] is not None else 0.0 for lp in l]) for c, l in zip(completion_ids, logprobs)]
+        return [self._generate_hf(trainer, model, r["ids"], r["vision"], r["i"], turn, len(r["prompt_ids"])) for r in batch]
+
+    # -- the rollout ---------------------------------------------------------------------------------------------
+    def __call__(self, prompts: list[list[dict]], trainer) -> dict[str, list]:
+        t0 = time.perf_counter()
+        proc = trainer.processing_class
+        tok = proc.tokenizer
+        eos_text = tok.eos_token or "<|im_end|>"
+        eos_id = tok.convert_tokens_to_ids(eos_text)
+        model = trainer.accelerator.unwrap_model(trainer.model)
+        tools = ToolSet.from_names(self.tool_names)
+        schemas = tools.schemas()
+
+        runs = []
+        for i, prompt in enumerate(prompts):
+            image = prompt_image(prompt)
+            ep = Episode(_loaded(image), tools, budget=self.budget, policy="grpo")
+            text = render_prompt(proc, ep.state, schemas)
+            enc = proc(text=[text], images=[image], return_tensors="pt")
+            vision = {k: v.to(model.device) for k, v in enc.items() if k not in ("input_ids", "attention_mask", "mm_token_type_ids")}
+            ids = enc["input_ids"][0].tolist()
+            runs.append({"i": i, "ep": ep, "text": text, "ids": ids, "prompt_ids": list(ids), "vision": vision, "image": image, "completion": [], "mask": [], "logps": []})
+
+        turn = 0
+        while any(not r["ep"].done for r in runs):
+            live = [r for r in runs if not r["ep"].done]
+            outs = self._generate(trainer, model, live, turn)
+            for r, (gen, logps) in zip(live, outs):
+                completion = tok.decode(gen, skip_special_tokens=True)
+                r["ep"].step(completion)
+                r["completion"] += gen
+                r["mask"] += [1] * len(gen)
+                r["logps"] += logps
+                r["ids"] += gen
+                self.stats["generated_tokens"] += len(gen)
+                if r["ep"].done:
+                    continue
+                nxt = render_prompt(proc, r["ep"].state, schemas)
+                prefix = r["text"] + completion
+                if not nxt.startswith(prefix):  # pragma: no cover - guarded by tests of render_prompt
+                    raise RuntimeError("the rendered conversation does not extend the previous turn's prompt")
+                suffix = nxt[len(prefix):]
+                if gen and gen[-1] == eos_id and suffix.startswith(eos_text):
+                    suffix = suffix[len(eos_text):]
+                suf = tok(suffix, add_special_tokens=False)["input_ids"]
+                r["completion"] += suf
+                r["mask"] += [0] * len(suf)
+                r["logps"] += [0.0] * len(suf)
+                r["ids"] += suf
+                r["text"] = nxt
+            turn += 1
+        self.stats["episodes"] += len(runs)
+        self.stats["seconds"] += time.perf_counter() - t0
+        return {
+            "prompt_ids": [r["prompt_ids"] for r in runs],
+            "completion_ids": [r["completion"] for r in runs],
+            "logprobs": [r["logps"] for r in runs],
+            "env_mask": [r["mask"] for r in runs],
+            "trajectory": [json.dumps(r["ep"].state.dump()) for r in runs],
+        }
