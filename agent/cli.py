@@ -73,9 +73,33 @@ def _parser() -> argparse.ArgumentParser:
         "geolocate ablate --dataset osv5m --data DIR --tools all -ocr -gazetteer",
     )
     _dataset_args(ab)
+    sv = sub.add_parser("services", help="self-hosted Nominatim and PostGIS on loopback (Debian): up, down, status")
+    sv.add_argument("action", choices=["up", "down", "status"])
+    sv.add_argument("extracts", nargs="*", help="OSM extracts to import (up); default: ../shared/data/osm andorra + liechtenstein")
     tr = sub.add_parser("train", help="GRPO training of the planner (see policy_training/configs/)")
     tr.add_argument("--config", required=True, metavar="FILE", help="YAML or JSON GeoGRPOConfig (any trl.GRPOConfig field too)")
     return p
+
+
+def cmd_services(args: argparse.Namespace) -> int:
+    from tools.services import Services, ServicesError
+
+    svc = Services.default()
+    err = _stderr()
+    try:
+        if args.action == "up":
+            extracts = [Path(p) for p in args.extracts] or [Path("../shared/data/osm/andorra.osm.pbf"), Path("../shared/data/osm/liechtenstein-2013-08-03.osm.pbf")]
+            t = svc.up(extracts, log=lambda m: err.print(m))
+            print(json.dumps({**svc.status(), **t}))
+        elif args.action == "down":
+            svc.down()
+            print(json.dumps(svc.status()))
+        else:
+            print(json.dumps(svc.status()))
+    except ServicesError as e:
+        err.print(f"[red]error:[/red] {e}")
+        return 2
+    return 0
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -507,6 +531,8 @@ def main(argv: list[str] | None = None) -> int:
         return cmd_osm(args)
     if args.command == "train":
         return cmd_train(args)
+    if args.command == "services":
+        return cmd_services(args)
     return 2  # pragma: no cover - argparse enforces the sub-command
 
 

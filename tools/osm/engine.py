@@ -110,60 +110,76 @@ def in_scope(scope: ResolvedScope, project, geoms_m: list[shapely.Geometry], geo
     return shapely.intersects(np.array(geoms, dtype=object), scope.polygon)
 
 
-def join(query: FeatureQuery, candidates: dict[str, list[Candidate]], scope: ResolvedScope, limit: int) -> tuple[list[Match], bool]:
-    """All combinations of candidates (one per feature) that satisfy every relation, edge to edge in
-    metres. Returns (matches, truncated). Candidates must already be in scope and match their spec."""
+PairDistances = dict[tuple[str, str], dict[tuple[int, int], float]]
+"""For each relation (a, b): {(index in a's candidates, index in b's candidates): metres} of the pairs
+that satisfy it."""
+
+
+def pair_distances_shapely(query: FeatureQuery, candidates: dict[str, list[Candidate]], scope: ResolvedScope) -> PairDistances:
+    """Relation pairs by ``shapely`` in the scope's AEQD metres (edge to edge), via an STRtree."""
     project = projector(*scope.center)
     proj = {fid: [project(c.geom) for c in cands] for fid, cands in candidates.items()}
+    out: PairDistances = {}
+    for r in query.relations:
+        pairs: dict[tuple[int, int], float] = {}
+        if proj[r.a] and proj[r.b]:
+            tree = shapely.STRtree(np.array(proj[r.b], dtype=object))
+            for i, g in enumerate(proj[r.a]):
+                for j in tree.query(g, predicate="dwithin", distance=r.max_m):
+                    d = float(shapely.distance(g, proj[r.b][int(j)]))
+                    if r.min_m <= d <= r.max_m:
+                        pairs[(i, int(j))] = round(d, 2)
+        out[(r.a, r.b)] = pairs
+    return out
+
+
+def join(query: FeatureQuery, candidates: dict[str, list[Candidate]], pairs: PairDistances, limit: int) -> tuple[list[Match], bool]:
+    """All combinations of candidates (one per feature) that satisfy every relation, given each
+    relation's satisfying pairs (:data:`PairDistances`). Returns (matches, truncated)."""
     ids = [f.id for f in query.features]
     if len(ids) == 1:
         cands = candidates[ids[0]]
         return [Match(features={ids[0]: c.feature}) for c in cands[:limit]], len(cands) > limit
-    trees = {fid: shapely.STRtree(np.array(g, dtype=object)) if g else None for fid, g in proj.items()}
-    # Assign features in breadth-first order from the first, so each new one has a placed neighbour.
+    # Place features breadth-first from the first, so each new one has a placed neighbour.
     order = [ids[0]]
     while len(order) < len(ids):
         for r in query.relations:
             for u, v in ((r.a, r.b), (r.b, r.a)):
                 if u in order and v not in order:
                     order.append(v)
+    # Index the pairs by (relation, side, placed index) -> {free index: distance}.
+    by_side: dict[tuple[str, str, int], dict[int, float]] = {}
+    for (a, b), ps in pairs.items():
+        for (i, j), d in ps.items():
+            by_side.setdefault((f"{a}~{b}", "a", i), {})[j] = d
+            by_side.setdefault((f"{a}~{b}", "b", j), {})[i] = d
     matches: list[Match] = []
-
-    def rels_between(fid: str, placed: dict[str, int]):
-        for r in query.relations:
-            if r.a == fid and r.b in placed:
-                yield r, r.b
-            elif r.b == fid and r.a in placed:
-                yield r, r.a
 
     def extend(i: int, placed: dict[str, int], dists: dict[str, float]) -> bool:
         if i == len(order):
             matches.append(Match(features={f: candidates[f][k].feature for f, k in placed.items()}, distances_m=dict(dists)))
             return len(matches) > limit
         fid = order[i]
-        if trees[fid] is None:
-            return False
-        rels = list(rels_between(fid, placed))
-        r0, other = rels[0]
-        near = trees[fid].query(proj[other][placed[other]], predicate="dwithin", distance=r0.max_m)
-        for k in sorted(int(x) for x in near):
-            new = {}
-            ok = True
-            for r, o in rels:
-                d = float(shapely.distance(proj[fid][k], proj[o][placed[o]]))
-                if not (r.min_m <= d <= r.max_m):
-                    ok = False
-                    break
-                new[f"{r.a}~{r.b}"] = round(d, 2)
-            if ok and extend(i + 1, {**placed, fid: k}, {**dists, **new}):
+        options: dict[int, dict[str, float]] | None = None
+        for r in query.relations:
+            key = f"{r.a}~{r.b}"
+            if r.a == fid and r.b in placed:
+                near = {k: d for k, d in by_side.get((key, "b", placed[r.b]), {}).items()}
+            elif r.b == fid and r.a in placed:
+                near = {k: d for k, d in by_side.get((key, "a", placed[r.a]), {}).items()}
+            else:
+                continue
+            new = {k: {key: d} for k, d in near.items()}
+            options = new if options is None else {k: {**options[k], **v} for k, v in new.items() if k in options}
+        for k in sorted(options or {}):
+            if extend(i + 1, {**placed, fid: k}, {**dists, **options[k]}):
                 return True
         return False
 
     for k in range(len(candidates[order[0]])):
         if extend(1, {order[0]: k}, {}):
             break
-    truncated = len(matches) > limit
-    return matches[:limit], truncated
+    return matches[:limit], len(matches) > limit
 
 
 def feature_geojson(geom: shapely.Geometry) -> dict:

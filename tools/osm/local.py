@@ -22,7 +22,7 @@ from pathlib import Path
 import shapely
 
 from tools.errors import GeolocateError, ToolInputError
-from tools.osm.engine import Candidate, OsmBackend, ResolvedScope, check_area, feature_geojson, geodesic_area_km2, in_scope, join, projector, representative_point, resolve_bbox_or_around
+from tools.osm.engine import Candidate, OsmBackend, ResolvedScope, check_area, feature_geojson, geodesic_area_km2, in_scope, join, pair_distances_shapely, projector, representative_point, resolve_bbox_or_around
 from tools.osm.query import AreaScope, Feature, FeatureQuery, FeatureSpec, QueryLimits, QueryResult
 
 INDEX_VERSION = 1
@@ -256,7 +256,7 @@ class LocalBackend(OsmBackend):
         check_area(scope, self.limits)
         project = projector(*scope.center)
         cands = {f.id: self._candidates(f, scope, project) for f in q.features}
-        matches, truncated = join(q, cands, scope, q.limit)
+        matches, truncated = join(q, cands, pair_distances_shapely(q, cands, scope), q.limit)
         if with_geometry:
             geoms = {c.feature.id: c.geom for cs in cands.values() for c in cs}
             for m in matches:

@@ -19,7 +19,7 @@ import shapely
 from shapely.geometry import LineString, Point, Polygon
 
 from tools.errors import RateLimitedError, ToolInputError, ToolTimeoutError, ToolUnavailableError
-from tools.osm.engine import Candidate, OsmBackend, ResolvedScope, check_area, feature_geojson, in_scope, join, projector, representative_point, resolve_bbox_or_around
+from tools.osm.engine import Candidate, OsmBackend, ResolvedScope, check_area, feature_geojson, in_scope, join, pair_distances_shapely, projector, representative_point, resolve_bbox_or_around
 from tools.osm.local import AreaNotFoundError, is_area_way
 from tools.osm.query import AreaScope, AroundScope, BBoxScope, Feature, FeatureQuery, FeatureSpec, QueryLimits, QueryResult, TagFilter
 
@@ -261,7 +261,7 @@ class OverpassBackend(OsmBackend):
                 mask = in_scope(scope, project, [project(c.geom) for c in mine] if scope.radius_m is not None else [], [c.geom for c in mine])
                 mine = [c for c, k in zip(mine, mask) if k]
             per_spec[f.id] = mine
-        matches, truncated = join(q, per_spec, scope, q.limit)
+        matches, truncated = join(q, per_spec, pair_distances_shapely(q, per_spec, scope), q.limit)
         if with_geometry:
             geoms = {c.feature.id: c.geom for c in cands}
             for m in matches:
