@@ -75,10 +75,13 @@ def _parser() -> argparse.ArgumentParser:
     _dataset_args(ab)
     sv = sub.add_parser("services", help="self-hosted Nominatim and PostGIS on loopback (Debian): up, down, status")
     sv.add_argument("action", choices=["up", "down", "status"])
-    sv.add_argument("extracts", nargs="*", help="OSM extracts to import (up); default: ../shared/data/osm andorra + liechtenstein")
+    sv.add_argument("extracts", nargs="*", help="OSM extracts to import (up); default: the Andorra, Liechtenstein and Helsinki extracts in ../shared/data/osm")
     tr = sub.add_parser("train", help="GRPO training of the planner (see policy_training/configs/)")
     tr.add_argument("--config", required=True, metavar="FILE", help="YAML or JSON GeoGRPOConfig (any trl.GRPOConfig field too)")
     return p
+
+
+DEFAULT_SERVICE_EXTRACTS = ("andorra.osm.pbf", "liechtenstein-2013-08-03.osm.pbf", "helsinki.osm.pbf")
 
 
 def cmd_services(args: argparse.Namespace) -> int:
@@ -88,7 +91,7 @@ def cmd_services(args: argparse.Namespace) -> int:
     err = _stderr()
     try:
         if args.action == "up":
-            extracts = [Path(p) for p in args.extracts] or [Path("../shared/data/osm/andorra.osm.pbf"), Path("../shared/data/osm/liechtenstein-2013-08-03.osm.pbf")]
+            extracts = [Path(p) for p in args.extracts] or [Path("../shared/data/osm") / f for f in DEFAULT_SERVICE_EXTRACTS]
             t = svc.up(extracts, log=lambda m: err.print(m))
             print(json.dumps({**svc.status(), **t}))
         elif args.action == "down":

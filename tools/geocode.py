@@ -185,6 +185,31 @@ _CITY_KEYS = ("city", "town", "village", "hamlet", "municipality", "suburb")
 _ADMIN1_KEYS = ("state", "province", "region", "state_district", "county")
 
 
+def _admin1(addr: dict) -> str:
+    """The admin-1 region of a Nominatim address, in GeoNames naming when it can be matched.
+
+    Nominatim names levels by country-specific rules (a Liechtenstein municipality comes back as
+    ``town``, an Andorran parish as ``municipality``), so the ISO 3166-2 code (pycountry) and then each
+    address part are tried against the country's GeoNames admin-1 regions; failing that, the first
+    of state, province, region, state_district, county.
+    """
+    cc = str(addr.get("country_code", "")).upper()
+    db = get_db()
+    names = []
+    iso = next((v for k, v in addr.items() if k.startswith("ISO3166-2")), None)
+    if iso:
+        import pycountry
+
+        sub = pycountry.subdivisions.get(code=iso.upper())
+        if sub is not None:
+            names.append(sub.name)
+    names += [addr[k] for k in ("state", "province", "region", "state_district", "municipality", "county", "city", "town", "village") if k in addr]
+    for n in names:
+        if cc and (hit := db.resolve_admin1(cc, n)):
+            return hit
+    return next((addr[k] for k in _ADMIN1_KEYS if k in addr), "")
+
+
 class NominatimGeocoder(Geocoder):
     """Nominatim through geopy, rate-limited and cached on disk.
 
@@ -254,7 +279,7 @@ class NominatimGeocoder(Geocoder):
             return ReverseResult(lat=lat, lon=lon, country_code="", country="", admin1="", city="", level="none", source=self.name)
         addr = raw.get("address", {})
         city = next((addr[k] for k in _CITY_KEYS if k in addr), "")
-        admin1 = next((addr[k] for k in _ADMIN1_KEYS if k in addr), "")
+        admin1 = _admin1(addr)
         rank = int(raw.get("place_rank", 0) or 0)
         level = "city" if city and rank >= 13 else ("admin1" if admin1 and rank >= 5 else "country")
         clat, clon = float(raw["lat"]), float(raw["lon"])
@@ -292,7 +317,7 @@ class NominatimGeocoder(Geocoder):
                     lon=float(raw["lon"]),
                     country_code=str(addr.get("country_code", "")).upper(),
                     country=addr.get("country", ""),
-                    admin1=next((addr[k] for k in _ADMIN1_KEYS if k in addr), ""),
+                    admin1=_admin1(addr),
                     place_rank=raw.get("place_rank"),
                     kind=f"{raw.get('category', raw.get('class', ''))}:{raw.get('type', '')}",
                     source=self.name,

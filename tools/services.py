@@ -177,7 +177,8 @@ class Services:
             f'NOMINATIM_DATABASE_DSN="pgsql:host=127.0.0.1;port={self.pg_port};dbname={NOMINATIM_DB};user={self._db_user()}"\n'
             'NOMINATIM_DATABASE_WEBUSER="www-data"\n'
         )
-        self._psql(f"DROP DATABASE IF EXISTS {NOMINATIM_DB}")
+        self.stop_nominatim()  # it holds connections to the database being replaced
+        self._psql(f"DROP DATABASE IF EXISTS {NOMINATIM_DB} WITH (FORCE)")
         t = time.perf_counter()
         cmd = [shutil.which("nominatim") or "nominatim", "import", "--offline", "--threads", str(max(1, os.cpu_count() or 1))]
         for p in extracts:
@@ -191,7 +192,7 @@ class Services:
         fp = self._fingerprint(extracts)
         if self._marker(FEATURES_DB).exists() and self._marker(FEATURES_DB).read_text() == fp:
             return None
-        self._psql(f"DROP DATABASE IF EXISTS {FEATURES_DB}")
+        self._psql(f"DROP DATABASE IF EXISTS {FEATURES_DB} WITH (FORCE)")
         self._psql(f"CREATE DATABASE {FEATURES_DB}")
         self._psql("CREATE EXTENSION IF NOT EXISTS postgis; CREATE EXTENSION IF NOT EXISTS hstore;", db=FEATURES_DB)
         t = time.perf_counter()
@@ -256,8 +257,8 @@ class Services:
     def status(self) -> dict:
         return {"postgres": self._pg_running(), "nominatim": self._nominatim_ok(), "pg_port": self.pg_port, "nominatim_url": self.nominatim_url, "root": str(self.root)}
 
-    def down(self) -> None:
-        """Stop nominatim serve (its process group) and PostgreSQL; raises if anything is left."""
+    def stop_nominatim(self) -> None:
+        """Stop ``nominatim serve`` (its whole process group), by the pid ``up`` recorded."""
         pid_file = self._pidfile()
         if pid_file.exists():
             pid = int(pid_file.read_text())
@@ -270,6 +271,10 @@ class Services:
             except ProcessLookupError:
                 pass
             pid_file.unlink(missing_ok=True)
+
+    def down(self) -> None:
+        """Stop nominatim serve and PostgreSQL; raises if anything still answers."""
+        self.stop_nominatim()
         if (self.pgdata / "postmaster.pid").exists():
             self._run([str(PG_BIN / "pg_ctl"), "-D", str(self.pgdata), "-m", "fast", "-w", "stop"], "stop PostgreSQL", as_pg=True)
         s = self.status()

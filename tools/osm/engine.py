@@ -110,6 +110,12 @@ def in_scope(scope: ResolvedScope, project, geoms_m: list[shapely.Geometry], geo
     return shapely.intersects(np.array(geoms, dtype=object), scope.polygon)
 
 
+def sort_candidates(cands: list[Candidate]) -> list[Candidate]:
+    """Candidates in OSM order (nodes, ways, relations; then by id), so every backend lists matches alike."""
+    order = {"n": 0, "w": 1, "r": 2}
+    return sorted(cands, key=lambda c: (order.get(c.feature.id[0], 3), int(c.feature.id[1:]) if c.feature.id[1:].isdigit() else 0))
+
+
 PairDistances = dict[tuple[str, str], dict[tuple[int, int], float]]
 """For each relation (a, b): {(index in a's candidates, index in b's candidates): metres} of the pairs
 that satisfy it."""

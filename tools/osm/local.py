@@ -22,7 +22,7 @@ from pathlib import Path
 import shapely
 
 from tools.errors import GeolocateError, ToolInputError
-from tools.osm.engine import Candidate, OsmBackend, ResolvedScope, check_area, feature_geojson, geodesic_area_km2, in_scope, join, pair_distances_shapely, projector, representative_point, resolve_bbox_or_around
+from tools.osm.engine import Candidate, OsmBackend, ResolvedScope, check_area, feature_geojson, geodesic_area_km2, in_scope, join, pair_distances_shapely, projector, representative_point, resolve_bbox_or_around, sort_candidates
 from tools.osm.query import AreaScope, Feature, FeatureQuery, FeatureSpec, QueryLimits, QueryResult
 
 INDEX_VERSION = 1
@@ -141,7 +141,11 @@ def build_index(extract: str | Path, out: str | Path | None = None, progress: Ca
                 try:
                     geom = wkb.create_linestring(o)
                 except (RuntimeError, osmium.InvalidLocationError):
-                    continue
+                    # A way cut by the extract's edge: keep the part inside (as osm2pgsql does).
+                    pts = [(n.lon, n.lat) for n in o.nodes if n.location.valid()]
+                    if len(set(pts)) < 2:
+                        continue
+                    geom = shapely.to_wkb(shapely.LineString(pts), hex=True)
                 add(f"w{o.id}", "line", tags, geom)
         if not rows:
             raise OsmIndexError(f"{src}: the extract contains no tagged feature")
@@ -241,7 +245,7 @@ class LocalBackend(OsmBackend):
         if not out:
             return out
         mask = in_scope(scope, project, [project(c.geom) for c in out] if scope.radius_m is not None else [], [c.geom for c in out])
-        return [c for c, keep in zip(out, mask) if keep]
+        return sort_candidates([c for c, keep in zip(out, mask) if keep])
 
     def query(self, q: FeatureQuery, with_geometry: bool = False) -> QueryResult:
         """Answer ``q`` from the index.

@@ -19,7 +19,7 @@ import shapely
 from shapely.geometry import LineString, Point, Polygon
 
 from tools.errors import RateLimitedError, ToolInputError, ToolTimeoutError, ToolUnavailableError
-from tools.osm.engine import Candidate, OsmBackend, ResolvedScope, check_area, feature_geojson, in_scope, join, pair_distances_shapely, projector, representative_point, resolve_bbox_or_around
+from tools.osm.engine import Candidate, OsmBackend, ResolvedScope, check_area, feature_geojson, in_scope, join, pair_distances_shapely, projector, representative_point, resolve_bbox_or_around, sort_candidates
 from tools.osm.local import AreaNotFoundError, is_area_way
 from tools.osm.query import AreaScope, AroundScope, BBoxScope, Feature, FeatureQuery, FeatureSpec, QueryLimits, QueryResult, TagFilter
 
@@ -260,7 +260,7 @@ class OverpassBackend(OsmBackend):
             if not isinstance(q.scope, AreaScope) and mine:
                 mask = in_scope(scope, project, [project(c.geom) for c in mine] if scope.radius_m is not None else [], [c.geom for c in mine])
                 mine = [c for c, k in zip(mine, mask) if k]
-            per_spec[f.id] = mine
+            per_spec[f.id] = sort_candidates(mine)
         matches, truncated = join(q, per_spec, pair_distances_shapely(q, per_spec, scope), q.limit)
         if with_geometry:
             geoms = {c.feature.id: c.geom for c in cands}
