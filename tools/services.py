@@ -146,6 +146,8 @@ class Services:
         os.chown(self.logs, pw.pw_uid, pw.pw_gid)
         if not (self.pgdata / "PG_VERSION").exists():
             self._run([str(PG_BIN / "initdb"), "-D", str(self.pgdata), "--auth=trust", "-U", "postgres", "-E", "UTF8", "--locale=C.UTF-8"], "initdb", as_pg=True)
+        if self._pg_running() and not (self.pgdata / "postmaster.pid").exists():
+            raise ServicesError(f"port {self.pg_port} is taken by a PostgreSQL that is not this services folder's ({self.root}): stop it or set GEOLOCATE_PG_PORT")
         if not self._pg_running():
             opts = f"-p {self.pg_port} -c listen_addresses=127.0.0.1 -k {sock} -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c shared_buffers=256MB -c maintenance_work_mem=512MB"
             self._run([str(PG_BIN / "pg_ctl"), "-D", str(self.pgdata), "-l", str(self.logs / "postgres.log"), "-o", opts, "-w", "-t", "60", "start"], "start PostgreSQL", as_pg=True)
@@ -167,10 +169,15 @@ class Services:
     def _marker(self, name: str) -> Path:
         return self.root / f"{name}.imported"
 
+    def _imported(self, db: str, fingerprint: str) -> bool:
+        """The database exists in this cluster and holds exactly these extracts."""
+        m = self._marker(db)
+        return m.exists() and m.read_text() == fingerprint and self._psql(f"SELECT 1 FROM pg_database WHERE datname = '{db}'").strip() == "1"
+
     def import_nominatim(self, extracts: list[Path]) -> float | None:
         """``nominatim import --offline`` of the extracts; returns seconds, or None if already done."""
         fp = self._fingerprint(extracts)
-        if self._marker(NOMINATIM_DB).exists() and self._marker(NOMINATIM_DB).read_text() == fp:
+        if self._imported(NOMINATIM_DB, fp):
             return None
         self.project.mkdir(exist_ok=True)
         (self.project / ".env").write_text(
@@ -190,7 +197,7 @@ class Services:
     def import_features(self, extracts: list[Path]) -> float | None:
         """osm2pgsql of the extracts into the PostGIS feature database (WGS84, all tags in ``tags``)."""
         fp = self._fingerprint(extracts)
-        if self._marker(FEATURES_DB).exists() and self._marker(FEATURES_DB).read_text() == fp:
+        if self._imported(FEATURES_DB, fp):
             return None
         self._psql(f"DROP DATABASE IF EXISTS {FEATURES_DB} WITH (FORCE)")
         self._psql(f"CREATE DATABASE {FEATURES_DB}")
@@ -219,6 +226,8 @@ class Services:
 
     def start_nominatim(self, timeout_s: float = 60.0) -> None:
         if self._nominatim_ok():
+            if not self._pidfile().exists():
+                raise ServicesError(f"port {self.nominatim_port} is taken by a server that is not this services folder's: stop it or set GEOLOCATE_NOMINATIM_PORT")
             return
         log = open(self.logs / "nominatim-serve.log", "ab")
         proc = subprocess.Popen(
@@ -229,11 +238,13 @@ class Services:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if proc.poll() is not None:
+                self._pidfile().unlink(missing_ok=True)
                 raise ServicesError(f"nominatim serve exited with {proc.returncode}; see {self.logs / 'nominatim-serve.log'}")
             if self._nominatim_ok():
                 return
             time.sleep(0.5)
-        raise ServicesError(f"nominatim serve did not answer within {timeout_s:.0f} s")
+        self.stop_nominatim()  # never leave a server that does not answer
+        raise ServicesError(f"nominatim serve did not answer /status within {timeout_s:.0f} s; see {self.logs / 'nominatim-serve.log'}")
 
     # -- the commands ------------------------------------------------------------------------------------------------
     def up(self, extracts: list[Path], log=print) -> dict:
