@@ -18,8 +18,8 @@ def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="geolocate", description="Find where a photo was taken, with evidence (Chain of Region).")
     sub = p.add_subparsers(dest="command", required=True)
     loc = sub.add_parser("locate", help="geolocate one photo", description="Geolocate one photo and print the Chain of Region with its evidence.")
-    loc.add_argument("photo", help="path to the photo (JPEG, PNG, WebP, ...)")
-    loc.add_argument("--json", metavar="OUT", help=f"write the full trajectory as JSON ({TRAJECTORY_SCHEMA}) to OUT ('-' for stdout)")
+    loc.add_argument("photo", nargs="+", help="path(s) to the photo(s) (JPEG, PNG, WebP, ...); several run in one process")
+    loc.add_argument("--json", metavar="OUT", help=f"write the full trajectory as JSON ({TRAJECTORY_SCHEMA}) to OUT ('-' for stdout; a folder of <photo>.json for several photos)")
     loc.add_argument("--tools", default="all", metavar="LIST", help="tools to enable: comma list, 'all', or 'all,-ocr' (default: all)")
     loc.add_argument("--no-exif", action="store_true", help="ignore the photo's EXIF metadata (as benchmarks do)")
     loc.add_argument("--max-turns", type=int, default=Budget().max_turns, help="turn budget (default: %(default)s)")
@@ -158,10 +158,12 @@ def policy_from_args(args: argparse.Namespace):
     return make_policy(name)
 
 
-def _dataset_args(p: argparse.ArgumentParser) -> None:
-    from evals.datasets import LOADERS
+DATASET_LAYOUTS = ["csv", "im2gps3k", "mp16-pro", "osv5m", "yfcc4k"]
+"""Benchmark layouts of ``--dataset`` (the loaders of :mod:`evals.datasets`)."""
 
-    p.add_argument("--dataset", choices=sorted(LOADERS) + ["csv"], default="csv", help="benchmark layout (default: csv, with the column options)")
+
+def _dataset_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--dataset", choices=DATASET_LAYOUTS, default="csv", help="benchmark layout (default: csv, with the column options)")
     p.add_argument("--data", metavar="DIR", help="dataset folder (osv5m: DIR/labels.csv and DIR/images/)")
     p.add_argument("--labels", metavar="CSV", help="labels CSV (im2gps3k, yfcc4k, mp16-pro, csv, or with --predictions)")
     p.add_argument("--images", metavar="DIR", help="image folder (im2gps3k, yfcc4k, mp16-pro, csv)")
@@ -449,6 +451,7 @@ def _zoom(radius_km: float) -> int:
 
 
 def cmd_locate(args: argparse.Namespace) -> int:
+    """Locate each photo in turn (one process: models and indexes load once)."""
     from rich.console import Console
 
     from agent.graph import stream_episode
@@ -458,11 +461,8 @@ def cmd_locate(args: argparse.Namespace) -> int:
 
     err = Console(stderr=True, soft_wrap=True)
     out = Console()
-    try:
-        image = load_image(args.photo)
-    except InputImageError as e:
-        err.print(f"[red]error:[/red] {e}")
-        return 2
+    if args.json and args.json != "-" and len(args.photo) > 1:
+        Path(args.json).mkdir(parents=True, exist_ok=True)
     try:
         tools = ToolSet.parse_spec(args.tools, exclude=["exif"] if args.no_exif else [])
         policy = policy_from_args(args)
@@ -477,38 +477,44 @@ def cmd_locate(args: argparse.Namespace) -> int:
     try:
         if args.osm_db or args.overpass:
             options["osm_backend"] = _osm_backend(args.osm_db, args.overpass)
+        if args.nominatim:
+            from tools.geocode import NominatimGeocoder
+
+            options["geocoder"] = NominatimGeocoder(args.user_agent, domain=args.nominatim, scheme=args.nominatim_scheme)
     except (ValueError, OSError) as e:
         err.print(f"[red]error:[/red] {e}")
         return 2
-    if args.nominatim:
-        from tools.geocode import NominatimGeocoder
-
+    rc = 0
+    for photo in args.photo:
         try:
-            options["geocoder"] = NominatimGeocoder(args.user_agent, domain=args.nominatim, scheme=args.nominatim_scheme)
-        except ValueError as e:
+            image = load_image(photo)
+        except InputImageError as e:
             err.print(f"[red]error:[/red] {e}")
-            return 2
-    state = None
-    t0 = time.perf_counter()
-    if args.quiet or not err.is_terminal:
-        for node, state in stream_episode(image, tools, policy, budget, options=options):
-            if not args.quiet:
-                print(_progress_text(node, state), file=sys.stderr)
-    else:
-        with err.status("starting (the first run builds the GeoNames index, ~15 s)...") as status:
+            rc = 2
+            continue
+        state = None
+        t0 = time.perf_counter()
+        if args.quiet or not err.is_terminal:
             for node, state in stream_episode(image, tools, policy, budget, options=options):
-                status.update(_progress_text(node, state))
-    assert state is not None
-    state.elapsed_s = round(time.perf_counter() - t0, 4)
-    if args.json:
-        payload = json.dumps(state.dump(), ensure_ascii=False, indent=2)
-        if args.json == "-":
-            print(payload)
+                if not args.quiet:
+                    print(_progress_text(node, state), file=sys.stderr)
         else:
-            Path(args.json).write_text(payload, encoding="utf-8")
-    if args.json != "-":
-        _print_result(state, out)
-    return 0
+            with err.status("starting (the first run builds the GeoNames index, ~15 s)...") as status:
+                for node, state in stream_episode(image, tools, policy, budget, options=options):
+                    status.update(_progress_text(node, state))
+        assert state is not None
+        state.elapsed_s = round(time.perf_counter() - t0, 4)
+        if args.json:
+            payload = json.dumps(state.dump(), ensure_ascii=False, indent=2)
+            if args.json == "-":
+                print(payload)
+            elif len(args.photo) > 1:
+                (Path(args.json) / f"{Path(photo).stem}.json").write_text(payload, encoding="utf-8")
+            else:
+                Path(args.json).write_text(payload, encoding="utf-8")
+        if args.json != "-":
+            _print_result(state, out)
+    return rc
 
 
 def main(argv: list[str] | None = None) -> int:

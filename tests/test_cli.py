@@ -119,3 +119,12 @@ def test_console_script_on_the_readme_example():
     assert r.returncode == 0, r.stderr
     assert "China" in r.stdout and "OpenStreetMap: https://www.openstreetmap.org/?mlat=" in r.stdout
     assert sys.executable
+
+
+def test_several_photos_in_one_run_with_one_bad_file(tmp_path, osv_dir, capsys):
+    photos = [osv_dir / "images" / "743171673023530.jpg", tmp_path / "missing.jpg", osv_dir / "images" / "2872700852992867.jpg"]
+    out = tmp_path / "trajectories"
+    assert main(["locate", *map(str, photos), "--no-exif", "--quiet", "--json", str(out)]) == 2  # one photo was unusable
+    assert sorted(p.name for p in out.iterdir()) == ["2872700852992867.json", "743171673023530.json"]
+    assert json.loads((out / "2872700852992867.json").read_text())["chain"]["country"]["code"] == "CN"
+    assert "missing.jpg: no such file" in capsys.readouterr().err

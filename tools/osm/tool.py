@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import functools
 import os
+from typing import TYPE_CHECKING
 
 from tools.base import Tool, ToolContext, ToolOutput
 from tools.errors import ToolUnavailableError
-from tools.osm.engine import OsmBackend
 from tools.osm.query import FeatureQuery, QueryResult
+
+if TYPE_CHECKING:  # the backends import shapely and pyproj: load them only when a query runs
+    from tools.osm.engine import OsmBackend
 
 
 class OsmSearchOutput(ToolOutput):
@@ -33,7 +36,7 @@ class OsmSearchOutput(ToolOutput):
 
 
 @functools.cache
-def _env_backend(db: str | None, url: str | None) -> OsmBackend:
+def _env_backend(db: str | None, url: str | None) -> "OsmBackend":
     if db:
         from tools.osm.local import LocalBackend
 
@@ -55,7 +58,7 @@ class OsmSearchTool(Tool):
     Output = OsmSearchOutput
     timeout_s = 120.0
 
-    def __init__(self, backend: OsmBackend | None = None):
+    def __init__(self, backend: "OsmBackend | None" = None):
         self.backend = backend
 
     def run(self, args: FeatureQuery, ctx: ToolContext) -> OsmSearchOutput:
