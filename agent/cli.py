@@ -284,9 +284,6 @@ def _osm_backend(db: str | None, overpass: str | None, max_area_km2: float = 250
     return OverpassBackend(overpass, limits=limits)
 
 
-_TAG_RE = None
-
-
 def parse_tag_spec(text: str):
     """A list of TagFilter from 'k=v,k!=v,k~re,k,!k,k>=4' (the CLI's short form).
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 
-from tools.geonames import CONTINENTS, get_db
+from tools.geonames import get_db
 
 
 @dataclass(frozen=True)
@@ -118,6 +118,3 @@ def hard_samples(predictions: dict[str, tuple[float, float]], threshold_km: floa
 
     return keep
 
-
-def continent_name(code: str) -> str:
-    return CONTINENTS.get(code, code)
