@@ -376,7 +376,7 @@ def cmd_osm(args: argparse.Namespace) -> int:
         backend = _osm_backend(args.db, args.overpass, args.max_area_km2)
         result = backend.query(q, with_geometry=args.geojson)
     except ValidationError as e:
-        err.print(f"[red]error:[/red] invalid query: " + "; ".join(f"{'.'.join(str(p) for p in x['loc'])}: {x['msg']}" for x in e.errors()))
+        err.print("[red]error:[/red] invalid query: " + "; ".join(f"{'.'.join(str(p) for p in x['loc'])}: {x['msg']}" for x in e.errors()))
         return 2
     except (GeolocateError, ValueError, KeyError, OSError) as e:
         err.print(f"[red]error:[/red] {e.args[0] if isinstance(e, KeyError) else e}")

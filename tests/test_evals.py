@@ -4,10 +4,8 @@ resumable runner, ablation and the report."""
 from __future__ import annotations
 
 import csv
-import json
 import math
 
-import numpy as np
 import pytest
 
 from agent.cli import main

@@ -20,7 +20,7 @@ import shapely
 from shapely.geometry import Point, box, mapping
 
 from tools.errors import ToolInputError
-from tools.osm.query import AreaScope, AroundScope, BBoxScope, Feature, FeatureQuery, Match, QueryLimits, QueryResult
+from tools.osm.query import AroundScope, BBoxScope, Feature, FeatureQuery, Match, QueryLimits, QueryResult
 
 
 class ScopeTooLargeError(ToolInputError):
