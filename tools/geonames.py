@@ -66,6 +66,20 @@ def normalize_name(name: str) -> str:
     return " ".join(_NON_WORD.sub(" ", s).split())
 
 
+_READONLY = threading.local()
+
+
+def readonly_sqlite(path: Path) -> sqlite3.Connection:
+    """A read-only SQLite connection to ``path`` for the calling thread (one per thread and file)."""
+    cons = getattr(_READONLY, "cons", None)
+    if cons is None:
+        cons = _READONLY.cons = {}
+    key = str(path)
+    if key not in cons:
+        cons[key] = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
+    return cons[key]
+
+
 def cache_dir() -> Path:
     """Directory of geolocate's on-disk caches (``GEOLOCATE_CACHE_DIR`` or the platform cache dir)."""
     d = Path(os.environ.get("GEOLOCATE_CACHE_DIR") or platformdirs.user_cache_dir("geolocate"))
@@ -280,7 +294,6 @@ class GeoNamesDB:
     def __init__(self, path: Path | None = None):
         self.path = path or cache_dir() / f"geonames-{_data_fingerprint()}.sqlite"
         self._lock = threading.Lock()
-        self._local = threading.local()
         if not self.path.exists():
             with self._lock:
                 if not self.path.exists():
@@ -288,11 +301,7 @@ class GeoNamesDB:
 
     @property
     def con(self) -> sqlite3.Connection:
-        con = getattr(self._local, "con", None)
-        if con is None:
-            con = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, check_same_thread=False)
-            self._local.con = con
-        return con
+        return readonly_sqlite(self.path)
 
     # -- countries and continents -------------------------------------------------------------
     @functools.cached_property

@@ -13,7 +13,6 @@ import hashlib
 import json
 import os
 import sqlite3
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -22,6 +21,7 @@ from pathlib import Path
 import shapely
 
 from tools.errors import GeolocateError, ToolInputError
+from tools.geonames import readonly_sqlite
 from tools.osm.engine import Candidate, OsmBackend, ResolvedScope, check_area, feature_geojson, geodesic_area_km2, in_scope, join, pair_distances_shapely, projector, representative_point, resolve_bbox_or_around, sort_candidates
 from tools.osm.query import AreaScope, Feature, FeatureQuery, FeatureSpec, QueryLimits, QueryResult
 
@@ -182,7 +182,6 @@ class LocalBackend(OsmBackend):
         if not self.path.is_file():
             raise OsmIndexError(f"{self.path}: no OSM index here; build one with 'geolocate osm index EXTRACT'")
         self.limits = limits or QueryLimits()
-        self._local = threading.local()
         meta = dict(self.con.execute("SELECT key, value FROM meta").fetchall())
         if int(meta.get("index_version", 0)) != INDEX_VERSION:
             raise OsmIndexError(f"{self.path}: index version {meta.get('index_version')} != {INDEX_VERSION}; rebuild it")
@@ -190,11 +189,7 @@ class LocalBackend(OsmBackend):
 
     @property
     def con(self) -> sqlite3.Connection:
-        c = getattr(self._local, "con", None)
-        if c is None:
-            c = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, check_same_thread=False)
-            self._local.con = c
-        return c
+        return readonly_sqlite(self.path)
 
     def resolve_scope(self, q: FeatureQuery) -> ResolvedScope:
         s = q.scope
