@@ -15,7 +15,7 @@ from tools.errors import ToolInputError, UnknownToolError
 from tools.exif import read_exif
 from tools.gazetteer import Gazetteer, get_gazetteer
 from tools.geo import bbox_around, haversine_km
-from tools.geocode import NominatimGeocoder, reverse_batch
+from tools.geocode import NominatimGeocoder, _PlaceIndex, reverse_batch
 from tools.image import load_image
 from tools.ocr import OcrInput, OcrTool
 from tools.registry import ToolSet
@@ -104,6 +104,10 @@ def test_offline_reverse_geocoding_agrees_with_osv5m_labels(labels):
     res = reverse_batch(pts)
     agree = sum(r.country_code == lab["country"] for r, lab in zip(res, labels.values()))
     assert agree >= 34, [(r.country_code, lab["country"]) for r, lab in zip(res, labels.values()) if r.country_code != lab["country"]]
+    # 36 points go through the k-d tree; one at a time through the exact scan: the same places.
+    assert len(pts) > _PlaceIndex.BRUTE_FORCE_MAX
+    assert [reverse_batch([p])[0] for p in pts] == res
+    assert all(abs(r.distance_km - haversine_km(r.lat, r.lon, r.city_lat, r.city_lon)) < 1e-3 for r in res)
     with pytest.raises(ToolInputError):
         reverse_batch([(91.0, 0.0)])
 

@@ -129,25 +129,6 @@ def _language_countries() -> dict[str, dict[str, float]]:
     return dict(out)
 
 
-@functools.cache
-def _currency_symbols() -> dict[str, set[str]]:
-    from babel.numbers import get_currency_symbol
-
-    out: dict[str, set[str]] = defaultdict(set)
-    for cc, c in get_db().countries.items():
-        if not c.currency:
-            continue
-        langs = [x.split("-")[0] for x in c.languages]
-        for loc in ([f"{langs[0]}_{cc}"] if langs else []) + ["en"]:
-            try:
-                sym = get_currency_symbol(c.currency, loc).strip("\u200f\u200b ")
-            except Exception:  # noqa: BLE001 - unknown locale in CLDR
-                continue
-            if sym and sym != c.currency:
-                out[sym].add(c.currency)
-    return dict(out)
-
-
 def _countries_for_currency(code: str) -> list[str]:
     return [cc for cc, c in get_db().countries.items() if c.currency == code]
 
@@ -357,7 +338,7 @@ def currency_clues(text: str) -> list[Clue]:
     """
     if not regex.search(r"\p{Sc}|\d", text):
         return []
-    table = _currency_symbols()
+    table = get_db().currency_symbols
     found: set[str] = set()
     for m in regex.finditer(r"\S*\p{Sc}\S*", text):
         tok = regex.sub(r"[\d.,]+", "", m.group(0))

@@ -2,8 +2,8 @@
 
 Backends:
 
-* :class:`OfflineGeocoder` (default, no network): reverse geocoding by nearest GeoNames place (scipy
-  k-d tree over the cities500 places of :mod:`tools.geonames`, CC-BY 4.0), forward geocoding with the
+* :class:`OfflineGeocoder` (default, no network): reverse geocoding by nearest GeoNames place (a scan,
+  or a scipy k-d tree for batches, over the cities500 places of :mod:`tools.geonames`, CC-BY 4.0), forward geocoding with the
   GeoNames gazetteer.
 * :class:`NominatimGeocoder`: any Nominatim server through ``geopy`` (configurable domain and scheme
   for self-hosted servers, a required user agent, geopy's ``RateLimiter``, an on-disk ``diskcache``).
@@ -79,22 +79,35 @@ class Geocoder(ABC):
         """Places named ``query``, optionally within a country (ISO alpha-2)."""
 
 
-class _PlaceTree:
-    """k-d tree (scipy ``cKDTree``) over the unit vectors of all GeoNames places: the nearest place
-    by chord length is the nearest by great-circle distance."""
+class _PlaceIndex:
+    """Nearest GeoNames place to each query point, by chord length between unit vectors (the nearest
+    by chord is the nearest by great-circle distance).
+
+    A few points are answered by one exact brute-force scan (a (N, 3) @ (3, k) product, ~1 ms a
+    point over 235k places, no index to build); larger batches build a scipy ``cKDTree`` once.
+    """
+
+    BRUTE_FORCE_MAX = 32
+    """Batches up to this many points use the scan; larger ones the k-d tree."""
 
     def __init__(self):
-        from scipy.spatial import cKDTree
+        self.ids, latlon = get_db().points
+        self.lat, self.lon = latlon[:, 0], latlon[:, 1]
+        self.xyz = _unit_vectors(self.lat, self.lon)
+        self._tree = None
+        self._lock = threading.Lock()
 
-        db = get_db()
-        rows = db.con.execute("SELECT id, lat, lon, name, cc, admin1 FROM places ORDER BY id").fetchall()
-        self.ids = np.array([r[0] for r in rows], dtype=np.int64)
-        self.lat = np.array([r[1] for r in rows], dtype=np.float64)
-        self.lon = np.array([r[2] for r in rows], dtype=np.float64)
-        self.name = [r[3] for r in rows]
-        self.cc = [r[4] for r in rows]
-        self.admin1 = [r[5] for r in rows]
-        self.tree = cKDTree(_unit_vectors(self.lat, self.lon))
+    def nearest(self, lat: np.ndarray, lon: np.ndarray) -> np.ndarray:
+        """Row indices (shape (k,)) of the nearest place to each of k points (WGS84 degrees)."""
+        q = _unit_vectors(lat, lon)
+        if len(q) <= self.BRUTE_FORCE_MAX:
+            return np.argmax(self.xyz @ q.T, axis=0)
+        with self._lock:
+            if self._tree is None:
+                from scipy.spatial import cKDTree
+
+                self._tree = cKDTree(self.xyz)
+        return np.atleast_1d(self._tree.query(q, k=1)[1])
 
 
 def _unit_vectors(lat: np.ndarray, lon: np.ndarray) -> np.ndarray:
@@ -103,15 +116,15 @@ def _unit_vectors(lat: np.ndarray, lon: np.ndarray) -> np.ndarray:
 
 
 @functools.cache
-def _tree() -> _PlaceTree:
-    return _PlaceTree()
+def _index() -> _PlaceIndex:
+    return _PlaceIndex()
 
 
-_TREE_LOCK = threading.Lock()
+_INDEX_LOCK = threading.Lock()
 
 
 def reverse_batch(points: Sequence[tuple[float, float]] | np.ndarray) -> list[ReverseResult]:
-    """Offline reverse geocoding of N (lat, lon) points in one k-d tree query over GeoNames cities500.
+    """Offline reverse geocoding of N (lat, lon) points (WGS84 degrees) by nearest GeoNames cities500 place.
 
     The answer for each point is its nearest GeoNames populated place (country, admin-1, name) and the
     great-circle distance to it in km.
@@ -124,23 +137,24 @@ def reverse_batch(points: Sequence[tuple[float, float]] | np.ndarray) -> list[Re
         return []
     if not (np.isfinite(pts).all() and (np.abs(pts[:, 0]) <= 90).all() and (np.abs(pts[:, 1]) <= 180).all()):
         raise ToolInputError("coordinates out of range", hint="latitude in [-90, 90], longitude in [-180, 180]")
-    with _TREE_LOCK:
-        t = _tree()
-    _, idx = t.tree.query(_unit_vectors(pts[:, 0], pts[:, 1]), k=1)
-    idx = np.atleast_1d(idx)
+    with _INDEX_LOCK:
+        t = _index()
+    idx = t.nearest(pts[:, 0], pts[:, 1])
     dist = np.atleast_1d(haversine_km(pts[:, 0], pts[:, 1], t.lat[idx], t.lon[idx]))
-    countries = get_db().countries
+    db = get_db()
+    countries = db.countries
+    fields = db.place_fields(t.ids[idx])
     out = []
     for p, i, d in zip(pts, idx.tolist(), dist.tolist()):
-        cc = t.cc[i]
+        name, cc, admin1 = fields[int(t.ids[i])]
         out.append(
             ReverseResult(
                 lat=float(p[0]),
                 lon=float(p[1]),
                 country_code=cc,
                 country=countries[cc].name if cc in countries else cc,
-                admin1=t.admin1[i],
-                city=t.name[i],
+                admin1=admin1,
+                city=name,
                 city_lat=float(t.lat[i]),
                 city_lon=float(t.lon[i]),
                 distance_km=round(d, 3),
