@@ -9,6 +9,7 @@ import argparse
 import json
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from agent.state import TRAJECTORY_SCHEMA, Budget, EpisodeState
@@ -448,7 +449,24 @@ def _zoom(radius_km: float) -> int:
 
 
 def cmd_locate(args: argparse.Namespace) -> int:
-    """Locate each photo in turn (one process: models and indexes load once)."""
+    """Locate each photo in turn (one process: models and indexes load once).
+
+    The cyclic garbage collector is paused until the first photo is done: start-up (imports, the
+    OCR models, the GeoNames indexes) creates about a million long-lived objects and few cycles, and
+    scanning them again and again costs about 0.2 s of a 2-3 s run on 2 cores.
+    """
+    import gc
+
+    paused = gc.isenabled()
+    gc.disable()
+    try:
+        return _locate(args, resume_gc=gc.enable if paused else lambda: None)
+    finally:
+        if paused:
+            gc.enable()
+
+
+def _locate(args: argparse.Namespace, resume_gc: Callable[[], None]) -> int:
     from rich.console import Console
 
     from agent.graph import stream_episode
@@ -511,6 +529,7 @@ def cmd_locate(args: argparse.Namespace) -> int:
                 Path(args.json).write_text(payload, encoding="utf-8")
         if args.json != "-":
             _print_result(state, out)
+        resume_gc()
     return rc
 
 
@@ -542,5 +561,20 @@ def main(argv: list[str] | None = None) -> int:
     return 2  # pragma: no cover - argparse enforces the sub-command
 
 
+def console_main() -> int:
+    """Entry point of the ``geolocate`` console script: :func:`main`, then a faster exit.
+
+    ``gc.freeze()`` moves every live object to the permanent generation, so the interpreter's
+    final collection does not walk the objects that langgraph, langchain-core, pydantic and the
+    tools create at import (about 0.3 s of a 2-3 s run on 2 cores). ``atexit`` handlers and
+    buffered files are still run and flushed as usual. In-process users call :func:`main`.
+    """
+    import gc
+
+    rc = main()
+    gc.freeze()
+    return rc
+
+
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    sys.exit(console_main())
