@@ -9,6 +9,7 @@ from urllib.parse import parse_qs, urlparse
 
 import pytest
 
+from tests.conftest import render_sign, with_gps
 from tools.base import ToolContext
 from tools.clues import extract_clues
 from tools.errors import ToolInputError, UnknownToolError
@@ -16,11 +17,10 @@ from tools.exif import read_exif
 from tools.gazetteer import Gazetteer, get_gazetteer
 from tools.geo import bbox_around, haversine_km
 from tools.geocode import NominatimGeocoder, _PlaceIndex, reverse_batch
+from tools.geonames import remove_stale_caches
 from tools.image import load_image
 from tools.ocr import OcrInput, OcrTool
 from tools.registry import ToolSet
-
-from tests.conftest import render_sign, with_gps
 
 
 def test_haversine_hand_computed():
@@ -192,3 +192,14 @@ def test_tesseract_backend_reads_the_sign_or_says_how_to_install(plain_photo, tm
     assert any("HORNEPAYNE" in ln.text.upper() for ln in out.lines), out.summary()
     with pytest.raises(ToolUnavailableError, match="language packs missing"):
         OcrTool().run(OcrInput(backend="tesseract", languages=["xxx"]), ToolContext(img))
+
+
+def test_stale_geonames_caches_of_other_data_versions_are_removed(tmp_path):
+    keep = ["geonames-aaaaaaaaaaaa.sqlite", "geonames-aaaaaaaaaaaa.points.npz", "geonames-aaaaaaaaaaaa-semantic-15000.faiss", "notes.txt"]
+    old = ["geonames-0123456789ab.sqlite", "geonames-0123456789ab.fuzzy.txt", "geonames-0123456789ab-semantic-500000.ids.npy"]
+    for name in keep + old:
+        (tmp_path / name).write_text("x")
+    (tmp_path / "services").mkdir()
+    removed = remove_stale_caches(tmp_path, "aaaaaaaaaaaa")
+    assert sorted(p.name for p in removed) == sorted(old)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(keep + ["services"])

@@ -13,7 +13,8 @@ Beside the database: ``.fuzzy.txt`` (the fuzzy-matching names) and ``.points.npz
 geonameid and (lat, lon), for the reverse geocoder), so that a run reads them in milliseconds.
 
 The cache file name carries :data:`INDEX_VERSION` and a fingerprint of the source packages' versions,
-so a new data version or schema builds a new file. Set ``GEOLOCATE_CACHE_DIR`` to move the cache.
+so a new data version or schema builds a new file (and deletes the files of other versions: see
+:func:`remove_stale_caches`). Set ``GEOLOCATE_CACHE_DIR`` to move the cache.
 """
 
 from __future__ import annotations
@@ -303,6 +304,28 @@ def _currency_symbol_rows(countries: dict[str, dict]) -> list[tuple[str, str]]:
     return rows
 
 
+_CACHE_NAME = regex.compile(r"geonames-([0-9a-f]{12})[.-]")
+
+
+def remove_stale_caches(directory: Path, fingerprint: str) -> list[Path]:
+    """Delete the GeoNames cache files of other data versions in ``directory`` (database, fuzzy
+    names, points and semantic indexes named ``geonames-<fingerprint>...``); keep ``fingerprint``'s.
+
+    Called after a new version's database is built, so that upgrades do not pile up ~130 MB each.
+    Returns the deleted paths; files that cannot be deleted are left in place.
+    """
+    removed = []
+    for f in directory.glob("geonames-*"):
+        m = _CACHE_NAME.match(f.name)
+        if f.is_file() and m and m.group(1) != fingerprint:
+            try:
+                f.unlink()
+                removed.append(f)
+            except OSError:
+                pass
+    return removed
+
+
 def _points_path(db_path: Path) -> Path:
     return db_path.with_suffix(".points.npz")
 
@@ -340,6 +363,8 @@ class GeoNamesDB:
             with self._lock:
                 if not self.path.exists():
                     build_database(self.path)
+                    if path is None:
+                        remove_stale_caches(self.path.parent, _data_fingerprint())
 
     @property
     def con(self) -> sqlite3.Connection:
