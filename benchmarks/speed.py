@@ -31,26 +31,26 @@ def cli(photo: Path, env: dict) -> float:
     return time.perf_counter() - t
 
 
-def machine_speed() -> float:
-    """p50 seconds of ``python -c "import langgraph.graph"`` (5 runs): a fixed start-up cost outside
-    this project's code. This VM's speed drifts by up to 1.6x within an hour, so compare the figures
-    below only between runs with a similar reference."""
-    ts = []
-    for _ in range(5):
-        t = time.perf_counter()
-        subprocess.run([sys.executable, "-c", "import langgraph.graph"], check=True)
-        ts.append(time.perf_counter() - t)
-    return statistics.median(ts)
+def reference_s() -> float:
+    """Seconds of one ``python -c "import langgraph.graph"``: a fixed start-up cost outside this
+    project's code, timed beside each run below. This VM's speed drifts by up to 1.7x within minutes,
+    so the later-run figure is given with the reference timed alongside it."""
+    t = time.perf_counter()
+    subprocess.run([sys.executable, "-c", "import langgraph.graph"], check=True)
+    return time.perf_counter() - t
 
 
 def main() -> None:
-    print(f"0. reference: 'python -c \"import langgraph.graph\"' p50 {machine_speed():.2f} s")
     cache = tempfile.mkdtemp(prefix="geolocate-cache-")
     env = {**os.environ, "GEOLOCATE_CACHE_DIR": cache}
     first = cli(REPO / "examples" / "photos" / "2872700852992867.jpg", env)
     print(f"1. first run, empty cache (index build included): {first:.1f} s")
-    later = [cli(p, env) for p in PHOTOS[:12]]
-    print(f"2a. later runs, one process per photo (n={len(later)}): p50 {statistics.median(later):.2f} s, max {max(later):.2f} s")
+    later, ref = [], []
+    for p in PHOTOS[:12]:
+        ref.append(reference_s())
+        later.append(cli(p, env))
+    print(f"2a. later runs, one process per photo (n={len(later)}): p50 {statistics.median(later):.2f} s, max {max(later):.2f} s "
+          f"(reference 'import langgraph.graph' alongside: p50 {statistics.median(ref):.2f} s)")
     out = Path(tempfile.mkdtemp())
     t = time.perf_counter()
     subprocess.run([shutil.which("geolocate"), "locate", *map(str, PHOTOS[:12]), "--no-exif", "--quiet", "--json", str(out)], check=True, capture_output=True, env=env)
