@@ -9,7 +9,6 @@ import argparse
 import json
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 from agent.state import TRAJECTORY_SCHEMA, Budget, EpisodeState
@@ -460,13 +459,15 @@ def cmd_locate(args: argparse.Namespace) -> int:
     paused = gc.isenabled()
     gc.disable()
     try:
-        return _locate(args, resume_gc=gc.enable if paused else lambda: None)
+        return _locate(args, resume_gc=paused)
     finally:
         if paused:
             gc.enable()
 
 
-def _locate(args: argparse.Namespace, resume_gc: Callable[[], None]) -> int:
+def _locate(args: argparse.Namespace, resume_gc: bool) -> int:
+    import gc
+
     from rich.console import Console
 
     from agent.graph import stream_episode
@@ -529,7 +530,8 @@ def _locate(args: argparse.Namespace, resume_gc: Callable[[], None]) -> int:
                 Path(args.json).write_text(payload, encoding="utf-8")
         if args.json != "-":
             _print_result(state, out)
-        resume_gc()
+        if resume_gc:
+            gc.enable()  # later photos: the start-up objects are scanned once, then stay old
     return rc
 
 
