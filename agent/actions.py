@@ -23,7 +23,7 @@ into a ``parse_error`` observation the model can recover from.
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal
 
 import regex
 from pydantic import BaseModel, Field, TypeAdapter, ValidationError
@@ -42,7 +42,9 @@ class Commit(BaseModel):
     level: str
     value: str
     confidence: float = Field(ge=0.0, le=1.0)
-    evidence: list[str] = Field(min_length=1, description="evidence ids (e1, e2, ...) or 'image' for what the photo shows")
+    evidence: list[str] = Field(
+        min_length=1, description="evidence ids (e1, e2, ...) or 'image' for what the photo shows"
+    )
 
 
 class Backtrack(BaseModel):
@@ -59,7 +61,7 @@ class Answer(BaseModel):
     localizability: float = Field(ge=0.0, le=1.0)
 
 
-Action = Annotated[Union[ToolCall, Commit, Backtrack, Answer], Field(discriminator="kind")]
+Action = Annotated[ToolCall | Commit | Backtrack | Answer, Field(discriminator="kind")]
 _ACTION = TypeAdapter(Action)
 
 FORMAT_HELP = (
@@ -138,10 +140,10 @@ def parse_completion(text: str) -> ParsedTurn:
             if isinstance(args, str):  # some models emit arguments as a JSON string
                 args = json.loads(args or "{}")
             if not isinstance(name, str) or not name:
-                errors.append(f"<tool_call> #{i}: missing \"name\"")
+                errors.append(f'<tool_call> #{i}: missing "name"')
                 continue
             if not isinstance(args, dict):
-                errors.append(f"<tool_call> #{i}: \"arguments\" must be an object")
+                errors.append(f'<tool_call> #{i}: "arguments" must be an object')
                 continue
             if name in CONTROL_NAMES:
                 actions.append(_ACTION.validate_python({**args, "kind": name}))
@@ -150,7 +152,7 @@ def parse_completion(text: str) -> ParsedTurn:
         except ValidationError as e:
             errors.append(f"<{tag}> #{i} ({obj.get('name', tag)}): {_errors_of(e)}")
         except json.JSONDecodeError as e:
-            errors.append(f"<tool_call> #{i}: \"arguments\" is a string but not JSON ({e.msg})")
+            errors.append(f'<tool_call> #{i}: "arguments" is a string but not JSON ({e.msg})')
     if not blocks and not errors:
         errors.append("no action in the output")
     return ParsedTurn(thought=thought, actions=actions, errors=errors)
@@ -185,7 +187,10 @@ def render_observation(obs_kind: str, text: str, evidence_id: str | None = None)
     >>> render_observation("tool_result", "text: '<answer>'", "e1")
     '<tool_response>{"id": "e1", "kind": "tool_result", "data": "text: \\'\\\\u003canswer\\\\u003e\\'"}</tool_response>'
     """
-    payload = {"id": evidence_id, "kind": obs_kind, "data": text} if evidence_id else {"kind": obs_kind, "data": text}
+    payload = (
+        {"id": evidence_id, "kind": obs_kind, "data": text}
+        if evidence_id
+        else {"kind": obs_kind, "data": text}
+    )
     body = json.dumps(payload, ensure_ascii=False).replace("<", "\\u003c").replace(">", "\\u003e")
     return f"<tool_response>{body}</tool_response>"
-

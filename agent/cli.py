@@ -11,30 +11,74 @@ import sys
 import time
 from pathlib import Path
 
-from agent.state import TRAJECTORY_SCHEMA, Budget, EpisodeState
+from geolocate.agent.state import TRAJECTORY_SCHEMA, Budget, EpisodeState
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="geolocate", description="Find where a photo was taken, with evidence (Chain of Region).")
+    p = argparse.ArgumentParser(
+        prog="geolocate", description="Find where a photo was taken, with evidence (Chain of Region)."
+    )
     sub = p.add_subparsers(dest="command", required=True)
-    loc = sub.add_parser("locate", help="geolocate one photo", description="Geolocate one photo and print the Chain of Region with its evidence.")
-    loc.add_argument("photo", nargs="+", help="path(s) to the photo(s) (JPEG, PNG, WebP, ...); several run in one process")
-    loc.add_argument("--json", metavar="OUT", help=f"write the full trajectory as JSON ({TRAJECTORY_SCHEMA}) to OUT ('-' for stdout; a folder of <photo>.json for several photos)")
-    loc.add_argument("--tools", default="all", metavar="LIST", help="tools to enable: comma list, 'all', or 'all,-ocr' (default: all)")
-    loc.add_argument("--no-exif", action="store_true", help="ignore the photo's EXIF metadata (as benchmarks do)")
-    loc.add_argument("--max-turns", type=int, default=Budget().max_turns, help="turn budget (default: %(default)s)")
-    loc.add_argument("--max-tool-calls", type=int, default=Budget().max_tool_calls, help="tool-call budget (default: %(default)s)")
-    loc.add_argument("--tool-timeout", type=float, default=None, metavar="S", help="override every tool's timeout, in seconds")
-    loc.add_argument("--nominatim", metavar="HOST[:PORT]", help="use this Nominatim server for the geocode tool instead of offline GeoNames (e.g. localhost:8088)")
+    loc = sub.add_parser(
+        "locate",
+        help="geolocate one photo",
+        description="Geolocate one photo and print the Chain of Region with its evidence.",
+    )
+    loc.add_argument(
+        "photo", nargs="+", help="path(s) to the photo(s) (JPEG, PNG, WebP, ...); several run in one process"
+    )
+    loc.add_argument(
+        "--json",
+        metavar="OUT",
+        help=f"write the full trajectory as JSON ({TRAJECTORY_SCHEMA}) to OUT ('-' for stdout; a folder of <photo>.json for several photos)",
+    )
+    loc.add_argument(
+        "--tools",
+        default="all",
+        metavar="LIST",
+        help="tools to enable: comma list, 'all', or 'all,-ocr' (default: all)",
+    )
+    loc.add_argument(
+        "--no-exif", action="store_true", help="ignore the photo's EXIF metadata (as benchmarks do)"
+    )
+    loc.add_argument(
+        "--max-turns", type=int, default=Budget().max_turns, help="turn budget (default: %(default)s)"
+    )
+    loc.add_argument(
+        "--max-tool-calls",
+        type=int,
+        default=Budget().max_tool_calls,
+        help="tool-call budget (default: %(default)s)",
+    )
+    loc.add_argument(
+        "--tool-timeout",
+        type=float,
+        default=None,
+        metavar="S",
+        help="override every tool's timeout, in seconds",
+    )
+    loc.add_argument(
+        "--nominatim",
+        metavar="HOST[:PORT]",
+        help="use this Nominatim server for the geocode tool instead of offline GeoNames (e.g. localhost:8088)",
+    )
     loc.add_argument("--nominatim-scheme", default="https", choices=["http", "https"])
-    loc.add_argument("--user-agent", default="geolocate/0.1 (https://github.com/geolocate)", help="user agent sent to Nominatim (its usage policy requires one that identifies you)")
-    loc.add_argument("--osm-db", metavar="DB", help="local OSM index for the osm_search tool (from 'geolocate osm index')")
+    loc.add_argument(
+        "--user-agent",
+        default="geolocate/0.1 (https://github.com/geolocate)",
+        help="user agent sent to Nominatim (its usage policy requires one that identifies you)",
+    )
+    loc.add_argument(
+        "--osm-db", metavar="DB", help="local OSM index for the osm_search tool (from 'geolocate osm index')"
+    )
     loc.add_argument("--overpass", metavar="URL", help="Overpass interpreter URL for the osm_search tool")
     loc.add_argument("--quiet", action="store_true", help="no progress output")
     _policy_args(loc)
     osm = sub.add_parser("osm", help="OpenStreetMap feature search: build a local index, run queries")
     osub = osm.add_subparsers(dest="osm_command", required=True)
-    oi = osub.add_parser("index", help="build the embedded SQLite index of an .osm.pbf / .osm / .osm.gz extract")
+    oi = osub.add_parser(
+        "index", help="build the embedded SQLite index of an .osm.pbf / .osm / .osm.gz extract"
+    )
     oi.add_argument("extract")
     oi.add_argument("--out", metavar="DB", help="index file (default: next to the extract, .sqlite)")
     oq = osub.add_parser(
@@ -46,16 +90,32 @@ def _parser() -> argparse.ArgumentParser:
     oq.add_argument("query", nargs="?", help="FeatureQuery JSON file, or '-' for stdin")
     oq.add_argument("--db", metavar="DB", help="local index (from 'geolocate osm index')")
     oq.add_argument("--overpass", metavar="URL", help="Overpass interpreter URL instead of a local index")
-    oq.add_argument("--feature", action="append", default=[], metavar="TAGS", help="a feature as comma-separated filters: k=v, k!=v, k~regex, k, !k, k>=4 (repeatable)")
-    oq.add_argument("--preset", action="append", default=[], metavar="NAME", help="a preset feature (road, building, place_of_worship, shop, ...; repeatable)")
+    oq.add_argument(
+        "--feature",
+        action="append",
+        default=[],
+        metavar="TAGS",
+        help="a feature as comma-separated filters: k=v, k!=v, k~regex, k, !k, k>=4 (repeatable)",
+    )
+    oq.add_argument(
+        "--preset",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="a preset feature (road, building, place_of_worship, shop, ...; repeatable)",
+    )
     oq.add_argument("--name", help="name regex for the first feature")
-    oq.add_argument("--within", type=float, metavar="M", help="every other feature within M metres of the first")
+    oq.add_argument(
+        "--within", type=float, metavar="M", help="every other feature within M metres of the first"
+    )
     oq.add_argument("--bbox", metavar="S,W,N,E")
     oq.add_argument("--around", metavar="LAT,LON,RADIUS_M")
     oq.add_argument("--area", metavar="ISO_OR_NAME", help="admin area: ISO 3166 code (LI, CH-ZH) or name")
     oq.add_argument("--limit", type=int, default=50)
     oq.add_argument("--max-area-km2", type=float, default=2500.0, help="area guard (default: %(default)s)")
-    oq.add_argument("--geojson", action="store_true", help="print a GeoJSON FeatureCollection instead of a table")
+    oq.add_argument(
+        "--geojson", action="store_true", help="print a GeoJSON FeatureCollection instead of a table"
+    )
 
     ev = sub.add_parser(
         "eval",
@@ -64,8 +124,17 @@ def _parser() -> argparse.ArgumentParser:
         "95%% bootstrap CIs, Chain-of-Region accuracy, localizability calibration and tool usage; or score external predictions.",
     )
     _dataset_args(ev)
-    ev.add_argument("--tools", default="all", metavar="LIST", help="tool set (default: all; EXIF stays off unless --use-exif)")
-    ev.add_argument("--predictions", metavar="CSV", help="score this predictions CSV (id, lat, lon) against --labels instead of running")
+    ev.add_argument(
+        "--tools",
+        default="all",
+        metavar="LIST",
+        help="tool set (default: all; EXIF stays off unless --use-exif)",
+    )
+    ev.add_argument(
+        "--predictions",
+        metavar="CSV",
+        help="score this predictions CSV (id, lat, lon) against --labels instead of running",
+    )
     ab = sub.add_parser(
         "ablate",
         help="run one benchmark with several tool sets and write one table",
@@ -73,11 +142,22 @@ def _parser() -> argparse.ArgumentParser:
         "geolocate ablate --dataset osv5m --data DIR --tools all -ocr -gazetteer",
     )
     _dataset_args(ab)
-    sv = sub.add_parser("services", help="self-hosted Nominatim and PostGIS on loopback (Debian): up, down, status")
+    sv = sub.add_parser(
+        "services", help="self-hosted Nominatim and PostGIS on loopback (Debian): up, down, status"
+    )
     sv.add_argument("action", choices=["up", "down", "status"])
-    sv.add_argument("extracts", nargs="*", help="OSM extracts to import (up); default: the Andorra, Liechtenstein and Helsinki extracts in ../shared/data/osm")
+    sv.add_argument(
+        "extracts",
+        nargs="*",
+        help="OSM extracts to import (up); default: the Andorra, Liechtenstein and Helsinki extracts in ../shared/data/osm",
+    )
     tr = sub.add_parser("train", help="GRPO training of the planner (see policy_training/configs/)")
-    tr.add_argument("--config", required=True, metavar="FILE", help="YAML or JSON GeoGRPOConfig (any trl.GRPOConfig field too)")
+    tr.add_argument(
+        "--config",
+        required=True,
+        metavar="FILE",
+        help="YAML or JSON GeoGRPOConfig (any trl.GRPOConfig field too)",
+    )
     return p
 
 
@@ -85,13 +165,15 @@ DEFAULT_SERVICE_EXTRACTS = ("andorra.osm.pbf", "liechtenstein-2013-08-03.osm.pbf
 
 
 def cmd_services(args: argparse.Namespace) -> int:
-    from tools.services import Services, ServicesError
+    from geolocate.tools.services import Services, ServicesError
 
     svc = Services.default()
     err = _stderr()
     try:
         if args.action == "up":
-            extracts = [Path(p) for p in args.extracts] or [Path("../shared/data/osm") / f for f in DEFAULT_SERVICE_EXTRACTS]
+            extracts = [Path(p) for p in args.extracts] or [
+                Path("../shared/data/osm") / f for f in DEFAULT_SERVICE_EXTRACTS
+            ]
             t = svc.up(extracts, log=lambda m: err.print(m))
             print(json.dumps({**svc.status(), **t}))
         elif args.action == "down":
@@ -108,9 +190,11 @@ def cmd_services(args: argparse.Namespace) -> int:
 def cmd_train(args: argparse.Namespace) -> int:
     err = _stderr()
     try:
-        from policy_training.train import load_config, train
+        from geolocate.policy_training.train import load_config, train
     except ImportError as e:
-        err.print(f"[red]error:[/red] training needs the 'train' extra ({e.name} missing): pip install 'geolocate[train]'")
+        err.print(
+            f"[red]error:[/red] training needs the 'train' extra ({e.name} missing): pip install 'geolocate-agent[train]'"
+        )
         return 2
     try:
         cfg = load_config(args.config)
@@ -123,11 +207,28 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def _policy_args(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("planner", "the heuristic planner by default; a Qwen-VL model with --model (in-process) or --server (served)")
-    g.add_argument("--policy", default=None, help="heuristic, transformers or openai_compatible (default: heuristic; implied by --model / --server)")
-    g.add_argument("--model", metavar="ID_OR_PATH", help="a Qwen2-VL/Qwen2.5-VL/Qwen3-VL checkpoint: hub id or local folder (with --server: the served model name)")
-    g.add_argument("--server", metavar="URL", help="an OpenAI-compatible endpoint, e.g. http://localhost:8000/v1 (vllm serve MODEL)")
-    g.add_argument("--api-key", default=None, help="API key for --server (default: $OPENAI_API_KEY or 'EMPTY')")
+    g = p.add_argument_group(
+        "planner",
+        "the heuristic planner by default; a Qwen-VL model with --model (in-process) or --server (served)",
+    )
+    g.add_argument(
+        "--policy",
+        default=None,
+        help="heuristic, transformers or openai_compatible (default: heuristic; implied by --model / --server)",
+    )
+    g.add_argument(
+        "--model",
+        metavar="ID_OR_PATH",
+        help="a Qwen2-VL/Qwen2.5-VL/Qwen3-VL checkpoint: hub id or local folder (with --server: the served model name)",
+    )
+    g.add_argument(
+        "--server",
+        metavar="URL",
+        help="an OpenAI-compatible endpoint, e.g. http://localhost:8000/v1 (vllm serve MODEL)",
+    )
+    g.add_argument(
+        "--api-key", default=None, help="API key for --server (default: $OPENAI_API_KEY or 'EMPTY')"
+    )
     g.add_argument("--dtype", default="auto", help="model dtype for --model (bfloat16 on GPUs)")
     g.add_argument("--device", default=None, help="cuda, cpu, ... (default: cuda when available)")
     g.add_argument("--max-new-tokens", type=int, default=768)
@@ -143,45 +244,81 @@ def policy_from_args(args: argparse.Namespace):
     """
     import os
 
-    from agent.policies import make_policy
+    from geolocate.agent.policies import make_policy
 
-    name = args.policy or ("openai_compatible" if args.server else "transformers" if args.model else "heuristic")
+    name = args.policy or (
+        "openai_compatible" if args.server else "transformers" if args.model else "heuristic"
+    )
     if name == "transformers":
         if not args.model:
             raise ValueError("the transformers policy needs --model ID_OR_PATH")
-        return make_policy(name, model=args.model, dtype=args.dtype, device=args.device, max_new_tokens=args.max_new_tokens, temperature=args.temperature, seed=args.seed)
+        return make_policy(
+            name,
+            model=args.model,
+            dtype=args.dtype,
+            device=args.device,
+            max_new_tokens=args.max_new_tokens,
+            temperature=args.temperature,
+            seed=args.seed,
+        )
     if name == "openai_compatible":
         if not (args.server and args.model):
             raise ValueError("the openai_compatible policy needs --server URL and --model NAME")
         key = args.api_key or os.environ.get("OPENAI_API_KEY") or "EMPTY"
-        return make_policy(name, base_url=args.server, model=args.model, api_key=key, max_tokens=args.max_new_tokens, temperature=args.temperature, seed=args.seed)
+        return make_policy(
+            name,
+            base_url=args.server,
+            model=args.model,
+            api_key=key,
+            max_tokens=args.max_new_tokens,
+            temperature=args.temperature,
+            seed=args.seed,
+        )
     return make_policy(name)
 
 
 DATASET_LAYOUTS = ["csv", "im2gps3k", "mp16-pro", "osv5m", "yfcc4k"]
-"""Benchmark layouts of ``--dataset`` (the loaders of :mod:`evals.datasets`)."""
+"""Benchmark layouts of ``--dataset`` (the loaders of :mod:`geolocate.evals.datasets`)."""
 
 
 def _dataset_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--dataset", choices=DATASET_LAYOUTS, default="csv", help="benchmark layout (default: csv, with the column options)")
+    p.add_argument(
+        "--dataset",
+        choices=DATASET_LAYOUTS,
+        default="csv",
+        help="benchmark layout (default: csv, with the column options)",
+    )
     p.add_argument("--data", metavar="DIR", help="dataset folder (osv5m: DIR/labels.csv and DIR/images/)")
-    p.add_argument("--labels", metavar="CSV", help="labels CSV (im2gps3k, yfcc4k, mp16-pro, csv, or with --predictions)")
+    p.add_argument(
+        "--labels", metavar="CSV", help="labels CSV (im2gps3k, yfcc4k, mp16-pro, csv, or with --predictions)"
+    )
     p.add_argument("--images", metavar="DIR", help="image folder (im2gps3k, yfcc4k, mp16-pro, csv)")
     p.add_argument("--id-col", default="id")
     p.add_argument("--lat-col", default="latitude")
     p.add_argument("--lon-col", default="longitude")
-    p.add_argument("--pattern", default="{id}.jpg", help="image file name for an id (csv layout; default: {id}.jpg)")
+    p.add_argument(
+        "--pattern", default="{id}.jpg", help="image file name for an id (csv layout; default: {id}.jpg)"
+    )
     _policy_args(p)
     p.add_argument("--limit", type=int, help="only the first N photos")
     p.add_argument("--workers", type=int, default=1, help="episodes in parallel (threads)")
     p.add_argument("--max-turns", type=int, default=Budget().max_turns)
     p.add_argument("--max-tool-calls", type=int, default=Budget().max_tool_calls)
-    p.add_argument("--use-exif", action="store_true", help="let the agent read EXIF (off by default: the answer must not come from metadata)")
-    p.add_argument("--out", metavar="DIR", default="eval-out", help="results folder: trajectories JSONL (resumable), tables, report (default: eval-out)")
+    p.add_argument(
+        "--use-exif",
+        action="store_true",
+        help="let the agent read EXIF (off by default: the answer must not come from metadata)",
+    )
+    p.add_argument(
+        "--out",
+        metavar="DIR",
+        default="eval-out",
+        help="results folder: trajectories JSONL (resumable), tables, report (default: eval-out)",
+    )
 
 
 def _load_dataset(args: argparse.Namespace):
-    from evals import datasets as D
+    from geolocate.evals import datasets as D
 
     if args.dataset == "osv5m":
         if not args.data:
@@ -201,7 +338,14 @@ def _load_dataset(args: argparse.Namespace):
 def _progress(total: int, label: str):
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    return Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), transient=True, console=_stderr())
+    return Progress(
+        TextColumn(label),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        transient=True,
+        console=_stderr(),
+    )
 
 
 def _stderr():
@@ -211,11 +355,11 @@ def _stderr():
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from evals.datasets import load_prediction_records
-    from evals.report import flat_row, markdown_table, write_report
-    from evals.metrics import evaluate_records
-    from evals.runner import run_dataset
-    from tools.registry import ToolSet
+    from geolocate.evals.datasets import load_prediction_records
+    from geolocate.evals.metrics import evaluate_records
+    from geolocate.evals.report import flat_row, markdown_table, write_report
+    from geolocate.evals.runner import run_dataset
+    from geolocate.tools.registry import ToolSet
 
     err = _stderr()
     out = Path(args.out)
@@ -236,7 +380,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
             recs = []
             with _progress(len(ds), f"{ds.name}") as bar:
                 task = bar.add_task("eval", total=len(ds))
-                for r in run_dataset(ds, policy, spec, budget, out / "trajectories.jsonl", args.workers, seed=args.seed or 0):
+                for r in run_dataset(
+                    ds, policy, spec, budget, out / "trajectories.jsonl", args.workers, seed=args.seed or 0
+                ):
                     recs.append(r)
                     bar.advance(task)
     except (FileNotFoundError, KeyError, ValueError) as e:
@@ -249,9 +395,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def cmd_ablate(args: argparse.Namespace, tool_sets: list[str]) -> int:
-    from evals.ablation import run_ablation
-    from evals.report import markdown_table
-    from tools.errors import UnknownToolError
+    from geolocate.evals.ablation import run_ablation
+    from geolocate.evals.report import markdown_table
+    from geolocate.tools.errors import UnknownToolError
 
     err = _stderr()
     try:
@@ -259,7 +405,16 @@ def cmd_ablate(args: argparse.Namespace, tool_sets: list[str]) -> int:
         budget = Budget(max_turns=args.max_turns, max_tool_calls=args.max_tool_calls)
         with _progress(len(ds) * len(tool_sets), "ablation") as bar:
             task = bar.add_task("ablate", total=len(ds) * len(tool_sets))
-            rows = run_ablation(ds, tool_sets, args.out, policy_from_args(args), budget, args.workers, args.use_exif, on_record=lambda n, r: bar.advance(task))
+            rows = run_ablation(
+                ds,
+                tool_sets,
+                args.out,
+                policy_from_args(args),
+                budget,
+                args.workers,
+                args.use_exif,
+                on_record=lambda n, r: bar.advance(task),
+            )
     except UnknownToolError as e:
         err.print(f"[red]error:[/red] {e}")
         return 2
@@ -272,14 +427,14 @@ def cmd_ablate(args: argparse.Namespace, tool_sets: list[str]) -> int:
 
 
 def _osm_backend(db: str | None, overpass: str | None, max_area_km2: float = 2500.0):
-    from tools.osm.query import QueryLimits
+    from geolocate.tools.osm.query import QueryLimits
 
     limits = QueryLimits(max_area_km2=max_area_km2)
     if db:
-        from tools.osm.local import LocalBackend
+        from geolocate.tools.osm.local import LocalBackend
 
         return LocalBackend(db, limits)
-    from tools.osm.overpass import OverpassBackend
+    from geolocate.tools.osm.overpass import OverpassBackend
 
     return OverpassBackend(overpass, limits=limits)
 
@@ -292,7 +447,7 @@ def parse_tag_spec(text: str):
     """
     import re
 
-    from tools.osm.query import TagFilter
+    from geolocate.tools.osm.query import TagFilter
 
     ops = [("!=", "neq"), (">=", "ge"), ("<=", "le"), ("=", "eq"), ("~", "regex"), (">", "gt"), ("<", "lt")]
     out = []
@@ -315,8 +470,8 @@ def parse_tag_spec(text: str):
 
 
 def _query_from_flags(args: argparse.Namespace):
-    from tools.osm.presets import preset
-    from tools.osm.query import FeatureQuery, FeatureSpec
+    from geolocate.tools.osm.presets import preset
+    from geolocate.tools.osm.query import FeatureQuery, FeatureSpec
 
     feats = [FeatureSpec(id=f"f{i + 1}", tags=parse_tag_spec(t)) for i, t in enumerate(args.feature)]
     feats += [preset(p, id=f"p{i + 1}") for i, p in enumerate(args.preset)]
@@ -335,35 +490,50 @@ def _query_from_flags(args: argparse.Namespace):
         scope = {"kind": "around", "lat": lat, "lon": lon, "radius_m": r}
     else:
         a = args.area
-        scope = {"kind": "area", "iso": a} if a.replace("-", "").isalnum() and a[:2].isupper() and len(a) <= 6 else {"kind": "area", "name": a}
+        scope = (
+            {"kind": "area", "iso": a}
+            if a.replace("-", "").isalnum() and a[:2].isupper() and len(a) <= 6
+            else {"kind": "area", "name": a}
+        )
     rels = []
     if len(feats) > 1:
         if args.within is None:
             raise ValueError("several features need --within M (each within M metres of the first)")
         rels = [{"a": feats[0].id, "b": f.id, "max_m": args.within} for f in feats[1:]]
-    return FeatureQuery.model_validate({"features": [f.model_dump() for f in feats], "relations": rels, "scope": scope, "limit": args.limit})
+    return FeatureQuery.model_validate(
+        {"features": [f.model_dump() for f in feats], "relations": rels, "scope": scope, "limit": args.limit}
+    )
 
 
 def cmd_osm(args: argparse.Namespace) -> int:
     from pydantic import ValidationError
 
-    from tools.errors import GeolocateError
-    from tools.osm.query import FeatureQuery
+    from geolocate.tools.errors import GeolocateError
+    from geolocate.tools.osm.query import FeatureQuery
 
     err = _stderr()
     if args.osm_command == "index":
         from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-        from tools.osm.local import OsmIndexError, build_index
+        from geolocate.tools.osm.local import OsmIndexError, build_index
 
         try:
-            with Progress(SpinnerColumn(), TextColumn("{task.description}"), TextColumn("{task.completed:,} features"), TimeElapsedColumn(), console=err, transient=True) as bar:
+            with Progress(
+                SpinnerColumn(),
+                TextColumn("{task.description}"),
+                TextColumn("{task.completed:,} features"),
+                TimeElapsedColumn(),
+                console=err,
+                transient=True,
+            ) as bar:
                 task = bar.add_task(f"indexing {Path(args.extract).name}", total=None)
                 stats = build_index(args.extract, args.out, progress=lambda n: bar.update(task, completed=n))
         except OsmIndexError as e:
             err.print(f"[red]error:[/red] {e}")
             return 2
-        print(f"{stats.path}: {stats.points:,} points, {stats.lines:,} lines, {stats.areas:,} areas in {stats.seconds:.1f} s ({stats.mb_per_s:.2f} MB of extract per second)")
+        print(
+            f"{stats.path}: {stats.points:,} points, {stats.lines:,} lines, {stats.areas:,} areas in {stats.seconds:.1f} s ({stats.mb_per_s:.2f} MB of extract per second)"
+        )
         return 0
     try:
         if args.query:
@@ -376,7 +546,10 @@ def cmd_osm(args: argparse.Namespace) -> int:
         backend = _osm_backend(args.db, args.overpass, args.max_area_km2)
         result = backend.query(q, with_geometry=args.geojson)
     except ValidationError as e:
-        err.print("[red]error:[/red] invalid query: " + "; ".join(f"{'.'.join(str(p) for p in x['loc'])}: {x['msg']}" for x in e.errors()))
+        err.print(
+            "[red]error:[/red] invalid query: "
+            + "; ".join(f"{'.'.join(str(p) for p in x['loc'])}: {x['msg']}" for x in e.errors())
+        )
         return 2
     except (GeolocateError, ValueError, KeyError, OSError) as e:
         err.print(f"[red]error:[/red] {e.args[0] if isinstance(e, KeyError) else e}")
@@ -385,20 +558,38 @@ def cmd_osm(args: argparse.Namespace) -> int:
         feats = []
         for i, m in enumerate(result.matches):
             for role, f in m.features.items():
-                feats.append({"type": "Feature", "id": f.id, "geometry": f.geometry, "properties": {"match": i, "role": role, "kind": f.kind, **f.tags, **{f"distance_m:{k}": v for k, v in m.distances_m.items()}}})
+                feats.append(
+                    {
+                        "type": "Feature",
+                        "id": f.id,
+                        "geometry": f.geometry,
+                        "properties": {
+                            "match": i,
+                            "role": role,
+                            "kind": f.kind,
+                            **f.tags,
+                            **{f"distance_m:{k}": v for k, v in m.distances_m.items()},
+                        },
+                    }
+                )
         print(json.dumps({"type": "FeatureCollection", "features": feats}, ensure_ascii=False))
         return 0
     from rich.console import Console
     from rich.table import Table
 
-    t = Table(title=f"{len(result.matches)}{'+' if result.truncated else ''} match(es) ({result.backend} backend)")
+    t = Table(
+        title=f"{len(result.matches)}{'+' if result.truncated else ''} match(es) ({result.backend} backend)"
+    )
     t.add_column("#")
     for f in q.features:
         t.add_column(f.id)
     if q.relations:
         t.add_column("distances (m)")
     for i, m in enumerate(result.matches):
-        cells = [str(i + 1)] + [f"{m.features[f.id].id} {m.features[f.id].tags.get('name', '')}\n({m.features[f.id].lat:.5f}, {m.features[f.id].lon:.5f})" for f in q.features]
+        cells = [str(i + 1)] + [
+            f"{m.features[f.id].id} {m.features[f.id].tags.get('name', '')}\n({m.features[f.id].lat:.5f}, {m.features[f.id].lon:.5f})"
+            for f in q.features
+        ]
         if q.relations:
             cells.append(", ".join(f"{k}: {v:.1f}" for k, v in m.distances_m.items()))
         t.add_row(*cells)
@@ -415,7 +606,7 @@ def _progress_text(node: str, state: EpisodeState) -> str:
 def _print_result(state: EpisodeState, console) -> None:
     from rich.table import Table
 
-    from tools.geo import osm_url
+    from geolocate.tools.geo import osm_url
 
     ev = {e.id: e for e in state.evidence}
     table = Table(title=f"Chain of Region for {state.image.path}", show_lines=False)
@@ -425,20 +616,34 @@ def _print_result(state: EpisodeState, console) -> None:
     table.add_column("evidence")
     for lv, c in state.chain.items():
         cites = "; ".join(f"{i}: {ev[i].tool}: {ev[i].summary[:70]}" if i in ev else i for i in c.evidence)
-        table.add_row(lv.value, c.value + (f" ({c.code})" if c.code and c.code != c.value and not c.code.isdigit() else ""), f"{c.confidence:.2f}", cites)
+        table.add_row(
+            lv.value,
+            c.value + (f" ({c.code})" if c.code and c.code != c.value and not c.code.isdigit() else ""),
+            f"{c.confidence:.2f}",
+            cites,
+        )
     a = state.answer
     if a is not None:
-        table.add_row("coordinates", f"{a.lat:.5f}, {a.lon:.5f}", f"{a.localizability:.2f}", f"radius {a.radius_km:g} km ({a.source})")
+        table.add_row(
+            "coordinates",
+            f"{a.lat:.5f}, {a.lon:.5f}",
+            f"{a.localizability:.2f}",
+            f"radius {a.radius_km:g} km ({a.source})",
+        )
     console.print(table)
     if a is not None:
-        console.print(f"[bold]Answer:[/bold] {a.lat:.5f}, {a.lon:.5f} +- {a.radius_km:g} km   localizability {a.localizability:.2f}")
+        console.print(
+            f"[bold]Answer:[/bold] {a.lat:.5f}, {a.lon:.5f} +- {a.radius_km:g} km   localizability {a.localizability:.2f}"
+        )
         console.print(f"OpenStreetMap: {osm_url(a.lat, a.lon, zoom=_zoom(a.radius_km))}", soft_wrap=True)
     if not state.chain:
         console.print("No region could be committed from the evidence: treat the answer as a guess.")
     for w in state.warnings:
         console.print(f"[yellow]warning:[/yellow] {w}")
     n_fail = sum(not e.ok for e in state.evidence)
-    console.print(f"{len(state.turns)} turns, {len(state.evidence)} tool calls ({n_fail} failed), {state.elapsed_s:.2f} s, status {state.status}")
+    console.print(
+        f"{len(state.turns)} turns, {len(state.evidence)} tool calls ({n_fail} failed), {state.elapsed_s:.2f} s, status {state.status}"
+    )
 
 
 def _zoom(radius_km: float) -> int:
@@ -470,10 +675,10 @@ def _locate(args: argparse.Namespace, resume_gc: bool) -> int:
 
     from rich.console import Console
 
-    from agent.graph import stream_episode
-    from tools.errors import InputImageError, UnknownToolError
-    from tools.image import load_image
-    from tools.registry import ToolSet
+    from geolocate.agent.graph import stream_episode
+    from geolocate.tools.errors import InputImageError, UnknownToolError
+    from geolocate.tools.image import load_image
+    from geolocate.tools.registry import ToolSet
 
     err = Console(stderr=True, soft_wrap=True)
     out = Console()
@@ -494,9 +699,11 @@ def _locate(args: argparse.Namespace, resume_gc: bool) -> int:
         if args.osm_db or args.overpass:
             options["osm_backend"] = _osm_backend(args.osm_db, args.overpass)
         if args.nominatim:
-            from tools.geocode import NominatimGeocoder
+            from geolocate.tools.geocode import NominatimGeocoder
 
-            options["geocoder"] = NominatimGeocoder(args.user_agent, domain=args.nominatim, scheme=args.nominatim_scheme)
+            options["geocoder"] = NominatimGeocoder(
+                args.user_agent, domain=args.nominatim, scheme=args.nominatim_scheme
+            )
     except (ValueError, OSError) as e:
         err.print(f"[red]error:[/red] {e}")
         return 2

@@ -1,8 +1,8 @@
 """The Episode: the environment every caller steps (LangGraph agent, evaluation, GRPO rollouts).
 
 One image, the Chain-of-Region state, the evidence log and the budgets. It accepts a policy's
-completion text, parses it with the one action grammar (:mod:`agent.actions`), checks each action
-against the state machine (:mod:`agent.stages`) and the geography (:mod:`agent.geography`), runs
+completion text, parses it with the one action grammar (:mod:`geolocate.agent.actions`), checks each action
+against the state machine (:mod:`geolocate.agent.stages`) and the geography (:mod:`geolocate.agent.geography`), runs
 tools, and returns observations. Illegal actions, malformed output, tool failures and timeouts are
 observations, never exceptions.
 """
@@ -16,14 +16,40 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from agent.actions import Action, Answer, Backtrack, Commit, ParsedTurn, ToolCall, FORMAT_HELP, parse_completion
-from agent.geography import Geography, InconsistentCommitment, Resolved
-from agent.stages import LEVELS, Level, backtrack_error, backtrack_removes, commit_error, next_level, parse_level
-from agent.state import Budget, Commitment, EpisodeState, Evidence, FinalAnswer, ImageInfo, Observation, Turn
-from tools.base import ToolContext
-from tools.errors import ToolError, ToolTimeoutError
-from tools.image import LoadedImage
-from tools.registry import ToolSet
+from geolocate.agent.actions import (
+    FORMAT_HELP,
+    Action,
+    Answer,
+    Backtrack,
+    Commit,
+    ParsedTurn,
+    ToolCall,
+    parse_completion,
+)
+from geolocate.agent.geography import Geography, InconsistentCommitment, Resolved
+from geolocate.agent.stages import (
+    LEVELS,
+    Level,
+    backtrack_error,
+    backtrack_removes,
+    commit_error,
+    next_level,
+    parse_level,
+)
+from geolocate.agent.state import (
+    Budget,
+    Commitment,
+    EpisodeState,
+    Evidence,
+    FinalAnswer,
+    ImageInfo,
+    Observation,
+    Turn,
+)
+from geolocate.tools.base import ToolContext
+from geolocate.tools.errors import ToolError, ToolTimeoutError
+from geolocate.tools.image import LoadedImage
+from geolocate.tools.registry import ToolSet
 
 _EXECUTOR = cf.ThreadPoolExecutor(max_workers=4, thread_name_prefix="geolocate-tool")
 
@@ -35,7 +61,7 @@ class Episode:
     """One geolocation episode over ``image`` with the enabled ``tools``.
 
     Args:
-        image: the decoded photo (:func:`tools.image.load_image`).
+        image: the decoded photo (:func:`geolocate.tools.image.load_image`).
         tools: the tool mask of this run.
         budget: max policy turns and tool calls.
         geography: consistency checker (GeoNames by default).
@@ -62,7 +88,13 @@ class Episode:
         if state is not None and state.image.sha256 != image.sha256:
             raise ValueError("saved episode state belongs to another image")
         self.state = state or EpisodeState(
-            image=ImageInfo(path=image.path, sha256=image.sha256, width=image.width, height=image.height, format=image.format),
+            image=ImageInfo(
+                path=image.path,
+                sha256=image.sha256,
+                width=image.width,
+                height=image.height,
+                format=image.format,
+            ),
             tools=tools.names,
             policy=policy,
             budget=budget or Budget(),
@@ -77,12 +109,27 @@ class Episode:
     def begin_turn(self, completion: str, policy_s: float = 0.0) -> ParsedTurn:
         """Record a completion and parse it. Parse problems become one ``parse_error`` observation."""
         parsed = parse_completion(completion)
-        turn = Turn(index=len(self.state.turns), completion=completion, thought=parsed.thought, policy_s=round(policy_s, 4))
+        turn = Turn(
+            index=len(self.state.turns),
+            completion=completion,
+            thought=parsed.thought,
+            policy_s=round(policy_s, 4),
+        )
         turn.actions = [a.model_dump() for a in parsed.actions]
         self.state.turns.append(turn)
         if parsed.errors:
             valid = f" The {len(parsed.actions)} valid action(s) were still run." if parsed.actions else ""
-            self._observe(Observation(kind="parse_error", text="Could not parse your output: " + "; ".join(parsed.errors) + "." + valid + " " + FORMAT_HELP))
+            self._observe(
+                Observation(
+                    kind="parse_error",
+                    text="Could not parse your output: "
+                    + "; ".join(parsed.errors)
+                    + "."
+                    + valid
+                    + " "
+                    + FORMAT_HELP,
+                )
+            )
         return parsed
 
     def end_turn(self) -> None:
@@ -92,7 +139,8 @@ class Episode:
             self._finish_fallback(f"turn budget of {self.state.budget.max_turns} exhausted")
         if self.state.turns:
             self.state.turns[-1].chain_after = [
-                {"level": lv.value, "value": c.value, "confidence": c.confidence} for lv, c in self.state.chain.items()
+                {"level": lv.value, "value": c.value, "confidence": c.confidence}
+                for lv, c in self.state.chain.items()
             ]
 
     def step(self, completion: str, policy_s: float = 0.0) -> list[Observation]:
@@ -139,7 +187,10 @@ class Episode:
     def _tool(self, call: ToolCall) -> Observation:
         b = self.state.budget
         if self.state.tool_calls >= b.max_tool_calls:
-            return Observation(kind="illegal", text=f"tool-call budget of {b.max_tool_calls} is spent: commit levels or answer now")
+            return Observation(
+                kind="illegal",
+                text=f"tool-call budget of {b.max_tool_calls} is spent: commit levels or answer now",
+            )
         try:
             tool = self.tools.get(call.name)
         except ToolError as e:
@@ -150,20 +201,33 @@ class Episode:
         try:
             args = tool.Input.model_validate(call.arguments)
         except ValidationError as e:
-            msg = "; ".join(f"{'.'.join(str(p) for p in err['loc']) or 'arguments'}: {err['msg']}" for err in e.errors())
-            return self._record_failure(eid, call, f"bad arguments for {call.name}: {msg}. Schema: {tool.Input.model_json_schema().get('properties', {})}", t, turn)
+            msg = "; ".join(
+                f"{'.'.join(str(p) for p in err['loc']) or 'arguments'}: {err['msg']}" for err in e.errors()
+            )
+            return self._record_failure(
+                eid,
+                call,
+                f"bad arguments for {call.name}: {msg}. Schema: {tool.Input.model_json_schema().get('properties', {})}",
+                t,
+                turn,
+            )
         timeout = float(self.options.get("tool_timeout_s", tool.timeout_s))
         future = _EXECUTOR.submit(tool.run, args, self.ctx)
         try:
             out = future.result(timeout=timeout)
         except cf.TimeoutError:
             future.cancel()
-            err = ToolTimeoutError(f"{call.name} timed out after {timeout:g} s", hint="retry with a smaller request, or use other tools")
+            err = ToolTimeoutError(
+                f"{call.name} timed out after {timeout:g} s",
+                hint="retry with a smaller request, or use other tools",
+            )
             return self._record_failure(eid, call, str(err), t, turn)
         except ToolError as e:
             return self._record_failure(eid, call, f"{call.name} failed: {e}", t, turn)
         except Exception as e:  # noqa: BLE001 - a tool bug must not lose the session
-            return self._record_failure(eid, call, f"{call.name} failed unexpectedly: {type(e).__name__}: {e}", t, turn)
+            return self._record_failure(
+                eid, call, f"{call.name} failed unexpectedly: {type(e).__name__}: {e}", t, turn
+            )
         ev = Evidence(
             id=eid,
             tool=call.name,
@@ -193,14 +257,26 @@ class Episode:
 
     def _record_failure(self, eid: str, call: ToolCall, message: str, t: float, turn: int) -> Observation:
         self.state.evidence.append(
-            Evidence(id=eid, tool=call.name, arguments=call.arguments, ok=False, error=message, summary=message, elapsed_s=round(time.perf_counter() - t, 4), turn=turn)
+            Evidence(
+                id=eid,
+                tool=call.name,
+                arguments=call.arguments,
+                ok=False,
+                error=message,
+                summary=message,
+                elapsed_s=round(time.perf_counter() - t, 4),
+                turn=turn,
+            )
         )
         return Observation(kind="tool_error", text=f"[{eid}] {message}", evidence_id=eid)
 
     def _commit(self, c: Commit) -> Observation:
         level = parse_level(c.level)
         if level is None:
-            return Observation(kind="illegal", text=f"unknown level {c.level!r}; levels are {', '.join(lv.value for lv in LEVELS)}")
+            return Observation(
+                kind="illegal",
+                text=f"unknown level {c.level!r}; levels are {', '.join(lv.value for lv in LEVELS)}",
+            )
         committed = self.state.committed_levels()
         if (err := commit_error(committed, level)) is not None:
             return Observation(kind="illegal", text=err)
@@ -216,10 +292,21 @@ class Episode:
         except InconsistentCommitment as e:
             return Observation(kind="illegal", text=f"cannot commit {level.value} {c.value!r}: {e}")
         self.state.chain[level] = Commitment(
-            level=level, value=r.value, raw=c.value, confidence=c.confidence, evidence=list(c.evidence), code=r.code, lat=r.lat, lon=r.lon, turn=len(self.state.turns) - 1
+            level=level,
+            value=r.value,
+            raw=c.value,
+            confidence=c.confidence,
+            evidence=list(c.evidence),
+            code=r.code,
+            lat=r.lat,
+            lon=r.lon,
+            turn=len(self.state.turns) - 1,
         )
         nxt = next_level(self.state.committed_levels())
-        return Observation(kind="committed", text=f"committed {level.value} = {r.value} (confidence {c.confidence:.2f}); next: {nxt.value if nxt else 'answer'}")
+        return Observation(
+            kind="committed",
+            text=f"committed {level.value} = {r.value} (confidence {c.confidence:.2f}); next: {nxt.value if nxt else 'answer'}",
+        )
 
     def _resolve(self, level: Level, value: str) -> Resolved:
         g, chain = self.geography, self.state.chain
@@ -245,27 +332,40 @@ class Episode:
     def _backtrack(self, b: Backtrack) -> Observation:
         level = parse_level(b.level)
         if level is None:
-            return Observation(kind="illegal", text=f"unknown level {b.level!r}; levels are {', '.join(lv.value for lv in LEVELS)}")
+            return Observation(
+                kind="illegal",
+                text=f"unknown level {b.level!r}; levels are {', '.join(lv.value for lv in LEVELS)}",
+            )
         committed = self.state.committed_levels()
         if (err := backtrack_error(committed, level)) is not None:
             return Observation(kind="illegal", text=err)
         removed = backtrack_removes(committed, level)
         for lv in removed:
             del self.state.chain[lv]
-        return Observation(kind="backtracked", text=f"removed {', '.join(lv.value for lv in removed)}; next: {level.value}")
+        return Observation(
+            kind="backtracked", text=f"removed {', '.join(lv.value for lv in removed)}; next: {level.value}"
+        )
 
     def _answer(self, a: Answer) -> Observation:
         coords = self.state.chain.get(Level.COORDINATES)
         if coords is not None:
-            from tools.geo import haversine_km
+            from geolocate.tools.geo import haversine_km
 
             if haversine_km(a.lat, a.lon, coords.lat, coords.lon) > max(a.radius_km, 1.0):
-                return Observation(kind="illegal", text=f"the answer is outside its own radius of the committed coordinates {coords.value}")
+                return Observation(
+                    kind="illegal",
+                    text=f"the answer is outside its own radius of the committed coordinates {coords.value}",
+                )
         elif (err := self.geography.coordinates_error(a.lat, a.lon, self.state.chain)) is not None:
             return Observation(kind="illegal", text=f"answer rejected: {err}")
-        self.state.answer = FinalAnswer(lat=a.lat, lon=a.lon, radius_km=a.radius_km, localizability=a.localizability)
+        self.state.answer = FinalAnswer(
+            lat=a.lat, lon=a.lon, radius_km=a.radius_km, localizability=a.localizability
+        )
         self.state.status = "answered"
-        return Observation(kind="final", text=f"answer recorded: ({a.lat:.5f}, {a.lon:.5f}) +- {a.radius_km:g} km, localizability {a.localizability:.2f}")
+        return Observation(
+            kind="final",
+            text=f"answer recorded: ({a.lat:.5f}, {a.lon:.5f}) +- {a.radius_km:g} km, localizability {a.localizability:.2f}",
+        )
 
     def _finish_fallback(self, reason: str) -> None:
         chain = self.state.chain
@@ -273,11 +373,19 @@ class Episode:
         if deepest is not None:
             c = chain[deepest]
             radius = FALLBACK_RADIUS_KM.get(deepest, 1.0)
-            ans = FinalAnswer(lat=c.lat, lon=c.lon, radius_km=radius, localizability=min(0.5, c.confidence), source="fallback")
+            ans = FinalAnswer(
+                lat=c.lat,
+                lon=c.lon,
+                radius_km=radius,
+                localizability=min(0.5, c.confidence),
+                source="fallback",
+            )
         else:
             lat, lon = self.geography.db.prior_point
             ans = FinalAnswer(lat=lat, lon=lon, radius_km=5000.0, localizability=0.0, source="fallback")
         self.state.answer = ans
         self.state.status = "budget_exhausted"
-        self.state.warnings.append(f"{reason}: answered from the deepest committed level ({deepest.value if deepest else 'none'})")
+        self.state.warnings.append(
+            f"{reason}: answered from the deepest committed level ({deepest.value if deepest else 'none'})"
+        )
         self._observe(Observation(kind="budget", text=f"{reason}; the episode ends with a fallback answer"))

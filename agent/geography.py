@@ -9,16 +9,25 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from tools.geo import haversine_km
-from tools.geonames import CONTINENTS, GeoNamesDB, get_db, normalize_name
+from geolocate.tools.geo import haversine_km
+from geolocate.tools.geonames import CONTINENTS, GeoNamesDB, get_db, normalize_name
 
 CITY_NEAR_KM = 50.0
 """An answer is 'near' a committed city when within this great-circle distance of it, in km."""
 
 TRANSCONTINENTAL: dict[str, set[str]] = {
-    "RU": {"EU", "AS"}, "TR": {"AS", "EU"}, "KZ": {"AS", "EU"}, "GE": {"AS", "EU"}, "AZ": {"AS", "EU"},
-    "AM": {"AS", "EU"}, "CY": {"EU", "AS"}, "EG": {"AF", "AS"}, "ID": {"AS", "OC"}, "PA": {"NA", "SA"},
-    "TL": {"AS", "OC"}, "PG": {"OC", "AS"},
+    "RU": {"EU", "AS"},
+    "TR": {"AS", "EU"},
+    "KZ": {"AS", "EU"},
+    "GE": {"AS", "EU"},
+    "AZ": {"AS", "EU"},
+    "AM": {"AS", "EU"},
+    "CY": {"EU", "AS"},
+    "EG": {"AF", "AS"},
+    "ID": {"AS", "OC"},
+    "PA": {"NA", "SA"},
+    "TL": {"AS", "OC"},
+    "PG": {"OC", "AS"},
 }
 """Countries commonly placed on two continents (UN M49 vs GeoNames); either continent is accepted."""
 
@@ -52,7 +61,9 @@ class Geography:
     def continent(self, value: str) -> Resolved:
         code = self.db.resolve_continent(value)
         if code is None:
-            raise InconsistentCommitment(f"unknown continent {value!r}; use one of: {', '.join(CONTINENTS.values())}")
+            raise InconsistentCommitment(
+                f"unknown continent {value!r}; use one of: {', '.join(CONTINENTS.values())}"
+            )
         return Resolved(CONTINENTS[code], code)
 
     def continents_of(self, cc: str) -> set[str]:
@@ -62,7 +73,9 @@ class Geography:
     def country(self, value: str, continent: str) -> Resolved:
         cc = self.db.resolve_country(value)
         if cc is None:
-            raise InconsistentCommitment(f"unknown country {value!r}; use an ISO 3166-1 code (e.g. 'FR') or an English name")
+            raise InconsistentCommitment(
+                f"unknown country {value!r}; use an ISO 3166-1 code (e.g. 'FR') or an English name"
+            )
         if continent not in self.continents_of(cc):
             names = " or ".join(CONTINENTS[c] for c in sorted(self.continents_of(cc)))
             raise InconsistentCommitment(
@@ -77,25 +90,43 @@ class Geography:
         if name is None:
             from rapidfuzz import fuzz, process
 
-            names = [r[0] for r in self.db.con.execute("SELECT name FROM admin1 WHERE cc=? ORDER BY population DESC", (cc,))]
-            best = process.extractOne(normalize_name(value), {n: normalize_name(n) for n in names}, scorer=fuzz.ratio, score_cutoff=85)
+            names = [
+                r[0]
+                for r in self.db.con.execute(
+                    "SELECT name FROM admin1 WHERE cc=? ORDER BY population DESC", (cc,)
+                )
+            ]
+            best = process.extractOne(
+                normalize_name(value),
+                {n: normalize_name(n) for n in names},
+                scorer=fuzz.ratio,
+                score_cutoff=85,
+            )
             if best is None:
                 sample = ", ".join(names[:8]) + (" ..." if len(names) > 8 else "")
-                raise InconsistentCommitment(f"no admin-1 region {value!r} in {self.db.countries[cc].name}; regions there include: {sample or 'none known'}")
+                raise InconsistentCommitment(
+                    f"no admin-1 region {value!r} in {self.db.countries[cc].name}; regions there include: {sample or 'none known'}"
+                )
             name = best[2]
         pt = self.db.admin1_point(cc, name)
         return Resolved(name, name, *(pt or (None, None)))
 
     def city(self, value: str, cc: str, admin1: str | None) -> Resolved:
-        from tools.gazetteer import get_gazetteer
+        from geolocate.tools.gazetteer import get_gazetteer
 
         gaz = get_gazetteer()
         hits = gaz.exact(value, cc, admin1, limit=1) or gaz.fuzzy(value, cc, admin1, limit=1)
         if not hits:
             where = f"{admin1}, {cc}" if admin1 else cc
             anywhere = gaz.exact(value, limit=3)
-            also = f"; GeoNames has it in {', '.join(f'{h.admin1}, {h.country_code}' for h in anywhere)}" if anywhere else ""
-            raise InconsistentCommitment(f"no place {value!r} in {where}{also}: backtrack or choose a place there")
+            also = (
+                f"; GeoNames has it in {', '.join(f'{h.admin1}, {h.country_code}' for h in anywhere)}"
+                if anywhere
+                else ""
+            )
+            raise InconsistentCommitment(
+                f"no place {value!r} in {where}{also}: backtrack or choose a place there"
+            )
         h = hits[0]
         return Resolved(h.name, str(h.geonameid), h.lat, h.lon)
 
@@ -105,8 +136,8 @@ class Geography:
         With a committed city: within :data:`CITY_NEAR_KM` of it. Otherwise the nearest GeoNames
         place must lie in the committed country (and region, when committed).
         """
-        from agent.stages import Level
-        from tools.geocode import reverse_batch
+        from geolocate.agent.stages import Level
+        from geolocate.tools.geocode import reverse_batch
 
         city = chain.get(Level.CITY)
         if city is not None and city.lat is not None:

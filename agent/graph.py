@@ -1,6 +1,6 @@
 """LangGraph wiring of the agent: nodes assess -> plan -> (act | commit | answer) -> plan ... -> END.
 
-The graph only wires; the Episode (:mod:`agent.episode`) checks and carries out actions, the policy
+The graph only wires; the Episode (:mod:`geolocate.agent.episode`) checks and carries out actions, the policy
 writes turns. Both, with the tool set, are injected through the run context. Node signatures say
 where each node may go (``Command[Literal[...]]``); loop budgets live in the episode state.
 """
@@ -16,13 +16,13 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.runtime import Runtime
 from langgraph.types import Command
 
-from agent.actions import Action, Answer, Backtrack, Commit, ToolCall
-from agent.episode import Episode
-from agent.geography import Geography
-from agent.policies.base import Policy
-from agent.state import Budget, EpisodeState, Observation
-from tools.image import LoadedImage
-from tools.registry import ToolSet
+from geolocate.agent.actions import Action, Answer, Backtrack, Commit, ToolCall
+from geolocate.agent.episode import Episode
+from geolocate.agent.geography import Geography
+from geolocate.agent.policies.base import Policy
+from geolocate.agent.state import Budget, EpisodeState, Observation
+from geolocate.tools.image import LoadedImage
+from geolocate.tools.registry import ToolSet
 
 MIN_SIDE_PX = 64
 """Photos smaller than this on a side are flagged as barely usable."""
@@ -148,9 +148,16 @@ def stream_episode(
     """Run one episode through the graph, yielding (node name, episode state) after every node."""
     geography = geography or Geography()
     ep = Episode(image, tools, budget=budget, geography=geography, policy=policy.name, options=options)
-    ctx = AgentContext(image=image, tools=tools, policy=policy, geography=geography, options=dict(options or {}))
+    ctx = AgentContext(
+        image=image, tools=tools, policy=policy, geography=geography, options=dict(options or {})
+    )
     limit = 6 * ep.state.budget.max_turns + 10
-    for update in get_graph().stream({"episode": ep.state, "pending": []}, context=ctx, stream_mode="updates", config={"recursion_limit": limit}):
+    for update in get_graph().stream(
+        {"episode": ep.state, "pending": []},
+        context=ctx,
+        stream_mode="updates",
+        config={"recursion_limit": limit},
+    ):
         for node, value in update.items():
             yield node, value["episode"]
 

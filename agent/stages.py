@@ -15,10 +15,10 @@ removes it and every level below it.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from enum import Enum
+from enum import StrEnum
 
 
-class Level(str, Enum):
+class Level(StrEnum):
     """A Chain-of-Region level, in order."""
 
     CONTINENT = "continent"
@@ -35,7 +35,14 @@ ORDER = " -> ".join(lv.value for lv in LEVELS)
 def parse_level(value: str) -> Level | None:
     """The Level named ``value`` (case-insensitive; 'admin1' and 'state' mean region), else None."""
     v = (value or "").strip().lower()
-    aliases = {"admin1": "region", "admin-1": "region", "state": "region", "province": "region", "coords": "coordinates", "locality": "city"}
+    aliases = {
+        "admin1": "region",
+        "admin-1": "region",
+        "state": "region",
+        "province": "region",
+        "coords": "coordinates",
+        "locality": "city",
+    }
     v = aliases.get(v, v)
     try:
         return Level(v)

@@ -10,7 +10,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from agent.stages import LEVELS, Level
+from geolocate.agent.stages import LEVELS, Level
 
 TRAJECTORY_SCHEMA = "geolocate.trajectory/1"
 
@@ -63,7 +63,9 @@ class Evidence(BaseModel):
     turn: int
 
 
-ObservationKind = Literal["tool_result", "tool_error", "committed", "backtracked", "illegal", "parse_error", "budget", "final"]
+ObservationKind = Literal[
+    "tool_result", "tool_error", "committed", "backtracked", "illegal", "parse_error", "budget", "final"
+]
 
 
 class Observation(BaseModel):
@@ -84,7 +86,9 @@ class Turn(BaseModel):
     observations: list[Observation] = []
     policy_s: float = 0.0
     env_s: float = 0.0
-    chain_after: list[dict[str, Any]] = Field(default_factory=list, description="the chain at the end of the turn: level, value, confidence")
+    chain_after: list[dict[str, Any]] = Field(
+        default_factory=list, description="the chain at the end of the turn: level, value, confidence"
+    )
 
 
 class FinalAnswer(BaseModel):

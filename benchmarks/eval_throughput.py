@@ -14,8 +14,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from evals.datasets import load_osv5m  # noqa: E402
-from evals.runner import run_dataset  # noqa: E402
+from geolocate.evals.datasets import load_osv5m  # noqa: E402
+from geolocate.evals.runner import run_dataset  # noqa: E402
 
 
 def main() -> None:

@@ -5,7 +5,7 @@
 For each detector size: the share of sign lines read exactly (case-insensitive) from signs painted
 onto the 36 OSV-5M sample photos (8 texts x letter heights 12-40 px), what is read on the real
 street sign of ``examples/photos/2872700852992867.jpg``, and the OCR time per photo (p50) on 12
-sample photos without painted text. Supports the choice of :data:`tools.ocr.DET_MIN_SIDE`.
+sample photos without painted text. Supports the choice of :data:`geolocate.tools.ocr.DET_MIN_SIDE`.
 """
 
 from __future__ import annotations
@@ -41,13 +41,16 @@ def main() -> None:
     args = ap.parse_args()
 
     import cv2
-    from rapidocr import RapidOCR
-
     from conftest import render_sign  # the tests' sign painter
+    from rapidocr import RapidOCR
 
     work = Path(tempfile.mkdtemp(prefix="geolocate-ocr-"))
     signs = {
-        group: [(lines, render_sign(PHOTOS[i], lines, work / f"{i}_{s}.jpg", size=s)) for i, lines in enumerate(TEXTS) for s in sizes]
+        group: [
+            (lines, render_sign(PHOTOS[i], lines, work / f"{i}_{s}.jpg", size=s))
+            for i, lines in enumerate(TEXTS)
+            for s in sizes
+        ]
         for group, sizes in LETTER_SIZES.items()
     }
     for side in args.sizes:
@@ -69,8 +72,10 @@ def main() -> None:
             t = time.perf_counter()
             engine(im)
             ts.append(time.perf_counter() - t)
-        print(f"Det.limit_side_len {side}: lines read {', '.join(recall)}; street sign {list(street or [])}; "
-              f"OCR p50 {statistics.median(ts):.3f} s/photo")
+        print(
+            f"Det.limit_side_len {side}: lines read {', '.join(recall)}; street sign {list(street or [])}; "
+            f"OCR p50 {statistics.median(ts):.3f} s/photo"
+        )
 
 
 if __name__ == "__main__":

@@ -18,8 +18,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from tools.osm.local import LocalBackend, build_index  # noqa: E402
-from tools.osm.query import FeatureQuery  # noqa: E402
+from geolocate.tools.osm.local import LocalBackend, build_index  # noqa: E402
+from geolocate.tools.osm.query import FeatureQuery  # noqa: E402
 
 OSM = REPO.parent / "shared" / "data" / "osm"
 CASES = {
@@ -33,12 +33,21 @@ def main() -> None:
     for extract, bbox in CASES.items():
         stats = [build_index(OSM / extract, tmp / f"{extract}.{i}.sqlite") for i in range(3)]
         best = min(stats, key=lambda s: s.seconds)
-        print(f"{extract}: {best.source_mb:.2f} MB -> {best.points + best.lines + best.areas:,} features in {best.seconds:.2f} s = {best.mb_per_s:.2f} MB/s (best of 3)")
+        print(
+            f"{extract}: {best.source_mb:.2f} MB -> {best.points + best.lines + best.areas:,} features in {best.seconds:.2f} s = {best.mb_per_s:.2f} MB/s (best of 3)"
+        )
         backend = LocalBackend(best.path)
-        q = FeatureQuery.model_validate({
-            "features": [{"id": "worship", "tags": [{"key": "amenity", "value": "place_of_worship"}]}, {"id": "pharmacy", "tags": [{"key": "amenity", "value": "pharmacy"}]}],
-            "relations": [{"a": "worship", "b": "pharmacy", "max_m": 200}],
-            "scope": {"kind": "bbox", **bbox}, "limit": 500})
+        q = FeatureQuery.model_validate(
+            {
+                "features": [
+                    {"id": "worship", "tags": [{"key": "amenity", "value": "place_of_worship"}]},
+                    {"id": "pharmacy", "tags": [{"key": "amenity", "value": "pharmacy"}]},
+                ],
+                "relations": [{"a": "worship", "b": "pharmacy", "max_m": 200}],
+                "scope": {"kind": "bbox", **bbox},
+                "limit": 500,
+            }
+        )
         backend.query(q)
         ts = []
         for _ in range(50):
@@ -46,7 +55,9 @@ def main() -> None:
             r = backend.query(q)
             ts.append(time.perf_counter() - t)
         ts.sort()
-        print(f"  two-feature proximity query ({len(r.matches)} matches): p50 {1000 * statistics.median(ts):.1f} ms, p95 {1000 * ts[int(0.95 * len(ts))]:.1f} ms")
+        print(
+            f"  two-feature proximity query ({len(r.matches)} matches): p50 {1000 * statistics.median(ts):.1f} ms, p95 {1000 * ts[int(0.95 * len(ts))]:.1f} ms"
+        )
 
 
 if __name__ == "__main__":

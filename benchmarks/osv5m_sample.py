@@ -21,15 +21,19 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from evals.datasets import load_osv5m  # noqa: E402
-from evals.metrics import errors_km, summarize  # noqa: E402
-from evals.runner import run_dataset  # noqa: E402
+from geolocate.evals.datasets import load_osv5m  # noqa: E402
+from geolocate.evals.metrics import errors_km, summarize  # noqa: E402
+from geolocate.evals.runner import run_dataset  # noqa: E402
 
 COLUMNS = ["acc@25km", "acc@200km", "acc@750km", "acc@2500km", "median_km", "geoscore"]
 
 
 def row(name: str, s: dict) -> str:
-    return f"| {name} | " + " | ".join(f"{100 * s[c]:.1f}%" if c.startswith("acc") else f"{s[c]:.0f}" for c in COLUMNS) + f" | {s['n']} |"
+    return (
+        f"| {name} | "
+        + " | ".join(f"{100 * s[c]:.1f}%" if c.startswith("acc") else f"{s[c]:.0f}" for c in COLUMNS)
+        + f" | {s['n']} |"
+    )
 
 
 def main() -> None:
@@ -46,17 +50,27 @@ def main() -> None:
     for r in run_dataset(ds, args.policy, args.tools, keep_trajectory=False):
         recs.append(r)
         chain = " > ".join(r.get("chain", {}).values()) or "-"
-        print(f"{r['id']:>18}  {r['seconds']:6.2f} s  error {r['error_km']:8.1f} km  loc {r['localizability']:.2f}  {chain}", flush=True)
+        print(
+            f"{r['id']:>18}  {r['seconds']:6.2f} s  error {r['error_km']:8.1f} km  loc {r['localizability']:.2f}  {chain}",
+            flush=True,
+        )
     wall = time.perf_counter() - t0
     secs = [r["seconds"] for r in recs]
-    print(f"\nin-process: {len(recs)} photos in {wall:.1f} s; per photo p50 {statistics.median(secs):.2f} s, "
-          f"first {secs[0]:.2f} s, p50 of later {statistics.median(secs[1:]):.2f} s, max {max(secs):.2f} s")
+    print(
+        f"\nin-process: {len(recs)} photos in {wall:.1f} s; per photo p50 {statistics.median(secs):.2f} s, "
+        f"first {secs[0]:.2f} s, p50 of later {statistics.median(secs[1:]):.2f} s, max {max(secs):.2f} s"
+    )
 
     ours = summarize([r["error_km"] for r in recs])
     truth = {s.id: (s.lat, s.lon) for s in ds}
     with open(Path(args.data) / "osv5m_baseline_predictions.csv", newline="") as f:
         base = [r for r in csv.DictReader(f) if r["id"] in truth]
-    bl = summarize(errors_km([(float(r["pred_latitude"]), float(r["pred_longitude"])) for r in base], [truth[r["id"]] for r in base]))
+    bl = summarize(
+        errors_km(
+            [(float(r["pred_latitude"]), float(r["pred_longitude"])) for r in base],
+            [truth[r["id"]] for r in base],
+        )
+    )
     print("\n| method | " + " | ".join(COLUMNS) + " | n |")
     print("|---" * (len(COLUMNS) + 2) + "|")
     print(row(f"geolocate {args.policy} ({args.tools})", ours))
@@ -67,10 +81,14 @@ def main() -> None:
         times = []
         for s in ds:
             t = time.perf_counter()
-            subprocess.run([exe, "locate", str(s.image), "--no-exif", "--quiet"], check=True, capture_output=True)
+            subprocess.run(
+                [exe, "locate", str(s.image), "--no-exif", "--quiet"], check=True, capture_output=True
+            )
             times.append(time.perf_counter() - t)
-        print(f"\nCLI: one 'geolocate locate' process per photo: p50 {statistics.median(times):.2f} s, "
-              f"p90 {sorted(times)[int(0.9 * len(times))]:.2f} s, max {max(times):.2f} s")
+        print(
+            f"\nCLI: one 'geolocate locate' process per photo: p50 {statistics.median(times):.2f} s, "
+            f"p90 {sorted(times)[int(0.9 * len(times))]:.2f} s, max {max(times):.2f} s"
+        )
 
 
 if __name__ == "__main__":

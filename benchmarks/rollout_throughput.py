@@ -27,21 +27,33 @@ def main() -> None:
     ap.add_argument("--max-turns", type=int, default=4)
     args = ap.parse_args()
 
-    from agent.policies.transformers_policy import load_vlm
-    from agent.state import Budget
-    from evals.datasets import load_osv5m
-    from policy_training.labels import build_dataset
-    from policy_training.rollout import GeoRollout
-    from tests import tiny_vlm
     from trl.data_utils import prepare_multimodal_messages
+
+    from geolocate.agent.policies.transformers_policy import load_vlm
+    from geolocate.agent.state import Budget
+    from geolocate.evals.datasets import load_osv5m
+    from geolocate.policy_training.labels import build_dataset
+    from geolocate.policy_training.rollout import GeoRollout
+    from tests import tiny_vlm
 
     tools = ["ocr", "clues", "gazetteer", "geocode"]
     ckpt = tiny_vlm.build(Path(tempfile.mkdtemp()) / "tiny", "qwen2_5_vl")
     model, processor = load_vlm(ckpt, device="cpu")
     budget = Budget(max_turns=args.max_turns, max_tool_calls=4)
-    data = build_dataset(load_osv5m(REPO.parent / "shared" / "data" / "osv5m-sample").subset(args.episodes), tools, budget, max_pixels=56 * 56 * 4)
+    data = build_dataset(
+        load_osv5m(REPO.parent / "shared" / "data" / "osv5m-sample").subset(args.episodes),
+        tools,
+        budget,
+        max_pixels=56 * 56 * 4,
+    )
     prompts = [prepare_multimodal_messages(r["prompt"], images=[r["image"]]) for r in data]
-    trainer = SimpleNamespace(processing_class=processor, model=model, accelerator=SimpleNamespace(unwrap_model=lambda m: m), args=SimpleNamespace(temperature=1.0, top_p=1.0), use_vllm=False)
+    trainer = SimpleNamespace(
+        processing_class=processor,
+        model=model,
+        accelerator=SimpleNamespace(unwrap_model=lambda m: m),
+        args=SimpleNamespace(temperature=1.0, top_p=1.0),
+        use_vllm=False,
+    )
     rollout = GeoRollout(tools, budget, max_turn_tokens=args.turn_tokens)
     rollout(prompts[:1], trainer)  # warm-up
     rollout.stats = {"episodes": 0, "generated_tokens": 0, "seconds": 0.0}
@@ -50,9 +62,11 @@ def main() -> None:
     dt = time.perf_counter() - t
     n_tok = rollout.stats["generated_tokens"]
     total = sum(len(c) for c in out["completion_ids"])
-    print(f"{len(prompts)} episodes x {args.max_turns} turns x {args.turn_tokens} tokens in {dt:.1f} s: "
-          f"{len(prompts) / dt:.2f} episodes/s, {n_tok / dt:.0f} generated tokens/s "
-          f"({total - n_tok} observation tokens masked out of {total})")
+    print(
+        f"{len(prompts)} episodes x {args.max_turns} turns x {args.turn_tokens} tokens in {dt:.1f} s: "
+        f"{len(prompts) / dt:.2f} episodes/s, {n_tok / dt:.0f} generated tokens/s "
+        f"({total - n_tok} observation tokens masked out of {total})"
+    )
 
 
 if __name__ == "__main__":

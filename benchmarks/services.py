@@ -29,27 +29,36 @@ def pct(ts: list[float]) -> str:
 
 
 def main() -> None:
-    from tools.services import Services
+    from geolocate.tools.services import Services
 
     for extract in ("andorra.osm.pbf", "liechtenstein-2013-08-03.osm.pbf", "helsinki.osm.pbf"):
         svc = Services(Path(tempfile.mkdtemp(prefix="geolocate-svc-")), pg_port=55433, nominatim_port=8089)
         try:
             t = svc.up([OSM / extract], log=lambda m: None)
-            print(f"1. {extract} ({(OSM / extract).stat().st_size / 1e6:.2f} MB): Nominatim import {t['nominatim_import_s']:.1f} s, PostGIS import {t['postgis_import_s']:.1f} s")
+            print(
+                f"1. {extract} ({(OSM / extract).stat().st_size / 1e6:.2f} MB): Nominatim import {t['nominatim_import_s']:.1f} s, PostGIS import {t['postgis_import_s']:.1f} s"
+            )
         finally:
             svc.down()
 
+    from geolocate.tools.geocode import NominatimGeocoder
+    from geolocate.tools.osm.local import LocalBackend, build_index
+    from geolocate.tools.osm.postgis import PostGISBackend
     from tests.test_osm import Q
-    from tools.geocode import NominatimGeocoder
-    from tools.osm.local import LocalBackend, build_index
-    from tools.osm.postgis import PostGISBackend
 
     svc = Services.default()
-    svc.up([OSM / f for f in ("andorra.osm.pbf", "liechtenstein-2013-08-03.osm.pbf", "helsinki.osm.pbf")], log=lambda m: None)
+    svc.up(
+        [OSM / f for f in ("andorra.osm.pbf", "liechtenstein-2013-08-03.osm.pbf", "helsinki.osm.pbf")],
+        log=lambda m: None,
+    )
     os.environ["GEOLOCATE_CACHE_DIR"] = tempfile.mkdtemp()
-    geo = NominatimGeocoder("geolocate-bench/0.1", domain=svc.nominatim_domain, scheme="http", min_delay_s=0.0, cache=False)
+    geo = NominatimGeocoder(
+        "geolocate-bench/0.1", domain=svc.nominatim_domain, scheme="http", min_delay_s=0.0, cache=False
+    )
     rng = random.Random(0)
-    pts = [(rng.uniform(47.05, 47.27), rng.uniform(9.48, 9.62)) for _ in range(100)] + [(rng.uniform(42.43, 42.65), rng.uniform(1.41, 1.78)) for _ in range(100)]
+    pts = [(rng.uniform(47.05, 47.27), rng.uniform(9.48, 9.62)) for _ in range(100)] + [
+        (rng.uniform(42.43, 42.65), rng.uniform(1.41, 1.78)) for _ in range(100)
+    ]
     geo.reverse(*pts[0])
     ts = []
     for p in pts:
@@ -59,7 +68,9 @@ def main() -> None:
     print(f"2. reverse geocoding through geopy, {len(pts)} points in Liechtenstein and Andorra: {pct(ts)}")
 
     q = Q("two_feature")
-    local = LocalBackend(build_index(OSM / "liechtenstein-2013-08-03.osm.pbf", Path(tempfile.mkdtemp()) / "li.sqlite").path)
+    local = LocalBackend(
+        build_index(OSM / "liechtenstein-2013-08-03.osm.pbf", Path(tempfile.mkdtemp()) / "li.sqlite").path
+    )
     pg = PostGISBackend(svc.dsn())
     for backend in (pg, local):
         backend.query(q)
@@ -68,7 +79,9 @@ def main() -> None:
             t = time.perf_counter()
             r = backend.query(q)
             ts.append(time.perf_counter() - t)
-        print(f"3. two-feature proximity query (place of worship within 300 m of a pharmacy, Liechtenstein) on {backend.name}: {len(r.matches)} matches, {pct(ts)}")
+        print(
+            f"3. two-feature proximity query (place of worship within 300 m of a pharmacy, Liechtenstein) on {backend.name}: {len(r.matches)} matches, {pct(ts)}"
+        )
 
 
 if __name__ == "__main__":

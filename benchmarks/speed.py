@@ -27,7 +27,12 @@ PHOTOS = sorted((REPO.parent / "shared" / "data" / "osv5m-sample" / "images").gl
 
 def cli(photo: Path, env: dict) -> float:
     t = time.perf_counter()
-    subprocess.run([shutil.which("geolocate"), "locate", str(photo), "--no-exif", "--quiet"], check=True, capture_output=True, env=env)
+    subprocess.run(
+        [shutil.which("geolocate"), "locate", str(photo), "--no-exif", "--quiet"],
+        check=True,
+        capture_output=True,
+        env=env,
+    )
     return time.perf_counter() - t
 
 
@@ -49,20 +54,42 @@ def main() -> None:
     for p in PHOTOS[:12]:
         ref.append(reference_s())
         later.append(cli(p, env))
-    print(f"2a. later runs, one process per photo (n={len(later)}): p50 {statistics.median(later):.2f} s, max {max(later):.2f} s "
-          f"(reference 'import langgraph.graph' alongside: p50 {statistics.median(ref):.2f} s)")
+    print(
+        f"2a. later runs, one process per photo (n={len(later)}): p50 {statistics.median(later):.2f} s, max {max(later):.2f} s "
+        f"(reference 'import langgraph.graph' alongside: p50 {statistics.median(ref):.2f} s)"
+    )
     out = Path(tempfile.mkdtemp())
     t = time.perf_counter()
-    subprocess.run([shutil.which("geolocate"), "locate", *map(str, PHOTOS[:12]), "--no-exif", "--quiet", "--json", str(out)], check=True, capture_output=True, env=env)
+    subprocess.run(
+        [
+            shutil.which("geolocate"),
+            "locate",
+            *map(str, PHOTOS[:12]),
+            "--no-exif",
+            "--quiet",
+            "--json",
+            str(out),
+        ],
+        check=True,
+        capture_output=True,
+        env=env,
+    )
     wall = time.perf_counter() - t
     import json
 
-    per = [json.loads(p.read_text())["elapsed_s"] for p in sorted(out.glob("*.json"), key=lambda p: PHOTOS.index(next(x for x in PHOTOS if x.stem == p.stem)))]
-    print(f"2b. later runs, {len(per)} photos in one 'geolocate locate' process: {wall:.1f} s wall; per photo after the first p50 {statistics.median(per[1:]):.2f} s")
+    per = [
+        json.loads(p.read_text())["elapsed_s"]
+        for p in sorted(
+            out.glob("*.json"), key=lambda p: PHOTOS.index(next(x for x in PHOTOS if x.stem == p.stem))
+        )
+    ]
+    print(
+        f"2b. later runs, {len(per)} photos in one 'geolocate locate' process: {wall:.1f} s wall; per photo after the first p50 {statistics.median(per[1:]):.2f} s"
+    )
 
     os.environ["GEOLOCATE_CACHE_DIR"] = cache
-    from tools.gazetteer import get_gazetteer
-    from tools.geocode import reverse_batch
+    from geolocate.tools.gazetteer import get_gazetteer
+    from geolocate.tools.geocode import reverse_batch
 
     g = get_gazetteer()
     db = g.db
@@ -76,7 +103,9 @@ def main() -> None:
         t = time.perf_counter()
         g.exact(n)
         ts.append(time.perf_counter() - t)
-    print(f"3a. gazetteer exact look-up over {n_keys:,} distinct names: p50 {1000 * statistics.median(ts):.3f} ms, p95 {1000 * sorted(ts)[949]:.3f} ms")
+    print(
+        f"3a. gazetteer exact look-up over {n_keys:,} distinct names: p50 {1000 * statistics.median(ts):.3f} ms, p95 {1000 * sorted(ts)[949]:.3f} ms"
+    )
 
     def noisy(s: str) -> str:
         i = rng.randrange(len(s))
@@ -90,8 +119,10 @@ def main() -> None:
         res = g.fuzzy(q)
         ts.append(time.perf_counter() - t)
         hits += any(m.name == n for m in res)
-    print(f"3b. gazetteer fuzzy look-up (1 substituted letter) over {len(keys):,} Latin names: p50 {1000 * statistics.median(ts):.2f} ms, "
-          f"p95 {1000 * sorted(ts)[int(0.95 * len(ts))]:.2f} ms; right place in results {hits}/{len(ts)}")
+    print(
+        f"3b. gazetteer fuzzy look-up (1 substituted letter) over {len(keys):,} Latin names: p50 {1000 * statistics.median(ts):.2f} ms, "
+        f"p95 {1000 * sorted(ts)[int(0.95 * len(ts))]:.2f} ms; right place in results {hits}/{len(ts)}"
+    )
 
     import numpy as np
 
@@ -102,8 +133,10 @@ def main() -> None:
     t = time.perf_counter()
     reverse_batch(pts)
     dt = time.perf_counter() - t
-    print(f"4. offline reverse geocoding, batched: {len(pts) / dt:,.0f} points/s ({len(pts):,} points in {dt:.2f} s; "
-          f"the first batch of 1,000, k-d tree build included, {first:.2f} s)")
+    print(
+        f"4. offline reverse geocoding, batched: {len(pts) / dt:,.0f} points/s ({len(pts):,} points in {dt:.2f} s; "
+        f"the first batch of 1,000, k-d tree build included, {first:.2f} s)"
+    )
     shutil.rmtree(cache, ignore_errors=True)
 
 

@@ -13,13 +13,13 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from agent.policies.base import Policy
-from agent.state import Budget
-from evals.datasets import Dataset
-from evals.report import flat_row, markdown_table, plot_error_cdf, write_csv
-from evals.metrics import evaluate_records
-from evals.runner import run_dataset
-from tools.registry import ToolSet
+from geolocate.agent.policies.base import Policy
+from geolocate.agent.state import Budget
+from geolocate.evals.datasets import Dataset
+from geolocate.evals.metrics import evaluate_records
+from geolocate.evals.report import flat_row, markdown_table, plot_error_cdf, write_csv
+from geolocate.evals.runner import run_dataset
+from geolocate.tools.registry import ToolSet
 
 
 def parse_tool_sets(specs: Sequence[str], use_exif: bool = False) -> list[tuple[str, str]]:
@@ -52,7 +52,7 @@ def run_ablation(
 ) -> list[dict[str, object]]:
     """Run every tool set over the dataset (resumable: one JSONL per arm under ``out_dir``) and write
     ``ablation.md`` and ``ablation.csv`` with every metric and its 95% CI per tool set."""
-    from agent.policies import make_policy
+    from geolocate.agent.policies import make_policy
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -62,9 +62,17 @@ def run_ablation(
     for name, spec in arms:
         safe = "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in name)
         cb = (lambda r, n=name: on_record(n, r)) if on_record else None
-        runs[name] = list(run_dataset(dataset, policy, spec, budget, out / f"{safe}.jsonl", workers, on_record=cb))
-    rows = [{"tools": spec, **flat_row(name, evaluate_records(recs))} for (name, spec), recs in zip(arms, runs.values())]
+        runs[name] = list(
+            run_dataset(dataset, policy, spec, budget, out / f"{safe}.jsonl", workers, on_record=cb)
+        )
+    rows = [
+        {"tools": spec, **flat_row(name, evaluate_records(recs))}
+        for (name, spec), recs in zip(arms, runs.values())
+    ]
     write_csv(rows, out / "ablation.csv")
-    (out / "ablation.md").write_text(f"# Tool ablation: {dataset.name}, policy {policy.name}\n\n" + markdown_table(rows) + "\n", encoding="utf-8")
+    (out / "ablation.md").write_text(
+        f"# Tool ablation: {dataset.name}, policy {policy.name}\n\n" + markdown_table(rows) + "\n",
+        encoding="utf-8",
+    )
     plot_error_cdf(runs, out / "error_cdf.png")
     return rows

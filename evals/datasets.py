@@ -19,7 +19,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tools.geo import haversine_km
+from geolocate.tools.geo import haversine_km
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +48,7 @@ class Dataset:
     def __iter__(self) -> Iterator[Sample]:
         return iter(self.samples)
 
-    def subset(self, limit: int | None) -> "Dataset":
+    def subset(self, limit: int | None) -> Dataset:
         return self if limit is None else Dataset(self.name, self.samples[:limit])
 
 
@@ -86,7 +86,12 @@ def load_csv(
     lats = [float(r[lat_col]) for r in rows]
     lons = [float(r[lon_col]) for r in rows]
     if fix_swapped and rows and _looks_swapped(lats, lons):
-        log.warning("%s: the %s/%s columns look swapped (an old Im2GPS3k release); swapping them back", csv_path.name, lat_col, lon_col)
+        log.warning(
+            "%s: the %s/%s columns look swapped (an old Im2GPS3k release); swapping them back",
+            csv_path.name,
+            lat_col,
+            lon_col,
+        )
         lats, lons = lons, lats
     samples, missing = [], 0
     for r, la, lo in zip(rows, lats, lons):
@@ -99,7 +104,9 @@ def load_csv(
         labels = {k: v for k, v in r.items() if k not in (id_col, lat_col, lon_col) and v is not None}
         samples.append(Sample(r[id_col], p, la, lo, labels))
     if missing:
-        log.warning("%s: %d of %d images not found in %s; skipped", csv_path.name, missing, len(rows), image_dir)
+        log.warning(
+            "%s: %d of %d images not found in %s; skipped", csv_path.name, missing, len(rows), image_dir
+        )
     return Dataset(name or csv_path.stem, samples)
 
 
@@ -162,17 +169,27 @@ def load_prediction_records(predictions_csv: str | Path, labels_csv: str | Path)
     with open(pp, newline="", encoding="utf-8-sig") as f:
         r = csv.DictReader(f)
         cols = r.fieldnames or []
-        i, la, lo = _pick(cols, _ID_COLS, "id", pp), _pick(cols, _LAT_COLS, "latitude", pp), _pick(cols, _LON_COLS, "longitude", pp)
+        i, la, lo = (
+            _pick(cols, _ID_COLS, "id", pp),
+            _pick(cols, _LAT_COLS, "latitude", pp),
+            _pick(cols, _LON_COLS, "longitude", pp),
+        )
         preds = {row[i]: (float(row[la]), float(row[lo])) for row in r}
     with open(lp, newline="", encoding="utf-8-sig") as f:
         r = csv.DictReader(f)
         cols = r.fieldnames or []
-        i, la, lo = _pick(cols, _ID_COLS, "id", lp), _pick(cols, _LAT_COLS[2:], "latitude", lp), _pick(cols, _LON_COLS[2:], "longitude", lp)
+        i, la, lo = (
+            _pick(cols, _ID_COLS, "id", lp),
+            _pick(cols, _LAT_COLS[2:], "latitude", lp),
+            _pick(cols, _LON_COLS[2:], "longitude", lp),
+        )
         recs = []
         for row in r:
             rec = {"id": row[i], "lat": float(row[la]), "lon": float(row[lo])}
             if row[i] in preds:
                 rec["pred_lat"], rec["pred_lon"] = preds[row[i]]
-                rec["error_km"] = float(haversine_km(rec["pred_lat"], rec["pred_lon"], rec["lat"], rec["lon"]))
+                rec["error_km"] = float(
+                    haversine_km(rec["pred_lat"], rec["pred_lon"], rec["lat"], rec["lon"])
+                )
             recs.append(rec)
     return recs

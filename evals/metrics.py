@@ -20,7 +20,7 @@ from collections.abc import Sequence
 import numpy as np
 from numpy.typing import ArrayLike
 
-from tools.geo import haversine_km
+from geolocate.tools.geo import haversine_km
 
 THRESHOLDS_KM: dict[int, str] = {1: "street", 25: "city", 200: "region", 750: "country", 2500: "continent"}
 GEOSCORE_SCALE_KM = 1492.7
@@ -47,7 +47,10 @@ def geoscore(d_km: ArrayLike) -> np.ndarray | float:
 
 def errors_km(pred: ArrayLike, true: ArrayLike) -> np.ndarray:
     """Great-circle errors in km between (N, 2) arrays of predicted and true (lat, lon) degrees."""
-    p, t = np.asarray(pred, dtype=np.float64).reshape(-1, 2), np.asarray(true, dtype=np.float64).reshape(-1, 2)
+    p, t = (
+        np.asarray(pred, dtype=np.float64).reshape(-1, 2),
+        np.asarray(true, dtype=np.float64).reshape(-1, 2),
+    )
     if p.shape != t.shape:
         raise ValueError(f"shape mismatch: {p.shape} predictions vs {t.shape} labels")
     return np.atleast_1d(haversine_km(p[:, 0], p[:, 1], t[:, 0], t[:, 1]))
@@ -71,7 +74,9 @@ def summarize(d_km: ArrayLike, thresholds: Sequence[int] = tuple(THRESHOLDS_KM))
     return out
 
 
-def bootstrap_ci(values: ArrayLike, statistic=np.mean, confidence: float = 0.95, n_resamples: int = 2000, seed: int = 0) -> tuple[float, float]:
+def bootstrap_ci(
+    values: ArrayLike, statistic=np.mean, confidence: float = 0.95, n_resamples: int = 2000, seed: int = 0
+) -> tuple[float, float]:
     """Percentile bootstrap confidence interval of ``statistic`` over ``values`` (scipy.stats.bootstrap)."""
     from scipy.stats import bootstrap
 
@@ -79,7 +84,14 @@ def bootstrap_ci(values: ArrayLike, statistic=np.mean, confidence: float = 0.95,
     if v.size < 2 or np.all(v == v[0]):
         x = float(statistic(v)) if v.size else float("nan")
         return x, x
-    res = bootstrap((v,), statistic, n_resamples=n_resamples, confidence_level=confidence, method="percentile", random_state=np.random.default_rng(seed))
+    res = bootstrap(
+        (v,),
+        statistic,
+        n_resamples=n_resamples,
+        confidence_level=confidence,
+        method="percentile",
+        random_state=np.random.default_rng(seed),
+    )
     return float(res.confidence_interval.low), float(res.confidence_interval.high)
 
 
@@ -87,7 +99,9 @@ def _upper_median(x, axis=-1):
     return np.quantile(x, 0.5, axis=axis, method="higher")
 
 
-def summarize_with_ci(d_km: ArrayLike, confidence: float = 0.95, seed: int = 0) -> dict[str, tuple[float, float, float]]:
+def summarize_with_ci(
+    d_km: ArrayLike, confidence: float = 0.95, seed: int = 0
+) -> dict[str, tuple[float, float, float]]:
     """Every metric of :func:`summarize` as (value, ci_low, ci_high) by percentile bootstrap."""
     d = np.asarray(d_km, dtype=np.float64)
     point = summarize(d)
@@ -115,18 +129,24 @@ def chain_accuracy(pred: ArrayLike, true: ArrayLike) -> dict[str, float]:
     from GPS), then compared level by level; a level counts only when the levels above it are right:
     country (ISO code), region (admin-1 name), city (nearest GeoNames place).
     """
-    from tools.geocode import reverse_batch
-    from tools.geonames import normalize_name
+    from geolocate.tools.geocode import reverse_batch
+    from geolocate.tools.geonames import normalize_name
 
     p = reverse_batch(np.asarray(pred, dtype=np.float64).reshape(-1, 2))
     t = reverse_batch(np.asarray(true, dtype=np.float64).reshape(-1, 2))
     country = np.array([a.country_code == b.country_code for a, b in zip(p, t)])
     region = country & np.array([normalize_name(a.admin1) == normalize_name(b.admin1) for a, b in zip(p, t)])
     city = region & np.array([a.city == b.city and a.city_lat == b.city_lat for a, b in zip(p, t)])
-    return {"country_acc": float(country.mean()), "region_acc": float(region.mean()), "city_acc": float(city.mean())}
+    return {
+        "country_acc": float(country.mean()),
+        "region_acc": float(region.mean()),
+        "city_acc": float(city.mean()),
+    }
 
 
-def localizability_calibration(localizability: ArrayLike, d_km: ArrayLike, threshold_km: float = 25.0) -> dict[str, float]:
+def localizability_calibration(
+    localizability: ArrayLike, d_km: ArrayLike, threshold_km: float = 25.0
+) -> dict[str, float]:
     """How well predicted localizability (0..1) anticipates a hit (d <= ``threshold_km``).
 
     ``loc_auroc``: ROC AUC (scikit-learn) of localizability as a score for hits; NaN when every photo
@@ -162,15 +182,33 @@ def evaluate_records(records: Sequence[dict], confidence: float = 0.95, seed: in
     """
     ok = [r for r in records if "pred_lat" in r]
     failed = len(records) - len(ok)
-    d = np.array([r["error_km"] if "error_km" in r else float(haversine_km(r["pred_lat"], r["pred_lon"], r["lat"], r["lon"])) for r in ok] + [20015.1] * failed)
-    out: dict[str, object] = {"n": len(records), "failed": failed, "metrics": summarize_with_ci(d, confidence, seed)}
+    d = np.array(
+        [
+            r["error_km"]
+            if "error_km" in r
+            else float(haversine_km(r["pred_lat"], r["pred_lon"], r["lat"], r["lon"]))
+            for r in ok
+        ]
+        + [20015.1] * failed
+    )
+    out: dict[str, object] = {
+        "n": len(records),
+        "failed": failed,
+        "metrics": summarize_with_ci(d, confidence, seed),
+    }
     if ok:
-        out["chain"] = chain_accuracy([(r["pred_lat"], r["pred_lon"]) for r in ok], [(r["lat"], r["lon"]) for r in ok])
+        out["chain"] = chain_accuracy(
+            [(r["pred_lat"], r["pred_lon"]) for r in ok], [(r["lat"], r["lon"]) for r in ok]
+        )
         if all("localizability" in r for r in ok):
             out["calibration"] = localizability_calibration([r["localizability"] for r in ok], d[: len(ok)])
         if any("tool_calls" in r for r in ok):
             out["tools"] = tool_usage(ok)
         secs = [r["seconds"] for r in ok if "seconds" in r]
         if secs:
-            out["latency_s"] = {"mean": float(np.mean(secs)), "p50": float(np.median(secs)), "p95": float(np.quantile(secs, 0.95))}
+            out["latency_s"] = {
+                "mean": float(np.mean(secs)),
+                "p50": float(np.median(secs)),
+                "p95": float(np.quantile(secs, 0.95)),
+            }
     return out

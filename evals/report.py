@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from evals.metrics import THRESHOLDS_KM, evaluate_records
+from geolocate.evals.metrics import THRESHOLDS_KM, evaluate_records
 
 METRIC_KEYS = [f"acc@{t}km" for t in THRESHOLDS_KM] + ["median_km", "mean_km", "geoscore"]
 
@@ -52,9 +52,20 @@ def markdown_table(rows: Sequence[Mapping]) -> str:
     """A markdown table of :func:`flat_row` rows; metrics show their 95% CI in brackets."""
     if not rows:
         return ""
-    extra = [k for k in rows[0] if k not in ("run", "n", "failed") and k not in METRIC_KEYS and not k.endswith(("_lo", "_hi"))]
+    extra = [
+        k
+        for k in rows[0]
+        if k not in ("run", "n", "failed") and k not in METRIC_KEYS and not k.endswith(("_lo", "_hi"))
+    ]
     for r in rows[1:]:
-        extra += [k for k in r if k not in extra and k not in ("run", "n", "failed") and k not in METRIC_KEYS and not k.endswith(("_lo", "_hi"))]
+        extra += [
+            k
+            for k in r
+            if k not in extra
+            and k not in ("run", "n", "failed")
+            and k not in METRIC_KEYS
+            and not k.endswith(("_lo", "_hi"))
+        ]
     cols = ["run", "n"] + METRIC_KEYS + extra
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     for r in rows:
@@ -113,7 +124,7 @@ def plot_world_map(records: Sequence[Mapping], path: str | Path, title: str = ""
     """Ground truth (green) and predictions (red) on a world map, joined by great-circle arcs.
 
     Raises:
-        ImportError: basemap is not installed (``pip install 'geolocate[report]'``).
+        ImportError: basemap is not installed (``pip install 'geolocate-agent[report]'``).
     """
     import matplotlib
 
@@ -135,7 +146,11 @@ def plot_world_map(records: Sequence[Mapping], path: str | Path, title: str = ""
         if (r["lat"], r["lon"]) == (r["pred_lat"], r["pred_lon"]):
             continue
         # Geodesic arc (pyproj), cut where it crosses the antimeridian so no line spans the map.
-        pts = [(r["lon"], r["lat"]), *geod.npts(r["lon"], r["lat"], r["pred_lon"], r["pred_lat"], 48), (r["pred_lon"], r["pred_lat"])]
+        pts = [
+            (r["lon"], r["lat"]),
+            *geod.npts(r["lon"], r["lat"], r["pred_lon"], r["pred_lat"], 48),
+            (r["pred_lon"], r["pred_lat"]),
+        ]
         seg: list[tuple[float, float]] = []
         for p in pts:
             if seg and abs(p[0] - seg[-1][0]) > 180:
@@ -156,20 +171,36 @@ def plot_world_map(records: Sequence[Mapping], path: str | Path, title: str = ""
     return Path(path)
 
 
-def write_report(out_dir: str | Path, runs: Mapping[str, Sequence[Mapping]], title: str = "geolocate evaluation") -> Path:
+def write_report(
+    out_dir: str | Path, runs: Mapping[str, Sequence[Mapping]], title: str = "geolocate evaluation"
+) -> Path:
     """Write ``report.md``, ``metrics.csv``, ``error_cdf.png`` and one ``map_<run>.png`` per run."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     rows = [flat_row(name, evaluate_records(recs)) for name, recs in runs.items()]
     write_csv(rows, out / "metrics.csv")
     plot_error_cdf(runs, out / "error_cdf.png")
-    parts = [f"# {title}", "", "Metrics with 95% bootstrap confidence intervals (acc@X: share within X km; GeoScore = 5000 exp(-d/1492.7)).", "", markdown_table(rows), "", "![error CDF](error_cdf.png)", ""]
+    parts = [
+        f"# {title}",
+        "",
+        "Metrics with 95% bootstrap confidence intervals (acc@X: share within X km; GeoScore = 5000 exp(-d/1492.7)).",
+        "",
+        markdown_table(rows),
+        "",
+        "![error CDF](error_cdf.png)",
+        "",
+    ]
     for name, recs in runs.items():
         safe = "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in name)
         try:
             plot_world_map(recs, out / f"map_{safe}.png", title=name)
             parts += [f"## {name}", "", f"![map of {name}](map_{safe}.png)", ""]
         except ImportError:
-            parts += [f"## {name}", "", "(world map skipped: install basemap with `pip install 'geolocate[report]'`)", ""]
+            parts += [
+                f"## {name}",
+                "",
+                "(world map skipped: install basemap with `pip install 'geolocate-agent[report]'`)",
+                "",
+            ]
     (out / "report.md").write_text("\n".join(parts), encoding="utf-8")
     return out / "report.md"

@@ -15,14 +15,14 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from agent.graph import run_episode
-from agent.policies import Policy, make_policy
-from agent.state import Budget
-from evals.datasets import Dataset, Sample
-from tools.errors import InputImageError
-from tools.geo import haversine_km
-from tools.image import load_image
-from tools.registry import ToolSet
+from geolocate.agent.graph import run_episode
+from geolocate.agent.policies import Policy, make_policy
+from geolocate.agent.state import Budget
+from geolocate.evals.datasets import Dataset, Sample
+from geolocate.tools.errors import InputImageError
+from geolocate.tools.geo import haversine_km
+from geolocate.tools.image import load_image
+from geolocate.tools.registry import ToolSet
 
 
 def read_jsonl(path: str | Path, repair: bool = False) -> list[dict[str, Any]]:
@@ -45,13 +45,22 @@ def read_jsonl(path: str | Path, repair: bool = False) -> list[dict[str, Any]]:
     return out
 
 
-def run_one(sample: Sample, policy: Policy, tools: str, budget: Budget, keep_trajectory: bool = True, seed: int = 0) -> dict[str, Any]:
+def run_one(
+    sample: Sample, policy: Policy, tools: str, budget: Budget, keep_trajectory: bool = True, seed: int = 0
+) -> dict[str, Any]:
     """One episode on one sample; unusable images give a record with ``error`` and no prediction.
 
     ``seed`` is recorded (sampling policies get it through their own ``seed`` option).
     """
     t = time.perf_counter()
-    rec: dict[str, Any] = {"id": sample.id, "lat": sample.lat, "lon": sample.lon, "policy": policy.name, "tools": tools, "seed": seed}
+    rec: dict[str, Any] = {
+        "id": sample.id,
+        "lat": sample.lat,
+        "lon": sample.lon,
+        "policy": policy.name,
+        "tools": tools,
+        "seed": seed,
+    }
     try:
         image = load_image(sample.image)
     except InputImageError as e:
@@ -67,7 +76,9 @@ def run_one(sample: Sample, policy: Policy, tools: str, budget: Budget, keep_tra
         status=state.status,
         chain={lv.value: c.value for lv, c in state.chain.items()},
         tool_calls={e.tool: sum(x.tool == e.tool for x in state.evidence) for e in state.evidence},
-        tool_failures={e.tool: sum(x.tool == e.tool and not x.ok for x in state.evidence) for e in state.evidence},
+        tool_failures={
+            e.tool: sum(x.tool == e.tool and not x.ok for x in state.evidence) for e in state.evidence
+        },
         seconds=round(time.perf_counter() - t, 4),
     )
     if keep_trajectory:
@@ -96,12 +107,12 @@ def run_dataset(
     if isinstance(policy, str):
         policy = make_policy(policy)
     done = {r["id"]: r for r in read_jsonl(out, repair=True)} if out else {}
-    for r in done.values():
-        yield r
+    yield from done.values()
     todo = [s for s in dataset if s.id not in done]
     lock = threading.Lock()
     fh = open(out, "a", encoding="utf-8") if out else None
     try:
+
         def emit(rec):
             with lock:
                 if fh is not None:

@@ -15,15 +15,26 @@ from trl import GRPOConfig
 
 @dataclass
 class GeoGRPOConfig(GRPOConfig):
-    model_name_or_path: str = field(default="Qwen/Qwen2.5-VL-7B-Instruct", metadata={"help": "checkpoint to train (hub id or folder)"})
-    dataset: str = field(default="osv5m", metadata={"help": "layout: osv5m, im2gps3k, yfcc4k, mp16-pro or csv"})
+    model_name_or_path: str = field(
+        default="Qwen/Qwen2.5-VL-7B-Instruct", metadata={"help": "checkpoint to train (hub id or folder)"}
+    )
+    dataset: str = field(
+        default="osv5m", metadata={"help": "layout: osv5m, im2gps3k, yfcc4k, mp16-pro or csv"}
+    )
     data: str | None = field(default=None, metadata={"help": "osv5m folder (labels.csv + images/)"})
     labels: str | None = field(default=None, metadata={"help": "labels CSV for the other layouts"})
     images: str | None = field(default=None, metadata={"help": "image folder for the other layouts"})
     limit: int | None = field(default=None, metadata={"help": "use only the first N samples"})
-    hard_reference: str | None = field(default=None, metadata={"help": "predictions CSV (id, lat, lon) of a reference policy: drop the samples it gets within hard_threshold_km (Geo-R)"})
+    hard_reference: str | None = field(
+        default=None,
+        metadata={
+            "help": "predictions CSV (id, lat, lon) of a reference policy: drop the samples it gets within hard_threshold_km (Geo-R)"
+        },
+    )
     hard_threshold_km: float = 25.0
-    tools: str = field(default="ocr,clues,gazetteer,geocode", metadata={"help": "tool mask of training episodes"})
+    tools: str = field(
+        default="ocr,clues,gazetteer,geocode", metadata={"help": "tool mask of training episodes"}
+    )
     max_turns: int = 6
     max_tool_calls: int = 8
     max_turn_tokens: int = 512
@@ -32,7 +43,10 @@ class GeoGRPOConfig(GRPOConfig):
         default="geo_r_distance=1.0,geoscore=0.0,chain_of_region=0.5,localizability=0.25,cue_grounding=0.25,format=0.25,tool_use=0.1",
         metadata={"help": "comma list name=weight over the rewards of policy_training.rewards"},
     )
-    geo_r_breakpoints: str = field(default="750,2500,20000", metadata={"help": "Geo-R breakpoints in km (paper: 750,2500,20000; released code: 750,3000,20000)"})
+    geo_r_breakpoints: str = field(
+        default="750,2500,20000",
+        metadata={"help": "Geo-R breakpoints in km (paper: 750,2500,20000; released code: 750,3000,20000)"},
+    )
     resume: bool = field(default=False, metadata={"help": "resume from the last checkpoint in output_dir"})
 
     def weights(self) -> dict[str, float]:

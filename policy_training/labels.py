@@ -1,7 +1,7 @@
 """Chain-of-Region labels from GPS, by rule (as Geo-R does: reverse geocoding, no model-written
 rationales), and training datasets built from a labels CSV plus an image folder.
 
-Labels come from the offline GeoNames reverse geocoder (:func:`tools.geocode.reverse_batch`), the
+Labels come from the offline GeoNames reverse geocoder (:func:`geolocate.tools.geocode.reverse_batch`), the
 same naming the Episode's commitments resolve to, so a correct commitment matches its label exactly.
 """
 
@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 
-from tools.geonames import get_db
+from geolocate.tools.geonames import get_db
 
 
 @dataclass(frozen=True)
@@ -31,23 +31,27 @@ def labels_from_gps(points: Sequence[tuple[float, float]]) -> list[ChainLabel]:
     >>> labels_from_gps([(47.14151, 9.52154)])[0].country
     'LI'
     """
-    from tools.geocode import reverse_batch
+    from geolocate.tools.geocode import reverse_batch
 
     countries = get_db().countries
     out = []
     for r in reverse_batch(points):
         c = countries.get(r.country_code)
-        out.append(ChainLabel(c.continent if c else "", r.country_code, r.admin1, r.city, float(r.distance_km or 0.0)))
+        out.append(
+            ChainLabel(
+                c.continent if c else "", r.country_code, r.admin1, r.city, float(r.distance_km or 0.0)
+            )
+        )
     return out
 
 
 def training_prompt(image, tool_names: Sequence[str], budget) -> list[dict]:
     """The conversational prompt of a training row: exactly the messages the agent renders for the
-    first turn of an Episode on ``image`` (a :class:`tools.image.LoadedImage`), with the image part as
+    first turn of an Episode on ``image`` (a :class:`geolocate.tools.image.LoadedImage`), with the image part as
     TRL expects it (``{"type": "image"}``, filled from the row's ``image`` column)."""
-    from agent.episode import Episode
-    from prompts.render import build_messages, template_messages
-    from tools.registry import ToolSet
+    from geolocate.agent.episode import Episode
+    from geolocate.prompts.render import build_messages, template_messages
+    from geolocate.tools.registry import ToolSet
 
     tools = ToolSet.from_names(tool_names)
     ep = Episode(image, tools, budget=budget)
@@ -61,7 +65,7 @@ def build_dataset(
     max_pixels: int = 1280 * 28 * 28,
     keep: Callable[[object], bool] | None = None,
 ):
-    """A ``datasets.Dataset`` for GRPO from an :class:`evals.datasets.Dataset` (any layout: OSV-5M,
+    """A ``datasets.Dataset`` for GRPO from an :class:`geolocate.evals.datasets.Dataset` (any layout: OSV-5M,
     MP16-Pro, Im2GPS3k, CSV + folder).
 
     Columns: ``prompt`` (messages), ``image`` (the photo shrunk to ``max_pixels``: what the model sees,
@@ -73,9 +77,9 @@ def build_dataset(
 
     import datasets
 
-    from agent.state import Budget
-    from prompts.render import fit_pixels
-    from tools.image import decode_image, load_image
+    from geolocate.agent.state import Budget
+    from geolocate.prompts.render import fit_pixels
+    from geolocate.tools.image import decode_image, load_image
 
     budget = budget or Budget()
     samples = [s for s in dataset if keep is None or keep(s)]
@@ -86,11 +90,25 @@ def build_dataset(
         buf = io.BytesIO()
         img.save(buf, format="PNG")
         fitted = decode_image(buf.getvalue(), str(s.image))
-        rows.append({"id": s.id, "prompt": training_prompt(fitted, tool_names, budget), "image": fitted.image, "lat": s.lat, "lon": s.lon, **{k: v for k, v in asdict(lab).items() if k != "city_km"}})
+        rows.append(
+            {
+                "id": s.id,
+                "prompt": training_prompt(fitted, tool_names, budget),
+                "image": fitted.image,
+                "lat": s.lat,
+                "lon": s.lon,
+                **{k: v for k, v in asdict(lab).items() if k != "city_km"},
+            }
+        )
     features = datasets.Features(
         {
             "id": datasets.Value("string"),
-            "prompt": [{"role": datasets.Value("string"), "content": [{"type": datasets.Value("string"), "text": datasets.Value("string")}]}],
+            "prompt": [
+                {
+                    "role": datasets.Value("string"),
+                    "content": [{"type": datasets.Value("string"), "text": datasets.Value("string")}],
+                }
+            ],
             "image": datasets.Image(),
             "lat": datasets.Value("float64"),
             "lon": datasets.Value("float64"),
@@ -107,14 +125,15 @@ def build_dataset(
     return datasets.Dataset.from_list(rows, features=features)
 
 
-def hard_samples(predictions: dict[str, tuple[float, float]], threshold_km: float = 25.0) -> Callable[[object], bool]:
+def hard_samples(
+    predictions: dict[str, tuple[float, float]], threshold_km: float = 25.0
+) -> Callable[[object], bool]:
     """Geo-R's hard-sample selection: keep the samples a reference policy does NOT already get within
     ``threshold_km`` (``predictions``: id -> (lat, lon), e.g. from ``geolocate eval`` of the reference)."""
-    from tools.geo import haversine_km
+    from geolocate.tools.geo import haversine_km
 
     def keep(sample) -> bool:
         p = predictions.get(sample.id)
         return p is None or haversine_km(p[0], p[1], sample.lat, sample.lon) > threshold_km
 
     return keep
-

@@ -19,8 +19,8 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-from tools.geo import haversine_km
-from tools.geonames import normalize_name
+from geolocate.tools.geo import haversine_km
+from geolocate.tools.geonames import normalize_name
 
 GEO_R_BREAKPOINTS_PAPER = (750.0, 2500.0, 20000.0)
 """Geo-R's breakpoints in km as the paper states them."""
@@ -159,7 +159,15 @@ def evidence_texts(traj: dict) -> list[str]:
 
 
 # -- TRL reward functions: the function name is the metric key ---------------------------------------------
-def geo_r_distance(prompts, completions, trajectory, lat, lon, breakpoints: Sequence[float] = GEO_R_BREAKPOINTS_PAPER, **kwargs) -> list[float | None]:
+def geo_r_distance(
+    prompts,
+    completions,
+    trajectory,
+    lat,
+    lon,
+    breakpoints: Sequence[float] = GEO_R_BREAKPOINTS_PAPER,
+    **kwargs,
+) -> list[float | None]:
     """Geo-R distance reward of each episode's answer (see :func:`geo_r_reward`)."""
     out = []
     for t, la, lo in zip(trajectory, lat, lon):
@@ -177,7 +185,9 @@ def geoscore(prompts, completions, trajectory, lat, lon, **kwargs) -> list[float
     return out
 
 
-def chain_of_region(prompts, completions, trajectory, continent, country, region, city, **kwargs) -> list[float | None]:
+def chain_of_region(
+    prompts, completions, trajectory, continent, country, region, city, **kwargs
+) -> list[float | None]:
     """Hierarchical per-level correctness of the committed chain against the GPS-derived labels."""
     return [
         chain_reward(committed_levels(_traj(t)), {"continent": a, "country": b, "region": c, "city": d})
@@ -200,7 +210,11 @@ def cue_grounding(prompts, completions, trajectory, **kwargs) -> list[float | No
     out = []
     for t in trajectory:
         tr = _traj(t)
-        out.append(cue_grounding_reward(claimed_cues([turn.get("thought") or "" for turn in tr.get("turns", [])]), evidence_texts(tr)))
+        out.append(
+            cue_grounding_reward(
+                claimed_cues([turn.get("thought") or "" for turn in tr.get("turns", [])]), evidence_texts(tr)
+            )
+        )
     return out
 
 
@@ -209,7 +223,12 @@ def format(prompts, completions, trajectory, **kwargs) -> list[float | None]:  #
     out = []
     for t in trajectory:
         turns = _traj(t).get("turns", [])
-        out.append(None if not turns else sum(all(o["kind"] != "parse_error" for o in turn["observations"]) for turn in turns) / len(turns))
+        out.append(
+            None
+            if not turns
+            else sum(all(o["kind"] != "parse_error" for o in turn["observations"]) for turn in turns)
+            / len(turns)
+        )
     return out
 
 
@@ -224,18 +243,36 @@ def tool_use(prompts, completions, trajectory, **kwargs) -> list[float | None]:
             key = (e["tool"], json.dumps(e.get("arguments", {}), sort_keys=True))
             repeated += key in seen
             seen.add(key)
-        over = sum(1 for turn in tr.get("turns", []) for o in turn["observations"] if o["kind"] == "illegal" and "budget" in o["text"])
+        over = sum(
+            1
+            for turn in tr.get("turns", [])
+            for o in turn["observations"]
+            if o["kind"] == "illegal" and "budget" in o["text"]
+        )
         out.append(tool_use_reward(len(ev), sum(not e["ok"] for e in ev), repeated, over))
     return out
 
 
-REWARDS = {f.__name__: f for f in (geo_r_distance, geoscore, chain_of_region, localizability, cue_grounding, format, tool_use)}
+REWARDS = {
+    f.__name__: f
+    for f in (geo_r_distance, geoscore, chain_of_region, localizability, cue_grounding, format, tool_use)
+}
 """Every reward by metric key."""
 
-DEFAULT_WEIGHTS = {"geo_r_distance": 1.0, "geoscore": 0.0, "chain_of_region": 0.5, "localizability": 0.25, "cue_grounding": 0.25, "format": 0.25, "tool_use": 0.1}
+DEFAULT_WEIGHTS = {
+    "geo_r_distance": 1.0,
+    "geoscore": 0.0,
+    "chain_of_region": 0.5,
+    "localizability": 0.25,
+    "cue_grounding": 0.25,
+    "format": 0.25,
+    "tool_use": 0.1,
+}
 
 
-def reward_functions(weights: dict[str, float] | None = None, breakpoints: Sequence[float] = GEO_R_BREAKPOINTS_PAPER):
+def reward_functions(
+    weights: dict[str, float] | None = None, breakpoints: Sequence[float] = GEO_R_BREAKPOINTS_PAPER
+):
     """(functions, weights) for GRPOTrainer, in :data:`REWARDS` order; unknown names raise KeyError."""
     import functools
 

@@ -6,11 +6,11 @@ schema (Qwen2.5-VL's stock template has none), renders tool results its own way 
 Chain-of-Region commitments, backtracking, answers, budgets or consistency checks. That would be a
 second implementation of the episode loop, the prompt rendering and the output parsing. A
 ``rollout_func`` lets the Episode stay the environment: each turn's prompt is
-:func:`prompts.render.render_prompt` (the function the transformers policy uses), each completion is
-parsed by :func:`agent.actions.parse_completion` inside ``Episode.step``, and the tokens are exact:
+:func:`geolocate.prompts.render.render_prompt` (the function the transformers policy uses), each completion is
+parsed by :func:`geolocate.agent.actions.parse_completion` inside ``Episode.step``, and the tokens are exact:
 
 * the turn-0 prompt is tokenized once; it is byte-identical to TRL's rendering of the dataset row's
-  ``prompt`` + ``image`` (both come from :func:`policy_training.labels.training_prompt`), which matters
+  ``prompt`` + ``image`` (both come from :func:`geolocate.policy_training.labels.training_prompt`), which matters
   because for VLMs TRL re-renders that prompt from the dataset's images in the loss pass;
 * generated tokens are kept as generated (never re-tokenized) and carry ``env_mask`` 1;
 * between turns, only the new suffix of the rendered conversation (``<|im_end|>``, the observation
@@ -34,13 +34,13 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from agent.episode import Episode
-from agent.policies.transformers_policy import vision_token_ids
-from agent.state import Budget
-from prompts.render import render_prompt
-from tools.base import Tool
-from tools.image import decode_image
-from tools.registry import ToolSet, create
+from geolocate.agent.episode import Episode
+from geolocate.agent.policies.transformers_policy import vision_token_ids
+from geolocate.agent.state import Budget
+from geolocate.prompts.render import render_prompt
+from geolocate.tools.base import Tool
+from geolocate.tools.image import decode_image
+from geolocate.tools.registry import ToolSet, create
 
 
 def prompt_image(prompt: list[dict]):
@@ -83,14 +83,18 @@ class GeoRollout:
         self.tool_names = list(tool_names)
         for name in self.tool_names:
             if type(create(name)).artifact is not Tool.artifact:
-                raise ValueError(f"tool {name!r} returns images, which GRPO rollouts cannot train on; leave it out")
+                raise ValueError(
+                    f"tool {name!r} returns images, which GRPO rollouts cannot train on; leave it out"
+                )
         self.budget = budget or Budget()
         self.max_turn_tokens, self.temperature, self.top_p = max_turn_tokens, temperature, top_p
         self.generation_hook = generation_hook
         self.stats = {"episodes": 0, "generated_tokens": 0, "seconds": 0.0}
 
     # -- generation backends -----------------------------------------------------------------------------------
-    def _generate_hf(self, trainer, model, ids: list[int], vision: dict, index: int, turn: int, prompt_len: int) -> tuple[list[int], list[float]]:
+    def _generate_hf(
+        self, trainer, model, ids: list[int], vision: dict, index: int, turn: int, prompt_len: int
+    ) -> tuple[list[int], list[float]]:
         import torch
 
         proc = trainer.processing_class
@@ -107,11 +111,19 @@ class GeoRollout:
         extra = self.generation_hook(index, turn) if self.generation_hook else {}
         with torch.no_grad():
             out = model.generate(
-                input_ids=input_ids, attention_mask=torch.ones_like(input_ids), max_new_tokens=self.max_turn_tokens,
-                do_sample=True, temperature=temperature, top_p=top_p, output_scores=True, return_dict_in_generate=True,
-                pad_token_id=tok.pad_token_id, **kwargs, **extra,
+                input_ids=input_ids,
+                attention_mask=torch.ones_like(input_ids),
+                max_new_tokens=self.max_turn_tokens,
+                do_sample=True,
+                temperature=temperature,
+                top_p=top_p,
+                output_scores=True,
+                return_dict_in_generate=True,
+                pad_token_id=tok.pad_token_id,
+                **kwargs,
+                **extra,
             )
-        new = out.sequences[0, input_ids.shape[1]:]
+        new = out.sequences[0, input_ids.shape[1] :]
         logps = model.compute_transition_scores(out.sequences, out.scores, normalize_logits=True)[0]
         n = int(new.shape[0])
         return new.tolist(), [float(x) for x in logps[:n]]
@@ -120,9 +132,17 @@ class GeoRollout:
         if getattr(trainer, "use_vllm", False):
             prompts = [r["ids"] for r in batch]
             images = [[r["image"]] for r in batch]
-            _, completion_ids, logprobs, _ = trainer.vllm_generation.generate(prompts, images, num_generations=1)
-            return [(c, [lp[0] if lp and lp[0] is not None else 0.0 for lp in l]) for c, l in zip(completion_ids, logprobs)]
-        return [self._generate_hf(trainer, model, r["ids"], r["vision"], r["i"], turn, len(r["prompt_ids"])) for r in batch]
+            _, completion_ids, logprobs, _ = trainer.vllm_generation.generate(
+                prompts, images, num_generations=1
+            )
+            return [
+                (c, [lp[0] if lp and lp[0] is not None else 0.0 for lp in l])
+                for c, l in zip(completion_ids, logprobs)
+            ]
+        return [
+            self._generate_hf(trainer, model, r["ids"], r["vision"], r["i"], turn, len(r["prompt_ids"]))
+            for r in batch
+        ]
 
     # -- the rollout ---------------------------------------------------------------------------------------------
     def __call__(self, prompts: list[list[dict]], trainer) -> dict[str, list]:
@@ -141,9 +161,26 @@ class GeoRollout:
             ep = Episode(_loaded(image), tools, budget=self.budget, policy="grpo")
             text = render_prompt(proc, ep.state, schemas)
             enc = proc(text=[text], images=[image], return_tensors="pt")
-            vision = {k: v.to(model.device) for k, v in enc.items() if k not in ("input_ids", "attention_mask", "mm_token_type_ids")}
+            vision = {
+                k: v.to(model.device)
+                for k, v in enc.items()
+                if k not in ("input_ids", "attention_mask", "mm_token_type_ids")
+            }
             ids = enc["input_ids"][0].tolist()
-            runs.append({"i": i, "ep": ep, "text": text, "ids": ids, "prompt_ids": list(ids), "vision": vision, "image": image, "completion": [], "mask": [], "logps": []})
+            runs.append(
+                {
+                    "i": i,
+                    "ep": ep,
+                    "text": text,
+                    "ids": ids,
+                    "prompt_ids": list(ids),
+                    "vision": vision,
+                    "image": image,
+                    "completion": [],
+                    "mask": [],
+                    "logps": [],
+                }
+            )
 
         turn = 0
         while any(not r["ep"].done for r in runs):
@@ -163,9 +200,9 @@ class GeoRollout:
                 prefix = r["text"] + completion
                 if not nxt.startswith(prefix):  # pragma: no cover - guarded by tests of render_prompt
                     raise RuntimeError("the rendered conversation does not extend the previous turn's prompt")
-                suffix = nxt[len(prefix):]
+                suffix = nxt[len(prefix) :]
                 if gen and gen[-1] == eos_id and suffix.startswith(eos_text):
-                    suffix = suffix[len(eos_text):]
+                    suffix = suffix[len(eos_text) :]
                 suf = tok(suffix, add_special_tokens=False)["input_ids"]
                 r["completion"] += suf
                 r["mask"] += [0] * len(suf)

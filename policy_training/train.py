@@ -1,8 +1,8 @@
 """``geolocate train --config FILE``: GRPO of the planner over Chain-of-Region episodes.
 
-Loads the checkpoint and its processor (:func:`agent.policies.transformers_policy.load_vlm`), builds
-the dataset with rule-based labels (:mod:`policy_training.labels`), the rewards with their weights
-(:mod:`policy_training.rewards`), and runs ``trl.GRPOTrainer`` with :class:`GeoRollout`. Checkpoints
+Loads the checkpoint and its processor (:func:`geolocate.agent.policies.transformers_policy.load_vlm`), builds
+the dataset with rule-based labels (:mod:`geolocate.policy_training.labels`), the rewards with their weights
+(:mod:`geolocate.policy_training.rewards`), and runs ``trl.GRPOTrainer`` with :class:`GeoRollout`. Checkpoints
 are written every ``save_steps``; ``resume: true`` continues from the last one. TRL logs each reward
 component as ``rewards/<name>/mean`` (and ``/std``) with the loss, KL and completion lengths.
 """
@@ -12,8 +12,8 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-from agent.state import Budget
-from policy_training.config import GeoGRPOConfig
+from geolocate.agent.state import Budget
+from geolocate.policy_training.config import GeoGRPOConfig
 
 
 def load_config(path: str | Path) -> GeoGRPOConfig:
@@ -28,13 +28,17 @@ def load_config(path: str | Path) -> GeoGRPOConfig:
     if not p.is_file():
         raise FileNotFoundError(f"config file not found: {p}")
     parser = HfArgumentParser(GeoGRPOConfig)
-    (cfg,) = parser.parse_yaml_file(str(p), allow_extra_keys=False) if p.suffix in (".yaml", ".yml") else parser.parse_json_file(str(p), allow_extra_keys=False)
+    (cfg,) = (
+        parser.parse_yaml_file(str(p), allow_extra_keys=False)
+        if p.suffix in (".yaml", ".yml")
+        else parser.parse_json_file(str(p), allow_extra_keys=False)
+    )
     return cfg
 
 
 def training_dataset(cfg: GeoGRPOConfig):
-    from evals import datasets as D
-    from policy_training.labels import build_dataset, hard_samples
+    from geolocate.evals import datasets as D
+    from geolocate.policy_training.labels import build_dataset, hard_samples
 
     if cfg.dataset == "osv5m":
         ds = D.load_osv5m(cfg.data)
@@ -50,22 +54,33 @@ def training_dataset(cfg: GeoGRPOConfig):
         lat = next(k for k in ("pred_latitude", "pred_lat", "lat", "latitude") if k in rows[0])
         lon = next(k for k in ("pred_longitude", "pred_lon", "lon", "longitude") if k in rows[0])
         keep = hard_samples({r["id"]: (float(r[lat]), float(r[lon])) for r in rows}, cfg.hard_threshold_km)
-    return build_dataset(ds, cfg.tools.split(","), Budget(max_turns=cfg.max_turns, max_tool_calls=cfg.max_tool_calls), cfg.max_pixels, keep)
+    return build_dataset(
+        ds,
+        cfg.tools.split(","),
+        Budget(max_turns=cfg.max_turns, max_tool_calls=cfg.max_tool_calls),
+        cfg.max_pixels,
+        keep,
+    )
 
 
 def make_trainer(cfg: GeoGRPOConfig, model=None, processor=None, dataset=None, generation_hook=None):
     """A ready ``GRPOTrainer`` (model and processor loaded from ``cfg`` unless given)."""
     from trl import GRPOTrainer
 
-    from agent.policies.transformers_policy import load_vlm
-    from policy_training.rewards import reward_functions
-    from policy_training.rollout import GeoRollout
+    from geolocate.agent.policies.transformers_policy import load_vlm
+    from geolocate.policy_training.rewards import reward_functions
+    from geolocate.policy_training.rollout import GeoRollout
 
     if model is None or processor is None:
         model, processor = load_vlm(cfg.model_name_or_path, device="cpu" if cfg.use_cpu else None)
     funcs, weights = reward_functions(cfg.weights(), cfg.breakpoints())
     cfg.reward_weights = weights
-    rollout = GeoRollout(cfg.tools.split(","), Budget(max_turns=cfg.max_turns, max_tool_calls=cfg.max_tool_calls), cfg.max_turn_tokens, generation_hook=generation_hook)
+    rollout = GeoRollout(
+        cfg.tools.split(","),
+        Budget(max_turns=cfg.max_turns, max_tool_calls=cfg.max_tool_calls),
+        cfg.max_turn_tokens,
+        generation_hook=generation_hook,
+    )
     trainer = GRPOTrainer(
         model=model,
         reward_funcs=funcs,

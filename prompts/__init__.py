@@ -4,6 +4,6 @@ Templates live in ``prompts/v<PROMPT_VERSION>/`` (Jinja2). :func:`build_messages
 model policy and by training, so what is trained is what runs.
 """
 
-from prompts.render import PROMPT_VERSION, build_messages, image_refs, system_prompt
+from geolocate.prompts.render import PROMPT_VERSION, build_messages, image_refs, system_prompt
 
 __all__ = ["PROMPT_VERSION", "build_messages", "image_refs", "system_prompt"]

@@ -10,7 +10,7 @@ Messages use the content-part layout of the OpenAI / Hugging Face chat APIs::
 
 Image parts carry a ``ref`` ("photo", or the evidence id of a zoom crop); :func:`image_refs` lists
 them in order so a policy can pass the matching PIL images. Tool observations are rendered by
-:func:`agent.actions.render_observation`: quoted JSON inside ``<tool_response>``, never instructions.
+:func:`geolocate.agent.actions.render_observation`: quoted JSON inside ``<tool_response>``, never instructions.
 Qwen2.5-VL's stock chat template has no tool role, so tools are described in the system prompt and
 observations arrive as user messages.
 """
@@ -23,9 +23,9 @@ from typing import Any
 
 import jinja2
 
-from agent.actions import render_observation
-from agent.stages import LEVELS, Level, next_level
-from agent.state import EpisodeState
+from geolocate.agent.actions import render_observation
+from geolocate.agent.stages import LEVELS, Level, next_level
+from geolocate.agent.state import EpisodeState
 
 PROMPT_VERSION = 1
 _DIR = Path(__file__).parent / f"v{PROMPT_VERSION}"
@@ -33,7 +33,12 @@ _DIR = Path(__file__).parent / f"v{PROMPT_VERSION}"
 
 @functools.cache
 def _env() -> jinja2.Environment:
-    return jinja2.Environment(loader=jinja2.FileSystemLoader(str(_DIR)), undefined=jinja2.StrictUndefined, keep_trailing_newline=False, autoescape=False)
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(_DIR)),
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=False,
+        autoescape=False,
+    )
 
 
 def _render(name: str, **kw: Any) -> str:
@@ -42,7 +47,13 @@ def _render(name: str, **kw: Any) -> str:
 
 def system_prompt(tool_schemas: list[dict], budget) -> str:
     """The system prompt: the Chain of Region, the grammar, the tools (from the registry's schemas)."""
-    return _render("system.j2", tools=tool_schemas, order=" -> ".join(lv.value for lv in LEVELS), levels=", ".join(f'"{lv.value}"' for lv in LEVELS), budget=budget)
+    return _render(
+        "system.j2",
+        tools=tool_schemas,
+        order=" -> ".join(lv.value for lv in LEVELS),
+        levels=", ".join(f'"{lv.value}"' for lv in LEVELS),
+        budget=budget,
+    )
 
 
 def _status(state: EpisodeState, t: int) -> str:
@@ -53,7 +64,9 @@ def _status(state: EpisodeState, t: int) -> str:
     return _render(
         "status.j2",
         chain=chain,
-        next_step=f"commit '{nxt.value}' (or investigate further)" if nxt and nxt is not Level.COORDINATES else "answer",
+        next_step=f"commit '{nxt.value}' (or investigate further)"
+        if nxt and nxt is not Level.COORDINATES
+        else "answer",
         turns_left=max(0, state.budget.max_turns - (t + 1)),
         tool_calls_left=max(0, state.budget.max_tool_calls - sum(e.turn <= t for e in state.evidence)),
     )
@@ -66,7 +79,16 @@ def build_messages(state: EpisodeState, tool_schemas: list[dict]) -> list[dict[s
     """
     msgs: list[dict[str, Any]] = [
         {"role": "system", "content": [{"type": "text", "text": system_prompt(tool_schemas, state.budget)}]},
-        {"role": "user", "content": [{"type": "image", "ref": "photo"}, {"type": "text", "text": _render("task.j2", width=state.image.width, height=state.image.height)}]},
+        {
+            "role": "user",
+            "content": [
+                {"type": "image", "ref": "photo"},
+                {
+                    "type": "text",
+                    "text": _render("task.j2", width=state.image.width, height=state.image.height),
+                },
+            ],
+        },
     ]
     zoom_ok = {e.id for e in state.evidence if e.ok and e.tool == "zoom"}
     for t, turn in enumerate(state.turns):
@@ -88,13 +110,24 @@ def image_refs(messages: list[dict[str, Any]]) -> list[str]:
 
 def template_messages(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Messages in the form Hugging Face chat templates expect (image parts without our ``ref``)."""
-    return [{"role": m["role"], "content": [{"type": "image"} if p["type"] == "image" else {"type": "text", "text": p["text"]} for p in m["content"]]} for m in messages]
+    return [
+        {
+            "role": m["role"],
+            "content": [
+                {"type": "image"} if p["type"] == "image" else {"type": "text", "text": p["text"]}
+                for p in m["content"]
+            ],
+        }
+        for m in messages
+    ]
 
 
 def chat_text(processor, messages: list[dict[str, Any]], add_generation_prompt: bool = True) -> str:
     """The prompt text of ``messages`` under the model's own chat template (the one rendering used by
     the transformers policy and by training)."""
-    return processor.apply_chat_template(template_messages(messages), tokenize=False, add_generation_prompt=add_generation_prompt)
+    return processor.apply_chat_template(
+        template_messages(messages), tokenize=False, add_generation_prompt=add_generation_prompt
+    )
 
 
 def render_prompt(processor, state: EpisodeState, tool_schemas: list[dict]) -> str:

@@ -18,7 +18,9 @@ OSV = SHARED / "osv5m-sample"
 @pytest.fixture(scope="session")
 def osv_dir() -> Path:
     if not (OSV / "labels.csv").exists():
-        pytest.fail(f"shared data not found at {OSV}: clone the repo next to ../shared or set GEOLOCATE_SHARED")
+        pytest.fail(
+            f"shared data not found at {OSV}: clone the repo next to ../shared or set GEOLOCATE_SHARED"
+        )
     return OSV
 
 
@@ -66,7 +68,13 @@ def with_gps(photo: Path, lat: float, lon: float, out: Path) -> Path:
         piexif.GPSIFD.GPSLongitudeRef: b"E" if lon >= 0 else b"W",
         piexif.GPSIFD.GPSLongitude: dms(lon),
     }
-    exif = piexif.dump({"0th": {piexif.ImageIFD.Make: b"TestCam"}, "Exif": {piexif.ExifIFD.DateTimeOriginal: b"2021:06:01 12:00:00"}, "GPS": gps})
+    exif = piexif.dump(
+        {
+            "0th": {piexif.ImageIFD.Make: b"TestCam"},
+            "Exif": {piexif.ExifIFD.DateTimeOriginal: b"2021:06:01 12:00:00"},
+            "GPS": gps,
+        }
+    )
     buf = io.BytesIO()
     Image.open(photo).save(buf, format="JPEG", quality=95, exif=exif)
     out.write_bytes(buf.getvalue())

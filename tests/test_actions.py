@@ -1,6 +1,15 @@
 """The action grammar: rendering, parsing and every malformed-output case."""
 
-from agent.actions import Answer, Backtrack, Commit, ToolCall, parse_completion, render_action, render_observation, render_turn
+from geolocate.agent.actions import (
+    Answer,
+    Backtrack,
+    Commit,
+    ToolCall,
+    parse_completion,
+    render_action,
+    render_observation,
+    render_turn,
+)
 
 
 def test_round_trip_of_every_action_kind():
@@ -18,7 +27,9 @@ def test_round_trip_of_every_action_kind():
 
 
 def test_arguments_given_as_json_string_and_code_fences_are_accepted():
-    p = parse_completion('<tool_call>\n```json\n{"name": "ocr", "arguments": "{\\"min_score\\": 0.3}"}\n```\n</tool_call>')
+    p = parse_completion(
+        '<tool_call>\n```json\n{"name": "ocr", "arguments": "{\\"min_score\\": 0.3}"}\n```\n</tool_call>'
+    )
     assert p.errors == []
     assert p.actions == [ToolCall(name="ocr", arguments={"min_score": 0.3})]
 
@@ -45,7 +56,9 @@ def test_malformed_outputs_each_give_a_specific_error():
 
 
 def test_valid_calls_survive_next_to_a_broken_one():
-    p = parse_completion('<tool_call>{"name": "ocr", "arguments": {}}</tool_call><tool_call>{oops}</tool_call>')
+    p = parse_completion(
+        '<tool_call>{"name": "ocr", "arguments": {}}</tool_call><tool_call>{oops}</tool_call>'
+    )
     assert [a.name for a in p.actions] == ["ocr"]
     assert len(p.errors) == 1
 

@@ -6,14 +6,14 @@ import time
 
 import pytest
 
-from agent.actions import Answer, Backtrack, Commit, ToolCall, render_turn
-from agent.episode import Episode
-from agent.graph import run_episode
-from agent.stages import Level
-from agent.state import Budget
-from tools.base import Tool, ToolInput, ToolOutput
-from tools.image import load_image
-from tools.registry import ToolSet, create
+from geolocate.agent.actions import Answer, Backtrack, Commit, ToolCall, render_turn
+from geolocate.agent.episode import Episode
+from geolocate.agent.graph import run_episode
+from geolocate.agent.stages import Level
+from geolocate.agent.state import Budget
+from geolocate.tools.base import Tool, ToolInput, ToolOutput
+from geolocate.tools.image import load_image
+from geolocate.tools.registry import ToolSet, create
 
 
 class SlowInput(ToolInput):
@@ -103,13 +103,22 @@ def test_country_must_lie_in_committed_continent(image):
 
 def test_region_and_city_must_lie_in_the_levels_above(image):
     ep = new_episode(image)
-    ep.step(turn(Commit(level="continent", value="EU", confidence=0.5, evidence=["image"]), Commit(level="country", value="NO", confidence=0.5, evidence=["image"])))
+    ep.step(
+        turn(
+            Commit(level="continent", value="EU", confidence=0.5, evidence=["image"]),
+            Commit(level="country", value="NO", confidence=0.5, evidence=["image"]),
+        )
+    )
     obs = ep.step(turn(Commit(level="region", value="Bavaria", confidence=0.5, evidence=["image"])))
     assert kinds(obs) == ["illegal"] and "no admin-1 region 'Bavaria' in Norway" in obs[0].text
     obs = ep.step(turn(Commit(level="region", value="Oslo", confidence=0.5, evidence=["image"])))
     assert kinds(obs) == ["committed"]
     obs = ep.step(turn(Commit(level="city", value="Bergen", confidence=0.5, evidence=["image"])))
-    assert kinds(obs) == ["illegal"] and "no place 'Bergen' in Oslo, NO" in obs[0].text and "Hordaland, NO" in obs[0].text
+    assert (
+        kinds(obs) == ["illegal"]
+        and "no place 'Bergen' in Oslo, NO" in obs[0].text
+        and "Hordaland, NO" in obs[0].text
+    )
 
 
 def test_answer_must_be_near_the_committed_city(image):
@@ -131,10 +140,20 @@ def test_answer_must_be_near_the_committed_city(image):
 
 def test_backtrack_removes_the_level_and_those_below(image):
     ep = new_episode(image)
-    ep.step(turn(Commit(level="continent", value="Europe", confidence=0.5, evidence=["image"]), Commit(level="country", value="NO", confidence=0.5, evidence=["image"])))
+    ep.step(
+        turn(
+            Commit(level="continent", value="Europe", confidence=0.5, evidence=["image"]),
+            Commit(level="country", value="NO", confidence=0.5, evidence=["image"]),
+        )
+    )
     obs = ep.step(turn(Backtrack(level="region")))
     assert kinds(obs) == ["illegal"] and "not committed" in obs[0].text
-    obs = ep.step(turn(Backtrack(level="continent"), Commit(level="continent", value="Asia", confidence=0.5, evidence=["image"])))
+    obs = ep.step(
+        turn(
+            Backtrack(level="continent"),
+            Commit(level="continent", value="Asia", confidence=0.5, evidence=["image"]),
+        )
+    )
     assert kinds(obs) == ["backtracked", "committed"]
     assert list(ep.state.chain) == [Level.CONTINENT]
 
@@ -169,13 +188,20 @@ def test_parse_errors_are_observations_and_valid_actions_still_run(image):
     ep = new_episode(image)
     obs = ep.step("<think>hmm</think><tool_call>{broken json</tool_call>")
     assert kinds(obs) == ["parse_error"] and "invalid JSON" in obs[0].text and "Expected:" in obs[0].text
-    obs = ep.step('<tool_call>{"name": "gazetteer", "arguments": {"query": "Oslo"}}</tool_call><tool_call>[1]</tool_call>')
+    obs = ep.step(
+        '<tool_call>{"name": "gazetteer", "arguments": {"query": "Oslo"}}</tool_call><tool_call>[1]</tool_call>'
+    )
     assert kinds(obs) == ["parse_error", "tool_result"]
 
 
 def test_turn_budget_ends_with_fallback_at_deepest_level(image):
     ep = new_episode(image, budget=Budget(max_turns=3, max_tool_calls=5))
-    ep.step(turn(Commit(level="continent", value="Europe", confidence=0.6, evidence=["image"]), Commit(level="country", value="Norway", confidence=0.6, evidence=["image"])))
+    ep.step(
+        turn(
+            Commit(level="continent", value="Europe", confidence=0.6, evidence=["image"]),
+            Commit(level="country", value="Norway", confidence=0.6, evidence=["image"]),
+        )
+    )
     ep.step("no idea")
     obs = ep.step("still no idea")
     assert kinds(obs) == ["parse_error", "budget"]
@@ -188,7 +214,12 @@ def test_turn_budget_ends_with_fallback_at_deepest_level(image):
 
 def test_tool_call_budget(image):
     ep = new_episode(image, budget=Budget(max_turns=5, max_tool_calls=1))
-    obs = ep.step(turn(ToolCall(name="gazetteer", arguments={"query": "Oslo"}), ToolCall(name="gazetteer", arguments={"query": "Bergen"})))
+    obs = ep.step(
+        turn(
+            ToolCall(name="gazetteer", arguments={"query": "Oslo"}),
+            ToolCall(name="gazetteer", arguments={"query": "Bergen"}),
+        )
+    )
     assert kinds(obs) == ["tool_result", "illegal"] and "tool-call budget of 1 is spent" in obs[1].text
 
 
@@ -207,12 +238,17 @@ class Scripted:
 def test_graph_runs_scripted_policy_through_every_node(image):
     script = [
         turn(ToolCall(name="gazetteer", arguments={"query": "Hornepayne"})),
-        turn(Commit(level="continent", value="North America", confidence=0.8, evidence=["e1"]), Commit(level="country", value="CA", confidence=0.8, evidence=["e1"])),
+        turn(
+            Commit(level="continent", value="North America", confidence=0.8, evidence=["e1"]),
+            Commit(level="country", value="CA", confidence=0.8, evidence=["e1"]),
+        ),
         "garbage",
         turn(Answer(lat=49.21, lon=-84.77, radius_km=10, localizability=0.8)),
     ]
     nodes = []
-    state = run_episode(image, ToolSet([create("gazetteer")]), Scripted(script), on_step=lambda n, s: nodes.append(n))
+    state = run_episode(
+        image, ToolSet([create("gazetteer")]), Scripted(script), on_step=lambda n, s: nodes.append(n)
+    )
     assert state.status == "answered"
     assert [t.completion for t in state.turns] == script
     assert {"assess", "plan", "act", "commit", "answer"} <= set(nodes)

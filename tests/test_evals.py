@@ -8,10 +8,18 @@ import math
 
 import pytest
 
-from agent.cli import main
-from evals.datasets import load_csv, load_osv5m, load_prediction_records
-from evals.metrics import chain_accuracy, evaluate_records, geoscore, localizability_calibration, median_km, summarize, tool_usage
-from evals.runner import read_jsonl, run_dataset
+from geolocate.agent.cli import main
+from geolocate.evals.datasets import load_csv, load_osv5m, load_prediction_records
+from geolocate.evals.metrics import (
+    chain_accuracy,
+    evaluate_records,
+    geoscore,
+    localizability_calibration,
+    median_km,
+    summarize,
+    tool_usage,
+)
+from geolocate.evals.runner import read_jsonl, run_dataset
 
 
 def test_metrics_hand_computed():
@@ -37,15 +45,29 @@ def test_calibration_and_tool_usage_hand_computed():
     assert c["loc_auroc"] == 1.0
     assert c["loc_brier"] == pytest.approx((0.01 + 0.04 + 0.16 + 0.16) / 4)
     assert math.isnan(localizability_calibration([0.1, 0.2], [1, 2])["loc_auroc"])
-    u = tool_usage([{"tool_calls": {"ocr": 1, "gazetteer": 3}, "tool_failures": {"gazetteer": 1}}, {"tool_calls": {"ocr": 1}}])
+    u = tool_usage(
+        [
+            {"tool_calls": {"ocr": 1, "gazetteer": 3}, "tool_failures": {"gazetteer": 1}},
+            {"tool_calls": {"ocr": 1}},
+        ]
+    )
     assert u["ocr"] == {"calls_per_episode": 1.0, "failure_rate": 0.0}
-    assert u["gazetteer"]["calls_per_episode"] == 1.5 and u["gazetteer"]["failure_rate"] == pytest.approx(1 / 3)
+    assert u["gazetteer"]["calls_per_episode"] == 1.5 and u["gazetteer"]["failure_rate"] == pytest.approx(
+        1 / 3
+    )
 
 
 def test_chain_accuracy_is_hierarchical():
     # Vaduz vs Schaan (same country, other admin-1); Lyon vs Paris (same country, other region).
-    acc = chain_accuracy([(47.1415, 9.5215), (45.7640, 4.8357), (0.0, -160.0)], [(47.1415, 9.5215), (48.8566, 2.3522), (47.1667, 9.5097)])
-    assert acc == {"country_acc": pytest.approx(2 / 3), "region_acc": pytest.approx(1 / 3), "city_acc": pytest.approx(1 / 3)}
+    acc = chain_accuracy(
+        [(47.1415, 9.5215), (45.7640, 4.8357), (0.0, -160.0)],
+        [(47.1415, 9.5215), (48.8566, 2.3522), (47.1667, 9.5097)],
+    )
+    assert acc == {
+        "country_acc": pytest.approx(2 / 3),
+        "region_acc": pytest.approx(1 / 3),
+        "city_acc": pytest.approx(1 / 3),
+    }
 
 
 def test_osv5m_baseline_figures_are_reproduced(osv_dir):
@@ -60,7 +82,17 @@ def test_osv5m_baseline_figures_are_reproduced(osv_dir):
 
 
 def test_eval_cli_scores_external_predictions(osv_dir, tmp_path, capsys):
-    rc = main(["eval", "--predictions", str(osv_dir / "osv5m_baseline_predictions.csv"), "--labels", str(osv_dir / "labels.csv"), "--out", str(tmp_path)])
+    rc = main(
+        [
+            "eval",
+            "--predictions",
+            str(osv_dir / "osv5m_baseline_predictions.csv"),
+            "--labels",
+            str(osv_dir / "labels.csv"),
+            "--out",
+            str(tmp_path),
+        ]
+    )
     assert rc == 0
     out = capsys.readouterr().out
     assert "19.4%" in out and "3421" in out
@@ -81,7 +113,7 @@ def test_im2gps3k_swapped_header_is_detected(tmp_path, plain_photo, caplog):
         w = csv.writer(f)
         w.writerow(["IMG_ID", "LAT", "LON"])
         w.writerows(rows)
-    from evals.datasets import load_im2gps3k
+    from geolocate.evals.datasets import load_im2gps3k
 
     ds = load_im2gps3k(tmp_path / "im2gps3k_places365.csv", imgs)
     assert ds.samples[0].lat == 10.0 and ds.samples[0].lon == 100.0
@@ -106,13 +138,33 @@ def test_runner_resumes_a_killed_run_without_redoing_photos(osv_dir, tmp_path):
 
 
 def test_ablation_cli_writes_one_table_for_three_tool_sets(osv_dir, tmp_path, capsys):
-    rc = main(["ablate", "--dataset", "osv5m", "--data", str(osv_dir), "--limit", "2", "--out", str(tmp_path), "--tools", "all", "-ocr", "clues,gazetteer"])
+    rc = main(
+        [
+            "ablate",
+            "--dataset",
+            "osv5m",
+            "--data",
+            str(osv_dir),
+            "--limit",
+            "2",
+            "--out",
+            str(tmp_path),
+            "--tools",
+            "all",
+            "-ocr",
+            "clues,gazetteer",
+        ]
+    )
     assert rc == 0
     with open(tmp_path / "ablation.csv") as f:
         rows = list(csv.DictReader(f))
     assert [r["run"] for r in rows] == ["all", "all -ocr", "clues,gazetteer"]
     assert all(r["n"] == "2" for r in rows)
-    assert float(rows[0]["ocr_calls"]) == 1.0 and "ocr_calls" not in rows[1] or rows[1]["ocr_calls"] in ("", None)
+    assert (
+        float(rows[0]["ocr_calls"]) == 1.0
+        and "ocr_calls" not in rows[1]
+        or rows[1]["ocr_calls"] in ("", None)
+    )
     assert "acc@25km" in (tmp_path / "ablation.md").read_text()
     assert main(["ablate", "--dataset", "osv5m", "--data", str(osv_dir), "--tools", "-teleport"]) == 2
     assert "valid tools" in capsys.readouterr().err

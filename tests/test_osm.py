@@ -15,21 +15,26 @@ from pydantic import ValidationError
 from pyproj import Transformer
 from shapely import wkt
 
-from agent.cli import main
-from agent.episode import Episode
-from agent.actions import ToolCall, render_turn
+from geolocate.agent.actions import ToolCall, render_turn
+from geolocate.agent.cli import main
+from geolocate.agent.episode import Episode
+from geolocate.tools.errors import RateLimitedError, ToolInputError, ToolTimeoutError
+from geolocate.tools.image import load_image
+from geolocate.tools.osm.engine import ScopeTooLargeError
+from geolocate.tools.osm.local import LocalBackend, OsmIndexError, build_index
+from geolocate.tools.osm.overpass import OverpassBackend, compile_ql
+from geolocate.tools.osm.query import FeatureQuery, TagFilter
+from geolocate.tools.osm.tool import OsmSearchTool
+from geolocate.tools.registry import ToolSet, create
 from tests.conftest import SHARED
-from tools.errors import RateLimitedError, ToolInputError, ToolTimeoutError
-from tools.image import load_image
-from tools.osm.engine import ScopeTooLargeError
-from tools.osm.local import LocalBackend, OsmIndexError, build_index
-from tools.osm.overpass import OverpassBackend, compile_ql
-from tools.osm.query import FeatureQuery, TagFilter
-from tools.osm.tool import OsmSearchTool
-from tools.registry import ToolSet, create
 
 OSM = SHARED / "osm"
-EXTRACTS = {"liechtenstein": "liechtenstein-2013-08-03.osm.pbf", "helsinki": "helsinki.osm.pbf", "andorra": "andorra.osm.pbf", "monaco": "monaco.osm.gz"}
+EXTRACTS = {
+    "liechtenstein": "liechtenstein-2013-08-03.osm.pbf",
+    "helsinki": "helsinki.osm.pbf",
+    "andorra": "andorra.osm.pbf",
+    "monaco": "monaco.osm.gz",
+}
 HEL_BBOX = {"kind": "bbox", "south": 60.16, "west": 24.93, "north": 60.18, "east": 24.96}
 LI_BBOX = {"kind": "bbox", "south": 47.04, "west": 9.47, "north": 47.28, "east": 9.64}
 LI_SMALL = {"kind": "bbox", "south": 47.12, "west": 9.50, "north": 47.15, "east": 9.54}
@@ -37,21 +42,90 @@ LI_SMALL = {"kind": "bbox", "south": 47.12, "west": 9.50, "north": 47.15, "east"
 # Every query of these tests, by name: (extract, FeatureQuery JSON). The PostGIS backend is checked
 # against the local one on all of them (tests/test_services.py).
 QUERIES = {
-    "tag_filter": ("helsinki", {"features": [{"id": "a", "tags": [{"key": "amenity", "value": "pharmacy"}]}], "scope": HEL_BBOX, "limit": 500}),
-    "numeric": ("helsinki", {"features": [{"id": "a", "tags": [{"key": "highway", "op": "exists"}, {"key": "lanes", "op": "ge", "value": 3}, {"key": "oneway", "op": "neq", "value": "yes"}]}], "scope": HEL_BBOX, "limit": 500}),
-    "name_small_bbox": ("liechtenstein", {"features": [{"id": "a", "tags": [{"key": "amenity", "op": "exists"}], "name": "apotheke"}], "scope": LI_SMALL, "limit": 500}),
-    "name_all": ("liechtenstein", {"features": [{"id": "a", "tags": [{"key": "amenity", "op": "exists"}], "name": "apotheke"}], "scope": LI_BBOX, "limit": 500}),
-    "two_feature": ("liechtenstein", {
-        "features": [{"id": "w", "tags": [{"key": "amenity", "value": "place_of_worship"}]}, {"id": "p", "tags": [{"key": "amenity", "value": "pharmacy"}]}],
-        "relations": [{"a": "w", "b": "p", "max_m": 300}], "scope": LI_BBOX, "limit": 500}),
-    "three_feature": ("helsinki", {
-        "features": [{"id": "c", "tags": [{"key": "amenity", "value": "cafe"}]}, {"id": "b", "tags": [{"key": "highway", "value": "bus_stop"}]},
-                     {"id": "p", "tags": [{"key": "amenity", "value": "pharmacy"}]}],
-        "relations": [{"a": "c", "b": "b", "max_m": 60}, {"a": "c", "b": "p", "max_m": 80}], "scope": HEL_BBOX, "limit": 500}),
-    "edge_vs_centroid": ("helsinki", {
-        "features": [{"id": "church", "tags": [{"key": "building", "op": "exists"}], "name": "^Vanha kirkko$"}, {"id": "shop", "tags": [{"key": "shop", "op": "exists"}]}],
-        "relations": [{"a": "church", "b": "shop", "max_m": 60}], "scope": HEL_BBOX}),
-    "area": ("liechtenstein", {"features": [{"id": "fuel", "tags": [{"key": "amenity", "value": "fuel"}]}], "scope": {"kind": "area", "iso": "LI"}}),
+    "tag_filter": (
+        "helsinki",
+        {
+            "features": [{"id": "a", "tags": [{"key": "amenity", "value": "pharmacy"}]}],
+            "scope": HEL_BBOX,
+            "limit": 500,
+        },
+    ),
+    "numeric": (
+        "helsinki",
+        {
+            "features": [
+                {
+                    "id": "a",
+                    "tags": [
+                        {"key": "highway", "op": "exists"},
+                        {"key": "lanes", "op": "ge", "value": 3},
+                        {"key": "oneway", "op": "neq", "value": "yes"},
+                    ],
+                }
+            ],
+            "scope": HEL_BBOX,
+            "limit": 500,
+        },
+    ),
+    "name_small_bbox": (
+        "liechtenstein",
+        {
+            "features": [{"id": "a", "tags": [{"key": "amenity", "op": "exists"}], "name": "apotheke"}],
+            "scope": LI_SMALL,
+            "limit": 500,
+        },
+    ),
+    "name_all": (
+        "liechtenstein",
+        {
+            "features": [{"id": "a", "tags": [{"key": "amenity", "op": "exists"}], "name": "apotheke"}],
+            "scope": LI_BBOX,
+            "limit": 500,
+        },
+    ),
+    "two_feature": (
+        "liechtenstein",
+        {
+            "features": [
+                {"id": "w", "tags": [{"key": "amenity", "value": "place_of_worship"}]},
+                {"id": "p", "tags": [{"key": "amenity", "value": "pharmacy"}]},
+            ],
+            "relations": [{"a": "w", "b": "p", "max_m": 300}],
+            "scope": LI_BBOX,
+            "limit": 500,
+        },
+    ),
+    "three_feature": (
+        "helsinki",
+        {
+            "features": [
+                {"id": "c", "tags": [{"key": "amenity", "value": "cafe"}]},
+                {"id": "b", "tags": [{"key": "highway", "value": "bus_stop"}]},
+                {"id": "p", "tags": [{"key": "amenity", "value": "pharmacy"}]},
+            ],
+            "relations": [{"a": "c", "b": "b", "max_m": 60}, {"a": "c", "b": "p", "max_m": 80}],
+            "scope": HEL_BBOX,
+            "limit": 500,
+        },
+    ),
+    "edge_vs_centroid": (
+        "helsinki",
+        {
+            "features": [
+                {"id": "church", "tags": [{"key": "building", "op": "exists"}], "name": "^Vanha kirkko$"},
+                {"id": "shop", "tags": [{"key": "shop", "op": "exists"}]},
+            ],
+            "relations": [{"a": "church", "b": "shop", "max_m": 60}],
+            "scope": HEL_BBOX,
+        },
+    ),
+    "area": (
+        "liechtenstein",
+        {
+            "features": [{"id": "fuel", "tags": [{"key": "amenity", "value": "fuel"}]}],
+            "scope": {"kind": "area", "iso": "LI"},
+        },
+    ),
 }
 
 
@@ -82,10 +156,15 @@ def reference_features(extract: str, bbox: dict, keep) -> dict[str, shapely.Geom
             if o.is_node():
                 g, fid = wkt.loads(wktf.create_point(o)), f"n{o.id}"
             elif o.is_area():
-                g, fid = wkt.loads(wktf.create_multipolygon(o)), ("w" if o.from_way() else "r") + str(o.orig_id())
+                g, fid = (
+                    wkt.loads(wktf.create_multipolygon(o)),
+                    ("w" if o.from_way() else "r") + str(o.orig_id()),
+                )
             elif o.is_way() and not o.is_closed():
                 fid = f"w{o.id}"
-                pts = [(n.lon, n.lat) for n in o.nodes if n.location.valid()]  # ways cut at the extract's edge keep their inside part
+                pts = [
+                    (n.lon, n.lat) for n in o.nodes if n.location.valid()
+                ]  # ways cut at the extract's edge keep their inside part
                 if len(set(pts)) < 2:
                     continue
                 g = shapely.LineString(pts)
@@ -102,6 +181,7 @@ def metric(epsg: int):
     import numpy as np
 
     tr = Transformer.from_crs("EPSG:4326", f"EPSG:{epsg}", always_xy=True)
+
     def f(xy):
         if len(xy) == 1:
             return np.array([tr.transform(float(xy[0, 0]), float(xy[0, 1]))])
@@ -124,7 +204,10 @@ def one(tags, bbox, name=None, limit=500):
 def test_every_shared_extract_is_indexed(dbs):
     for name, path in dbs.items():
         b = LocalBackend(path)
-        assert int(b.meta["n_point"]) > 100 and int(b.meta["n_line"]) > 100 and int(b.meta["n_area"]) > 100, (name, b.meta)
+        assert int(b.meta["n_point"]) > 100 and int(b.meta["n_line"]) > 100 and int(b.meta["n_area"]) > 100, (
+            name,
+            b.meta,
+        )
 
 
 def test_tag_filter_matches_reference(dbs):
@@ -138,7 +221,9 @@ def test_numeric_and_negative_filters_match_reference(dbs):
 
     def lanes_ge_3(t):
         try:
-            return "highway" in t and float(t.get("lanes", "x").split(";")[0]) >= 3 and t.get("oneway") != "yes"
+            return (
+                "highway" in t and float(t.get("lanes", "x").split(";")[0]) >= 3 and t.get("oneway") != "yes"
+            )
         except ValueError:
             return False
 
@@ -149,7 +234,11 @@ def test_numeric_and_negative_filters_match_reference(dbs):
 
 def test_name_match_and_bbox_scope_match_reference(dbs):
     b = LocalBackend(dbs["liechtenstein"])
-    ref = reference_features(EXTRACTS["liechtenstein"], LI_SMALL, lambda t: "amenity" in t and re.search("apotheke", t.get("name", ""), re.I))
+    ref = reference_features(
+        EXTRACTS["liechtenstein"],
+        LI_SMALL,
+        lambda t: "amenity" in t and re.search("apotheke", t.get("name", ""), re.I),
+    )
     got = b.query(Q("name_small_bbox"))
     assert ids(got) == set(ref) and len(ref) >= 1
     everywhere = b.query(Q("name_all"))
@@ -165,12 +254,18 @@ def _pairs_reference(extract, bbox, epsg, specs, rels):
 
     def rec(i, chosen):
         if i == len(order):
-            out[tuple(chosen[k] for k in order)] = {f"{a}~{b_}": pm[a][chosen[a]].distance(pm[b_][chosen[b_]]) for a, b_, _ in rels}
+            out[tuple(chosen[k] for k in order)] = {
+                f"{a}~{b_}": pm[a][chosen[a]].distance(pm[b_][chosen[b_]]) for a, b_, _ in rels
+            }
             return
         k = order[i]
         for fid in pm[k]:
             trial = {**chosen, k: fid}
-            if all(pm[a][trial[a]].distance(pm[b_][trial[b_]]) <= m for a, b_, m in rels if a in trial and b_ in trial):
+            if all(
+                pm[a][trial[a]].distance(pm[b_][trial[b_]]) <= m
+                for a, b_, m in rels
+                if a in trial and b_ in trial
+            ):
                 rec(i + 1, trial)
 
     rec(0, {})
@@ -187,13 +282,26 @@ def _check_cluster(result, reference, order):
 
 def test_two_feature_cluster_matches_reference(dbs):
     q = Q("two_feature")
-    ref = _pairs_reference(EXTRACTS["liechtenstein"], LI_BBOX, 2056, {"w": lambda t: t.get("amenity") == "place_of_worship", "p": lambda t: t.get("amenity") == "pharmacy"}, [("w", "p", 300)])
+    ref = _pairs_reference(
+        EXTRACTS["liechtenstein"],
+        LI_BBOX,
+        2056,
+        {
+            "w": lambda t: t.get("amenity") == "place_of_worship",
+            "p": lambda t: t.get("amenity") == "pharmacy",
+        },
+        [("w", "p", 300)],
+    )
     _check_cluster(LocalBackend(dbs["liechtenstein"]).query(q), ref, ["w", "p"])
 
 
 def test_three_feature_cluster_matches_reference(dbs):
     q = Q("three_feature")
-    specs = {"c": lambda t: t.get("amenity") == "cafe", "b": lambda t: t.get("highway") == "bus_stop", "p": lambda t: t.get("amenity") == "pharmacy"}
+    specs = {
+        "c": lambda t: t.get("amenity") == "cafe",
+        "b": lambda t: t.get("highway") == "bus_stop",
+        "p": lambda t: t.get("amenity") == "pharmacy",
+    }
     ref = _pairs_reference("helsinki.osm.pbf", HEL_BBOX, 3067, specs, [("c", "b", 60), ("c", "p", 80)])
     _check_cluster(LocalBackend(dbs["helsinki"]).query(q), ref, ["c", "b", "p"])
 
@@ -205,7 +313,10 @@ def test_edge_distance_not_centroid_distance(dbs):
     proj = metric(3067)
     disagree = 0
     for m in r.matches:
-        church, shop = shapely.geometry.shape(m.features["church"].geometry), shapely.geometry.shape(m.features["shop"].geometry)
+        church, shop = (
+            shapely.geometry.shape(m.features["church"].geometry),
+            shapely.geometry.shape(m.features["shop"].geometry),
+        )
         edge, centroid = proj(church).distance(proj(shop)), proj(church.centroid).distance(proj(shop))
         assert edge == pytest.approx(m.distances_m["church~shop"], rel=5e-3) and edge <= 60
         disagree += centroid > 60
@@ -217,7 +328,14 @@ def test_area_scope_from_the_extracts_boundary(dbs):
     r = b.query(Q("area"))
     assert r.matches and 150 < r.scope_km2 < 170  # Liechtenstein is 160 km^2
     with pytest.raises(ToolInputError, match="not in the local extract"):
-        b.query(FeatureQuery.model_validate({"features": [{"id": "fuel", "tags": [{"key": "amenity", "value": "fuel"}]}], "scope": {"kind": "area", "name": "Atlantis"}}))
+        b.query(
+            FeatureQuery.model_validate(
+                {
+                    "features": [{"id": "fuel", "tags": [{"key": "amenity", "value": "fuel"}]}],
+                    "scope": {"kind": "area", "name": "Atlantis"},
+                }
+            )
+        )
 
 
 def test_bad_queries_and_bad_extracts(dbs, tmp_path, capsys):
@@ -226,36 +344,81 @@ def test_bad_queries_and_bad_extracts(dbs, tmp_path, capsys):
     with pytest.raises(ValidationError, match="not allowed"):
         TagFilter(key='name"];out;', value="x")
     with pytest.raises(ValidationError, match="not related"):
-        FeatureQuery.model_validate({"features": [{"id": "a", "tags": [{"key": "shop", "op": "exists"}]}, {"id": "b", "tags": [{"key": "amenity", "op": "exists"}]}], "scope": HEL_BBOX})
+        FeatureQuery.model_validate(
+            {
+                "features": [
+                    {"id": "a", "tags": [{"key": "shop", "op": "exists"}]},
+                    {"id": "b", "tags": [{"key": "amenity", "op": "exists"}]},
+                ],
+                "scope": HEL_BBOX,
+            }
+        )
     with pytest.raises(ScopeTooLargeError, match="over the limit"):
-        LocalBackend(dbs["helsinki"]).query(one([{"key": "shop", "op": "exists"}], {"kind": "bbox", "south": 59, "west": 23, "north": 61, "east": 26}))
+        LocalBackend(dbs["helsinki"]).query(
+            one(
+                [{"key": "shop", "op": "exists"}],
+                {"kind": "bbox", "south": 59, "west": 23, "north": 61, "east": 26},
+            )
+        )
     bad = tmp_path / "broken.osm.pbf"
     bad.write_bytes(b"\x00\x00\x00\x0dnot a pbf at all" * 50)
     assert main(["osm", "index", str(bad)]) == 2
     assert "cannot read the extract" in capsys.readouterr().err
     empty = tmp_path / "empty.osm"
-    empty.write_text('<?xml version="1.0"?><osm version="0.6"><node id="1" lat="47.1" lon="9.5" version="1"/></osm>')
+    empty.write_text(
+        '<?xml version="1.0"?><osm version="0.6"><node id="1" lat="47.1" lon="9.5" version="1"/></osm>'
+    )
     with pytest.raises(OsmIndexError, match="no tagged feature"):
         build_index(empty, tmp_path / "empty.sqlite")
 
 
 def test_overpass_ql_is_pinned_and_well_formed():
-    q = FeatureQuery.model_validate({
-        "features": [{"id": "church", "tags": [{"key": "amenity", "value": "place_of_worship"}, {"key": "religion", "op": "neq", "value": "muslim"}]},
-                     {"id": "road", "tags": [{"key": "highway", "op": "regex", "value": "^(primary|secondary)$"}, {"key": "lanes", "op": "ge", "value": 4}, {"key": "tunnel", "op": "absent"}], "name": 'Sankt "Peter"', "kinds": ["line"]}],
-        "relations": [{"a": "church", "b": "road", "max_m": 150}], "scope": {"kind": "bbox", "south": 47.1, "west": 9.5, "north": 47.2, "east": 9.6}})
+    q = FeatureQuery.model_validate(
+        {
+            "features": [
+                {
+                    "id": "church",
+                    "tags": [
+                        {"key": "amenity", "value": "place_of_worship"},
+                        {"key": "religion", "op": "neq", "value": "muslim"},
+                    ],
+                },
+                {
+                    "id": "road",
+                    "tags": [
+                        {"key": "highway", "op": "regex", "value": "^(primary|secondary)$"},
+                        {"key": "lanes", "op": "ge", "value": 4},
+                        {"key": "tunnel", "op": "absent"},
+                    ],
+                    "name": 'Sankt "Peter"',
+                    "kinds": ["line"],
+                },
+            ],
+            "relations": [{"a": "church", "b": "road", "max_m": 150}],
+            "scope": {"kind": "bbox", "south": 47.1, "west": 9.5, "north": 47.2, "east": 9.6},
+        }
+    )
     ql = compile_ql(q, timeout_s=25)
-    assert ql == "\n".join([
-        "[out:json][timeout:25];",
-        'nwr["amenity"="place_of_worship"]["religion"!="muslim"](47.1,9.5,47.2,9.6)->.church;',
-        'way["highway"~"^(primary|secondary)$"]["lanes"][!"tunnel"]["name"~"Sankt \\"Peter\\"",i](47.1,9.5,47.2,9.6)->.road;',
-        "nwr.church(around.road:150)->.church;",
-        "nwr.road(around.church:150)->.road;",
-        "(.church;.road;);",
-        "(._;>;);",
-        "out body;",
-    ])
-    area = compile_ql(FeatureQuery.model_validate({"features": [{"id": "fuel", "tags": [{"key": "amenity", "value": "fuel"}]}], "scope": {"kind": "area", "iso": "CH-ZH", "admin_level": 4}}))
+    assert ql == "\n".join(
+        [
+            "[out:json][timeout:25];",
+            'nwr["amenity"="place_of_worship"]["religion"!="muslim"](47.1,9.5,47.2,9.6)->.church;',
+            'way["highway"~"^(primary|secondary)$"]["lanes"][!"tunnel"]["name"~"Sankt \\"Peter\\"",i](47.1,9.5,47.2,9.6)->.road;',
+            "nwr.church(around.road:150)->.church;",
+            "nwr.road(around.church:150)->.road;",
+            "(.church;.road;);",
+            "(._;>;);",
+            "out body;",
+        ]
+    )
+    area = compile_ql(
+        FeatureQuery.model_validate(
+            {
+                "features": [{"id": "fuel", "tags": [{"key": "amenity", "value": "fuel"}]}],
+                "scope": {"kind": "area", "iso": "CH-ZH", "admin_level": 4},
+            }
+        )
+    )
     assert area.splitlines()[1] == 'area["ISO3166-2"="CH-ZH"]["admin_level"="4"]->.scope;'
     for text in (ql, area):
         # structure: balanced brackets and quotes, one statement per line, sets defined before use
@@ -275,8 +438,19 @@ def _overpass_json():
     dlat, dlon = 100 / 111_195, 100 / (111_195 * 0.68136)  # ~100 m at 47.14 N
     corners = [(lat0, lon0), (lat0, lon0 + dlon), (lat0 + dlat, lon0 + dlon), (lat0 + dlat, lon0)]
     nodes = [{"type": "node", "id": i + 1, "lat": la, "lon": lo} for i, (la, lo) in enumerate(corners)]
-    pharmacy = {"type": "node", "id": 10, "lat": lat0 + dlat / 2, "lon": lon0 + dlon + 150 / (111_195 * 0.68136), "tags": {"amenity": "pharmacy", "name": "Apotheke"}}
-    church = {"type": "way", "id": 20, "nodes": [1, 2, 3, 4, 1], "tags": {"amenity": "place_of_worship", "building": "church", "name": "St. Test"}}
+    pharmacy = {
+        "type": "node",
+        "id": 10,
+        "lat": lat0 + dlat / 2,
+        "lon": lon0 + dlon + 150 / (111_195 * 0.68136),
+        "tags": {"amenity": "pharmacy", "name": "Apotheke"},
+    }
+    church = {
+        "type": "way",
+        "id": 20,
+        "nodes": [1, 2, 3, 4, 1],
+        "tags": {"amenity": "place_of_worship", "building": "church", "name": "St. Test"},
+    }
     return {"version": 0.6, "generator": "test", "elements": [pharmacy, church, *nodes]}
 
 
@@ -291,7 +465,10 @@ class _Overpass(BaseHTTPRequestHandler):
         if code == 200:
             data, ctype = json.dumps(_overpass_json()).encode(), "application/json"
         elif code == 400:
-            data, ctype = b"<html><body><p><strong style=\"color:#FF0000\">Error</strong>: line 2: parse error: unknown key</p></body></html>", "text/html"
+            data, ctype = (
+                b'<html><body><p><strong style="color:#FF0000">Error</strong>: line 2: parse error: unknown key</p></body></html>',
+                "text/html",
+            )
         else:
             data, ctype = b"busy", "text/plain"
         self.send_response(code)
@@ -314,8 +491,13 @@ def overpass_server():
 
 
 CHURCH_PHARMACY = {
-    "features": [{"id": "church", "tags": [{"key": "amenity", "value": "place_of_worship"}]}, {"id": "pharmacy", "tags": [{"key": "amenity", "value": "pharmacy"}]}],
-    "relations": [{"a": "church", "b": "pharmacy", "max_m": 180}], "scope": {"kind": "around", "lat": 47.14, "lon": 9.52, "radius_m": 2000}}
+    "features": [
+        {"id": "church", "tags": [{"key": "amenity", "value": "place_of_worship"}]},
+        {"id": "pharmacy", "tags": [{"key": "amenity", "value": "pharmacy"}]},
+    ],
+    "relations": [{"a": "church", "b": "pharmacy", "max_m": 180}],
+    "scope": {"kind": "around", "lat": 47.14, "lon": 9.52, "radius_m": 2000},
+}
 
 
 def test_overpy_path_parses_and_measures_edge_distance(overpass_server, tmp_path, monkeypatch):
@@ -324,8 +506,14 @@ def test_overpy_path_parses_and_measures_edge_distance(overpass_server, tmp_path
     r = b.query(FeatureQuery.model_validate(CHURCH_PHARMACY))
     assert len(r.matches) == 1
     m = r.matches[0]
-    assert (m.features["church"].id, m.features["church"].kind, m.features["pharmacy"].id) == ("w20", "area", "n10")
-    assert m.distances_m["church~pharmacy"] == pytest.approx(150, abs=1.5)  # edge, not the 200 m to the centre
+    assert (m.features["church"].id, m.features["church"].kind, m.features["pharmacy"].id) == (
+        "w20",
+        "area",
+        "n10",
+    )
+    assert m.distances_m["church~pharmacy"] == pytest.approx(
+        150, abs=1.5
+    )  # edge, not the 200 m to the centre
     ua, body = _Overpass.seen[0]
     assert ua == "geolocate-tests/1.0" and "around.pharmacy:180" in body
     b.query(FeatureQuery.model_validate(CHURCH_PHARMACY))
@@ -356,9 +544,18 @@ def test_osm_search_tool_in_an_episode(dbs, plain_photo):
     image = load_image(plain_photo)
     tools = ToolSet([OsmSearchTool(LocalBackend(dbs["liechtenstein"])), create("gazetteer")])
     ep = Episode(image, tools)
-    q = {"features": [{"id": "fuel", "tags": [{"key": "amenity", "value": "fuel"}]}], "scope": {"kind": "area", "iso": "LI"}, "limit": 3}
+    q = {
+        "features": [{"id": "fuel", "tags": [{"key": "amenity", "value": "fuel"}]}],
+        "scope": {"kind": "area", "iso": "LI"},
+        "limit": 3,
+    }
     big = {**q, "scope": {"kind": "bbox", "south": 40, "west": 0, "north": 50, "east": 20}}
-    obs = ep.step(render_turn("find fuel stations", [ToolCall(name="osm_search", arguments=q), ToolCall(name="osm_search", arguments=big)]))
+    obs = ep.step(
+        render_turn(
+            "find fuel stations",
+            [ToolCall(name="osm_search", arguments=q), ToolCall(name="osm_search", arguments=big)],
+        )
+    )
     assert [o.kind for o in obs] == ["tool_result", "tool_error"]
     assert "3+ match(es) via local" in obs[0].text
     assert "narrow it" in obs[1].text

@@ -14,13 +14,13 @@ import time
 
 import pytest
 
-from agent.cli import DEFAULT_SERVICE_EXTRACTS
+from geolocate.agent.cli import DEFAULT_SERVICE_EXTRACTS
+from geolocate.tools.base import ToolContext
+from geolocate.tools.geocode import GeocodeInput, GeocodeTool, NominatimGeocoder
+from geolocate.tools.image import load_image
+from geolocate.tools.osm.local import LocalBackend, build_index
 from tests.conftest import SHARED
 from tests.test_osm import EXTRACTS, QUERIES, Q
-from tools.base import ToolContext
-from tools.geocode import GeocodeInput, GeocodeTool, NominatimGeocoder
-from tools.image import load_image
-from tools.osm.local import LocalBackend, build_index
 
 pytestmark = pytest.mark.integration
 OSM = SHARED / "osm"
@@ -28,7 +28,7 @@ OSM = SHARED / "osm"
 
 @pytest.fixture(scope="module")
 def services():
-    from tools.services import Services
+    from geolocate.tools.services import Services
 
     svc = Services.default()
     running = svc.status()["postgres"] and svc.status()["nominatim"]
@@ -43,7 +43,9 @@ def services():
 @pytest.fixture(scope="module")
 def geocoder(services, tmp_path_factory):
     os.environ["GEOLOCATE_CACHE_DIR"] = str(tmp_path_factory.mktemp("cache"))
-    return NominatimGeocoder("geolocate-tests/0.1", domain=services.nominatim_domain, scheme="http", min_delay_s=0.0, cache=False)
+    return NominatimGeocoder(
+        "geolocate-tests/0.1", domain=services.nominatim_domain, scheme="http", min_delay_s=0.0, cache=False
+    )
 
 
 @pytest.mark.parametrize(
@@ -64,25 +66,32 @@ def test_reverse_geocoding_of_known_points_through_geopy(geocoder, point, countr
 def test_point_outside_the_extract_is_a_country_level_fallback(geocoder, plain_photo):
     r = geocoder.reverse(48.8566, 2.3522)
     assert r.country_code == "FR" and r.level == "country" and r.city == ""
-    out = GeocodeTool(geocoder).run(GeocodeInput(op="reverse", lat=48.8566, lon=2.3522), ToolContext(load_image(plain_photo)))
+    out = GeocodeTool(geocoder).run(
+        GeocodeInput(op="reverse", lat=48.8566, lon=2.3522), ToolContext(load_image(plain_photo))
+    )
     assert "[country-level, nominatim]" in out.summary()
 
 
 def test_forward_search_of_a_town(geocoder):
     hits = geocoder.forward("Vaduz")
-    assert hits and hits[0].country_code == "LI" and abs(hits[0].lat - 47.14) < 0.05 and hits[0].place_rank == 16
+    assert (
+        hits and hits[0].country_code == "LI" and abs(hits[0].lat - 47.14) < 0.05 and hits[0].place_rank == 16
+    )
     assert geocoder.forward("Ordino", country="AD")[0].country_code == "AD"
 
 
 @pytest.fixture(scope="module")
 def local_dbs(tmp_path_factory):
     d = tmp_path_factory.mktemp("osm")
-    return {name: LocalBackend(build_index(OSM / EXTRACTS[name], d / f"{name}.sqlite").path) for name in ("liechtenstein", "helsinki")}
+    return {
+        name: LocalBackend(build_index(OSM / EXTRACTS[name], d / f"{name}.sqlite").path)
+        for name in ("liechtenstein", "helsinki")
+    }
 
 
 @pytest.mark.parametrize("name", sorted(QUERIES))
 def test_postgis_backend_answers_like_the_embedded_one(services, local_dbs, name):
-    from tools.osm.postgis import PostGISBackend
+    from geolocate.tools.osm.postgis import PostGISBackend
 
     pg = PostGISBackend(services.dsn())
     q = Q(name)
@@ -97,17 +106,29 @@ def test_postgis_backend_answers_like_the_embedded_one(services, local_dbs, name
 
 def test_services_listen_on_loopback_only(services):
     out = subprocess.run(["ss", "-ltnH"], capture_output=True, text=True).stdout
-    ours = [ln.split()[3] for ln in out.splitlines() if ln.split()[3].endswith((f":{services.pg_port}", f":{services.nominatim_port}"))]
+    ours = [
+        ln.split()[3]
+        for ln in out.splitlines()
+        if ln.split()[3].endswith((f":{services.pg_port}", f":{services.nominatim_port}"))
+    ]
     assert ours and all(addr.startswith("127.0.0.1:") for addr in ours), ours
 
 
 def test_up_is_idempotent_and_down_leaves_nothing_running(services):
     t = time.perf_counter()
     again = services.up([OSM / f for f in DEFAULT_SERVICE_EXTRACTS], log=lambda m: None)
-    assert again["nominatim_import_s"] is None and again["postgis_import_s"] is None and time.perf_counter() - t < 30
+    assert (
+        again["nominatim_import_s"] is None
+        and again["postgis_import_s"] is None
+        and time.perf_counter() - t < 30
+    )
     services.down()
     assert services.status()["postgres"] is False and services.status()["nominatim"] is False
-    left = subprocess.run(["pgrep", "-f", str(services.pgdata)], capture_output=True, text=True).stdout.strip()
+    left = subprocess.run(
+        ["pgrep", "-f", str(services.pgdata)], capture_output=True, text=True
+    ).stdout.strip()
     assert left == ""
     assert not (services.root / "nominatim-serve.pid").exists()
-    services.up([OSM / f for f in DEFAULT_SERVICE_EXTRACTS], log=lambda m: None)  # back up for whoever started them
+    services.up(
+        [OSM / f for f in DEFAULT_SERVICE_EXTRACTS], log=lambda m: None
+    )  # back up for whoever started them

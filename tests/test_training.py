@@ -7,11 +7,11 @@ import math
 
 import pytest
 
-from agent.actions import Answer, Commit, ToolCall, render_turn
-from agent.state import Budget
-from evals.datasets import load_osv5m
-from policy_training.labels import build_dataset, labels_from_gps
-from policy_training.rewards import REWARDS
+from geolocate.agent.actions import Answer, Commit, ToolCall, render_turn
+from geolocate.agent.state import Budget
+from geolocate.evals.datasets import load_osv5m
+from geolocate.policy_training.labels import build_dataset, labels_from_gps
+from geolocate.policy_training.rewards import REWARDS
 from tests import tiny_vlm
 from tests.test_vlm import ForceTokens
 
@@ -35,28 +35,60 @@ def script_for(label, good: bool) -> list[str]:
         commits.append(Commit(level="country", value=label["country"], confidence=0.6, evidence=["e2"]))
     return [
         render_turn('Read the signs; the road says "Main".', [ToolCall(name="ocr")]),
-        render_turn("Check the guess.", [ToolCall(name="geocode", arguments={"op": "reverse", "lat": lat, "lon": lon})]),
+        render_turn(
+            "Check the guess.",
+            [ToolCall(name="geocode", arguments={"op": "reverse", "lat": lat, "lon": lon})],
+        ),
         render_turn("Commit.", commits),
-        render_turn("Answer.", [Answer(lat=lat if good else far[0], lon=lon if good else far[1], radius_km=25.0, localizability=0.7 if good else 0.2)]),
+        render_turn(
+            "Answer.",
+            [
+                Answer(
+                    lat=lat if good else far[0],
+                    lon=lon if good else far[1],
+                    radius_km=25.0,
+                    localizability=0.7 if good else 0.2,
+                )
+            ],
+        ),
     ]
 
 
 def test_two_grpo_steps_over_four_real_photos(osv_dir, tmp_path, monkeypatch):
     monkeypatch.setenv("TRL_EXPERIMENTAL_SILENCE", "1")
-    from policy_training.config import GeoGRPOConfig
-    from policy_training.train import make_trainer
-    from agent.policies.transformers_policy import load_vlm
+    from geolocate.agent.policies.transformers_policy import load_vlm
+    from geolocate.policy_training.config import GeoGRPOConfig
+    from geolocate.policy_training.train import make_trainer
 
     ckpt = tiny_vlm.build(tmp_path / "tiny", "qwen2_5_vl")
     model, processor = load_vlm(ckpt, device="cpu")
     model.train()
-    data = build_dataset(load_osv5m(osv_dir).subset(4), TOOLS, Budget(max_turns=5, max_tool_calls=4), max_pixels=56 * 56 * 4)
+    data = build_dataset(
+        load_osv5m(osv_dir).subset(4), TOOLS, Budget(max_turns=5, max_tool_calls=4), max_pixels=56 * 56 * 4
+    )
     rows = {r["id"]: r for r in data}
     cfg = GeoGRPOConfig(
-        output_dir=str(tmp_path / "out"), model_name_or_path=str(ckpt), tools=",".join(TOOLS), max_turns=5, max_tool_calls=4,
-        max_turn_tokens=200, num_generations=2, per_device_train_batch_size=4, gradient_accumulation_steps=1, max_steps=2,
-        learning_rate=1e-2, logging_steps=1, save_strategy="no", report_to="none", use_cpu=True, seed=0, beta=0.0,
-        temperature=1.0, bf16=False, fp16=False, dataloader_num_workers=0,
+        output_dir=str(tmp_path / "out"),
+        model_name_or_path=str(ckpt),
+        tools=",".join(TOOLS),
+        max_turns=5,
+        max_tool_calls=4,
+        max_turn_tokens=200,
+        num_generations=2,
+        per_device_train_batch_size=4,
+        gradient_accumulation_steps=1,
+        max_steps=2,
+        learning_rate=1e-2,
+        logging_steps=1,
+        save_strategy="no",
+        report_to="none",
+        use_cpu=True,
+        seed=0,
+        beta=0.0,
+        temperature=1.0,
+        bf16=False,
+        fp16=False,
+        dataloader_num_workers=0,
     )
     seen_prompts: list = []
     scripts: dict = {}
@@ -73,11 +105,14 @@ def test_two_grpo_steps_over_four_real_photos(osv_dir, tmp_path, monkeypatch):
         scripts.clear()
         tok = processor.tokenizer
         eos = tok.convert_tokens_to_ids("<|im_end|>")
-        for i, prompt in enumerate(prompts):
+        for i, _prompt in enumerate(prompts):
             # which row? match by image size and the task text is not enough: use the order of the batch
             rid = ordered_ids[i]
             lab = {**rows[rid], "lat": rows[rid]["lat"], "lon": rows[rid]["lon"]}
-            scripts[i] = [ForceTokens(tok(t, add_special_tokens=False).input_ids, eos) for t in script_for(lab, good=i % 2 == 0)]
+            scripts[i] = [
+                ForceTokens(tok(t, add_special_tokens=False).input_ids, eos)
+                for t in script_for(lab, good=i % 2 == 0)
+            ]
         out = original(prompts, tr)
         captured.append(out)
         return out
@@ -110,7 +145,9 @@ def test_two_grpo_steps_over_four_real_photos(osv_dir, tmp_path, monkeypatch):
             assert len(ids) == len(mask)
             # mask 1 exactly on the generated tokens: each turn's script plus its end-of-turn token
             tok = processor.tokenizer
-            gen_len = sum(len(tok(turn["completion"], add_special_tokens=False).input_ids) + 1 for turn in t["turns"])
+            gen_len = sum(
+                len(tok(turn["completion"], add_special_tokens=False).input_ids) + 1 for turn in t["turns"]
+            )
             assert sum(mask) == gen_len
             # and the masked-out spans decode to the observations the Episode produced
             spans, cur = [], []
@@ -122,6 +159,13 @@ def test_two_grpo_steps_over_four_real_photos(osv_dir, tmp_path, monkeypatch):
                     cur = []
             assert len(spans) == 3  # observations after turns 0, 1, 2 (the answer ends the episode)
             for span, turn in zip(spans, t["turns"][:3]):
-                assert span.startswith("\n<|im_start|>user\n<tool_response>") and span.endswith("<|im_start|>assistant\n")
+                assert span.startswith("\n<|im_start|>user\n<tool_response>") and span.endswith(
+                    "<|im_start|>assistant\n"
+                )
                 for obs in turn["observations"]:
-                    assert json.dumps(obs["text"], ensure_ascii=False)[1:-1].replace("<", "\\u003c").replace(">", "\\u003e")[:40] in span
+                    assert (
+                        json.dumps(obs["text"], ensure_ascii=False)[1:-1]
+                        .replace("<", "\\u003c")
+                        .replace(">", "\\u003e")[:40]
+                        in span
+                    )

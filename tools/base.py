@@ -8,7 +8,7 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict
 
-from tools.image import LoadedImage
+from geolocate.tools.image import LoadedImage
 
 
 class ToolInput(BaseModel):
@@ -39,7 +39,7 @@ class Tool(ABC):
     """A tool the agent can call: a name, a description and pydantic input/output schemas.
 
     Subclasses set ``name``, ``description``, ``Input`` and ``Output`` and implement :meth:`run`, which
-    raises :class:`tools.errors.ToolError` subclasses for failures the model should hear about. Heavy
+    raises :class:`geolocate.tools.errors.ToolError` subclasses for failures the model should hear about. Heavy
     resources must load lazily inside :meth:`run` (never in ``__init__`` or at import).
     """
 

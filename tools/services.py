@@ -27,7 +27,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from tools.errors import GeolocateError
+from geolocate.tools.errors import GeolocateError
 
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
 APT_PACKAGES = ["postgresql-15", "postgresql-15-postgis-3", "osm2pgsql", "libicu-dev", "pkg-config"]
@@ -50,11 +50,15 @@ class Services:
     user: str = "postgres"  # PostgreSQL refuses to run as root: the cluster runs as this OS user
 
     @classmethod
-    def default(cls) -> "Services":
-        from tools.geonames import cache_dir
+    def default(cls) -> Services:
+        from geolocate.tools.geonames import cache_dir
 
         root = Path(os.environ.get("GEOLOCATE_SERVICES_DIR") or cache_dir() / "services")
-        return cls(root, int(os.environ.get("GEOLOCATE_PG_PORT", 55432)), int(os.environ.get("GEOLOCATE_NOMINATIM_PORT", 8088)))
+        return cls(
+            root,
+            int(os.environ.get("GEOLOCATE_PG_PORT", 55432)),
+            int(os.environ.get("GEOLOCATE_NOMINATIM_PORT", 8088)),
+        )
 
     # -- paths and connection strings ------------------------------------------------------------------------
     @property
@@ -87,27 +91,57 @@ class Services:
         return getpass.getuser()
 
     # -- helpers ----------------------------------------------------------------------------------------------
-    def _run(self, cmd: list[str], step: str, as_pg: bool = False, env: dict | None = None, cwd: Path | None = None, log: str | None = None) -> str:
+    def _run(
+        self,
+        cmd: list[str],
+        step: str,
+        as_pg: bool = False,
+        env: dict | None = None,
+        cwd: Path | None = None,
+        log: str | None = None,
+    ) -> str:
         if as_pg and os.geteuid() == 0:
             cmd = ["runuser", "-u", self.user, "--", *cmd]
         out = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, **(env or {})}, cwd=cwd)
         if log:
             (self.logs / log).write_text(out.stdout + out.stderr)
         if out.returncode != 0:
-            raise ServicesError(f"{step} failed (exit {out.returncode}): {(out.stderr or out.stdout).strip()[-800:]}")
+            raise ServicesError(
+                f"{step} failed (exit {out.returncode}): {(out.stderr or out.stdout).strip()[-800:]}"
+            )
         return out.stdout
 
     def _psql(self, sql: str, db: str = "postgres", as_pg: bool = True) -> str:
-        return self._run([str(PG_BIN / "psql"), "-h", "127.0.0.1", "-p", str(self.pg_port), "-U", "postgres" if as_pg else self._db_user(), "-d", db, "-tAc", sql], f"psql: {sql[:60]}", as_pg=as_pg)
+        return self._run(
+            [
+                str(PG_BIN / "psql"),
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(self.pg_port),
+                "-U",
+                "postgres" if as_pg else self._db_user(),
+                "-d",
+                db,
+                "-tAc",
+                sql,
+            ],
+            f"psql: {sql[:60]}",
+            as_pg=as_pg,
+        )
 
     # -- install -----------------------------------------------------------------------------------------------
     def install(self) -> list[str]:
         """Install what is missing; returns what was installed."""
         done = []
-        missing = [p for p in APT_PACKAGES if subprocess.run(["dpkg", "-s", p], capture_output=True).returncode != 0]
+        missing = [
+            p for p in APT_PACKAGES if subprocess.run(["dpkg", "-s", p], capture_output=True).returncode != 0
+        ]
         if missing:
             if os.geteuid() != 0:
-                raise ServicesError(f"missing Debian packages {missing}: run as root, or apt-get install them")
+                raise ServicesError(
+                    f"missing Debian packages {missing}: run as root, or apt-get install them"
+                )
             env = {"DEBIAN_FRONTEND": "noninteractive"}
             self._run(["apt-get", "update", "-qq"], "apt-get update", env=env)
             self._run(["apt-get", "install", "-y", "-qq", *missing], "apt-get install", env=env)
@@ -125,7 +159,12 @@ class Services:
 
     # -- PostgreSQL ------------------------------------------------------------------------------------------------
     def _pg_running(self) -> bool:
-        return subprocess.run([str(PG_BIN / "pg_isready"), "-q", "-h", "127.0.0.1", "-p", str(self.pg_port)]).returncode == 0
+        return (
+            subprocess.run(
+                [str(PG_BIN / "pg_isready"), "-q", "-h", "127.0.0.1", "-p", str(self.pg_port)]
+            ).returncode
+            == 0
+        )
 
     def start_postgres(self) -> None:
         import pwd
@@ -145,12 +184,44 @@ class Services:
             os.chown(d, pw.pw_uid, pw.pw_gid)
         os.chown(self.logs, pw.pw_uid, pw.pw_gid)
         if not (self.pgdata / "PG_VERSION").exists():
-            self._run([str(PG_BIN / "initdb"), "-D", str(self.pgdata), "--auth=trust", "-U", "postgres", "-E", "UTF8", "--locale=C.UTF-8"], "initdb", as_pg=True)
+            self._run(
+                [
+                    str(PG_BIN / "initdb"),
+                    "-D",
+                    str(self.pgdata),
+                    "--auth=trust",
+                    "-U",
+                    "postgres",
+                    "-E",
+                    "UTF8",
+                    "--locale=C.UTF-8",
+                ],
+                "initdb",
+                as_pg=True,
+            )
         if self._pg_running() and not (self.pgdata / "postmaster.pid").exists():
-            raise ServicesError(f"port {self.pg_port} is taken by a PostgreSQL that is not this services folder's ({self.root}): stop it or set GEOLOCATE_PG_PORT")
+            raise ServicesError(
+                f"port {self.pg_port} is taken by a PostgreSQL that is not this services folder's ({self.root}): stop it or set GEOLOCATE_PG_PORT"
+            )
         if not self._pg_running():
             opts = f"-p {self.pg_port} -c listen_addresses=127.0.0.1 -k {sock} -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c shared_buffers=256MB -c maintenance_work_mem=512MB"
-            self._run([str(PG_BIN / "pg_ctl"), "-D", str(self.pgdata), "-l", str(self.logs / "postgres.log"), "-o", opts, "-w", "-t", "60", "start"], "start PostgreSQL", as_pg=True)
+            self._run(
+                [
+                    str(PG_BIN / "pg_ctl"),
+                    "-D",
+                    str(self.pgdata),
+                    "-l",
+                    str(self.logs / "postgres.log"),
+                    "-o",
+                    opts,
+                    "-w",
+                    "-t",
+                    "60",
+                    "start",
+                ],
+                "start PostgreSQL",
+                as_pg=True,
+            )
         user = self._db_user()
         if self._psql(f"SELECT 1 FROM pg_roles WHERE rolname = '{user}'").strip() != "1":
             self._psql(f'CREATE ROLE "{user}" SUPERUSER LOGIN')
@@ -172,7 +243,11 @@ class Services:
     def _imported(self, db: str, fingerprint: str) -> bool:
         """The database exists in this cluster and holds exactly these extracts."""
         m = self._marker(db)
-        return m.exists() and m.read_text() == fingerprint and self._psql(f"SELECT 1 FROM pg_database WHERE datname = '{db}'").strip() == "1"
+        return (
+            m.exists()
+            and m.read_text() == fingerprint
+            and self._psql(f"SELECT 1 FROM pg_database WHERE datname = '{db}'").strip() == "1"
+        )
 
     def import_nominatim(self, extracts: list[Path]) -> float | None:
         """``nominatim import --offline`` of the extracts; returns seconds, or None if already done."""
@@ -187,7 +262,13 @@ class Services:
         self.stop_nominatim()  # it holds connections to the database being replaced
         self._psql(f"DROP DATABASE IF EXISTS {NOMINATIM_DB} WITH (FORCE)")
         t = time.perf_counter()
-        cmd = [shutil.which("nominatim") or "nominatim", "import", "--offline", "--threads", str(max(1, os.cpu_count() or 1))]
+        cmd = [
+            shutil.which("nominatim") or "nominatim",
+            "import",
+            "--offline",
+            "--threads",
+            str(max(1, os.cpu_count() or 1)),
+        ]
         for p in extracts:
             cmd += ["--osm-file", str(p)]
         self._run(cmd, "nominatim import", cwd=self.project, log="nominatim-import.log")
@@ -201,15 +282,38 @@ class Services:
             return None
         self._psql(f"DROP DATABASE IF EXISTS {FEATURES_DB} WITH (FORCE)")
         self._psql(f"CREATE DATABASE {FEATURES_DB}")
-        self._psql("CREATE EXTENSION IF NOT EXISTS postgis; CREATE EXTENSION IF NOT EXISTS hstore;", db=FEATURES_DB)
+        self._psql(
+            "CREATE EXTENSION IF NOT EXISTS postgis; CREATE EXTENSION IF NOT EXISTS hstore;", db=FEATURES_DB
+        )
         t = time.perf_counter()
         self._run(
-            ["osm2pgsql", "--create", "--latlong", "--hstore-all", "--multi-geometry", "--number-processes", "2",
-             "-d", FEATURES_DB, "-H", "127.0.0.1", "-P", str(self.pg_port), "-U", self._db_user(), *map(str, extracts)],
-            "osm2pgsql import", log="osm2pgsql.log",
+            [
+                "osm2pgsql",
+                "--create",
+                "--latlong",
+                "--hstore-all",
+                "--multi-geometry",
+                "--number-processes",
+                "2",
+                "-d",
+                FEATURES_DB,
+                "-H",
+                "127.0.0.1",
+                "-P",
+                str(self.pg_port),
+                "-U",
+                self._db_user(),
+                *map(str, extracts),
+            ],
+            "osm2pgsql import",
+            log="osm2pgsql.log",
         )
         for table in ("planet_osm_point", "planet_osm_line", "planet_osm_polygon"):
-            self._psql(f"CREATE INDEX IF NOT EXISTS {table}_tags ON {table} USING gin (tags); CREATE INDEX IF NOT EXISTS {table}_geog ON {table} USING gist ((way::geography)); ANALYZE {table};", db=FEATURES_DB, as_pg=False)
+            self._psql(
+                f"CREATE INDEX IF NOT EXISTS {table}_tags ON {table} USING gin (tags); CREATE INDEX IF NOT EXISTS {table}_geog ON {table} USING gist ((way::geography)); ANALYZE {table};",
+                db=FEATURES_DB,
+                as_pg=False,
+            )
         self._marker(FEATURES_DB).write_text(fp)
         return time.perf_counter() - t
 
@@ -227,24 +331,40 @@ class Services:
     def start_nominatim(self, timeout_s: float = 60.0) -> None:
         if self._nominatim_ok():
             if not self._pidfile().exists():
-                raise ServicesError(f"port {self.nominatim_port} is taken by a server that is not this services folder's: stop it or set GEOLOCATE_NOMINATIM_PORT")
+                raise ServicesError(
+                    f"port {self.nominatim_port} is taken by a server that is not this services folder's: stop it or set GEOLOCATE_NOMINATIM_PORT"
+                )
             return
         log = open(self.logs / "nominatim-serve.log", "ab")
         proc = subprocess.Popen(
-            [shutil.which("nominatim") or "nominatim", "serve", "--server", f"127.0.0.1:{self.nominatim_port}", "--engine", "falcon"],
-            cwd=self.project, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            [
+                shutil.which("nominatim") or "nominatim",
+                "serve",
+                "--server",
+                f"127.0.0.1:{self.nominatim_port}",
+                "--engine",
+                "falcon",
+            ],
+            cwd=self.project,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         self._pidfile().write_text(str(proc.pid))
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if proc.poll() is not None:
                 self._pidfile().unlink(missing_ok=True)
-                raise ServicesError(f"nominatim serve exited with {proc.returncode}; see {self.logs / 'nominatim-serve.log'}")
+                raise ServicesError(
+                    f"nominatim serve exited with {proc.returncode}; see {self.logs / 'nominatim-serve.log'}"
+                )
             if self._nominatim_ok():
                 return
             time.sleep(0.5)
         self.stop_nominatim()  # never leave a server that does not answer
-        raise ServicesError(f"nominatim serve did not answer /status within {timeout_s:.0f} s; see {self.logs / 'nominatim-serve.log'}")
+        raise ServicesError(
+            f"nominatim serve did not answer /status within {timeout_s:.0f} s; see {self.logs / 'nominatim-serve.log'}"
+        )
 
     # -- the commands ------------------------------------------------------------------------------------------------
     def up(self, extracts: list[Path], log=print) -> dict:
@@ -266,7 +386,13 @@ class Services:
         return timings
 
     def status(self) -> dict:
-        return {"postgres": self._pg_running(), "nominatim": self._nominatim_ok(), "pg_port": self.pg_port, "nominatim_url": self.nominatim_url, "root": str(self.root)}
+        return {
+            "postgres": self._pg_running(),
+            "nominatim": self._nominatim_ok(),
+            "pg_port": self.pg_port,
+            "nominatim_url": self.nominatim_url,
+            "root": str(self.root),
+        }
 
     def stop_nominatim(self) -> None:
         """Stop ``nominatim serve`` (its whole process group), by the pid ``up`` recorded."""
@@ -287,7 +413,11 @@ class Services:
         """Stop nominatim serve and PostgreSQL; raises if anything still answers."""
         self.stop_nominatim()
         if (self.pgdata / "postmaster.pid").exists():
-            self._run([str(PG_BIN / "pg_ctl"), "-D", str(self.pgdata), "-m", "fast", "-w", "stop"], "stop PostgreSQL", as_pg=True)
+            self._run(
+                [str(PG_BIN / "pg_ctl"), "-D", str(self.pgdata), "-m", "fast", "-w", "stop"],
+                "stop PostgreSQL",
+                as_pg=True,
+            )
         s = self.status()
         if s["postgres"] or s["nominatim"]:
             raise ServicesError(f"services still answer after down: {s}")

@@ -12,18 +12,22 @@ import hashlib
 from PIL import Image
 from pydantic import Field
 
-from tools.base import Tool, ToolContext, ToolInput, ToolOutput
-from tools.errors import ToolInputError
+from geolocate.tools.base import Tool, ToolContext, ToolInput, ToolOutput
+from geolocate.tools.errors import ToolInputError
 
 MIN_CROP_PX = 16
 
 
 class ZoomInput(ToolInput):
-    box: tuple[float, float, float, float] = Field(description="region (x0, y0, x1, y1) as fractions 0..1 of width and height, x0 < x1, y0 < y1")
+    box: tuple[float, float, float, float] = Field(
+        description="region (x0, y0, x1, y1) as fractions 0..1 of width and height, x0 < x1, y0 < y1"
+    )
 
 
 class ZoomOutput(ToolOutput):
-    box_px: tuple[int, int, int, int] = Field(description="crop in pixels of the original photo (left, top, right, bottom)")
+    box_px: tuple[int, int, int, int] = Field(
+        description="crop in pixels of the original photo (left, top, right, bottom)"
+    )
     width: int
     height: int
     sha256: str
@@ -46,14 +50,28 @@ class ZoomTool(Tool):
     def run(self, args: ZoomInput, ctx: ToolContext) -> ZoomOutput:
         x0, y0, x1, y1 = args.box
         if not (0 <= x0 < x1 <= 1 and 0 <= y0 < y1 <= 1):
-            raise ToolInputError(f"bad box {args.box}", hint="use fractions with 0 <= x0 < x1 <= 1 and 0 <= y0 < y1 <= 1")
+            raise ToolInputError(
+                f"bad box {args.box}", hint="use fractions with 0 <= x0 < x1 <= 1 and 0 <= y0 < y1 <= 1"
+            )
         im = ctx.image.image
         w, h = im.size
-        box = (int(x0 * w), int(y0 * h), max(int(x0 * w) + 1, round(x1 * w)), max(int(y0 * h) + 1, round(y1 * h)))
+        box = (
+            int(x0 * w),
+            int(y0 * h),
+            max(int(x0 * w) + 1, round(x1 * w)),
+            max(int(y0 * h) + 1, round(y1 * h)),
+        )
         if box[2] - box[0] < MIN_CROP_PX or box[3] - box[1] < MIN_CROP_PX:
-            raise ToolInputError(f"crop {box} is smaller than {MIN_CROP_PX} px", hint="choose a larger region")
+            raise ToolInputError(
+                f"crop {box} is smaller than {MIN_CROP_PX} px", hint="choose a larger region"
+            )
         crop = im.crop(box)
-        return ZoomOutput(box_px=box, width=crop.width, height=crop.height, sha256=hashlib.sha256(crop.tobytes()).hexdigest())
+        return ZoomOutput(
+            box_px=box,
+            width=crop.width,
+            height=crop.height,
+            sha256=hashlib.sha256(crop.tobytes()).hexdigest(),
+        )
 
     def artifact(self, output: dict, ctx: ToolContext) -> Image.Image:
         """The crop, from the original pixels (``box_px`` of the output)."""

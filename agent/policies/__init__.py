@@ -8,22 +8,27 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from agent.policies.base import Policy
-from agent.policies.heuristic import HeuristicPolicy
+from geolocate.agent.policies.base import Policy
+from geolocate.agent.policies.heuristic import HeuristicPolicy
+
 
 def _transformers(**kw) -> Policy:
-    from agent.policies.transformers_policy import TransformersPolicy
+    from geolocate.agent.policies.transformers_policy import TransformersPolicy
 
     return TransformersPolicy(**kw)
 
 
 def _openai_compatible(**kw) -> Policy:
-    from agent.policies.openai_compatible import OpenAICompatiblePolicy
+    from geolocate.agent.policies.openai_compatible import OpenAICompatiblePolicy
 
     return OpenAICompatiblePolicy(**kw)
 
 
-POLICIES: dict[str, Callable[..., Policy]] = {"heuristic": HeuristicPolicy, "transformers": _transformers, "openai_compatible": _openai_compatible}
+POLICIES: dict[str, Callable[..., Policy]] = {
+    "heuristic": HeuristicPolicy,
+    "transformers": _transformers,
+    "openai_compatible": _openai_compatible,
+}
 
 
 def make_policy(name: str, **kwargs) -> Policy:

@@ -11,7 +11,7 @@ It speaks the same action grammar to the same Episode as a VLM would, one turn a
    to the city; otherwise a dominant clue country commits continent and country and answers at its
    capital with a country-sized radius.
 5. Nothing found: an honest low-localizability answer at the no-evidence prior point (the most
-   central large city by population-weighted great-circle distance, see :mod:`tools.geonames`).
+   central large city by population-weighted great-circle distance, see :mod:`geolocate.tools.geonames`).
 
 Every decision reads only the Episode's evidence log, so the policy is stateless and resumable.
 """
@@ -24,10 +24,10 @@ from typing import Any
 
 import regex
 
-from agent.actions import Action, Answer, Backtrack, Commit, ToolCall, render_turn
-from agent.stages import LEVELS, Level
-from tools.clues import instruction_lines
-from tools.geonames import CONTINENTS, get_db, normalize_name
+from geolocate.agent.actions import Action, Answer, Backtrack, Commit, ToolCall, render_turn
+from geolocate.agent.stages import LEVELS, Level
+from geolocate.tools.clues import instruction_lines
+from geolocate.tools.geonames import CONTINENTS, get_db, normalize_name
 
 CITY_MIN_SCORE = 0.6
 """Minimum match score to commit down to the city."""
@@ -118,7 +118,10 @@ class HeuristicPolicy:
         tools = ep.tools
         plan = None
         if "exif" in tools and not self._called(ep, "exif"):
-            return render_turn("Start with the file's metadata: an EXIF GPS position would settle it.", [ToolCall(name="exif")])
+            return render_turn(
+                "Start with the file's metadata: an EXIF GPS position would settle it.",
+                [ToolCall(name="exif")],
+            )
         gps = next(((e.id, e.output) for e in self._ok(ep, "exif") if e.output.get("lat") is not None), None)
         if gps is not None:
             eid, out = gps
@@ -126,21 +129,35 @@ class HeuristicPolicy:
             if rev is None and "geocode" in tools and not self._called(ep, "geocode"):
                 return render_turn(
                     f"EXIF has a GPS position ({out['lat']:.5f}, {out['lon']:.5f}); reverse-geocode it to name the regions.",
-                    [ToolCall(name="geocode", arguments={"op": "reverse", "lat": out["lat"], "lon": out["lon"]})],
+                    [
+                        ToolCall(
+                            name="geocode", arguments={"op": "reverse", "lat": out["lat"], "lon": out["lon"]}
+                        )
+                    ],
                 )
             plan = self._plan_from_gps(eid, out, rev)
         else:
             if "ocr" in tools and not self._called(ep, "ocr"):
-                return render_turn("No GPS in the metadata. Read any text in the photo (signs, shop names, numbers).", [ToolCall(name="ocr")])
+                return render_turn(
+                    "No GPS in the metadata. Read any text in the photo (signs, shop names, numbers).",
+                    [ToolCall(name="ocr")],
+                )
             lines = self._trusted_lines(ep)
             if lines and "clues" in tools and not self._called(ep, "clues"):
-                return render_turn("Text found; extract script, language, phone, domain and currency clues.", [ToolCall(name="clues", arguments={"text": "\n".join(lines)})])
+                return render_turn(
+                    "Text found; extract script, language, phone, domain and currency clues.",
+                    [ToolCall(name="clues", arguments={"text": "\n".join(lines)})],
+                )
             if lines and "gazetteer" in tools and not self._called(ep, "gazetteer"):
                 budget = ep.state.budget.max_tool_calls - ep.state.tool_calls - 1
-                queries = place_candidates(lines, self.max_place_queries)[: max(0, min(self.max_place_queries, budget))]
+                queries = place_candidates(lines, self.max_place_queries)[
+                    : max(0, min(self.max_place_queries, budget))
+                ]
                 if queries:
                     return render_turn(
-                        "Look up the words on signs that could be place names: " + ", ".join(repr(q) for q in queries) + ".",
+                        "Look up the words on signs that could be place names: "
+                        + ", ".join(repr(q) for q in queries)
+                        + ".",
                         [ToolCall(name="gazetteer", arguments={"query": q}) for q in queries],
                     )
             plan = self._plan_from_text(ep)
@@ -168,7 +185,10 @@ class HeuristicPolicy:
             cc = r["country_code"]
             country = get_db().countries.get(cc)
             if country is not None:
-                plan["levels"] = [(Level.CONTINENT, CONTINENTS[country.continent], 0.95, ev), (Level.COUNTRY, cc, 0.95, ev)]
+                plan["levels"] = [
+                    (Level.CONTINENT, CONTINENTS[country.continent], 0.95, ev),
+                    (Level.COUNTRY, cc, 0.95, ev),
+                ]
                 if r.get("admin1"):
                     plan["levels"].append((Level.REGION, r["admin1"], 0.9, ev))
                     if r.get("city") and (r.get("distance_km") or 1e9) <= 25:
@@ -189,7 +209,10 @@ class HeuristicPolicy:
         if best is not None and best[0] >= CITY_MIN_SCORE:
             s, m, gid = best
             ev = ocr_ids + [gid] + ([clue_ev.id] if clue_ev and scores.get(m["country_code"], 0) > 0 else [])
-            levels = [(Level.CONTINENT, CONTINENTS.get(m["continent"], m["continent"]), min(0.95, s + 0.1), ev), (Level.COUNTRY, m["country_code"], min(0.95, s + 0.05), ev)]
+            levels = [
+                (Level.CONTINENT, CONTINENTS.get(m["continent"], m["continent"]), min(0.95, s + 0.1), ev),
+                (Level.COUNTRY, m["country_code"], min(0.95, s + 0.05), ev),
+            ]
             if m.get("admin1"):
                 levels.append((Level.REGION, m["admin1"], s, ev))
                 levels.append((Level.CITY, str(m["name"]), s, ev))
@@ -197,7 +220,9 @@ class HeuristicPolicy:
             return {
                 "why": f"the sign text matches {m['name']} ({m.get('admin1') or '?'}, {m['country_code']}, pop {m['population']}), score {s:.2f}",
                 "levels": levels,
-                "answer": Answer(lat=m["lat"], lon=m["lon"], radius_km=radius, localizability=round(min(0.9, s), 3)),
+                "answer": Answer(
+                    lat=m["lat"], lon=m["lon"], radius_km=radius, localizability=round(min(0.9, s), 3)
+                ),
             }
         if scores:
             cc, p = max(scores.items(), key=lambda kv: kv[1])
@@ -207,8 +232,13 @@ class HeuristicPolicy:
                 radius = round(max(50.0, math.sqrt(max(country.area_km2, 1.0) / math.pi)), 1)
                 return {
                     "why": f"text clues point to {country.name} (score {p:.2f}); no place name matched, so answer at its capital {country.capital}",
-                    "levels": [(Level.CONTINENT, CONTINENTS[country.continent], min(0.9, p), ev), (Level.COUNTRY, cc, round(p, 3), ev)],
-                    "answer": Answer(lat=country.lat, lon=country.lon, radius_km=radius, localizability=round(0.4 * p, 3)),
+                    "levels": [
+                        (Level.CONTINENT, CONTINENTS[country.continent], min(0.9, p), ev),
+                        (Level.COUNTRY, cc, round(p, 3), ev),
+                    ],
+                    "answer": Answer(
+                        lat=country.lat, lon=country.lon, radius_km=radius, localizability=round(0.4 * p, 3)
+                    ),
                 }
         lat, lon = get_db().prior_point
         return {
@@ -224,7 +254,9 @@ class HeuristicPolicy:
         clue = 1.0 if not country_scores else 0.6 + 0.8 * country_scores.get(m["country_code"], 0.0)
         words = len(query.split())
         # Short names are often OCR fragments; a short *alternate* name of a big place doubly so.
-        short = min(len(normalize_name(query)), len(normalize_name(m["matched"]))) < 6 and not _CJK.search(query)
+        short = min(len(normalize_name(query)), len(normalize_name(m["matched"]))) < 6 and not _CJK.search(
+            query
+        )
         length = 1.0 if not short else (0.85 if m["score"] >= 1.0 else 0.6)
         multi = 1.1 if words >= 2 and normalize_name(query) == normalize_name(m["matched"]) else 1.0
         s = min(1.0, m["score"] * pop_prior * clue * length * multi)
@@ -238,22 +270,40 @@ class HeuristicPolicy:
         if self._last_turn_rejected(ep):
             last = ep.state.turns[-1]
             if any(a.get("kind") == "answer" for a in last.actions):
-                deepest = next((lv for lv in reversed(LEVELS) if lv in chain and chain[lv].lat is not None), None)
+                deepest = next(
+                    (lv for lv in reversed(LEVELS) if lv in chain and chain[lv].lat is not None), None
+                )
                 if deepest is None:
                     if chain:
-                        return render_turn("The answer was rejected; clear the chain.", [Backtrack(level=Level.CONTINENT.value, reason="answer rejected")])
+                        return render_turn(
+                            "The answer was rejected; clear the chain.",
+                            [Backtrack(level=Level.CONTINENT.value, reason="answer rejected")],
+                        )
                     lat, lon = get_db().prior_point
-                    return render_turn("Answer at the prior.", [Answer(lat=lat, lon=lon, radius_km=5000.0, localizability=0.02)])
+                    return render_turn(
+                        "Answer at the prior.",
+                        [Answer(lat=lat, lon=lon, radius_km=5000.0, localizability=0.02)],
+                    )
                 c = chain[deepest]
-                return render_turn(f"The answer was rejected; answer at the committed {deepest.value} instead.", [Answer(lat=c.lat, lon=c.lon, radius_km=25.0, localizability=min(0.5, c.confidence))])
+                return render_turn(
+                    f"The answer was rejected; answer at the committed {deepest.value} instead.",
+                    [Answer(lat=c.lat, lon=c.lon, radius_km=25.0, localizability=min(0.5, c.confidence))],
+                )
             # A commit was rejected: keep what was committed and answer at its deepest level.
             plan = {**plan, "levels": [lv for lv in plan["levels"] if lv[0] in chain]}
             deepest = next((lv for lv in reversed(LEVELS) if lv in chain and chain[lv].lat is not None), None)
             if deepest is not None and deepest is not Level.CITY:
                 c = chain[deepest]
-                plan["answer"] = Answer(lat=c.lat, lon=c.lon, radius_km=200.0 if deepest is Level.REGION else 750.0, localizability=min(0.4, c.confidence))
+                plan["answer"] = Answer(
+                    lat=c.lat,
+                    lon=c.lon,
+                    radius_km=200.0 if deepest is Level.REGION else 750.0,
+                    localizability=min(0.4, c.confidence),
+                )
         todo: list[Action] = [
-            Commit(level=lv.value, value=val, confidence=round(conf, 3), evidence=ev) for lv, val, conf, ev in plan["levels"] if lv not in chain
+            Commit(level=lv.value, value=val, confidence=round(conf, 3), evidence=ev)
+            for lv, val, conf, ev in plan["levels"]
+            if lv not in chain
         ]
         if todo:
             return render_turn(f"Commit the chain from {plan['why']}.", todo)

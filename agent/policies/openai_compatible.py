@@ -1,7 +1,7 @@
 """The ``openai_compatible`` policy: any OpenAI-compatible chat-completions endpoint as the planner
 (``vllm serve Qwen/Qwen2.5-VL-7B-Instruct``, SGLang, llama.cpp server, a hosted API).
 
-Messages come from :func:`prompts.render.build_messages` (the same rendering as in-process models);
+Messages come from :func:`geolocate.prompts.render.build_messages` (the same rendering as in-process models);
 images are sent as base64 JPEG data URLs within the pixel budget. Uses the ``openai`` client for HTTP,
 time-outs and retries; a per-endpoint semaphore caps concurrent requests (parallel evaluations).
 """
@@ -13,7 +13,7 @@ import io
 import threading
 from typing import Any
 
-from prompts.render import build_messages, episode_images, image_refs
+from geolocate.prompts.render import build_messages, episode_images, image_refs
 
 _SEMAPHORES: dict[tuple[str, int], threading.BoundedSemaphore] = {}
 _SEM_LOCK = threading.Lock()
@@ -76,9 +76,18 @@ class OpenAICompatiblePolicy:
         from openai import OpenAI
 
         self.client = OpenAI(base_url=base_url, api_key=api_key, timeout=timeout_s, max_retries=max_retries)
-        self.model, self.max_tokens, self.temperature, self.top_p, self.seed, self.max_pixels = model, max_tokens, temperature, top_p, seed, max_pixels
+        self.model, self.max_tokens, self.temperature, self.top_p, self.seed, self.max_pixels = (
+            model,
+            max_tokens,
+            temperature,
+            top_p,
+            seed,
+            max_pixels,
+        )
         with _SEM_LOCK:
-            self._sem = _SEMAPHORES.setdefault((base_url, max_concurrency), threading.BoundedSemaphore(max_concurrency))
+            self._sem = _SEMAPHORES.setdefault(
+                (base_url, max_concurrency), threading.BoundedSemaphore(max_concurrency)
+            )
         self.last_stats: dict[str, Any] = {}
 
     def request(self, episode) -> dict[str, Any]:
@@ -86,7 +95,13 @@ class OpenAICompatiblePolicy:
         messages = build_messages(episode.state, episode.tools.schemas())
         images = episode_images(episode, messages, self.max_pixels)
         assert len(images) == len(image_refs(messages))
-        body: dict[str, Any] = dict(model=self.model, messages=openai_messages(messages, images), max_tokens=self.max_tokens, temperature=self.temperature, top_p=self.top_p)
+        body: dict[str, Any] = dict(
+            model=self.model,
+            messages=openai_messages(messages, images),
+            max_tokens=self.max_tokens,
+            temperature=self.temperature,
+            top_p=self.top_p,
+        )
         if self.seed is not None:
             body["seed"] = self.seed + len(episode.state.turns)
         return body

@@ -2,7 +2,7 @@
 
 Loads any Qwen2-VL / Qwen2.5-VL / Qwen3-VL checkpoint the normal way (``from_pretrained(id_or_path)``:
 a hub id such as ``Qwen/Qwen2.5-VL-7B-Instruct`` or ``globe-project/GLOBE-Qwen2.5VL-7B``, or a local
-folder), renders the episode with :func:`prompts.render.chat_text` (the same function training uses),
+folder), renders the episode with :func:`geolocate.prompts.render.chat_text` (the same function training uses),
 generates one turn, and returns its text; the Episode parses it with the shared action grammar.
 
 Without torchvision, ``AutoProcessor`` cannot build Qwen's video processor; the processor is then
@@ -11,13 +11,12 @@ assembled from the tokenizer and the PIL image processor (images only), which is
 
 from __future__ import annotations
 
+import threading
 import time
 from pathlib import Path
 from typing import Any
 
-import threading
-
-from prompts.render import build_messages, episode_images, render_prompt
+from geolocate.prompts.render import build_messages, episode_images, render_prompt
 
 DEFAULT_MAX_PIXELS = 1280 * 28 * 28
 """Pixel budget per image (Qwen2.5-VL's recommended upper bound: 1280 visual tokens of 28x28)."""
@@ -25,14 +24,22 @@ DEFAULT_MAX_PIXELS = 1280 * 28 * 28
 
 def vision_token_ids(tokenizer) -> list[int]:
     """Ids of the Qwen vision placeholder tokens, which a completion must never contain."""
-    ids = [tokenizer.convert_tokens_to_ids(t) for t in ("<|image_pad|>", "<|video_pad|>", "<|vision_start|>", "<|vision_end|>")]
+    ids = [
+        tokenizer.convert_tokens_to_ids(t)
+        for t in ("<|image_pad|>", "<|video_pad|>", "<|vision_start|>", "<|vision_end|>")
+    ]
     return [i for i in ids if i is not None and i != tokenizer.unk_token_id]
 
 
 def _processor_class(model_type: str):
     import transformers
 
-    names = {"qwen2_vl": "Qwen2VLProcessor", "qwen2_5_vl": "Qwen2_5_VLProcessor", "qwen3_vl": "Qwen3VLProcessor", "qwen3_vl_moe": "Qwen3VLProcessor"}
+    names = {
+        "qwen2_vl": "Qwen2VLProcessor",
+        "qwen2_5_vl": "Qwen2_5_VLProcessor",
+        "qwen3_vl": "Qwen3VLProcessor",
+        "qwen3_vl_moe": "Qwen3VLProcessor",
+    }
     if model_type not in names:
         raise ValueError(f"unsupported model type {model_type!r}; supported: {', '.join(sorted(names))}")
     base = getattr(transformers, names[model_type])
@@ -123,20 +130,28 @@ class TransformersPolicy:
                 raise ValueError("give a model id or path, or loaded=(model, processor)")
             loaded = load_vlm(model, dtype, device)
         self.model, self.processor = loaded
-        self.max_new_tokens, self.temperature, self.top_p, self.do_sample, self.seed = max_new_tokens, temperature, top_p, do_sample, seed
+        self.max_new_tokens, self.temperature, self.top_p, self.do_sample, self.seed = (
+            max_new_tokens,
+            temperature,
+            top_p,
+            do_sample,
+            seed,
+        )
         self.max_pixels = max_pixels
         self.generate_kwargs = dict(generate_kwargs or {})
         self.last_stats: dict[str, float] = {}
         self._lock = threading.Lock()  # one generate at a time on a shared model
 
     def prompt_text(self, episode) -> str:
-        """The prompt for the episode's next turn (:func:`prompts.render.render_prompt`)."""
+        """The prompt for the episode's next turn (:func:`geolocate.prompts.render.render_prompt`)."""
         return render_prompt(self.processor, episode.state, episode.tools.schemas())
 
     def inputs(self, episode) -> Any:
         """Processor inputs (token ids, pixel values) for the episode's next turn."""
         text = self.prompt_text(episode)
-        images = episode_images(episode, build_messages(episode.state, episode.tools.schemas()), self.max_pixels)
+        images = episode_images(
+            episode, build_messages(episode.state, episode.tools.schemas()), self.max_pixels
+        )
         return self.processor(text=[text], images=images or None, return_tensors="pt").to(self.model.device)
 
     def act(self, episode) -> str:
@@ -145,10 +160,24 @@ class TransformersPolicy:
         inputs = self.inputs(episode)
         if self.seed is not None:
             torch.manual_seed(self.seed + len(episode.state.turns))
-        sampling = dict(do_sample=self.do_sample, temperature=self.temperature, top_p=self.top_p) if self.do_sample else dict(do_sample=False)
+        sampling = (
+            dict(do_sample=self.do_sample, temperature=self.temperature, top_p=self.top_p)
+            if self.do_sample
+            else dict(do_sample=False)
+        )
         t = time.perf_counter()
         with self._lock, torch.no_grad():
-            out = self.model.generate(**inputs, max_new_tokens=self.max_new_tokens, suppress_tokens=vision_token_ids(self.processor.tokenizer), **sampling, **self.generate_kwargs)
-        new = out[0, inputs["input_ids"].shape[1]:]
-        self.last_stats = {"prompt_tokens": int(inputs["input_ids"].shape[1]), "new_tokens": int(new.shape[0]), "seconds": time.perf_counter() - t}
+            out = self.model.generate(
+                **inputs,
+                max_new_tokens=self.max_new_tokens,
+                suppress_tokens=vision_token_ids(self.processor.tokenizer),
+                **sampling,
+                **self.generate_kwargs,
+            )
+        new = out[0, inputs["input_ids"].shape[1] :]
+        self.last_stats = {
+            "prompt_tokens": int(inputs["input_ids"].shape[1]),
+            "new_tokens": int(new.shape[0]),
+            "seconds": time.perf_counter() - t,
+        }
         return self.processor.tokenizer.decode(new, skip_special_tokens=True)

@@ -2,6 +2,24 @@
 (embedded SQLite index built from an extract; the Overpass API through overpy), and the
 ``osm_search`` agent tool."""
 
-from tools.osm.query import Feature, FeatureQuery, FeatureSpec, Match, QueryLimits, QueryResult, Relation, TagFilter
+from geolocate.tools.osm.query import (
+    Feature,
+    FeatureQuery,
+    FeatureSpec,
+    Match,
+    QueryLimits,
+    QueryResult,
+    Relation,
+    TagFilter,
+)
 
-__all__ = ["Feature", "FeatureQuery", "FeatureSpec", "Match", "QueryLimits", "QueryResult", "Relation", "TagFilter"]
+__all__ = [
+    "Feature",
+    "FeatureQuery",
+    "FeatureSpec",
+    "Match",
+    "QueryLimits",
+    "QueryResult",
+    "Relation",
+    "TagFilter",
+]

@@ -19,8 +19,16 @@ import numpy as np
 import shapely
 from shapely.geometry import Point, box, mapping
 
-from tools.errors import ToolInputError
-from tools.osm.query import AroundScope, BBoxScope, Feature, FeatureQuery, Match, QueryLimits, QueryResult
+from geolocate.tools.errors import ToolInputError
+from geolocate.tools.osm.query import (
+    AroundScope,
+    BBoxScope,
+    Feature,
+    FeatureQuery,
+    Match,
+    QueryLimits,
+    QueryResult,
+)
 
 
 class ScopeTooLargeError(ToolInputError):
@@ -63,7 +71,9 @@ def geodesic_area_km2(polygon: shapely.Geometry) -> float:
 def _aeqd(lat: float, lon: float):
     from pyproj import Transformer
 
-    return Transformer.from_crs("EPSG:4326", f"+proj=aeqd +lat_0={lat} +lon_0={lon} +datum=WGS84 +units=m", always_xy=True)
+    return Transformer.from_crs(
+        "EPSG:4326", f"+proj=aeqd +lat_0={lat} +lon_0={lon} +datum=WGS84 +units=m", always_xy=True
+    )
 
 
 def projector(lat: float, lon: float):
@@ -84,12 +94,23 @@ def projector(lat: float, lon: float):
 def resolve_bbox_or_around(scope: BBoxScope | AroundScope) -> ResolvedScope:
     if isinstance(scope, BBoxScope):
         poly = box(scope.west, scope.south, scope.east, scope.north)
-        return ResolvedScope(poly, (scope.south, scope.west, scope.north, scope.east), ((scope.south + scope.north) / 2, (scope.west + scope.east) / 2), geodesic_area_km2(poly))
-    from tools.geo import bbox_around
+        return ResolvedScope(
+            poly,
+            (scope.south, scope.west, scope.north, scope.east),
+            ((scope.south + scope.north) / 2, (scope.west + scope.east) / 2),
+            geodesic_area_km2(poly),
+        )
+    from geolocate.tools.geo import bbox_around
 
     b = bbox_around(scope.lat, scope.lon, scope.radius_m / 1000.0)
     poly = box(b.west, b.south, b.east, b.north)
-    return ResolvedScope(poly, (b.south, b.west, b.north, b.east), (scope.lat, scope.lon), math.pi * (scope.radius_m / 1000.0) ** 2, scope.radius_m)
+    return ResolvedScope(
+        poly,
+        (b.south, b.west, b.north, b.east),
+        (scope.lat, scope.lon),
+        math.pi * (scope.radius_m / 1000.0) ** 2,
+        scope.radius_m,
+    )
 
 
 def check_area(scope: ResolvedScope, limits: QueryLimits) -> None:
@@ -101,7 +122,9 @@ def check_area(scope: ResolvedScope, limits: QueryLimits) -> None:
         )
 
 
-def in_scope(scope: ResolvedScope, project, geoms_m: list[shapely.Geometry], geoms: list[shapely.Geometry]) -> np.ndarray:
+def in_scope(
+    scope: ResolvedScope, project, geoms_m: list[shapely.Geometry], geoms: list[shapely.Geometry]
+) -> np.ndarray:
     """Boolean mask of geometries that intersect the scope (true metres for a radius scope)."""
     if not geoms:
         return np.zeros(0, dtype=bool)
@@ -113,7 +136,13 @@ def in_scope(scope: ResolvedScope, project, geoms_m: list[shapely.Geometry], geo
 def sort_candidates(cands: list[Candidate]) -> list[Candidate]:
     """Candidates in OSM order (nodes, ways, relations; then by id), so every backend lists matches alike."""
     order = {"n": 0, "w": 1, "r": 2}
-    return sorted(cands, key=lambda c: (order.get(c.feature.id[0], 3), int(c.feature.id[1:]) if c.feature.id[1:].isdigit() else 0))
+    return sorted(
+        cands,
+        key=lambda c: (
+            order.get(c.feature.id[0], 3),
+            int(c.feature.id[1:]) if c.feature.id[1:].isdigit() else 0,
+        ),
+    )
 
 
 PairDistances = dict[tuple[str, str], dict[tuple[int, int], float]]
@@ -121,7 +150,9 @@ PairDistances = dict[tuple[str, str], dict[tuple[int, int], float]]
 that satisfy it."""
 
 
-def pair_distances_shapely(query: FeatureQuery, candidates: dict[str, list[Candidate]], scope: ResolvedScope) -> PairDistances:
+def pair_distances_shapely(
+    query: FeatureQuery, candidates: dict[str, list[Candidate]], scope: ResolvedScope
+) -> PairDistances:
     """Relation pairs by ``shapely`` in the scope's AEQD metres (edge to edge), via an STRtree."""
     project = projector(*scope.center)
     proj = {fid: [project(c.geom) for c in cands] for fid, cands in candidates.items()}
@@ -139,7 +170,9 @@ def pair_distances_shapely(query: FeatureQuery, candidates: dict[str, list[Candi
     return out
 
 
-def join(query: FeatureQuery, candidates: dict[str, list[Candidate]], pairs: PairDistances, limit: int) -> tuple[list[Match], bool]:
+def join(
+    query: FeatureQuery, candidates: dict[str, list[Candidate]], pairs: PairDistances, limit: int
+) -> tuple[list[Match], bool]:
     """All combinations of candidates (one per feature) that satisfy every relation, given each
     relation's satisfying pairs (:data:`PairDistances`). Returns (matches, truncated)."""
     ids = [f.id for f in query.features]
@@ -163,7 +196,11 @@ def join(query: FeatureQuery, candidates: dict[str, list[Candidate]], pairs: Pai
 
     def extend(i: int, placed: dict[str, int], dists: dict[str, float]) -> bool:
         if i == len(order):
-            matches.append(Match(features={f: candidates[f][k].feature for f, k in placed.items()}, distances_m=dict(dists)))
+            matches.append(
+                Match(
+                    features={f: candidates[f][k].feature for f, k in placed.items()}, distances_m=dict(dists)
+                )
+            )
             return len(matches) > limit
         fid = order[i]
         options: dict[int, dict[str, float]] | None = None
@@ -176,7 +213,9 @@ def join(query: FeatureQuery, candidates: dict[str, list[Candidate]], pairs: Pai
             else:
                 continue
             new = {k: {key: d} for k, d in near.items()}
-            options = new if options is None else {k: {**options[k], **v} for k, v in new.items() if k in options}
+            options = (
+                new if options is None else {k: {**options[k], **v} for k, v in new.items() if k in options}
+            )
         for k in sorted(options or {}):
             if extend(i + 1, {**placed, fid: k}, {**dists, **options[k]}):
                 return True
@@ -195,7 +234,13 @@ def feature_geojson(geom: shapely.Geometry) -> dict:
 
 def representative_point(geom: shapely.Geometry) -> tuple[float, float]:
     """(lat, lon) of a point guaranteed to lie on the geometry."""
-    p = shapely.point_on_surface(geom) if geom.geom_type in ("Polygon", "MultiPolygon") else shapely.line_interpolate_point(geom, 0.5, normalized=True) if geom.geom_type in ("LineString", "MultiLineString") else geom
+    p = (
+        shapely.point_on_surface(geom)
+        if geom.geom_type in ("Polygon", "MultiPolygon")
+        else shapely.line_interpolate_point(geom, 0.5, normalized=True)
+        if geom.geom_type in ("LineString", "MultiLineString")
+        else geom
+    )
     return float(p.y), float(p.x)
 
 

@@ -20,20 +20,66 @@ from pathlib import Path
 
 import shapely
 
-from tools.errors import GeolocateError, ToolInputError
-from tools.geonames import readonly_sqlite
-from tools.osm.engine import Candidate, OsmBackend, ResolvedScope, check_area, feature_geojson, geodesic_area_km2, in_scope, join, pair_distances_shapely, projector, representative_point, resolve_bbox_or_around, sort_candidates
-from tools.osm.query import AreaScope, Feature, FeatureQuery, FeatureSpec, QueryLimits, QueryResult
+from geolocate.tools.errors import GeolocateError, ToolInputError
+from geolocate.tools.geonames import readonly_sqlite
+from geolocate.tools.osm.engine import (
+    Candidate,
+    OsmBackend,
+    ResolvedScope,
+    check_area,
+    feature_geojson,
+    geodesic_area_km2,
+    in_scope,
+    join,
+    pair_distances_shapely,
+    projector,
+    representative_point,
+    resolve_bbox_or_around,
+    sort_candidates,
+)
+from geolocate.tools.osm.query import AreaScope, Feature, FeatureQuery, FeatureSpec, QueryLimits, QueryResult
 
 INDEX_VERSION = 1
 
 # Closed ways with one of these keys are areas (OSM wiki "Area"), unless area=no.
 AREA_KEYS = {
-    "building", "landuse", "amenity", "leisure", "natural", "shop", "tourism", "place", "boundary", "man_made",
-    "water", "historic", "military", "office", "aeroway", "craft", "healthcare", "public_transport", "parking",
-    "building:part", "landcover", "area:highway", "indoor", "golf", "club",
+    "building",
+    "landuse",
+    "amenity",
+    "leisure",
+    "natural",
+    "shop",
+    "tourism",
+    "place",
+    "boundary",
+    "man_made",
+    "water",
+    "historic",
+    "military",
+    "office",
+    "aeroway",
+    "craft",
+    "healthcare",
+    "public_transport",
+    "parking",
+    "building:part",
+    "landcover",
+    "area:highway",
+    "indoor",
+    "golf",
+    "club",
 }
-LINEAR_KEYS = {"highway", "barrier", "railway", "waterway", "power", "route", "aerialway", "cable", "pipeline"}
+LINEAR_KEYS = {
+    "highway",
+    "barrier",
+    "railway",
+    "waterway",
+    "power",
+    "route",
+    "aerialway",
+    "cable",
+    "pipeline",
+}
 IGNORED_TAGS = {"created_by", "source", "note", "fixme", "FIXME"}
 
 
@@ -78,7 +124,9 @@ CREATE VIRTUAL TABLE features_rtree USING rtree(rowid, min_lon, max_lon, min_lat
 """
 
 
-def build_index(extract: str | Path, out: str | Path | None = None, progress: Callable[[int], None] | None = None) -> IndexStats:
+def build_index(
+    extract: str | Path, out: str | Path | None = None, progress: Callable[[int], None] | None = None
+) -> IndexStats:
     """Build the SQLite index of ``extract`` at ``out`` (default: next to the extract, ``.sqlite``).
 
     ``progress`` is called with the number of features stored so far (every 5,000).
@@ -154,7 +202,13 @@ def build_index(extract: str | Path, out: str | Path | None = None, progress: Ca
         con.executemany("INSERT INTO features_rtree VALUES (?,?,?,?,?)", rtree_rows)
         con.execute("CREATE INDEX feature_tags_kv ON feature_tags(key, value)")
         sha = hashlib.sha256(src.read_bytes()).hexdigest()
-        meta = {"index_version": INDEX_VERSION, "source": src.name, "source_sha256": sha, "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), **{f"n_{k}": v for k, v in counts.items()}}
+        meta = {
+            "index_version": INDEX_VERSION,
+            "source": src.name,
+            "source_sha256": sha,
+            "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            **{f"n_{k}": v for k, v in counts.items()},
+        }
         con.executemany("INSERT INTO meta VALUES (?,?)", [(k, str(v)) for k, v in meta.items()])
         con.commit()
     except OsmIndexError:
@@ -169,7 +223,14 @@ def build_index(extract: str | Path, out: str | Path | None = None, progress: Ca
     os.replace(tmp, dst)
     if progress:
         progress(sum(counts.values()))
-    return IndexStats(dst, counts["point"], counts["line"], counts["area"], time.perf_counter() - t0, src.stat().st_size / 1e6)
+    return IndexStats(
+        dst,
+        counts["point"],
+        counts["line"],
+        counts["area"],
+        time.perf_counter() - t0,
+        src.stat().st_size / 1e6,
+    )
 
 
 class LocalBackend(OsmBackend):
@@ -180,11 +241,15 @@ class LocalBackend(OsmBackend):
     def __init__(self, db_path: str | Path, limits: QueryLimits | None = None):
         self.path = Path(db_path)
         if not self.path.is_file():
-            raise OsmIndexError(f"{self.path}: no OSM index here; build one with 'geolocate osm index EXTRACT'")
+            raise OsmIndexError(
+                f"{self.path}: no OSM index here; build one with 'geolocate osm index EXTRACT'"
+            )
         self.limits = limits or QueryLimits()
         meta = dict(self.con.execute("SELECT key, value FROM meta").fetchall())
         if int(meta.get("index_version", 0)) != INDEX_VERSION:
-            raise OsmIndexError(f"{self.path}: index version {meta.get('index_version')} != {INDEX_VERSION}; rebuild it")
+            raise OsmIndexError(
+                f"{self.path}: index version {meta.get('index_version')} != {INDEX_VERSION}; rebuild it"
+            )
         self.meta = meta
 
     @property
@@ -197,7 +262,9 @@ class LocalBackend(OsmBackend):
             return resolve_bbox_or_around(s)
         conds, args = [], []
         if s.iso:
-            conds.append("(t.key IN ('ISO3166-1', 'ISO3166-1:alpha2', 'ISO3166-2') AND t.value = ? COLLATE NOCASE)")
+            conds.append(
+                "(t.key IN ('ISO3166-1', 'ISO3166-1:alpha2', 'ISO3166-2') AND t.value = ? COLLATE NOCASE)"
+            )
             args.append(s.iso)
         if s.name:
             conds.append("(t.key = 'name' AND t.value = ? COLLATE NOCASE)")
@@ -210,14 +277,24 @@ class LocalBackend(OsmBackend):
                 continue
             if s.admin_level and tags.get("admin_level") != str(s.admin_level):
                 continue
-            if s.name and s.iso and not (tags.get("name", "").lower() == s.name.lower() or s.iso.lower() in (v.lower() for v in tags.values())):
+            if (
+                s.name
+                and s.iso
+                and not (
+                    tags.get("name", "").lower() == s.name.lower()
+                    or s.iso.lower() in (v.lower() for v in tags.values())
+                )
+            ):
                 continue
             g = shapely.from_wkb(geom)
             if best is None or g.area > best.area:
                 best = g
         if best is None:
             what = " ".join(x for x in (s.name, s.iso) if x)
-            raise AreaNotFoundError(f"area {what!r} is not in the local extract {self.meta.get('source')}", hint="use a bbox or a point with a radius instead")
+            raise AreaNotFoundError(
+                f"area {what!r} is not in the local extract {self.meta.get('source')}",
+                hint="use a bbox or a point with a radius instead",
+            )
         minx, miny, maxx, maxy = best.bounds
         c = best.centroid
         return ResolvedScope(best, (miny, minx, maxy, maxx), (c.y, c.x), geodesic_area_km2(best))
@@ -226,9 +303,13 @@ class LocalBackend(OsmBackend):
         s, w, n, e = scope.bbox
         sql = "SELECT f.fid, f.kind, f.lat, f.lon, f.tags, f.geom FROM features_rtree r JOIN features f ON f.rowid = r.rowid"
         args: list = []
-        pos = next((t for t in spec.tags if t.op == "eq"), None) or next((t for t in spec.tags if t.op in ("exists", "regex", "lt", "le", "gt", "ge")), None)
+        pos = next((t for t in spec.tags if t.op == "eq"), None) or next(
+            (t for t in spec.tags if t.op in ("exists", "regex", "lt", "le", "gt", "ge")), None
+        )
         if pos is not None:
-            sql += " JOIN feature_tags t ON t.rowid = f.rowid AND t.key = ?" + (" AND t.value = ?" if pos.op == "eq" else "")
+            sql += " JOIN feature_tags t ON t.rowid = f.rowid AND t.key = ?" + (
+                " AND t.value = ?" if pos.op == "eq" else ""
+            )
             args += [pos.key] + ([pos.value] if pos.op == "eq" else [])
         sql += " WHERE r.max_lon >= ? AND r.min_lon <= ? AND r.max_lat >= ? AND r.min_lat <= ?"
         args += [w, e, s, n]
@@ -236,10 +317,17 @@ class LocalBackend(OsmBackend):
         for fid, kind, lat, lon, tags_json, geom in self.con.execute(sql, args):
             tags = json.loads(tags_json)
             if spec.matches(tags, kind):
-                out.append(Candidate(Feature(id=fid, tags=tags, lat=lat, lon=lon, kind=kind), shapely.from_wkb(geom)))
+                out.append(
+                    Candidate(Feature(id=fid, tags=tags, lat=lat, lon=lon, kind=kind), shapely.from_wkb(geom))
+                )
         if not out:
             return out
-        mask = in_scope(scope, project, [project(c.geom) for c in out] if scope.radius_m is not None else [], [c.geom for c in out])
+        mask = in_scope(
+            scope,
+            project,
+            [project(c.geom) for c in out] if scope.radius_m is not None else [],
+            [c.geom for c in out],
+        )
         return sort_candidates([c for c, keep in zip(out, mask) if keep])
 
     def query(self, q: FeatureQuery, with_geometry: bool = False) -> QueryResult:
@@ -250,7 +338,10 @@ class LocalBackend(OsmBackend):
             ToolInputError: limit over the maximum result count.
         """
         if q.limit > self.limits.max_results:
-            raise ToolInputError(f"limit {q.limit} is over the maximum of {self.limits.max_results}", hint="ask for fewer results")
+            raise ToolInputError(
+                f"limit {q.limit} is over the maximum of {self.limits.max_results}",
+                hint="ask for fewer results",
+            )
         scope = self.resolve_scope(q)
         check_area(scope, self.limits)
         project = projector(*scope.center)
@@ -261,4 +352,6 @@ class LocalBackend(OsmBackend):
             for m in matches:
                 for f in m.features.values():
                     f.geometry = feature_geojson(geoms[f.id])
-        return QueryResult(matches=matches, truncated=truncated, backend=self.name, scope_km2=round(scope.area_km2, 3))
+        return QueryResult(
+            matches=matches, truncated=truncated, backend=self.name, scope_km2=round(scope.area_km2, 3)
+        )

@@ -4,7 +4,7 @@ proximity relations with the same engine as the local backend.
 
 Overpass narrows candidates on the server (tag filters, scope, ``around`` between sets); numeric
 comparisons and relation distances are then checked exactly on the client (numbers with units are
-normalised as :func:`tools.osm.query.parse_number` does; distances are edge to edge in metres).
+normalised as :func:`geolocate.tools.osm.query.parse_number` does; distances are edge to edge in metres).
 Retries with exponential backoff on 429 and 504 (tenacity); answers are cached on disk by query text.
 """
 
@@ -18,10 +18,33 @@ from collections.abc import Callable
 import shapely
 from shapely.geometry import LineString, Point, Polygon
 
-from tools.errors import RateLimitedError, ToolInputError, ToolTimeoutError, ToolUnavailableError
-from tools.osm.engine import Candidate, OsmBackend, ResolvedScope, check_area, feature_geojson, in_scope, join, pair_distances_shapely, projector, representative_point, resolve_bbox_or_around, sort_candidates
-from tools.osm.local import AreaNotFoundError, is_area_way
-from tools.osm.query import AreaScope, AroundScope, BBoxScope, Feature, FeatureQuery, FeatureSpec, QueryLimits, QueryResult, TagFilter
+from geolocate.tools.errors import RateLimitedError, ToolInputError, ToolTimeoutError, ToolUnavailableError
+from geolocate.tools.osm.engine import (
+    Candidate,
+    OsmBackend,
+    ResolvedScope,
+    check_area,
+    feature_geojson,
+    in_scope,
+    join,
+    pair_distances_shapely,
+    projector,
+    representative_point,
+    resolve_bbox_or_around,
+    sort_candidates,
+)
+from geolocate.tools.osm.local import AreaNotFoundError, is_area_way
+from geolocate.tools.osm.query import (
+    AreaScope,
+    AroundScope,
+    BBoxScope,
+    Feature,
+    FeatureQuery,
+    FeatureSpec,
+    QueryLimits,
+    QueryResult,
+    TagFilter,
+)
 
 DEFAULT_ENDPOINT = "https://overpass-api.de/api/interpreter"
 
@@ -84,9 +107,9 @@ def compile_ql(q: FeatureQuery, timeout_s: int = 60) -> str:
             key = "ISO3166-1" if len(s.iso) == 2 else "ISO3166-2"
             sel += f"[{ql_string(key)}={ql_string(s.iso)}]"
         if s.name:
-            sel += f"[\"name\"={ql_string(s.name)}]"
+            sel += f'["name"={ql_string(s.name)}]'
         if s.admin_level:
-            sel += f"[\"admin_level\"=\"{s.admin_level}\"]"
+            sel += f'["admin_level"="{s.admin_level}"]'
         lines.append(f"area{sel}->.scope;")
         scope = "(area.scope)"
     for f in q.features:
@@ -183,7 +206,7 @@ class OverpassBackend(OsmBackend):
         if cache:
             import diskcache
 
-            from tools.geonames import cache_dir
+            from geolocate.tools.geonames import cache_dir
 
             self._cache = diskcache.Cache(str(cache_dir() / "overpass"))
 
@@ -191,19 +214,35 @@ class OverpassBackend(OsmBackend):
         import overpy
         from overpy import exception as oe
 
-        api = overpy.Overpass(url=urllib.request.Request(self.endpoint, headers={"User-Agent": self.user_agent}))
+        api = overpy.Overpass(
+            url=urllib.request.Request(self.endpoint, headers={"User-Agent": self.user_agent})
+        )
         try:
             return api.query(ql)
         except oe.OverpassTooManyRequests as e:
-            raise RateLimitedError(f"Overpass at {self.endpoint} answered 429 Too Many Requests", hint="wait, or use the local backend") from e
+            raise RateLimitedError(
+                f"Overpass at {self.endpoint} answered 429 Too Many Requests",
+                hint="wait, or use the local backend",
+            ) from e
         except oe.OverpassGatewayTimeout as e:
-            raise ToolTimeoutError(f"Overpass at {self.endpoint} answered 504 Gateway Timeout", hint="narrow the scope, or retry later") from e
+            raise ToolTimeoutError(
+                f"Overpass at {self.endpoint} answered 504 Gateway Timeout",
+                hint="narrow the scope, or retry later",
+            ) from e
         except oe.OverpassBadRequest as e:
-            raise ToolInputError(f"Overpass rejected the query (400): {'; '.join(e.msgs) or 'bad request'}", hint="check tag keys and regexes") from e
+            raise ToolInputError(
+                f"Overpass rejected the query (400): {'; '.join(e.msgs) or 'bad request'}",
+                hint="check tag keys and regexes",
+            ) from e
         except oe.OverpassUnknownHTTPStatusCode as e:
-            raise ToolUnavailableError(f"Overpass at {self.endpoint} answered HTTP {e.code}", hint="use the local backend") from e
+            raise ToolUnavailableError(
+                f"Overpass at {self.endpoint} answered HTTP {e.code}", hint="use the local backend"
+            ) from e
         except (urllib.error.URLError, OSError) as e:
-            raise ToolUnavailableError(f"cannot reach Overpass at {self.endpoint}: {e}", hint="check the endpoint or use the local backend") from e
+            raise ToolUnavailableError(
+                f"cannot reach Overpass at {self.endpoint}: {e}",
+                hint="check the endpoint or use the local backend",
+            ) from e
 
     def fetch_candidates(self, ql: str) -> list[Candidate]:
         """Run ``ql`` (cached), retrying 429/504 with exponential backoff; parse into candidates."""
@@ -230,18 +269,25 @@ class OverpassBackend(OsmBackend):
         if not isinstance(s, AreaScope):
             return resolve_bbox_or_around(s)
         if s.iso and len(s.iso) == 2:
-            from tools.geonames import get_db
+            from geolocate.tools.geonames import get_db
 
             c = get_db().countries.get(s.iso)
             if c is None:
-                raise AreaNotFoundError(f"unknown country code {s.iso!r}", hint="use an ISO 3166-1 alpha-2 code")
-            return ResolvedScope(shapely.Polygon(), (-90, -180, 90, 180), (c.lat or 0.0, c.lon or 0.0), c.area_km2)
+                raise AreaNotFoundError(
+                    f"unknown country code {s.iso!r}", hint="use an ISO 3166-1 alpha-2 code"
+                )
+            return ResolvedScope(
+                shapely.Polygon(), (-90, -180, 90, 180), (c.lat or 0.0, c.lon or 0.0), c.area_km2
+            )
         return None  # size unknown until the server answers: checked on the answer's extent
 
     def query(self, q: FeatureQuery, with_geometry: bool = False) -> QueryResult:
         """Answer ``q`` through Overpass. Raises the tool error types (see module docstring)."""
         if q.limit > self.limits.max_results:
-            raise ToolInputError(f"limit {q.limit} is over the maximum of {self.limits.max_results}", hint="ask for fewer results")
+            raise ToolInputError(
+                f"limit {q.limit} is over the maximum of {self.limits.max_results}",
+                hint="ask for fewer results",
+            )
         scope = self.resolve_scope(q)
         if scope is not None:
             check_area(scope, self.limits)
@@ -250,7 +296,12 @@ class OverpassBackend(OsmBackend):
             # The server applied the area; measure in metres around the answer's own centre.
             if cands:
                 b = shapely.GeometryCollection([c.geom for c in cands]).bounds
-                scope = ResolvedScope(shapely.box(*b), (b[1], b[0], b[3], b[2]), ((b[1] + b[3]) / 2, (b[0] + b[2]) / 2), scope.area_km2 if scope else 0.0)
+                scope = ResolvedScope(
+                    shapely.box(*b),
+                    (b[1], b[0], b[3], b[2]),
+                    ((b[1] + b[3]) / 2, (b[0] + b[2]) / 2),
+                    scope.area_km2 if scope else 0.0,
+                )
             else:
                 return QueryResult(matches=[], backend=self.name)
         project = projector(*scope.center)
@@ -258,7 +309,12 @@ class OverpassBackend(OsmBackend):
         for f in q.features:
             mine = [c for c in cands if f.matches(c.feature.tags, c.feature.kind)]
             if not isinstance(q.scope, AreaScope) and mine:
-                mask = in_scope(scope, project, [project(c.geom) for c in mine] if scope.radius_m is not None else [], [c.geom for c in mine])
+                mask = in_scope(
+                    scope,
+                    project,
+                    [project(c.geom) for c in mine] if scope.radius_m is not None else [],
+                    [c.geom for c in mine],
+                )
                 mine = [c for c, k in zip(mine, mask) if k]
             per_spec[f.id] = sort_candidates(mine)
         matches, truncated = join(q, per_spec, pair_distances_shapely(q, per_spec, scope), q.limit)
@@ -267,4 +323,9 @@ class OverpassBackend(OsmBackend):
             for m in matches:
                 for feat in m.features.values():
                     feat.geometry = feature_geojson(geoms[feat.id])
-        return QueryResult(matches=matches, truncated=truncated, backend=self.name, scope_km2=round(scope.area_km2, 3) if scope.area_km2 else None)
+        return QueryResult(
+            matches=matches,
+            truncated=truncated,
+            backend=self.name,
+            scope_km2=round(scope.area_km2, 3) if scope.area_km2 else None,
+        )

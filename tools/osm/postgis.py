@@ -16,10 +16,30 @@ import json
 
 import shapely
 
-from tools.errors import ToolInputError, ToolUnavailableError
-from tools.osm.engine import Candidate, OsmBackend, PairDistances, ResolvedScope, check_area, feature_geojson, geodesic_area_km2, join, representative_point, resolve_bbox_or_around, sort_candidates
-from tools.osm.local import AreaNotFoundError
-from tools.osm.query import AreaScope, AroundScope, Feature, FeatureQuery, FeatureSpec, QueryLimits, QueryResult
+from geolocate.tools.errors import ToolInputError, ToolUnavailableError
+from geolocate.tools.osm.engine import (
+    Candidate,
+    OsmBackend,
+    PairDistances,
+    ResolvedScope,
+    check_area,
+    feature_geojson,
+    geodesic_area_km2,
+    join,
+    representative_point,
+    resolve_bbox_or_around,
+    sort_candidates,
+)
+from geolocate.tools.osm.local import AreaNotFoundError
+from geolocate.tools.osm.query import (
+    AreaScope,
+    AroundScope,
+    Feature,
+    FeatureQuery,
+    FeatureSpec,
+    QueryLimits,
+    QueryResult,
+)
 
 TABLES = (("planet_osm_point", "point"), ("planet_osm_line", "line"), ("planet_osm_polygon", "area"))
 
@@ -39,11 +59,15 @@ class PostGISBackend(OsmBackend):
         try:
             import psycopg
         except ImportError as e:  # pragma: no cover - environment
-            raise ToolUnavailableError("the PostGIS backend needs psycopg", hint="geolocate services up installs it") from e
+            raise ToolUnavailableError(
+                "the PostGIS backend needs psycopg", hint="geolocate services up installs it"
+            ) from e
         try:
             self.con = psycopg.connect(dsn, autocommit=True)
         except psycopg.OperationalError as e:
-            raise ToolUnavailableError(f"cannot connect to PostGIS ({dsn}): {e}", hint="start it with 'geolocate services up'") from e
+            raise ToolUnavailableError(
+                f"cannot connect to PostGIS ({dsn}): {e}", hint="start it with 'geolocate services up'"
+            ) from e
         self.limits = limits or QueryLimits()
 
     # -- scope -------------------------------------------------------------------------------------------------
@@ -53,7 +77,9 @@ class PostGISBackend(OsmBackend):
             return resolve_bbox_or_around(s)
         conds, args = [], []
         if s.iso:
-            conds.append("(lower(tags->'ISO3166-1') = lower(%s) OR lower(tags->'ISO3166-1:alpha2') = lower(%s) OR lower(tags->'ISO3166-2') = lower(%s))")
+            conds.append(
+                "(lower(tags->'ISO3166-1') = lower(%s) OR lower(tags->'ISO3166-1:alpha2') = lower(%s) OR lower(tags->'ISO3166-2') = lower(%s))"
+            )
             args += [s.iso] * 3
         if s.name:
             conds.append("lower(tags->'name') = lower(%s)")
@@ -67,7 +93,10 @@ class PostGISBackend(OsmBackend):
             c = g.centroid
             return ResolvedScope(g, (miny, minx, maxy, maxx), (c.y, c.x), geodesic_area_km2(g))
         what = " ".join(x for x in (s.name, s.iso) if x)
-        raise AreaNotFoundError(f"area {what!r} is not in the PostGIS database", hint="use a bbox or a point with a radius instead")
+        raise AreaNotFoundError(
+            f"area {what!r} is not in the PostGIS database",
+            hint="use a bbox or a point with a radius instead",
+        )
 
     # -- candidates --------------------------------------------------------------------------------------------
     def _candidates(self, spec: FeatureSpec, q: FeatureQuery, scope: ResolvedScope) -> list[Candidate]:
@@ -90,7 +119,10 @@ class PostGISBackend(OsmBackend):
         for table, kind in TABLES:
             if spec.kinds is not None and kind not in spec.kinds:
                 continue
-            sql = f"SELECT osm_id, hstore_to_json(tags), ST_AsBinary(way) FROM {table} WHERE {scope_sql}" + "".join(f" AND {c}" for c in where)
+            sql = (
+                f"SELECT osm_id, hstore_to_json(tags), ST_AsBinary(way) FROM {table} WHERE {scope_sql}"
+                + "".join(f" AND {c}" for c in where)
+            )
             for osm_id, tags, wkb in self.con.execute(sql, scope_args + args).fetchall():
                 tags = tags if isinstance(tags, dict) else json.loads(tags)
                 if not spec.matches(tags, kind):
@@ -121,7 +153,10 @@ class PostGISBackend(OsmBackend):
     def query(self, q: FeatureQuery, with_geometry: bool = False) -> QueryResult:
         """Answer ``q``; raises the same errors as the local backend."""
         if q.limit > self.limits.max_results:
-            raise ToolInputError(f"limit {q.limit} is over the maximum of {self.limits.max_results}", hint="ask for fewer results")
+            raise ToolInputError(
+                f"limit {q.limit} is over the maximum of {self.limits.max_results}",
+                hint="ask for fewer results",
+            )
         scope = self.resolve_scope(q)
         check_area(scope, self.limits)
         cands = {f.id: self._candidates(f, q, scope) for f in q.features}
@@ -131,4 +166,6 @@ class PostGISBackend(OsmBackend):
             for m in matches:
                 for f in m.features.values():
                     f.geometry = feature_geojson(geoms[f.id])
-        return QueryResult(matches=matches, truncated=truncated, backend=self.name, scope_km2=round(scope.area_km2, 3))
+        return QueryResult(
+            matches=matches, truncated=truncated, backend=self.name, scope_km2=round(scope.area_km2, 3)
+        )

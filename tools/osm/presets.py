@@ -10,16 +10,20 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from tools.osm.query import FeatureSpec, TagFilter
+from geolocate.tools.osm.query import FeatureSpec, TagFilter
 
-ROAD_CLASSES = "^(motorway|trunk|primary|secondary|tertiary|unclassified|residential|service|living_street)(_link)?$"
+ROAD_CLASSES = (
+    "^(motorway|trunk|primary|secondary|tertiary|unclassified|residential|service|living_street)(_link)?$"
+)
 
 
 def _t(key: str, op: str = "eq", value=None) -> TagFilter:
     return TagFilter(key=key, op=op, value=value)
 
 
-def road(lanes: int | None = None, surface: str | None = None, oneway: bool | None = None, id: str = "road") -> FeatureSpec:
+def road(
+    lanes: int | None = None, surface: str | None = None, oneway: bool | None = None, id: str = "road"
+) -> FeatureSpec:
     """Roads (highway of a road class); ``lanes`` is a minimum; ``surface`` e.g. asphalt, gravel."""
     tags = [_t("highway", "regex", ROAD_CLASSES)]
     if lanes is not None:
@@ -44,8 +48,12 @@ def place_of_worship(religion: str | None = None, id: str = "worship") -> Featur
     return FeatureSpec(id=id, tags=tags)
 
 
-def shop(kind: str | None = None, brand: str | None = None, name: str | None = None, id: str = "shop") -> FeatureSpec:
-    tags = [_t("shop", "eq", kind) if kind else _t("shop", "exists")] + ([_t("brand", "regex", f"(?i){brand}")] if brand else [])
+def shop(
+    kind: str | None = None, brand: str | None = None, name: str | None = None, id: str = "shop"
+) -> FeatureSpec:
+    tags = [_t("shop", "eq", kind) if kind else _t("shop", "exists")] + (
+        [_t("brand", "regex", f"(?i){brand}")] if brand else []
+    )
     return FeatureSpec(id=id, tags=tags, name=name)
 
 
@@ -54,7 +62,9 @@ def amenity(kind: str, name: str | None = None, id: str = "amenity") -> FeatureS
 
 
 def railway(id: str = "railway") -> FeatureSpec:
-    return FeatureSpec(id=id, tags=[_t("railway", "regex", "^(rail|light_rail|tram|subway|narrow_gauge)$")], kinds=["line"])
+    return FeatureSpec(
+        id=id, tags=[_t("railway", "regex", "^(rail|light_rail|tram|subway|narrow_gauge)$")], kinds=["line"]
+    )
 
 
 def station(id: str = "station") -> FeatureSpec:
@@ -91,13 +101,27 @@ def park(id: str = "park") -> FeatureSpec:
 
 
 def fuel(brand: str | None = None, id: str = "fuel") -> FeatureSpec:
-    return FeatureSpec(id=id, tags=[_t("amenity", "eq", "fuel")] + ([_t("brand", "regex", f"(?i){brand}")] if brand else []))
+    return FeatureSpec(
+        id=id, tags=[_t("amenity", "eq", "fuel")] + ([_t("brand", "regex", f"(?i){brand}")] if brand else [])
+    )
 
 
 PRESETS: dict[str, Callable[..., FeatureSpec]] = {
-    "road": road, "building": building, "place_of_worship": place_of_worship, "shop": shop, "amenity": amenity,
-    "railway": railway, "station": station, "power_line": power_line, "pylon": pylon, "bridge": bridge,
-    "tunnel": tunnel, "water": water, "river": river, "park": park, "fuel": fuel,
+    "road": road,
+    "building": building,
+    "place_of_worship": place_of_worship,
+    "shop": shop,
+    "amenity": amenity,
+    "railway": railway,
+    "station": station,
+    "power_line": power_line,
+    "pylon": pylon,
+    "bridge": bridge,
+    "tunnel": tunnel,
+    "water": water,
+    "river": river,
+    "park": park,
+    "fuel": fuel,
 }
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -49,7 +49,7 @@ class TagFilter(BaseModel):
         return v
 
     @model_validator(mode="after")
-    def _value(self) -> "TagFilter":
+    def _value(self) -> TagFilter:
         if self.op in ("exists", "absent"):
             if self.value is not None:
                 raise ValueError(f"op {self.op!r} takes no value")
@@ -93,7 +93,9 @@ class TagFilter(BaseModel):
         n = parse_number(v, self.key)
         if n is None:
             return False
-        return {"lt": n < self.value, "le": n <= self.value, "gt": n > self.value, "ge": n >= self.value}[self.op]
+        return {"lt": n < self.value, "le": n <= self.value, "gt": n > self.value, "ge": n >= self.value}[
+            self.op
+        ]
 
 
 class FeatureSpec(BaseModel):
@@ -107,11 +109,13 @@ class FeatureSpec(BaseModel):
     kinds: list[Literal["point", "line", "area"]] | None = None
 
     @model_validator(mode="after")
-    def _check(self) -> "FeatureSpec":
+    def _check(self) -> FeatureSpec:
         if not self.tags and not self.name:
             raise ValueError(f"feature {self.id!r} needs at least one tag filter or a name")
         if self.tags and all(t.op in ("neq", "absent") for t in self.tags) and not self.name:
-            raise ValueError(f"feature {self.id!r} has only negative filters: add a positive one (eq, regex, exists, a comparison)")
+            raise ValueError(
+                f"feature {self.id!r} has only negative filters: add a positive one (eq, regex, exists, a comparison)"
+            )
         if self.name:
             try:
                 re.compile(self.name)
@@ -142,9 +146,11 @@ class BBoxScope(BaseModel):
     east: float = Field(ge=-180, le=180)
 
     @model_validator(mode="after")
-    def _order(self) -> "BBoxScope":
+    def _order(self) -> BBoxScope:
         if self.south >= self.north or self.west >= self.east:
-            raise ValueError("bbox needs south < north and west < east (antimeridian-crossing boxes are not supported)")
+            raise ValueError(
+                "bbox needs south < north and west < east (antimeridian-crossing boxes are not supported)"
+            )
         return self
 
 
@@ -168,13 +174,13 @@ class AreaScope(BaseModel):
     admin_level: int | None = Field(None, ge=2, le=11)
 
     @model_validator(mode="after")
-    def _any(self) -> "AreaScope":
+    def _any(self) -> AreaScope:
         if not self.name and not self.iso:
             raise ValueError("area scope needs a name or an ISO 3166 code")
         return self
 
 
-Scope = Annotated[Union[BBoxScope, AroundScope, AreaScope], Field(discriminator="kind")]
+Scope = Annotated[BBoxScope | AroundScope | AreaScope, Field(discriminator="kind")]
 
 
 class Relation(BaseModel):
@@ -206,7 +212,7 @@ class FeatureQuery(BaseModel):
     limit: int = Field(50, ge=1)
 
     @model_validator(mode="after")
-    def _graph(self) -> "FeatureQuery":
+    def _graph(self) -> FeatureQuery:
         ids = [f.id for f in self.features]
         if len(set(ids)) != len(ids):
             raise ValueError(f"feature ids must be unique, got {ids}")
@@ -228,7 +234,9 @@ class FeatureQuery(BaseModel):
                             seen.add(v)
                             frontier.append(v)
             if seen != set(ids):
-                raise ValueError(f"features {sorted(set(ids) - seen)} are not related to {ids[0]!r}: add relations or run separate queries")
+                raise ValueError(
+                    f"features {sorted(set(ids) - seen)} are not related to {ids[0]!r}: add relations or run separate queries"
+                )
         return self
 
     def spec(self, fid: str) -> FeatureSpec:

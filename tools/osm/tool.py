@@ -11,12 +11,12 @@ import functools
 import os
 from typing import TYPE_CHECKING
 
-from tools.base import Tool, ToolContext, ToolOutput
-from tools.errors import ToolUnavailableError
-from tools.osm.query import FeatureQuery, QueryResult
+from geolocate.tools.base import Tool, ToolContext, ToolOutput
+from geolocate.tools.errors import ToolUnavailableError
+from geolocate.tools.osm.query import FeatureQuery, QueryResult
 
 if TYPE_CHECKING:  # the backends import shapely and pyproj: load them only when a query runs
-    from tools.osm.engine import OsmBackend
+    from geolocate.tools.osm.engine import OsmBackend
 
 
 class OsmSearchOutput(ToolOutput):
@@ -28,20 +28,27 @@ class OsmSearchOutput(ToolOutput):
             return "no matching features: relax a tag filter, widen a distance or the scope"
         parts = []
         for m in r.matches[:8]:
-            feats = ", ".join(f"{fid} {f.tags.get('name', f.id)!r} ({f.lat:.5f}, {f.lon:.5f})" for fid, f in m.features.items())
+            feats = ", ".join(
+                f"{fid} {f.tags.get('name', f.id)!r} ({f.lat:.5f}, {f.lon:.5f})"
+                for fid, f in m.features.items()
+            )
             d = ", ".join(f"{k} {v:.0f} m" for k, v in m.distances_m.items())
             parts.append(feats + (f" [{d}]" if d else ""))
         more = f" (+{len(r.matches) - 8} more)" if len(r.matches) > 8 else ""
-        return f"{len(r.matches)}{'+' if r.truncated else ''} match(es) via {r.backend}: " + "; ".join(parts) + more
+        return (
+            f"{len(r.matches)}{'+' if r.truncated else ''} match(es) via {r.backend}: "
+            + "; ".join(parts)
+            + more
+        )
 
 
 @functools.cache
-def _env_backend(db: str | None, url: str | None) -> "OsmBackend":
+def _env_backend(db: str | None, url: str | None) -> OsmBackend:
     if db:
-        from tools.osm.local import LocalBackend
+        from geolocate.tools.osm.local import LocalBackend
 
         return LocalBackend(db)
-    from tools.osm.overpass import OverpassBackend
+    from geolocate.tools.osm.overpass import OverpassBackend
 
     return OverpassBackend(url)
 
@@ -58,7 +65,7 @@ class OsmSearchTool(Tool):
     Output = OsmSearchOutput
     timeout_s = 120.0
 
-    def __init__(self, backend: "OsmBackend | None" = None):
+    def __init__(self, backend: OsmBackend | None = None):
         self.backend = backend
 
     def run(self, args: FeatureQuery, ctx: ToolContext) -> OsmSearchOutput:
