@@ -28,6 +28,8 @@ from typing import Annotated, Any, Literal
 import regex
 from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 
+from geolocate.tools.errors import format_validation_error
+
 CONTROL_NAMES = ("commit", "backtrack")
 
 
@@ -93,7 +95,7 @@ def _first_json_object(text: str) -> Any:
 
 
 def _errors_of(e: ValidationError) -> str:
-    return "; ".join(f"{'.'.join(str(p) for p in err['loc']) or 'value'}: {err['msg']}" for err in e.errors())
+    return format_validation_error(e)
 
 
 def parse_completion(text: str) -> ParsedTurn:

@@ -47,7 +47,7 @@ from geolocate.agent.state import (
     Turn,
 )
 from geolocate.tools.base import ToolContext
-from geolocate.tools.errors import ToolError, ToolTimeoutError
+from geolocate.tools.errors import ToolError, ToolTimeoutError, format_validation_error
 from geolocate.tools.image import LoadedImage
 from geolocate.tools.registry import ToolSet
 
@@ -201,9 +201,7 @@ class Episode:
         try:
             args = tool.Input.model_validate(call.arguments)
         except ValidationError as e:
-            msg = "; ".join(
-                f"{'.'.join(str(p) for p in err['loc']) or 'arguments'}: {err['msg']}" for err in e.errors()
-            )
+            msg = format_validation_error(e, root="arguments")
             return self._record_failure(
                 eid,
                 call,

@@ -58,7 +58,7 @@ def load_csv(
     id_col: str = "id",
     lat_col: str = "latitude",
     lon_col: str = "longitude",
-    image_pattern: str = "{id}",
+    image_pattern: str = "{id}.jpg",
     name: str | None = None,
     fix_swapped: bool = False,
 ) -> Dataset:
@@ -140,6 +140,71 @@ def load_mp16_pro(csv_path: str | Path, image_dir: str | Path) -> Dataset:
 
 
 LOADERS = {"osv5m": load_osv5m, "im2gps3k": load_im2gps3k, "yfcc4k": load_yfcc4k, "mp16-pro": load_mp16_pro}
+
+LAYOUTS = ("csv", "im2gps3k", "mp16-pro", "osv5m", "yfcc4k")
+"""Built-in benchmark layouts; plug-ins add theirs under the entry-point group ``geolocate.datasets``."""
+
+
+def layouts() -> list[str]:
+    """Built-in layouts, then plug-in ones."""
+    from geolocate.tools.plugins import plugin_names
+
+    return list(LAYOUTS) + [n for n in plugin_names("geolocate.datasets") if n not in LAYOUTS]
+
+
+def load_dataset(
+    layout: str = "csv",
+    *,
+    data: str | Path | None = None,
+    labels: str | Path | None = None,
+    images: str | Path | None = None,
+    id_col: str = "id",
+    lat_col: str = "latitude",
+    lon_col: str = "longitude",
+    pattern: str = "{id}.jpg",
+    limit: int | None = None,
+) -> Dataset:
+    """The one dataset dispatch, used by evaluation, ablations and training.
+
+    ``osv5m`` reads ``data/labels.csv`` and ``data/images/``; ``csv`` reads any ``labels`` CSV with the
+    column names and the image ``pattern``; the other layouts read ``labels`` and ``images``. A plug-in
+    layout (entry-point group ``geolocate.datasets``, or ``module:attr``) is called with these keyword
+    arguments and returns a :class:`Dataset`.
+
+    Raises:
+        UnknownNameError: unknown layout; ValueError: a needed path is missing; FileNotFoundError,
+        KeyError: from the loaders.
+    """
+    from geolocate.tools.errors import UnknownNameError
+    from geolocate.tools.plugins import import_spec, is_import_spec, load_plugin
+
+    if layout == "osv5m":
+        if not data:
+            raise ValueError("--dataset osv5m needs --data DIR")
+        ds = load_osv5m(data)
+    elif layout in LAYOUTS:
+        if not (labels and images):
+            raise ValueError(f"a {layout} dataset needs --labels CSV and --images DIR")
+        if layout == "csv":
+            ds = load_csv(labels, images, id_col, lat_col, lon_col, pattern)
+        else:
+            ds = LOADERS[layout](labels, images)
+    else:
+        loader = load_plugin("geolocate.datasets", layout) or (
+            import_spec(layout, "dataset layout") if is_import_spec(layout) else None
+        )
+        if loader is None:
+            raise UnknownNameError("dataset layout", layout, layouts())
+        ds = loader(
+            data=data,
+            labels=labels,
+            images=images,
+            id_col=id_col,
+            lat_col=lat_col,
+            lon_col=lon_col,
+            pattern=pattern,
+        )
+    return ds.subset(limit)
 
 
 _ID_COLS = ("id", "IMG_ID", "img_id", "image_id")

@@ -40,13 +40,7 @@ def training_dataset(cfg: GeoGRPOConfig):
     from geolocate.evals import datasets as D
     from geolocate.policy_training.labels import build_dataset, hard_samples
 
-    if cfg.dataset == "osv5m":
-        ds = D.load_osv5m(cfg.data)
-    elif cfg.dataset == "csv":
-        ds = D.load_csv(cfg.labels, cfg.images)
-    else:
-        ds = D.LOADERS[cfg.dataset](cfg.labels, cfg.images)
-    ds = ds.subset(cfg.limit)
+    ds = D.load_dataset(cfg.dataset, data=cfg.data, labels=cfg.labels, images=cfg.images, limit=cfg.limit)
     keep = None
     if cfg.hard_reference:
         with open(cfg.hard_reference, newline="", encoding="utf-8") as f:

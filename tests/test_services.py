@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from geolocate.agent.cli import DEFAULT_SERVICE_EXTRACTS
+from geolocate.tools.cli import DEFAULT_SERVICE_EXTRACTS
 from geolocate.tools.base import ToolContext
 from geolocate.tools.geocode import GeocodeInput, GeocodeTool, NominatimGeocoder
 from geolocate.tools.image import load_image

@@ -34,7 +34,21 @@ class ToolInputError(ToolError, ValueError):
     """The arguments do not fit the tool's schema or make no sense (e.g. latitude 200)."""
 
 
-class UnknownToolError(ToolError, KeyError):
+class UnknownNameError(GeolocateError, ValueError):
+    """A name (tool, policy, dataset layout, reward, preset) that is not registered.
+
+    ``valid`` holds the names that are; the message lists them.
+
+    >>> str(UnknownNameError("policy", "oracle", ["heuristic", "transformers"]))
+    "unknown policy 'oracle'; valid: heuristic, transformers"
+    """
+
+    def __init__(self, kind: str, name: str, valid: list[str] | tuple[str, ...]):
+        self.kind, self.name, self.valid = kind, name, list(valid)
+        super().__init__(f"unknown {kind} {name!r}; valid: {', '.join(self.valid) or 'none'}")
+
+
+class UnknownToolError(ToolError, ValueError):
     """No tool of that name is registered or enabled; the message lists the valid names."""
 
 
@@ -52,3 +66,18 @@ class RateLimitedError(ToolUnavailableError):
     def __init__(self, message: str, retry_after: float | None = None, hint: str | None = None):
         super().__init__(message, hint)
         self.retry_after = retry_after
+
+
+def format_validation_error(e, root: str = "value") -> str:
+    """One line from a pydantic ``ValidationError``: ``loc.path: message; ...``.
+
+    >>> from pydantic import BaseModel
+    >>> class M(BaseModel):
+    ...     lat: float
+    >>> try:
+    ...     M.model_validate({"lat": "north"})
+    ... except Exception as e:
+    ...     print(format_validation_error(e))
+    lat: Input should be a valid number, unable to parse string as a number
+    """
+    return "; ".join(f"{'.'.join(str(p) for p in err['loc']) or root}: {err['msg']}" for err in e.errors())

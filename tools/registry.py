@@ -13,6 +13,7 @@ from typing import Any
 
 from geolocate.tools.base import Tool
 from geolocate.tools.errors import UnknownToolError
+from geolocate.tools.plugins import import_spec, is_import_spec, load_plugin, plugin_names
 
 _FACTORIES: dict[str, Callable[[], Tool]] = {}
 
@@ -23,22 +24,34 @@ def register(name: str, factory: Callable[[], Tool]) -> None:
 
 
 def available() -> list[str]:
-    """Names of all registered tools."""
+    """Names of the built-in tools, then those of installed plug-ins (entry-point group ``geolocate.tools``)."""
+    return list(_FACTORIES) + [n for n in plugin_names("geolocate.tools") if n not in _FACTORIES]
+
+
+def builtin() -> list[str]:
+    """Names of the built-in tools only (what ``all`` means in a tool mask)."""
     return list(_FACTORIES)
 
 
 def create(name: str) -> Tool:
-    """A new instance of the tool ``name``.
+    """A new instance of the tool ``name``: built in, a plug-in's, or ``module:attr`` of a Tool class.
 
     Raises:
         UnknownToolError: no such tool; the message lists the valid names.
     """
-    try:
+    if name in _FACTORIES:
         return _FACTORIES[name]()
-    except KeyError:
+    factory = load_plugin("geolocate.tools", name) or (
+        import_spec(name, "tool") if is_import_spec(name) else None
+    )
+    if factory is None:
+        raise UnknownToolError(f"unknown tool {name!r}", hint=f"valid tools: {', '.join(available())}")
+    tool = factory()
+    if not isinstance(tool, Tool):
         raise UnknownToolError(
-            f"unknown tool {name!r}", hint=f"valid tools: {', '.join(available())}"
-        ) from None
+            f"{name!r} is not a geolocate Tool", hint="a plug-in tool subclasses geolocate.tools.base.Tool"
+        )
+    return tool
 
 
 class ToolSet:
@@ -65,9 +78,9 @@ class ToolSet:
             if not part:
                 continue
             if part == "all":
-                names.extend(n for n in available() if n not in names)
+                names.extend(n for n in builtin() if n not in names)
             elif part.startswith("-"):
-                if part[1:] not in _FACTORIES:
+                if part[1:] not in available():
                     create(part[1:])  # raises with the valid names
                 names = [n for n in names if n != part[1:]]
             elif part not in names:

@@ -10,6 +10,8 @@ from collections.abc import Callable
 
 from geolocate.agent.policies.base import Policy
 from geolocate.agent.policies.heuristic import HeuristicPolicy
+from geolocate.tools.errors import UnknownNameError
+from geolocate.tools.plugins import import_spec, is_import_spec, load_plugin, plugin_names
 
 
 def _transformers(**kw) -> Policy:
@@ -31,17 +33,28 @@ POLICIES: dict[str, Callable[..., Policy]] = {
 }
 
 
+def available() -> list[str]:
+    """Built-in policy names, then those of installed plug-ins (entry-point group ``geolocate.policies``)."""
+    return sorted(POLICIES) + [n for n in plugin_names("geolocate.policies") if n not in POLICIES]
+
+
 def make_policy(name: str, **kwargs) -> Policy:
-    """Instantiate the policy ``name``.
+    """Instantiate the policy ``name``: built in, a plug-in's, or ``module:attr`` of a policy class.
 
     Raises:
-        KeyError: unknown name; the message lists the valid ones.
+        UnknownNameError: unknown name; the message lists the valid ones.
     """
-    try:
-        factory = POLICIES[name]
-    except KeyError:
-        raise KeyError(f"unknown policy {name!r}; valid policies: {', '.join(sorted(POLICIES))}") from None
-    return factory(**kwargs)
+    factory = POLICIES.get(name) or load_plugin("geolocate.policies", name)
+    if factory is None and is_import_spec(name):
+        factory = import_spec(name, "policy")
+    if factory is None:
+        raise UnknownNameError("policy", name, available())
+    policy = factory(**kwargs)
+    if not isinstance(policy, Policy):
+        raise UnknownNameError(
+            "policy", name, [f"{n} (a plug-in must have .name and .act(episode))" for n in available()]
+        )
+    return policy
 
 
-__all__ = ["POLICIES", "Policy", "make_policy"]
+__all__ = ["POLICIES", "Policy", "available", "make_policy"]

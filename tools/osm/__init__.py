@@ -13,7 +13,28 @@ from geolocate.tools.osm.query import (
     TagFilter,
 )
 
+
+def make_backend(db: str | None = None, overpass: str | None = None, limits: QueryLimits | None = None):
+    """The one OSM backend factory: the local index ``db`` if given, else the Overpass server ``overpass``.
+
+    Backends import shapely and pyproj, so they load only here, when a query will run.
+
+    Raises:
+        ValueError: neither is given.
+    """
+    if db:
+        from geolocate.tools.osm.local import LocalBackend
+
+        return LocalBackend(db, limits) if limits else LocalBackend(db)
+    if overpass:
+        from geolocate.tools.osm.overpass import OverpassBackend
+
+        return OverpassBackend(overpass, limits=limits) if limits else OverpassBackend(overpass)
+    raise ValueError("give --db INDEX (from 'geolocate osm index') or --overpass URL")
+
+
 __all__ = [
+    "make_backend",
     "Feature",
     "FeatureQuery",
     "FeatureSpec",

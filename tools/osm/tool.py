@@ -44,13 +44,9 @@ class OsmSearchOutput(ToolOutput):
 
 @functools.cache
 def _env_backend(db: str | None, url: str | None) -> OsmBackend:
-    if db:
-        from geolocate.tools.osm.local import LocalBackend
+    from geolocate.tools.osm import make_backend
 
-        return LocalBackend(db)
-    from geolocate.tools.osm.overpass import OverpassBackend
-
-    return OverpassBackend(url)
+    return make_backend(db, url)
 
 
 class OsmSearchTool(Tool):

@@ -1,0 +1,48 @@
+"""``geolocate services up|down|status``: the self-hosted Nominatim and PostGIS on loopback."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from geolocate.agent.cli_common import fail, stderr
+
+DEFAULT_SERVICE_EXTRACTS = ("andorra.osm.pbf", "liechtenstein-2013-08-03.osm.pbf", "helsinki.osm.pbf")
+"""Extracts imported by ``services up`` without arguments (from ``../shared/data/osm``)."""
+
+
+def register(sub) -> None:
+    """Add the ``services`` command to the root parser's sub-parsers."""
+    sv = sub.add_parser(
+        "services", help="self-hosted Nominatim and PostGIS on loopback (Debian): up, down, status"
+    )
+    sv.add_argument("action", choices=["up", "down", "status"])
+    sv.add_argument(
+        "extracts",
+        nargs="*",
+        help="OSM extracts to import (up); default: Andorra, Liechtenstein and Helsinki from ../shared/data/osm",
+    )
+    sv.set_defaults(run=cmd_services)
+
+
+def cmd_services(args: argparse.Namespace) -> int:
+    from geolocate.tools.services import Services, ServicesError
+
+    svc = Services.default()
+    err = stderr()
+    try:
+        if args.action == "up":
+            extracts = [Path(p) for p in args.extracts] or [
+                Path("../shared/data/osm") / f for f in DEFAULT_SERVICE_EXTRACTS
+            ]
+            t = svc.up(extracts, log=lambda m: err.print(m))
+            print(json.dumps({**svc.status(), **t}))
+        elif args.action == "down":
+            svc.down()
+            print(json.dumps(svc.status()))
+        else:
+            print(json.dumps(svc.status()))
+    except ServicesError as e:
+        return fail(e)
+    return 0
