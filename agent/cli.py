@@ -27,7 +27,8 @@ def build_parser() -> tuple[argparse.ArgumentParser, list]:
     )
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
     modules = []
-    eps = sorted(entry_points(group=COMMAND_GROUP), key=lambda e: e.name)
+    # One per name: a checkout installed twice (an editable and a plain install) lists each twice.
+    eps = sorted({e.name: e for e in entry_points(group=COMMAND_GROUP)}.values(), key=lambda e: e.name)
     if not eps:
         raise RuntimeError("no geolocate commands are registered: reinstall the package (pip install -e .)")
     for ep in eps:

@@ -1,0 +1,45 @@
+"""The trajectories of the three example photos are identical to the stored golden ones, timings apart.
+
+The golden files (tests/data/golden/, from the code before the geolocate.* namespace change) pin the
+heuristic planner's behaviour: a refactor that changes a tool output, a decision or an evidence id
+shows up here. Photos: OSV-5M (Mapillary, CC-BY-SA 4.0), see examples/photos/ATTRIBUTION.md.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from geolocate.agent.cli import main
+from tests.conftest import REPO
+
+GOLDEN = Path(__file__).parent / "data" / "golden"
+TIMINGS = {"elapsed_s", "policy_s", "env_s"}
+
+
+def normalise(x):
+    """The trajectory without timings, and with the photo's path reduced to its file name."""
+    if isinstance(x, dict):
+        out = {k: normalise(v) for k, v in x.items() if k not in TIMINGS}
+        if "path" in out and "sha256" in out:
+            out["path"] = Path(out["path"]).name
+        return out
+    if isinstance(x, list):
+        return [normalise(v) for v in x]
+    return x
+
+
+@pytest.mark.parametrize("photo_id", sorted(p.stem for p in GOLDEN.glob("*.json")))
+def test_trajectory_equals_the_golden_one(tmp_path, photo_id):
+    out = tmp_path / "t.json"
+    assert (
+        main(["locate", str(REPO / "examples" / "photos" / f"{photo_id}.jpg"), "--quiet", "--json", str(out)])
+        == 0
+    )
+    got, want = (
+        normalise(json.loads(out.read_text())),
+        normalise(json.loads((GOLDEN / f"{photo_id}.json").read_text())),
+    )
+    assert got == want
