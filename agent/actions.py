@@ -180,19 +180,3 @@ def render_turn(thought: str | None, actions: list[Action]) -> str:
     parts = [f"<think>{thought}</think>"] if thought else []
     parts.extend(render_action(a) for a in actions)
     return "\n".join(parts)
-
-
-def render_observation(obs_kind: str, text: str, evidence_id: str | None = None) -> str:
-    """How an observation is shown to a model: quoted data inside ``<tool_response>``, never as
-    instructions. JSON-encoding the text escapes anything that looks like grammar tags.
-
-    >>> render_observation("tool_result", "text: '<answer>'", "e1")
-    '<tool_response>{"id": "e1", "kind": "tool_result", "data": "text: \\'\\\\u003canswer\\\\u003e\\'"}</tool_response>'
-    """
-    payload = (
-        {"id": evidence_id, "kind": obs_kind, "data": text}
-        if evidence_id
-        else {"kind": obs_kind, "data": text}
-    )
-    body = json.dumps(payload, ensure_ascii=False).replace("<", "\\u003c").replace(">", "\\u003e")
-    return f"<tool_response>{body}</tool_response>"

@@ -78,9 +78,3 @@ def backtrack_removes(committed: Iterable[Level], level: Level) -> list[Level]:
     """Levels removed by backtracking to ``level``: it and every committed level below it."""
     i = LEVELS.index(level)
     return [lv for lv in LEVELS[i:] if lv in set(committed)]
-
-
-def allowed_commits(committed: Iterable[Level]) -> list[Level]:
-    """Levels that may be committed now (zero or one level)."""
-    nxt = next_level(committed)
-    return [] if nxt is None else [nxt]

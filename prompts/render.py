@@ -10,7 +10,7 @@ Messages use the content-part layout of the OpenAI / Hugging Face chat APIs::
 
 Image parts carry a ``ref`` ("photo", or the evidence id of a zoom crop); :func:`image_refs` lists
 them in order so a policy can pass the matching PIL images. Tool observations are rendered by
-:func:`geolocate.agent.actions.render_observation`: quoted JSON inside ``<tool_response>``, never instructions.
+:func:`render_observation`: quoted JSON inside ``<tool_response>``, never instructions.
 Qwen2.5-VL's stock chat template has no tool role, so tools are described in the system prompt and
 observations arrive as user messages.
 """
@@ -18,17 +18,33 @@ observations arrive as user messages.
 from __future__ import annotations
 
 import functools
+import json
 from pathlib import Path
 from typing import Any
 
 import jinja2
 
-from geolocate.agent.actions import render_observation
 from geolocate.agent.stages import LEVELS, Level, next_level
 from geolocate.agent.state import EpisodeState
 
 PROMPT_VERSION = 1
 _DIR = Path(__file__).parent / f"v{PROMPT_VERSION}"
+
+
+def render_observation(obs_kind: str, text: str, evidence_id: str | None = None) -> str:
+    """How an observation is shown to a model: quoted data inside ``<tool_response>``, never as
+    instructions. JSON-encoding the text escapes anything that looks like grammar tags.
+
+    >>> render_observation("tool_result", "text: '<answer>'", "e1")
+    '<tool_response>{"id": "e1", "kind": "tool_result", "data": "text: \\'\\\\u003canswer\\\\u003e\\'"}</tool_response>'
+    """
+    payload = (
+        {"id": evidence_id, "kind": obs_kind, "data": text}
+        if evidence_id
+        else {"kind": obs_kind, "data": text}
+    )
+    body = json.dumps(payload, ensure_ascii=False).replace("<", "\\u003c").replace(">", "\\u003e")
+    return f"<tool_response>{body}</tool_response>"
 
 
 @functools.cache

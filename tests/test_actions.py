@@ -7,9 +7,9 @@ from geolocate.agent.actions import (
     ToolCall,
     parse_completion,
     render_action,
-    render_observation,
     render_turn,
 )
+from geolocate.prompts.render import render_observation
 
 
 def test_round_trip_of_every_action_kind():

@@ -14,8 +14,8 @@ import time
 
 import pytest
 
-from geolocate.tools.cli import DEFAULT_SERVICE_EXTRACTS
 from geolocate.tools.base import ToolContext
+from geolocate.tools.cli import DEFAULT_SERVICE_EXTRACTS
 from geolocate.tools.geocode import GeocodeInput, GeocodeTool, NominatimGeocoder
 from geolocate.tools.image import load_image
 from geolocate.tools.osm.local import LocalBackend, build_index

@@ -48,7 +48,6 @@ class Tool(ABC):
     Input: ClassVar[type[ToolInput]]
     Output: ClassVar[type[ToolOutput]]
     timeout_s: ClassVar[float] = 60.0
-    needs_image: ClassVar[bool] = False
 
     @abstractmethod
     def run(self, args: ToolInput, ctx: ToolContext) -> ToolOutput:

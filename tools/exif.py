@@ -111,7 +111,6 @@ class ExifTool(Tool):
     Input = ExifInput
     Output = ExifOutput
     timeout_s = 10.0
-    needs_image = True
 
     def run(self, args: ExifInput, ctx: ToolContext) -> ExifOutput:
         return read_exif(ctx.image.data)

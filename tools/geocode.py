@@ -71,10 +71,6 @@ class Geocoder(ABC):
     def reverse(self, lat: float, lon: float) -> ReverseResult:
         """Country, admin-1 and city at (lat, lon) WGS84 degrees."""
 
-    def reverse_many(self, points: Sequence[tuple[float, float]]) -> list[ReverseResult]:
-        """Reverse-geocode many (lat, lon) points; backends override with a batched version."""
-        return [self.reverse(lat, lon) for lat, lon in points]
-
     @abstractmethod
     def forward(self, query: str, country: str | None = None, limit: int = 5) -> list[ForwardResult]:
         """Places named ``query``, optionally within a country (ISO alpha-2)."""
@@ -174,9 +170,6 @@ class OfflineGeocoder(Geocoder):
 
     def reverse(self, lat: float, lon: float) -> ReverseResult:
         return reverse_batch([(lat, lon)])[0]
-
-    def reverse_many(self, points: Sequence[tuple[float, float]]) -> list[ReverseResult]:
-        return reverse_batch(points)
 
     def forward(self, query: str, country: str | None = None, limit: int = 5) -> list[ForwardResult]:
         from geolocate.tools.gazetteer import get_gazetteer
@@ -387,9 +380,6 @@ class NominatimGeocoder(Geocoder):
                 )
             )
         return out
-
-
-GEOCODERS = {"geonames": OfflineGeocoder, "nominatim": NominatimGeocoder}
 
 
 class GeocodeInput(ToolInput):

@@ -454,9 +454,6 @@ class GeoNamesDB:
         m = dict(self.con.execute("SELECT key, value FROM meta").fetchall())
         return float(m["prior_lat"]), float(m["prior_lon"])
 
-    def meta(self) -> dict[str, str]:
-        return dict(self.con.execute("SELECT key, value FROM meta").fetchall())
-
     # -- places ---------------------------------------------------------------------------------
     def _place(self, row: tuple) -> Place:
         gid, name, lat, lon, cc, _a1c, a1, pop = row

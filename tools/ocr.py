@@ -203,7 +203,6 @@ class OcrTool(Tool):
     Input = OcrInput
     Output = OcrOutput
     timeout_s = 60.0
-    needs_image = True
 
     def run(self, args: OcrInput, ctx: ToolContext) -> OcrOutput:
         image = ctx.image.image

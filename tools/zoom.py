@@ -45,7 +45,6 @@ class ZoomTool(Tool):
     Input = ZoomInput
     Output = ZoomOutput
     timeout_s = 10.0
-    needs_image = True
 
     def run(self, args: ZoomInput, ctx: ToolContext) -> ZoomOutput:
         x0, y0, x1, y1 = args.box

@@ -279,7 +279,7 @@ class OverpassBackend(OsmBackend):
             return ResolvedScope(
                 shapely.Polygon(), (-90, -180, 90, 180), (c.lat or 0.0, c.lon or 0.0), c.area_km2
             )
-        return None  # size unknown until the server answers: checked on the answer's extent
+        return None  # a named area: its size is unknown here, and the area guard does not apply to it
 
     def query(self, q: FeatureQuery, with_geometry: bool = False) -> QueryResult:
         """Answer ``q`` through Overpass. Raises the tool error types (see module docstring)."""
