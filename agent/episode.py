@@ -51,7 +51,30 @@ from geolocate.tools.errors import ToolError, ToolTimeoutError, format_validatio
 from geolocate.tools.image import LoadedImage
 from geolocate.tools.registry import ToolSet
 
-_EXECUTOR = cf.ThreadPoolExecutor(max_workers=4, thread_name_prefix="geolocate-tool")
+
+def run_with_timeout(fn, args: tuple, timeout_s: float):
+    """``fn(*args)`` in a daemon thread of its own; its result, or its exception re-raised.
+
+    A call still running after ``timeout_s`` seconds raises ``concurrent.futures.TimeoutError`` and is
+    abandoned: it holds no pool slot (later calls start at once) and, being a daemon thread, does not
+    keep the process alive at exit. Python cannot kill a thread, so the clients the tools use carry
+    their own time-outs too.
+    """
+    import threading
+
+    future: cf.Future = cf.Future()
+
+    def target():
+        if not future.set_running_or_notify_cancel():
+            return
+        try:
+            future.set_result(fn(*args))
+        except BaseException as e:  # noqa: BLE001 - handed to the caller
+            future.set_exception(e)
+
+    threading.Thread(target=target, name="geolocate-tool", daemon=True).start()
+    return future.result(timeout=timeout_s)
+
 
 FALLBACK_RADIUS_KM = {Level.CITY: 25.0, Level.REGION: 200.0, Level.COUNTRY: 750.0, Level.CONTINENT: 2500.0}
 """Radius of a budget-exhausted fallback answer placed at the deepest committed level (acc@ thresholds)."""
@@ -188,7 +211,7 @@ class Episode:
         b = self.state.budget
         if self.state.tool_calls >= b.max_tool_calls:
             return Observation(
-                kind="illegal",
+                kind="over_budget",
                 text=f"tool-call budget of {b.max_tool_calls} is spent: commit levels or answer now",
             )
         try:
@@ -209,12 +232,21 @@ class Episode:
                 t,
                 turn,
             )
+        arguments = args.model_dump(mode="json", exclude_defaults=True)
+        same = next(
+            (e for e in self.state.evidence if e.ok and e.tool == call.name and e.arguments == arguments),
+            None,
+        )
+        if same is not None:
+            return Observation(
+                kind="repeated_call",
+                text=f"{call.name} was already called with these arguments: its result is {same.id} ({same.summary})",
+                evidence_id=same.id,
+            )
         timeout = float(self.options.get("tool_timeout_s", tool.timeout_s))
-        future = _EXECUTOR.submit(tool.run, args, self.ctx)
         try:
-            out = future.result(timeout=timeout)
+            out = run_with_timeout(tool.run, (args, self.ctx), timeout)
         except cf.TimeoutError:
-            future.cancel()
             err = ToolTimeoutError(
                 f"{call.name} timed out after {timeout:g} s",
                 hint="retry with a smaller request, or use other tools",
@@ -229,15 +261,16 @@ class Episode:
         ev = Evidence(
             id=eid,
             tool=call.name,
-            arguments=args.model_dump(mode="json", exclude_defaults=True),
+            arguments=arguments,
             ok=True,
             output=out.model_dump(mode="json"),
             summary=out.summary(),
             elapsed_s=round(time.perf_counter() - t, 4),
             turn=turn,
         )
+        ev._typed = out
         self.state.evidence.append(ev)
-        for ln in ev.output.get("untrusted_lines") or []:
+        for ln in getattr(out, "untrusted_lines", None) or []:
             msg = f"text in the photo reads like an instruction to the agent and was treated as data: {ln!r}"
             if msg not in self.state.warnings:
                 self.state.warnings.append(msg)

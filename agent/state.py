@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, PrivateAttr
 
 from geolocate.agent.stages import LEVELS, Level
 
@@ -61,10 +61,35 @@ class Evidence(BaseModel):
     summary: str
     elapsed_s: float
     turn: int
+    _typed: Any = PrivateAttr(None)
+
+    def typed(self):
+        """The result as the tool's own output model (``OcrOutput``, ``GazetteerOutput``...); None
+        for a failed call or a tool that is not installed here."""
+        if not self.ok or self.output is None:
+            return None
+        if self._typed is None:
+            from geolocate.tools.errors import ToolError
+            from geolocate.tools.registry import output_model
+
+            try:
+                self._typed = output_model(self.tool).model_validate(self.output)
+            except ToolError:
+                return None
+        return self._typed
 
 
 ObservationKind = Literal[
-    "tool_result", "tool_error", "committed", "backtracked", "illegal", "parse_error", "budget", "final"
+    "over_budget",
+    "repeated_call",
+    "tool_result",
+    "tool_error",
+    "committed",
+    "backtracked",
+    "illegal",
+    "parse_error",
+    "budget",
+    "final",
 ]
 
 

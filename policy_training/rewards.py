@@ -16,9 +16,11 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
+from geolocate.agent.state import Evidence
 from geolocate.tools.geo import haversine_km
 from geolocate.tools.geonames import normalize_name
 
@@ -144,17 +146,18 @@ def committed_levels(traj: dict) -> dict[str, str]:
 
 
 def evidence_texts(traj: dict) -> list[str]:
+    """Text the trajectory's successful tool results hold (OCR lines, gazetteer and geocoder names),
+    read through each tool's output model."""
     texts = []
-    for e in traj.get("evidence", []):
-        if not e.get("ok"):
+    for raw in traj.get("evidence", []):
+        out = Evidence.model_validate(raw).typed()
+        if out is None:
             continue
-        out = e.get("output") or {}
-        texts += [ln.get("text", "") for ln in out.get("lines", [])]
-        texts += [f"{m.get('name', '')} {m.get('matched', '')}" for m in out.get("matches", [])]
-        if out.get("reverse"):
-            r = out["reverse"]
-            texts.append(f"{r.get('city', '')} {r.get('admin1', '')} {r.get('country', '')}")
-        texts += [f"{f.get('name', '')} {f.get('admin1', '')}" for f in out.get("forward", [])]
+        texts += [ln.text for ln in getattr(out, "lines", [])]
+        texts += [f"{m.name} {m.matched}" for m in getattr(out, "matches", [])]
+        if (r := getattr(out, "reverse", None)) is not None:
+            texts.append(f"{r.city} {r.admin1 or ''} {r.country}")
+        texts += [f"{f.name} {f.admin1 or ''}" for f in getattr(out, "forward", [])]
     return texts
 
 
@@ -238,18 +241,9 @@ def tool_use(prompts, completions, trajectory, **kwargs) -> list[float | None]:
     for t in trajectory:
         tr = _traj(t)
         ev = tr.get("evidence", [])
-        seen, repeated = set(), 0
-        for e in ev:
-            key = (e["tool"], json.dumps(e.get("arguments", {}), sort_keys=True))
-            repeated += key in seen
-            seen.add(key)
-        over = sum(
-            1
-            for turn in tr.get("turns", [])
-            for o in turn["observations"]
-            if o["kind"] == "illegal" and "budget" in o["text"]
-        )
-        out.append(tool_use_reward(len(ev), sum(not e["ok"] for e in ev), repeated, over))
+        kinds = Counter(o["kind"] for turn in tr.get("turns", []) for o in turn["observations"])
+        n_failed = sum(not e["ok"] for e in ev)
+        out.append(tool_use_reward(len(ev), n_failed, kinds["repeated_call"], kinds["over_budget"]))
     return out
 
 

@@ -220,7 +220,40 @@ def test_tool_call_budget(image):
             ToolCall(name="gazetteer", arguments={"query": "Bergen"}),
         )
     )
-    assert kinds(obs) == ["tool_result", "illegal"] and "tool-call budget of 1 is spent" in obs[1].text
+    assert kinds(obs) == ["tool_result", "over_budget"] and "tool-call budget of 1 is spent" in obs[1].text
+
+
+def test_a_repeated_call_is_not_run_again_and_points_to_the_earlier_result(image):
+    ep = new_episode(image)
+    q = ToolCall(name="gazetteer", arguments={"query": "Vaduz"})
+    ep.step(turn(q))
+    obs = ep.step(turn(q))
+    assert kinds(obs) == ["repeated_call"] and obs[0].evidence_id == "e1" and len(ep.state.evidence) == 1
+
+
+def test_tool_outputs_are_typed_models_also_after_a_round_trip(image):
+    from geolocate.agent.state import EpisodeState
+    from geolocate.tools.gazetteer import GazetteerOutput
+
+    ep = new_episode(image)
+    ep.step(turn(ToolCall(name="gazetteer", arguments={"query": "Vaduz"})))
+    out = ep.state.evidence[0].typed()
+    assert isinstance(out, GazetteerOutput) and out.matches[0].country_code == "LI"
+    again = EpisodeState.model_validate(ep.state.dump()).evidence[0].typed()
+    assert isinstance(again, GazetteerOutput) and again == out
+
+
+def test_hung_tool_calls_do_not_starve_later_ones(image):
+    """Five calls that hang (each past its 0.2 s time-out) then a quick one: each hung call ends at its
+    own time-out, and the quick call still runs at once (no shared pool left full of hung threads)."""
+    ep = Episode(image, ToolSet([SlowTool(), create("gazetteer")]), budget=Budget(max_turns=10, max_tool_calls=10))
+    t0 = time.perf_counter()
+    for i in range(5):
+        obs = ep.step(turn(ToolCall(name="slow", arguments={"seconds": 30 + i})))
+        assert kinds(obs) == ["tool_error"] and "timed out after 0.2 s" in obs[0].text
+    assert time.perf_counter() - t0 < 5 * 0.2 + 2.0
+    obs = ep.step(turn(ToolCall(name="gazetteer", arguments={"query": "Vaduz"})))
+    assert kinds(obs) == ["tool_result"]
 
 
 class Scripted:

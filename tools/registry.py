@@ -8,10 +8,11 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from geolocate.tools.base import Tool
+from geolocate.tools.base import Tool, ToolOutput
 from geolocate.tools.errors import UnknownToolError
 from geolocate.tools.plugins import import_spec, is_import_spec, load_plugin, plugin_names
 
@@ -52,6 +53,16 @@ def create(name: str) -> Tool:
             f"{name!r} is not a geolocate Tool", hint="a plug-in tool subclasses geolocate.tools.base.Tool"
         )
     return tool
+
+
+@functools.cache
+def output_model(name: str) -> type[ToolOutput]:
+    """The pydantic output model of the tool ``name`` (to read a stored result as typed fields).
+
+    Raises:
+        UnknownToolError: no such tool.
+    """
+    return create(name).Output
 
 
 class ToolSet:

@@ -122,18 +122,14 @@ class HeuristicPolicy:
                 "Start with the file's metadata: an EXIF GPS position would settle it.",
                 [ToolCall(name="exif")],
             )
-        gps = next(((e.id, e.output) for e in self._ok(ep, "exif") if e.output.get("lat") is not None), None)
+        gps = next(((e.id, e.typed()) for e in self._ok(ep, "exif") if e.typed().lat is not None), None)
         if gps is not None:
             eid, out = gps
             rev = next((e for e in self._ok(ep, "geocode") if e.arguments.get("op") == "reverse"), None)
             if rev is None and "geocode" in tools and not self._called(ep, "geocode"):
                 return render_turn(
-                    f"EXIF has a GPS position ({out['lat']:.5f}, {out['lon']:.5f}); reverse-geocode it to name the regions.",
-                    [
-                        ToolCall(
-                            name="geocode", arguments={"op": "reverse", "lat": out["lat"], "lon": out["lon"]}
-                        )
-                    ],
+                    f"EXIF has a GPS position ({out.lat:.5f}, {out.lon:.5f}); reverse-geocode it to name the regions.",
+                    [ToolCall(name="geocode", arguments={"op": "reverse", "lat": out.lat, "lon": out.lon})],
                 )
             plan = self._plan_from_gps(eid, out, rev)
         else:
@@ -166,62 +162,62 @@ class HeuristicPolicy:
     def _trusted_lines(self, ep) -> list[str]:
         lines: list[str] = []
         for e in self._ok(ep, "ocr"):
-            lines.extend(ln["text"] for ln in e.output.get("lines", []))
+            lines.extend(ln.text for ln in e.typed().lines)
         bad = set(instruction_lines("\n".join(lines)))
         for e in self._ok(ep, "ocr") + self._ok(ep, "clues"):
-            bad.update(e.output.get("untrusted_lines", []))
+            bad.update(e.typed().untrusted_lines)
         return [ln for ln in lines if ln.strip() and ln.strip() not in bad]
 
     # -- plans: target chain + answer ----------------------------------------------------------------
-    def _plan_from_gps(self, eid: str, out: dict, rev) -> dict[str, Any]:
+    def _plan_from_gps(self, eid: str, out, rev) -> dict[str, Any]:
         plan: dict[str, Any] = {
-            "why": f"EXIF GPS ({out['lat']:.5f}, {out['lon']:.5f})",
-            "answer": Answer(lat=out["lat"], lon=out["lon"], radius_km=0.05, localizability=0.95),
+            "why": f"EXIF GPS ({out.lat:.5f}, {out.lon:.5f})",
+            "answer": Answer(lat=out.lat, lon=out.lon, radius_km=0.05, localizability=0.95),
             "levels": [],
         }
         if rev is not None:
-            r = rev.output["reverse"]
+            r = rev.typed().reverse
             ev = [eid, rev.id]
-            cc = r["country_code"]
+            cc = r.country_code
             country = get_db().countries.get(cc)
             if country is not None:
                 plan["levels"] = [
                     (Level.CONTINENT, CONTINENTS[country.continent], 0.95, ev),
                     (Level.COUNTRY, cc, 0.95, ev),
                 ]
-                if r.get("admin1"):
-                    plan["levels"].append((Level.REGION, r["admin1"], 0.9, ev))
-                    if r.get("city") and (r.get("distance_km") or 1e9) <= 25:
-                        plan["levels"].append((Level.CITY, r["city"], 0.9, ev))
+                if r.admin1:
+                    plan["levels"].append((Level.REGION, r.admin1, 0.9, ev))
+                    if r.city and (r.distance_km or 1e9) <= 25:
+                        plan["levels"].append((Level.CITY, r.city, 0.9, ev))
         return plan
 
     def _plan_from_text(self, ep) -> dict[str, Any]:
         clue_ev = next(iter(self._ok(ep, "clues")), None)
-        scores: dict[str, float] = clue_ev.output.get("country_scores", {}) if clue_ev else {}
+        scores: dict[str, float] = clue_ev.typed().country_scores if clue_ev else {}
         ocr_ids = [e.id for e in self._ok(ep, "ocr")]
         best = None
         for e in self._ok(ep, "gazetteer"):
             q = e.arguments.get("query", "")
-            for m in e.output.get("matches", []):
+            for m in e.typed().matches:
                 s = self._score_match(q, m, scores)
                 if best is None or s > best[0]:
                     best = (s, m, e.id)
         if best is not None and best[0] >= CITY_MIN_SCORE:
             s, m, gid = best
-            ev = ocr_ids + [gid] + ([clue_ev.id] if clue_ev and scores.get(m["country_code"], 0) > 0 else [])
+            ev = ocr_ids + [gid] + ([clue_ev.id] if clue_ev and scores.get(m.country_code, 0) > 0 else [])
             levels = [
-                (Level.CONTINENT, CONTINENTS.get(m["continent"], m["continent"]), min(0.95, s + 0.1), ev),
-                (Level.COUNTRY, m["country_code"], min(0.95, s + 0.05), ev),
+                (Level.CONTINENT, CONTINENTS.get(m.continent, m.continent), min(0.95, s + 0.1), ev),
+                (Level.COUNTRY, m.country_code, min(0.95, s + 0.05), ev),
             ]
-            if m.get("admin1"):
-                levels.append((Level.REGION, m["admin1"], s, ev))
-                levels.append((Level.CITY, str(m["name"]), s, ev))
-            radius = round(5.0 + 2.0 * math.log10(max(m["population"], 10)), 1)
+            if m.admin1:
+                levels.append((Level.REGION, m.admin1, s, ev))
+                levels.append((Level.CITY, str(m.name), s, ev))
+            radius = round(5.0 + 2.0 * math.log10(max(m.population, 10)), 1)
             return {
-                "why": f"the sign text matches {m['name']} ({m.get('admin1') or '?'}, {m['country_code']}, pop {m['population']}), score {s:.2f}",
+                "why": f"the sign text matches {m.name} ({m.admin1 or '?'}, {m.country_code}, pop {m.population}), score {s:.2f}",
                 "levels": levels,
                 "answer": Answer(
-                    lat=m["lat"], lon=m["lon"], radius_km=radius, localizability=round(min(0.9, s), 3)
+                    lat=m.lat, lon=m.lon, radius_km=radius, localizability=round(min(0.9, s), 3)
                 ),
             }
         if scores:
@@ -248,21 +244,20 @@ class HeuristicPolicy:
         }
 
     @staticmethod
-    def _score_match(query: str, m: dict, country_scores: dict[str, float]) -> float:
-        pop = int(m.get("population") or 0)
+    def _score_match(query: str, m, country_scores: dict[str, float]) -> float:
+        """Score of a gazetteer match (:class:`~geolocate.tools.gazetteer.PlaceMatch`) for ``query``."""
+        pop = int(m.population or 0)
         pop_prior = 0.55 + 0.45 * min(1.0, math.log10(pop + 1) / 6.5)
-        clue = 1.0 if not country_scores else 0.6 + 0.8 * country_scores.get(m["country_code"], 0.0)
+        clue = 1.0 if not country_scores else 0.6 + 0.8 * country_scores.get(m.country_code, 0.0)
         words = len(query.split())
         # Short names are often OCR fragments; a short *alternate* name of a big place doubly so.
-        short = min(len(normalize_name(query)), len(normalize_name(m["matched"]))) < 6 and not _CJK.search(
-            query
-        )
-        length = 1.0 if not short else (0.85 if m["score"] >= 1.0 else 0.6)
-        multi = 1.1 if words >= 2 and normalize_name(query) == normalize_name(m["matched"]) else 1.0
-        s = min(1.0, m["score"] * pop_prior * clue * length * multi)
+        short = min(len(normalize_name(query)), len(normalize_name(m.matched))) < 6 and not _CJK.search(query)
+        length = 1.0 if not short else (0.85 if m.score >= 1.0 else 0.6)
+        multi = 1.1 if words >= 2 and normalize_name(query) == normalize_name(m.matched) else 1.0
+        s = min(1.0, m.score * pop_prior * clue * length * multi)
         if s < CITY_MIN_SCORE:  # cannot pass anyway: skip the word-frequency look-up
             return s
-        return s * commonness_factor(m["matched"], pop, m["country_code"])
+        return s * commonness_factor(m.matched, pop, m.country_code)
 
     def _execute(self, ep, plan: dict[str, Any]) -> str:
         """Commit the plan's remaining levels in one turn, then answer; fall back when rejected."""
