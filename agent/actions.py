@@ -4,7 +4,8 @@ A policy turn is text::
 
     <think>free reasoning</think>
     <tool_call>{"name": "ocr", "arguments": {}}</tool_call>
-    <tool_call>{"name": "commit", "arguments": {"level": "country", "value": "NO", "confidence": 0.8, "evidence": ["e2"]}}</tool_call>
+    <tool_call>{"name": "commit", "arguments": {"level": "country", "value": "NO", "confidence": 0.8,
+    "evidence": ["e2"]}}</tool_call>
 
 or::
 
@@ -67,7 +68,8 @@ Action = Annotated[ToolCall | Commit | Backtrack | Answer, Field(discriminator="
 _ACTION = TypeAdapter(Action)
 
 FORMAT_HELP = (
-    'Expected: <think>...</think> then one or more <tool_call>{"name": ..., "arguments": {...}}</tool_call> '
+    'Expected: <think>...</think> then one or more <tool_call>{"name": ..., "arguments": '
+    "{...}}</tool_call> "
     'blocks (tools, or "commit"/"backtrack"), or one <answer>{"lat": ..., "lon": ..., "radius_km": ..., '
     '"localizability": ...}</answer>.'
 )
@@ -101,7 +103,10 @@ def _errors_of(e: ValidationError) -> str:
 def parse_completion(text: str) -> ParsedTurn:
     """Parse a policy's completion into actions. Never raises.
 
-    >>> p = parse_completion('<think>sign says Vaduz</think><tool_call>{"name": "gazetteer", "arguments": {"query": "Vaduz"}}</tool_call>')
+    >>> p = parse_completion(
+    ...     '<think>sign says Vaduz</think>'
+    ...     '<tool_call>{"name": "gazetteer", "arguments": {"query": "Vaduz"}}</tool_call>'
+    ... )
     >>> p.thought, p.actions[0].name, p.errors
     ('sign says Vaduz', 'gazetteer', [])
     >>> parse_completion("I think it is Paris").errors[0][:22]

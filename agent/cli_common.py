@@ -109,7 +109,8 @@ def add_policy_args(p: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--model",
         metavar="ID_OR_PATH",
-        help="a Qwen2-VL/Qwen2.5-VL/Qwen3-VL checkpoint: hub id or local folder (with --server: the served model name)",
+        help="a Qwen2-VL/Qwen2.5-VL/Qwen3-VL checkpoint: hub id or local folder (with --server: the "
+        "served model name)",
     )
     g.add_argument(
         "--server", metavar="URL", help="an OpenAI-compatible endpoint, e.g. http://localhost:8000/v1"

@@ -43,7 +43,8 @@ def register(sub) -> None:
     loc.add_argument(
         "--json",
         metavar="OUT",
-        help=f"write the full trajectory as JSON ({TRAJECTORY_SCHEMA}) to OUT; with several photos OUT is a folder "
+        help=f"write the full trajectory as JSON ({TRAJECTORY_SCHEMA}) to OUT; with several photos OUT "
+        "is a folder "
         "of <photo>.json; '-' writes to stdout (JSON Lines with several photos)",
     )
     loc.add_argument(
@@ -66,7 +67,8 @@ def register(sub) -> None:
     loc.add_argument(
         "--nominatim",
         metavar="HOST[:PORT]",
-        help="use this Nominatim server for the geocode tool instead of offline GeoNames (e.g. localhost:8088)",
+        help="use this Nominatim server for the geocode tool instead of offline GeoNames (e.g. "
+        "localhost:8088)",
     )
     loc.add_argument("--nominatim-scheme", default="https", choices=["http", "https"])
     loc.add_argument(

@@ -2,7 +2,8 @@
 
 One image, the Chain-of-Region state, the evidence log and the budgets. It accepts a policy's
 completion text, parses it with the one action grammar (:mod:`geolocate.agent.actions`), checks each action
-against the state machine (:mod:`geolocate.agent.stages`) and the geography (:mod:`geolocate.agent.geography`), runs
+against the state machine (:mod:`geolocate.agent.stages`) and the geography
+(:mod:`geolocate.agent.geography`), runs
 tools, and returns observations. Illegal actions, malformed output, tool failures and timeouts are
 observations, never exceptions.
 """
@@ -228,7 +229,8 @@ class Episode:
             return self._record_failure(
                 eid,
                 call,
-                f"bad arguments for {call.name}: {msg}. Schema: {tool.Input.model_json_schema().get('properties', {})}",
+                f"bad arguments for {call.name}: {msg}. Schema: "
+                f"{tool.Input.model_json_schema().get('properties', {})}",
                 t,
                 turn,
             )
@@ -240,7 +242,8 @@ class Episode:
         if same is not None:
             return Observation(
                 kind="repeated_call",
-                text=f"{call.name} was already called with these arguments: its result is {same.id} ({same.summary})",
+                text=f"{call.name} was already called with these arguments: its result is {same.id} "
+                f"({same.summary})",
                 evidence_id=same.id,
             )
         timeout = float(self.options.get("tool_timeout_s", tool.timeout_s))
@@ -316,7 +319,8 @@ class Episode:
         if bad:
             return Observation(
                 kind="illegal",
-                text=f"unknown or failed evidence id(s) {bad}; cite successful tool results ({', '.join(sorted(known, key=lambda x: int(x[1:]))) or 'none yet'}) or 'image'",
+                text=f"unknown or failed evidence id(s) {bad}; cite successful tool results "
+                f"({', '.join(sorted(known, key=lambda x: int(x[1:]))) or 'none yet'}) or 'image'",
             )
         try:
             r = self._resolve(level, c.value)
@@ -336,7 +340,8 @@ class Episode:
         nxt = next_level(self.state.committed_levels())
         return Observation(
             kind="committed",
-            text=f"committed {level.value} = {r.value} (confidence {c.confidence:.2f}); next: {nxt.value if nxt else 'answer'}",
+            text=f"committed {level.value} = {r.value} (confidence {c.confidence:.2f}); next: "
+            f"{nxt.value if nxt else 'answer'}",
         )
 
     def _resolve(self, level: Level, value: str) -> Resolved:
@@ -395,7 +400,8 @@ class Episode:
         self.state.status = "answered"
         return Observation(
             kind="final",
-            text=f"answer recorded: ({a.lat:.5f}, {a.lon:.5f}) +- {a.radius_km:g} km, localizability {a.localizability:.2f}",
+            text=f"answer recorded: ({a.lat:.5f}, {a.lon:.5f}) +- {a.radius_km:g} km, localizability "
+            f"{a.localizability:.2f}",
         )
 
     def _finish_fallback(self, reason: str) -> None:

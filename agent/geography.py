@@ -79,7 +79,8 @@ class Geography:
         if continent not in self.continents_of(cc):
             names = " or ".join(CONTINENTS[c] for c in sorted(self.continents_of(cc)))
             raise InconsistentCommitment(
-                f"{self.db.countries[cc].name} is in {names}, not in the committed continent {CONTINENTS[continent]}: "
+                f"{self.db.countries[cc].name} is in {names}, not in the committed continent "
+                f"{CONTINENTS[continent]}: "
                 "backtrack to 'continent' or choose a country there"
             )
         c = self.db.countries[cc]
@@ -105,7 +106,8 @@ class Geography:
             if best is None:
                 sample = ", ".join(names[:8]) + (" ..." if len(names) > 8 else "")
                 raise InconsistentCommitment(
-                    f"no admin-1 region {value!r} in {self.db.countries[cc].name}; regions there include: {sample or 'none known'}"
+                    f"no admin-1 region {value!r} in {self.db.countries[cc].name}; regions there "
+                    f"include: {sample or 'none known'}"
                 )
             name = best[2]
         pt = self.db.admin1_point(cc, name)
@@ -143,7 +145,10 @@ class Geography:
         if city is not None and city.lat is not None:
             d = float(haversine_km(lat, lon, city.lat, city.lon))
             if d > CITY_NEAR_KM:
-                return f"({lat:.4f}, {lon:.4f}) is {d:.0f} km from the committed city {city.value}; stay within {CITY_NEAR_KM:.0f} km or backtrack to 'city'"
+                return (
+                    f"({lat:.4f}, {lon:.4f}) is {d:.0f} km from the committed city {city.value}; "
+                    f"stay within {CITY_NEAR_KM:.0f} km or backtrack to 'city'"
+                )
             return None
         country = chain.get(Level.COUNTRY)
         if country is None:
@@ -152,11 +157,15 @@ class Geography:
                 return None
             r = reverse_batch([(lat, lon)])[0]
             if continent.code not in self.continents_of(r.country_code):
-                return f"({lat:.4f}, {lon:.4f}) is in {r.country}, outside the committed continent {continent.value}"
+                where = f"({lat:.4f}, {lon:.4f}) is in {r.country}"
+                return f"{where}, outside the committed continent {continent.value}"
             return None
         r = reverse_batch([(lat, lon)])[0]
         if r.country_code != country.code:
-            return f"({lat:.4f}, {lon:.4f}) is in {r.country or 'no country'}, not in the committed country {country.value}; move the point or backtrack"
+            return (
+                f"({lat:.4f}, {lon:.4f}) is in {r.country or 'no country'}, not in the committed country "
+                f"{country.value}; move the point or backtrack"
+            )
         region = chain.get(Level.REGION)
         if region is not None and r.admin1 and normalize_name(r.admin1) != normalize_name(region.value):
             return f"({lat:.4f}, {lon:.4f}) is in {r.admin1}, not in the committed region {region.value}"

@@ -7,7 +7,8 @@ removes it and every level below it.
 >>> next_level([Level.CONTINENT, Level.COUNTRY])
 <Level.REGION: 'region'>
 >>> commit_error([Level.CONTINENT], Level.CITY)
-"cannot commit 'city' yet: commit 'country' first (levels go continent -> country -> region -> city -> coordinates)"
+"cannot commit 'city' yet: commit 'country' first
+(levels go continent -> country -> region -> city -> coordinates)"
 >>> backtrack_removes([Level.CONTINENT, Level.COUNTRY, Level.REGION], Level.COUNTRY)
 [<Level.COUNTRY: 'country'>, <Level.REGION: 'region'>]
 """

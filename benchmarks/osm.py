@@ -34,7 +34,8 @@ def main() -> None:
         stats = [build_index(OSM / extract, tmp / f"{extract}.{i}.sqlite") for i in range(3)]
         best = min(stats, key=lambda s: s.seconds)
         print(
-            f"{extract}: {best.source_mb:.2f} MB -> {best.points + best.lines + best.areas:,} features in {best.seconds:.2f} s = {best.mb_per_s:.2f} MB/s (best of 3)"
+            f"{extract}: {best.source_mb:.2f} MB -> {best.points + best.lines + best.areas:,} features "
+            f"in {best.seconds:.2f} s = {best.mb_per_s:.2f} MB/s (best of 3)"
         )
         backend = LocalBackend(best.path)
         q = FeatureQuery.model_validate(
@@ -56,7 +57,8 @@ def main() -> None:
             ts.append(time.perf_counter() - t)
         ts.sort()
         print(
-            f"  two-feature proximity query ({len(r.matches)} matches): p50 {1000 * statistics.median(ts):.1f} ms, p95 {1000 * ts[int(0.95 * len(ts))]:.1f} ms"
+            f"  two-feature proximity query ({len(r.matches)} matches): p50 "
+            f"{1000 * statistics.median(ts):.1f} ms, p95 {1000 * ts[int(0.95 * len(ts))]:.1f} ms"
         )
 
 

@@ -51,7 +51,8 @@ def main() -> None:
         recs.append(r)
         chain = " > ".join(r.get("chain", {}).values()) or "-"
         print(
-            f"{r['id']:>18}  {r['seconds']:6.2f} s  error {r['error_km']:8.1f} km  loc {r['localizability']:.2f}  {chain}",
+            f"{r['id']:>18}  {r['seconds']:6.2f} s  error {r['error_km']:8.1f} km  loc "
+            f"{r['localizability']:.2f}  {chain}",
             flush=True,
         )
     wall = time.perf_counter() - t0

@@ -36,7 +36,8 @@ def main() -> None:
         try:
             t = svc.up([OSM / extract], log=lambda m: None)
             print(
-                f"1. {extract} ({(OSM / extract).stat().st_size / 1e6:.2f} MB): Nominatim import {t['nominatim_import_s']:.1f} s, PostGIS import {t['postgis_import_s']:.1f} s"
+                f"1. {extract} ({(OSM / extract).stat().st_size / 1e6:.2f} MB): Nominatim import "
+                f"{t['nominatim_import_s']:.1f} s, PostGIS import {t['postgis_import_s']:.1f} s"
             )
         finally:
             svc.down()
@@ -80,7 +81,8 @@ def main() -> None:
             r = backend.query(q)
             ts.append(time.perf_counter() - t)
         print(
-            f"3. two-feature proximity query (place of worship within 300 m of a pharmacy, Liechtenstein) on {backend.name}: {len(r.matches)} matches, {pct(ts)}"
+            "3. two-feature proximity query (place of worship within 300 m of a pharmacy, "
+            f"Liechtenstein) on {backend.name}: {len(r.matches)} matches, {pct(ts)}"
         )
 
 

@@ -55,7 +55,8 @@ def main() -> None:
         ref.append(reference_s())
         later.append(cli(p, env))
     print(
-        f"2a. later runs, one process per photo (n={len(later)}): p50 {statistics.median(later):.2f} s, max {max(later):.2f} s "
+        f"2a. later runs, one process per photo (n={len(later)}): p50 {statistics.median(later):.2f} s, "
+        f"max {max(later):.2f} s "
         f"(reference 'import langgraph.graph' alongside: p50 {statistics.median(ref):.2f} s)"
     )
     out = Path(tempfile.mkdtemp())
@@ -84,7 +85,8 @@ def main() -> None:
         )
     ]
     print(
-        f"2b. later runs, {len(per)} photos in one 'geolocate locate' process: {wall:.1f} s wall; per photo after the first p50 {statistics.median(per[1:]):.2f} s"
+        f"2b. later runs, {len(per)} photos in one 'geolocate locate' process: {wall:.1f} s wall; per "
+        f"photo after the first p50 {statistics.median(per[1:]):.2f} s"
     )
 
     os.environ["GEOLOCATE_CACHE_DIR"] = cache
@@ -104,7 +106,8 @@ def main() -> None:
         g.exact(n)
         ts.append(time.perf_counter() - t)
     print(
-        f"3a. gazetteer exact look-up over {n_keys:,} distinct names: p50 {1000 * statistics.median(ts):.3f} ms, p95 {1000 * sorted(ts)[949]:.3f} ms"
+        f"3a. gazetteer exact look-up over {n_keys:,} distinct names: p50 "
+        f"{1000 * statistics.median(ts):.3f} ms, p95 {1000 * sorted(ts)[949]:.3f} ms"
     )
 
     def noisy(s: str) -> str:
@@ -120,7 +123,8 @@ def main() -> None:
         ts.append(time.perf_counter() - t)
         hits += any(m.name == n for m in res)
     print(
-        f"3b. gazetteer fuzzy look-up (1 substituted letter) over {len(keys):,} Latin names: p50 {1000 * statistics.median(ts):.2f} ms, "
+        f"3b. gazetteer fuzzy look-up (1 substituted letter) over {len(keys):,} Latin names: p50 "
+        f"{1000 * statistics.median(ts):.2f} ms, "
         f"p95 {1000 * sorted(ts)[int(0.95 * len(ts))]:.2f} ms; right place in results {hits}/{len(ts)}"
     )
 
@@ -134,7 +138,8 @@ def main() -> None:
     reverse_batch(pts)
     dt = time.perf_counter() - t
     print(
-        f"4. offline reverse geocoding, batched: {len(pts) / dt:,.0f} points/s ({len(pts):,} points in {dt:.2f} s; "
+        f"4. offline reverse geocoding, batched: {len(pts) / dt:,.0f} points/s ({len(pts):,} points in "
+        f"{dt:.2f} s; "
         f"the first batch of 1,000, k-d tree build included, {first:.2f} s)"
     )
     shutil.rmtree(cache, ignore_errors=True)

@@ -18,7 +18,8 @@ from geolocate.agent.cli_common import (
 ABLATE_HELP = (
     "Each value of --tools is one arm (a tool set): 'all' (every tool), '-ocr' (all but ocr), "
     "'all,-ocr,-gazetteer' (all but those two), 'ocr,clues' (exactly those). Example: "
-    "geolocate ablate --dataset osv5m --data DIR --tools all -ocr -gazetteer. EXIF stays off unless --use-exif."
+    "geolocate ablate --dataset osv5m --data DIR --tools all -ocr -gazetteer. EXIF stays off unless "
+    "--use-exif."
 )
 
 
@@ -27,8 +28,10 @@ def register(sub) -> None:
     ev = sub.add_parser(
         "eval",
         help="evaluate a policy on a benchmark, or score a predictions CSV",
-        description="Run a policy over a dataset (resumable) and report acc@1/25/200/750/2500 km, median km, "
-        "GeoScore with 95%% bootstrap CIs, Chain-of-Region accuracy, localizability calibration and tool usage; "
+        description="Run a policy over a dataset (resumable) and report acc@1/25/200/750/2500 km, median "
+        "km, "
+        "GeoScore with 95%% bootstrap CIs, Chain-of-Region accuracy, localizability calibration and tool "
+        "usage; "
         "or score external predictions.",
     )
     _dataset_args(ev)
@@ -73,7 +76,8 @@ def _dataset_args(p: argparse.ArgumentParser) -> None:
         "--dataset",
         default="csv",
         metavar="LAYOUT",
-        help="benchmark layout: csv (with the column options), osv5m, im2gps3k, yfcc4k, mp16-pro, a plug-in's, "
+        help="benchmark layout: csv (with the column options), osv5m, im2gps3k, yfcc4k, mp16-pro, a "
+        "plug-in's, "
         "or module:attr (default: csv)",
     )
     p.add_argument("--data", metavar="DIR", help="dataset folder (osv5m: DIR/labels.csv and DIR/images/)")

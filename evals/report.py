@@ -183,7 +183,8 @@ def write_report(
     parts = [
         f"# {title}",
         "",
-        "Metrics with 95% bootstrap confidence intervals (acc@X: share within X km; GeoScore = 5000 exp(-d/1492.7)).",
+        "Metrics with 95% bootstrap confidence intervals (acc@X: share within X km; GeoScore = 5000 "
+        "exp(-d/1492.7)).",
         "",
         markdown_table(rows),
         "",

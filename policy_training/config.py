@@ -28,7 +28,8 @@ class GeoGRPOConfig(GRPOConfig):
     hard_reference: str | None = field(
         default=None,
         metadata={
-            "help": "predictions CSV (id, lat, lon) of a reference policy: drop the samples it gets within hard_threshold_km (Geo-R)"
+            "help": "predictions CSV (id, lat, lon) of a reference policy: drop the samples it gets "
+            "within hard_threshold_km (Geo-R)"
         },
     )
     hard_threshold_km: float = 25.0

@@ -47,7 +47,8 @@ def labels_from_gps(points: Sequence[tuple[float, float]]) -> list[ChainLabel]:
 
 def training_prompt(image, tool_names: Sequence[str], budget) -> list[dict]:
     """The conversational prompt of a training row: exactly the messages the agent renders for the
-    first turn of an Episode on ``image`` (a :class:`geolocate.tools.image.LoadedImage`), with the image part as
+    first turn of an Episode on ``image`` (a :class:`geolocate.tools.image.LoadedImage`), with the image part
+    as
     TRL expects it (``{"type": "image"}``, filled from the row's ``image`` column)."""
     from geolocate.agent.episode import Episode
     from geolocate.prompts.render import build_messages, template_messages

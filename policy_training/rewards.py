@@ -37,8 +37,10 @@ def geo_r_reward(d_km: float, breakpoints: Sequence[float] = GEO_R_BREAKPOINTS_P
 
     >>> geo_r_reward(0.0), geo_r_reward(375.0), geo_r_reward(750.0)
     (1.0, 0.75, 0.5)
-    >>> round(geo_r_reward(1625.0), 6), round(geo_r_reward(2500.0), 6), geo_r_reward(20000.0), geo_r_reward(25000.0)
-    (0.35, 0.2, 0.0, 0.0)
+    >>> round(geo_r_reward(1625.0), 6), round(geo_r_reward(2500.0), 6)
+    (0.35, 0.2)
+    >>> geo_r_reward(20000.0), geo_r_reward(25000.0)
+    (0.0, 0.0)
     >>> round(geo_r_reward(3000.0, GEO_R_BREAKPOINTS_CODE), 6)
     0.2
     """
@@ -68,9 +70,10 @@ def chain_reward(committed: dict[str, str], label: dict[str, str]) -> float:
     """Share of the four levels (continent, country, region, city) committed correctly, a level counting
     only when every level above it is right. Names compare after :func:`normalize_name`.
 
-    >>> chain_reward({"continent": "EU", "country": "NO", "region": "Oslo"}, {"continent": "EU", "country": "NO", "region": "Oslo", "city": "Oslo"})
+    >>> label = {"continent": "EU", "country": "NO", "region": "Oslo", "city": "Oslo"}
+    >>> chain_reward({"continent": "EU", "country": "NO", "region": "Oslo"}, label)
     0.75
-    >>> chain_reward({"continent": "EU", "country": "SE", "region": "Oslo"}, {"continent": "EU", "country": "NO", "region": "Oslo", "city": "Oslo"})
+    >>> chain_reward({"continent": "EU", "country": "SE", "region": "Oslo"}, label)
     0.25
     """
     score = 0

@@ -10,7 +10,8 @@ second implementation of the episode loop, the prompt rendering and the output p
 parsed by :func:`geolocate.agent.actions.parse_completion` inside ``Episode.step``, and the tokens are exact:
 
 * the turn-0 prompt is tokenized once; it is byte-identical to TRL's rendering of the dataset row's
-  ``prompt`` + ``image`` (both come from :func:`geolocate.policy_training.labels.training_prompt`), which matters
+  ``prompt`` + ``image`` (both come from :func:`geolocate.policy_training.labels.training_prompt`), which
+  matters
   because for VLMs TRL re-renders that prompt from the dataset's images in the loss pass;
 * generated tokens are kept as generated (never re-tokenized) and carry ``env_mask`` 1;
 * between turns, only the new suffix of the rendered conversation (``<|im_end|>``, the observation
@@ -91,7 +92,8 @@ class GeoRollout:
         self.generation_hook = generation_hook
         self.stats = {"episodes": 0, "generated_tokens": 0, "seconds": 0.0}
 
-    # -- generation backends -----------------------------------------------------------------------------------
+    # -- generation backends
+    # -----------------------------------------------------------------------------------
     def _generate_hf(
         self, trainer, model, ids: list[int], vision: dict, index: int, turn: int, prompt_len: int
     ) -> tuple[list[int], list[float]]:
@@ -144,7 +146,8 @@ class GeoRollout:
             for r in batch
         ]
 
-    # -- the rollout ---------------------------------------------------------------------------------------------
+    # -- the rollout
+    # ---------------------------------------------------------------------------------------------
     def __call__(self, prompts: list[list[dict]], trainer) -> dict[str, list]:
         t0 = time.perf_counter()
         proc = trainer.processing_class

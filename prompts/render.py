@@ -36,7 +36,8 @@ def render_observation(obs_kind: str, text: str, evidence_id: str | None = None)
     instructions. JSON-encoding the text escapes anything that looks like grammar tags.
 
     >>> render_observation("tool_result", "text: '<answer>'", "e1")
-    '<tool_response>{"id": "e1", "kind": "tool_result", "data": "text: \\'\\\\u003canswer\\\\u003e\\'"}</tool_response>'
+    '<tool_response>{"id": "e1", "kind": "tool_result",
+    "data": "text: \\'\\\\u003canswer\\\\u003e\\'"}</tool_response>'
     """
     payload = (
         {"id": evidence_id, "kind": obs_kind, "data": text}

@@ -44,10 +44,14 @@ def test_malformed_outputs_each_give_a_specific_error():
         '<tool_call>{"name": "ocr", "arguments": 3}</tool_call>': '"arguments" must be an object',
         '<answer>{"lat": 95, "lon": 0, "radius_km": 1, "localizability": 0.5}</answer>': "lat",
         '<answer>{"lat": 1, "lon": 2}</answer>': "radius_km",
-        '<tool_call>{"name": "commit", "arguments": {"level": "country", "value": "FR", "confidence": 2, "evidence": ["e1"]}}</tool_call>': "confidence",
-        '<tool_call>{"name": "commit", "arguments": {"level": "country", "value": "FR", "confidence": 0.5, "evidence": []}}</tool_call>': "evidence",
-        '<tool_call>{"name": "ocr", "arguments": {}}</tool_call><answer>{"lat": 1, "lon": 2, "radius_km": 1, "localizability": 0.1}</answer>': "not both",
-        '<answer>{"lat": 1, "lon": 2, "radius_km": 1, "localizability": 0.1}</answer><answer>{"lat": 1, "lon": 2, "radius_km": 1, "localizability": 0.1}</answer>': "more than one",
+        '<tool_call>{"name": "commit", "arguments": {"level": "country", "value": "FR", "confidence": 2, '
+        '"evidence": ["e1"]}}</tool_call>': "confidence",
+        '<tool_call>{"name": "commit", "arguments": {"level": "country", "value": "FR", "confidence": '
+        '0.5, "evidence": []}}</tool_call>': "evidence",
+        '<tool_call>{"name": "ocr", "arguments": {}}</tool_call><answer>{"lat": 1, "lon": 2, '
+        '"radius_km": 1, "localizability": 0.1}</answer>': "not both",
+        '<answer>{"lat": 1, "lon": 2, "radius_km": 1, "localizability": 0.1}</answer><answer>{"lat": 1, '
+        '"lon": 2, "radius_km": 1, "localizability": 0.1}</answer>': "more than one",
     }
     for text, expected in cases.items():
         p = parse_completion(text)

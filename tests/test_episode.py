@@ -189,7 +189,8 @@ def test_parse_errors_are_observations_and_valid_actions_still_run(image):
     obs = ep.step("<think>hmm</think><tool_call>{broken json</tool_call>")
     assert kinds(obs) == ["parse_error"] and "invalid JSON" in obs[0].text and "Expected:" in obs[0].text
     obs = ep.step(
-        '<tool_call>{"name": "gazetteer", "arguments": {"query": "Oslo"}}</tool_call><tool_call>[1]</tool_call>'
+        '<tool_call>{"name": "gazetteer", "arguments": {"query": '
+        '"Oslo"}}</tool_call><tool_call>[1]</tool_call>'
     )
     assert kinds(obs) == ["parse_error", "tool_result"]
 
@@ -246,7 +247,9 @@ def test_tool_outputs_are_typed_models_also_after_a_round_trip(image):
 def test_hung_tool_calls_do_not_starve_later_ones(image):
     """Five calls that hang (each past its 0.2 s time-out) then a quick one: each hung call ends at its
     own time-out, and the quick call still runs at once (no shared pool left full of hung threads)."""
-    ep = Episode(image, ToolSet([SlowTool(), create("gazetteer")]), budget=Budget(max_turns=10, max_tool_calls=10))
+    ep = Episode(
+        image, ToolSet([SlowTool(), create("gazetteer")]), budget=Budget(max_turns=10, max_tool_calls=10)
+    )
     t0 = time.perf_counter()
     for i in range(5):
         obs = ep.step(turn(ToolCall(name="slow", arguments={"seconds": 30 + i})))

@@ -307,7 +307,8 @@ def test_three_feature_cluster_matches_reference(dbs):
 
 
 def test_edge_distance_not_centroid_distance(dbs):
-    """The Old Church of Helsinki is a large building: shops 50-60 m from its wall are 75-82 m from its centroid."""
+    """The Old Church of Helsinki is a large building: shops 50-60 m from its wall are 75-82 m from its
+    centroid."""
     q = Q("edge_vs_centroid")
     r = LocalBackend(dbs["helsinki"]).query(q, with_geometry=True)
     proj = metric(3067)
@@ -403,7 +404,8 @@ def test_overpass_ql_is_pinned_and_well_formed():
         [
             "[out:json][timeout:25];",
             'nwr["amenity"="place_of_worship"]["religion"!="muslim"](47.1,9.5,47.2,9.6)->.church;',
-            'way["highway"~"^(primary|secondary)$"]["lanes"][!"tunnel"]["name"~"Sankt \\"Peter\\"",i](47.1,9.5,47.2,9.6)->.road;',
+            'way["highway"~"^(primary|secondary)$"]["lanes"][!"tunnel"]["name"~"Sankt '
+            '\\"Peter\\"",i](47.1,9.5,47.2,9.6)->.road;',
             "nwr.church(around.road:150)->.church;",
             "nwr.road(around.church:150)->.road;",
             "(.church;.road;);",
@@ -432,7 +434,8 @@ def test_overpass_ql_is_pinned_and_well_formed():
             defined |= set(re.findall(r"->\.([a-z_][a-z0-9_]*)", line))
 
 
-# -- Overpass over loopback: a church building (100 m square) and a pharmacy 150 m from its wall, 200 m from its centre
+# -- Overpass over loopback: a church building (100 m square) and a pharmacy 150 m from its wall, 200 m from
+# its centre
 def _overpass_json():
     lat0, lon0 = 47.1400, 9.5200
     dlat, dlon = 100 / 111_195, 100 / (111_195 * 0.68136)  # ~100 m at 47.14 N
@@ -466,7 +469,8 @@ class _Overpass(BaseHTTPRequestHandler):
             data, ctype = json.dumps(_overpass_json()).encode(), "application/json"
         elif code == 400:
             data, ctype = (
-                b'<html><body><p><strong style="color:#FF0000">Error</strong>: line 2: parse error: unknown key</p></body></html>',
+                b'<html><body><p><strong style="color:#FF0000">Error</strong>: line 2: parse error: '
+                b"unknown key</p></body></html>",
                 "text/html",
             )
         else:

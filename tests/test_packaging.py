@@ -69,7 +69,7 @@ def venv(tmp_path_factory) -> Path:
 
 def test_installed_beside_pypis_agent_tools_evals_prompts(venv, tmp_path):
     py, exe = venv / "bin" / "python", venv / "bin" / "geolocate"
-    probe = "import agent, tools, geolocate.agent.cli as c, geolocate.tools.registry as r; print(agent.__file__, c.__file__)"
+    probe = "import agent, tools, geolocate.agent.cli as c; print(agent.__file__, c.__file__)"
     out = _run([str(py), "-c", probe], cwd=tmp_path).stdout.split()
     assert out[0].endswith("site-packages/agent.py")  # PyPI's agent is untouched
     assert out[1].startswith(str(venv)) and str(REPO) not in out[1]  # ours is the installed copy

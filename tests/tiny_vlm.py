@@ -33,7 +33,8 @@ GRAMMAR_TOKENS = [
 CHAT_TEMPLATE = (
     "{% set image_count = namespace(value=0) %}"
     "{% for message in messages %}"
-    "{% if loop.first and message['role'] != 'system' %}<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n{% endif %}"
+    "{% if loop.first and message['role'] != 'system' %}<|im_start|>system\nYou are a helpful "
+    "assistant.<|im_end|>\n{% endif %}"
     "<|im_start|>{{ message['role'] }}\n"
     "{% if message['content'] is string %}{{ message['content'] }}<|im_end|>\n"
     "{% else %}{% for content in message['content'] %}"
@@ -54,7 +55,8 @@ def _corpus() -> list[str]:
     text = system_prompt(ToolSet.from_names().schemas(), Budget())
     return [
         text,
-        '{"name": "commit", "arguments": {"level": "country", "value": "NO", "confidence": 0.5, "evidence": ["e1"]}}',
+        '{"name": "commit", "arguments": {"level": "country", "value": "NO", "confidence": 0.5, '
+        '"evidence": ["e1"]}}',
         '{"lat": 59.91, "lon": 10.75, "radius_km": 25.0, "localizability": 0.4} 0123456789 -.,:;',
     ]
 

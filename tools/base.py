@@ -39,7 +39,8 @@ class Tool(ABC):
     """A tool the agent can call: a name, a description and pydantic input/output schemas.
 
     Subclasses set ``name``, ``description``, ``Input`` and ``Output`` and implement :meth:`run`, which
-    raises :class:`geolocate.tools.errors.ToolError` subclasses for failures the model should hear about. Heavy
+    raises :class:`geolocate.tools.errors.ToolError` subclasses for failures the model should hear about.
+    Heavy
     resources must load lazily inside :meth:`run` (never in ``__init__`` or at import).
     """
 

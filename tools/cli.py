@@ -21,7 +21,8 @@ def register(sub) -> None:
     sv.add_argument(
         "extracts",
         nargs="*",
-        help="OSM extracts to import (up); default: Andorra, Liechtenstein and Helsinki from ../shared/data/osm",
+        help="OSM extracts to import (up); default: Andorra, Liechtenstein and Helsinki from "
+        "../shared/data/osm",
     )
     sv.set_defaults(run=cmd_services)
 

@@ -247,7 +247,8 @@ class GazetteerOutput(ToolOutput):
         if not self.matches:
             return "no GeoNames place matches"
         return "; ".join(
-            f"{m.name} ({m.admin1 + ', ' if m.admin1 else ''}{m.country_code}, pop {m.population}, {m.method} {m.score:.2f})"
+            f"{m.name} ({m.admin1 + ', ' if m.admin1 else ''}{m.country_code}, pop {m.population}, "
+            f"{m.method} {m.score:.2f})"
             for m in self.matches
         )
 

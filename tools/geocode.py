@@ -3,7 +3,8 @@
 Backends:
 
 * :class:`OfflineGeocoder` (default, no network): reverse geocoding by nearest GeoNames place (a scan,
-  or a scipy k-d tree for batches, over the cities500 places of :mod:`geolocate.tools.geonames`, CC-BY 4.0), forward geocoding with the
+  or a scipy k-d tree for batches, over the cities500 places of :mod:`geolocate.tools.geonames`, CC-BY 4.0),
+  forward geocoding with the
   GeoNames gazetteer.
 * :class:`NominatimGeocoder`: any Nominatim server through ``geopy`` (configurable domain and scheme
   for self-hosted servers, a required user agent, geopy's ``RateLimiter``, an on-disk ``diskcache``).

@@ -25,7 +25,8 @@ def register(name: str, factory: Callable[[], Tool]) -> None:
 
 
 def available() -> list[str]:
-    """Names of the built-in tools, then those of installed plug-ins (entry-point group ``geolocate.tools``)."""
+    """Names of the built-in tools, then those of installed plug-ins (entry-point group
+    ``geolocate.tools``)."""
     return list(_FACTORIES) + [n for n in plugin_names("geolocate.tools") if n not in _FACTORIES]
 
 

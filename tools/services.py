@@ -90,7 +90,8 @@ class Services:
 
         return getpass.getuser()
 
-    # -- helpers ----------------------------------------------------------------------------------------------
+    # -- helpers
+    # ----------------------------------------------------------------------------------------------
     def _run(
         self,
         cmd: list[str],
@@ -130,7 +131,8 @@ class Services:
             as_pg=as_pg,
         )
 
-    # -- install -----------------------------------------------------------------------------------------------
+    # -- install
+    # -----------------------------------------------------------------------------------------------
     def install(self) -> list[str]:
         """Install what is missing; returns what was installed."""
         done = []
@@ -157,7 +159,8 @@ class Services:
             done += PIP_PACKAGES
         return done
 
-    # -- PostgreSQL ------------------------------------------------------------------------------------------------
+    # -- PostgreSQL
+    # ------------------------------------------------------------------------------------------------
     def _pg_running(self) -> bool:
         return (
             subprocess.run(
@@ -201,10 +204,15 @@ class Services:
             )
         if self._pg_running() and not (self.pgdata / "postmaster.pid").exists():
             raise ServicesError(
-                f"port {self.pg_port} is taken by a PostgreSQL that is not this services folder's ({self.root}): stop it or set GEOLOCATE_PG_PORT"
+                f"port {self.pg_port} is taken by a PostgreSQL that is not this services folder's "
+                f"({self.root}): stop it or set GEOLOCATE_PG_PORT"
             )
         if not self._pg_running():
-            opts = f"-p {self.pg_port} -c listen_addresses=127.0.0.1 -k {sock} -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c shared_buffers=256MB -c maintenance_work_mem=512MB"
+            opts = (
+                f"-p {self.pg_port} -c listen_addresses=127.0.0.1 -k {sock} -c fsync=off "
+                "-c synchronous_commit=off -c full_page_writes=off -c shared_buffers=256MB "
+                "-c maintenance_work_mem=512MB"
+            )
             self._run(
                 [
                     str(PG_BIN / "pg_ctl"),
@@ -228,7 +236,8 @@ class Services:
         if self._psql("SELECT 1 FROM pg_roles WHERE rolname = 'www-data'").strip() != "1":
             self._psql('CREATE ROLE "www-data" LOGIN')
 
-    # -- imports ---------------------------------------------------------------------------------------------------
+    # -- imports
+    # ---------------------------------------------------------------------------------------------------
     @staticmethod
     def _fingerprint(extracts: list[Path]) -> str:
         h = hashlib.sha256()
@@ -310,14 +319,16 @@ class Services:
         )
         for table in ("planet_osm_point", "planet_osm_line", "planet_osm_polygon"):
             self._psql(
-                f"CREATE INDEX IF NOT EXISTS {table}_tags ON {table} USING gin (tags); CREATE INDEX IF NOT EXISTS {table}_geog ON {table} USING gist ((way::geography)); ANALYZE {table};",
+                f"CREATE INDEX IF NOT EXISTS {table}_tags ON {table} USING gin (tags); CREATE INDEX IF "
+                f"NOT EXISTS {table}_geog ON {table} USING gist ((way::geography)); ANALYZE {table};",
                 db=FEATURES_DB,
                 as_pg=False,
             )
         self._marker(FEATURES_DB).write_text(fp)
         return time.perf_counter() - t
 
-    # -- Nominatim server -------------------------------------------------------------------------------------------
+    # -- Nominatim server
+    # -------------------------------------------------------------------------------------------
     def _pidfile(self) -> Path:
         return self.root / "nominatim-serve.pid"
 
@@ -332,7 +343,8 @@ class Services:
         if self._nominatim_ok():
             if not self._pidfile().exists():
                 raise ServicesError(
-                    f"port {self.nominatim_port} is taken by a server that is not this services folder's: stop it or set GEOLOCATE_NOMINATIM_PORT"
+                    f"port {self.nominatim_port} is taken by a server that is not this services "
+                    "folder's: stop it or set GEOLOCATE_NOMINATIM_PORT"
                 )
             return
         log = open(self.logs / "nominatim-serve.log", "ab")
@@ -363,10 +375,12 @@ class Services:
             time.sleep(0.5)
         self.stop_nominatim()  # never leave a server that does not answer
         raise ServicesError(
-            f"nominatim serve did not answer /status within {timeout_s:.0f} s; see {self.logs / 'nominatim-serve.log'}"
+            f"nominatim serve did not answer /status within {timeout_s:.0f} s; see "
+            f"{self.logs / 'nominatim-serve.log'}"
         )
 
-    # -- the commands ------------------------------------------------------------------------------------------------
+    # -- the commands
+    # ------------------------------------------------------------------------------------------------
     def up(self, extracts: list[Path], log=print) -> dict:
         """Install, start, import and serve; returns timings (None: already done)."""
         extracts = [Path(p).resolve() for p in extracts]

@@ -82,7 +82,7 @@ def place_candidates(lines: list[str], limit: int = MAX_PLACE_QUERIES) -> list[s
                 cand = " ".join(words[i : i + n]).strip(".-'’")
                 if sum(ch.isalpha() for ch in cand) >= 4:
                     grams.append((n, -li, cand))
-    for n, _, cand in sorted(grams, key=lambda g: (-g[0], -g[1])):
+    for _n, _, cand in sorted(grams, key=lambda g: (-g[0], -g[1])):
         k = normalize_name(cand)
         if k and k not in seen:
             seen.add(k)
@@ -128,7 +128,8 @@ class HeuristicPolicy:
             rev = next((e for e in self._ok(ep, "geocode") if e.arguments.get("op") == "reverse"), None)
             if rev is None and "geocode" in tools and not self._called(ep, "geocode"):
                 return render_turn(
-                    f"EXIF has a GPS position ({out.lat:.5f}, {out.lon:.5f}); reverse-geocode it to name the regions.",
+                    f"EXIF has a GPS position ({out.lat:.5f}, {out.lon:.5f}); reverse-geocode it to name "
+                    "the regions.",
                     [ToolCall(name="geocode", arguments={"op": "reverse", "lat": out.lat, "lon": out.lon})],
                 )
             plan = self._plan_from_gps(eid, out, rev)
@@ -214,7 +215,8 @@ class HeuristicPolicy:
                 levels.append((Level.CITY, str(m.name), s, ev))
             radius = round(5.0 + 2.0 * math.log10(max(m.population, 10)), 1)
             return {
-                "why": f"the sign text matches {m.name} ({m.admin1 or '?'}, {m.country_code}, pop {m.population}), score {s:.2f}",
+                "why": f"the sign text matches {m.name} ({m.admin1 or '?'}, {m.country_code}, pop "
+                f"{m.population}), score {s:.2f}",
                 "levels": levels,
                 "answer": Answer(
                     lat=m.lat, lon=m.lon, radius_km=radius, localizability=round(min(0.9, s), 3)
@@ -227,7 +229,8 @@ class HeuristicPolicy:
                 ev = [clue_ev.id]
                 radius = round(max(50.0, math.sqrt(max(country.area_km2, 1.0) / math.pi)), 1)
                 return {
-                    "why": f"text clues point to {country.name} (score {p:.2f}); no place name matched, so answer at its capital {country.capital}",
+                    "why": f"text clues point to {country.name} (score {p:.2f}); no place name matched, "
+                    f"so answer at its capital {country.capital}",
                     "levels": [
                         (Level.CONTINENT, CONTINENTS[country.continent], min(0.9, p), ev),
                         (Level.COUNTRY, cc, round(p, 3), ev),
@@ -238,7 +241,8 @@ class HeuristicPolicy:
                 }
         lat, lon = get_db().prior_point
         return {
-            "why": "no usable evidence: this photo is hardly localizable without visual recognition; answer at the no-evidence prior",
+            "why": "no usable evidence: this photo is hardly localizable without visual recognition; "
+            "answer at the no-evidence prior",
             "levels": [],
             "answer": Answer(lat=lat, lon=lon, radius_km=5000.0, localizability=0.02),
         }

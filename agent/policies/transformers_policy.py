@@ -2,7 +2,8 @@
 
 Loads any Qwen2-VL / Qwen2.5-VL / Qwen3-VL checkpoint the normal way (``from_pretrained(id_or_path)``:
 a hub id such as ``Qwen/Qwen2.5-VL-7B-Instruct`` or ``globe-project/GLOBE-Qwen2.5VL-7B``, or a local
-folder), renders the episode with :func:`geolocate.prompts.render.chat_text` (the same function training uses),
+folder), renders the episode with :func:`geolocate.prompts.render.chat_text` (the same function training
+uses),
 generates one turn, and returns its text; the Episode parses it with the shared action grammar.
 
 Without torchvision, ``AutoProcessor`` cannot build Qwen's video processor; the processor is then
@@ -53,7 +54,8 @@ def _processor_class(model_type: str):
             return super().check_argument_for_proper_class(argument_name, argument)
 
         def save_pretrained(self, save_directory, **kwargs):
-            """Save what :func:`load_processor` reads back: tokenizer (with its chat template) and image processor."""
+            """Save what :func:`load_processor` reads back: the tokenizer (with its chat template) and the
+            image processor."""
             self.tokenizer.save_pretrained(save_directory)
             self.image_processor.save_pretrained(save_directory)
             return [str(save_directory)]

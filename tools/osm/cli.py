@@ -22,7 +22,8 @@ def register(sub) -> None:
     oq = osub.add_parser(
         "query",
         help="run a FeatureQuery (JSON file, '-' for stdin, or simple flags)",
-        description="Examples: geolocate osm query --db li.sqlite --bbox 47.0,9.4,47.3,9.7 --feature amenity=place_of_worship "
+        description="Examples: geolocate osm query --db li.sqlite --bbox 47.0,9.4,47.3,9.7 --feature "
+        "amenity=place_of_worship "
         "--feature amenity=pharmacy --within 200 ; geolocate osm query --db li.sqlite query.json --geojson",
     )
     oq.add_argument("query", nargs="?", help="FeatureQuery JSON file, or '-' for stdin")
@@ -61,7 +62,8 @@ def parse_tag_spec(text: str):
     """A list of TagFilter from 'k=v,k!=v,k~re,k,!k,k>=4' (the CLI's short form).
 
     >>> [f.model_dump() for f in parse_tag_spec("amenity=pharmacy,lanes>=4,!disused")]
-    [{'key': 'amenity', 'op': 'eq', 'value': 'pharmacy'}, {'key': 'lanes', 'op': 'ge', 'value': 4.0}, {'key': 'disused', 'op': 'absent', 'value': None}]
+    [{'key': 'amenity', 'op': 'eq', 'value': 'pharmacy'}, {'key': 'lanes', 'op': 'ge', 'value': 4.0},
+     {'key': 'disused', 'op': 'absent', 'value': None}]
     """
     import re
 
@@ -150,7 +152,8 @@ def cmd_osm(args: argparse.Namespace) -> int:
         except OsmIndexError as e:
             return fail(e)
         print(
-            f"{stats.path}: {stats.points:,} points, {stats.lines:,} lines, {stats.areas:,} areas in {stats.seconds:.1f} s ({stats.mb_per_s:.2f} MB of extract per second)"
+            f"{stats.path}: {stats.points:,} points, {stats.lines:,} lines, {stats.areas:,} areas in "
+            f"{stats.seconds:.1f} s ({stats.mb_per_s:.2f} MB of extract per second)"
         )
         return 0
     try:
@@ -200,7 +203,9 @@ def cmd_osm(args: argparse.Namespace) -> int:
         t.add_column("distances (m)")
     for i, m in enumerate(result.matches):
         cells = [str(i + 1)] + [
-            f"{m.features[f.id].id} {m.features[f.id].tags.get('name', '')}\n({m.features[f.id].lat:.5f}, {m.features[f.id].lon:.5f})"
+            f"{m.features[f.id].id} "
+            f"{m.features[f.id].tags.get('name', '')}\n({m.features[f.id].lat:.5f}, "
+            f"{m.features[f.id].lon:.5f})"
             for f in q.features
         ]
         if q.relations:

@@ -118,7 +118,8 @@ class IndexStats:
 
 _SCHEMA = """
 CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT);
-CREATE TABLE features(rowid INTEGER PRIMARY KEY, fid TEXT UNIQUE, kind TEXT, lat REAL, lon REAL, tags TEXT, geom BLOB);
+CREATE TABLE features(rowid INTEGER PRIMARY KEY, fid TEXT UNIQUE, kind TEXT, lat REAL, lon REAL, tags TEXT,
+geom BLOB);
 CREATE TABLE feature_tags(rowid INTEGER, key TEXT, value TEXT);
 CREATE VIRTUAL TABLE features_rtree USING rtree(rowid, min_lon, max_lon, min_lat, max_lat);
 """
@@ -269,7 +270,10 @@ class LocalBackend(OsmBackend):
         if s.name:
             conds.append("(t.key = 'name' AND t.value = ? COLLATE NOCASE)")
             args.append(s.name)
-        sql = f"SELECT DISTINCT f.tags, f.geom FROM feature_tags t JOIN features f ON f.rowid = t.rowid WHERE f.kind = 'area' AND ({' OR '.join(conds)})"
+        sql = (
+            "SELECT DISTINCT f.tags, f.geom FROM feature_tags t JOIN features f ON f.rowid = t.rowid "
+            f"WHERE f.kind = 'area' AND ({' OR '.join(conds)})"
+        )
         best = None
         for tags_json, geom in self.con.execute(sql, args):
             tags = json.loads(tags_json)
@@ -301,7 +305,10 @@ class LocalBackend(OsmBackend):
 
     def _candidates(self, spec: FeatureSpec, scope: ResolvedScope, project) -> list[Candidate]:
         s, w, n, e = scope.bbox
-        sql = "SELECT f.fid, f.kind, f.lat, f.lon, f.tags, f.geom FROM features_rtree r JOIN features f ON f.rowid = r.rowid"
+        sql = (
+            "SELECT f.fid, f.kind, f.lat, f.lon, f.tags, f.geom "
+            "FROM features_rtree r JOIN features f ON f.rowid = r.rowid"
+        )
         args: list = []
         pos = next((t for t in spec.tags if t.op == "eq"), None) or next(
             (t for t in spec.tags if t.op in ("exists", "regex", "lt", "le", "gt", "ge")), None

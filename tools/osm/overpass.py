@@ -86,7 +86,8 @@ def compile_ql(q: FeatureQuery, timeout_s: int = 60) -> str:
     """Overpass QL for ``q``: one named set per feature, pruned by ``around`` for each relation, then
     the sets with their member ways and nodes (``out body``) so geometries can be rebuilt.
 
-    >>> q = FeatureQuery.model_validate({"features": [{"id": "fuel", "tags": [{"key": "amenity", "value": "fuel"}]}],
+    >>> fuel = {"id": "fuel", "tags": [{"key": "amenity", "value": "fuel"}]}
+    >>> q = FeatureQuery.model_validate({"features": [fuel],
     ...     "scope": {"kind": "around", "lat": 47.14, "lon": 9.52, "radius_m": 1000}})
     >>> print(compile_ql(q))
     [out:json][timeout:60];

@@ -70,7 +70,8 @@ class PostGISBackend(OsmBackend):
             ) from e
         self.limits = limits or QueryLimits()
 
-    # -- scope -------------------------------------------------------------------------------------------------
+    # -- scope
+    # -------------------------------------------------------------------------------------------------
     def resolve_scope(self, q: FeatureQuery) -> ResolvedScope:
         s = q.scope
         if not isinstance(s, AreaScope):
@@ -78,13 +79,17 @@ class PostGISBackend(OsmBackend):
         conds, args = [], []
         if s.iso:
             conds.append(
-                "(lower(tags->'ISO3166-1') = lower(%s) OR lower(tags->'ISO3166-1:alpha2') = lower(%s) OR lower(tags->'ISO3166-2') = lower(%s))"
+                "(lower(tags->'ISO3166-1') = lower(%s) OR lower(tags->'ISO3166-1:alpha2') = lower(%s) OR "
+                "lower(tags->'ISO3166-2') = lower(%s))"
             )
             args += [s.iso] * 3
         if s.name:
             conds.append("lower(tags->'name') = lower(%s)")
             args.append(s.name)
-        sql = f"SELECT ST_AsBinary(way), tags->'admin_level' FROM planet_osm_polygon WHERE osm_id < 0 AND ({' OR '.join(conds)}) ORDER BY ST_Area(way) DESC"
+        sql = (
+            "SELECT ST_AsBinary(way), tags->'admin_level' FROM planet_osm_polygon "
+            f"WHERE osm_id < 0 AND ({' OR '.join(conds)}) ORDER BY ST_Area(way) DESC"
+        )
         for wkb, level in self.con.execute(sql, args).fetchall():
             if s.admin_level and level != str(s.admin_level):
                 continue
@@ -98,7 +103,8 @@ class PostGISBackend(OsmBackend):
             hint="use a bbox or a point with a radius instead",
         )
 
-    # -- candidates --------------------------------------------------------------------------------------------
+    # -- candidates
+    # --------------------------------------------------------------------------------------------
     def _candidates(self, spec: FeatureSpec, q: FeatureQuery, scope: ResolvedScope) -> list[Candidate]:
         where, args = [], []
         for t in spec.tags:
@@ -113,7 +119,10 @@ class PostGISBackend(OsmBackend):
             scope_sql = "ST_DWithin(way::geography, ST_SetSRID(ST_MakePoint(%s, %s), 4326)::geography, %s)"
             scope_args = [q.scope.lon, q.scope.lat, q.scope.radius_m]
         else:
-            scope_sql = "way && ST_MakeEnvelope(%s, %s, %s, %s, 4326) AND ST_Intersects(way, ST_GeomFromWKB(%s, 4326))"
+            scope_sql = (
+                "way && ST_MakeEnvelope(%s, %s, %s, %s, 4326) "
+                "AND ST_Intersects(way, ST_GeomFromWKB(%s, 4326))"
+            )
             scope_args = [w, s, e, n, shapely.to_wkb(scope.polygon)]
         out: dict[str, Candidate] = {}
         for table, kind in TABLES:
@@ -141,8 +150,10 @@ class PostGISBackend(OsmBackend):
             pairs: dict[tuple[int, int], float] = {}
             if a and b:
                 sql = """
-                    WITH a AS (SELECT i - 1 AS i, ST_GeomFromWKB(g, 4326)::geography AS g FROM unnest(%s::bytea[]) WITH ORDINALITY AS t(g, i)),
-                         b AS (SELECT i - 1 AS i, ST_GeomFromWKB(g, 4326)::geography AS g FROM unnest(%s::bytea[]) WITH ORDINALITY AS t(g, i))
+                    WITH a AS (SELECT i - 1 AS i, ST_GeomFromWKB(g, 4326)::geography AS g FROM
+                    unnest(%s::bytea[]) WITH ORDINALITY AS t(g, i)),
+                         b AS (SELECT i - 1 AS i, ST_GeomFromWKB(g, 4326)::geography AS g FROM
+                         unnest(%s::bytea[]) WITH ORDINALITY AS t(g, i))
                     SELECT a.i, b.i, ST_Distance(a.g, b.g) FROM a JOIN b ON ST_DWithin(a.g, b.g, %s)"""
                 for i, j, d in self.con.execute(sql, [a, b, r.max_m]).fetchall():
                     if r.min_m <= d <= r.max_m:

@@ -36,7 +36,8 @@ def road(
 
 
 def building(levels: int | None = None, use: str | None = None, id: str = "building") -> FeatureSpec:
-    """Buildings; ``levels`` is a minimum of building:levels; ``use`` the building value (church, house...)."""
+    """Buildings; ``levels`` is a minimum of building:levels; ``use`` the building value (church,
+    house...)."""
     tags = [_t("building", "eq", use) if use else _t("building", "exists")]
     if levels is not None:
         tags.append(_t("building:levels", "ge", levels))

@@ -114,7 +114,8 @@ class FeatureSpec(BaseModel):
             raise ValueError(f"feature {self.id!r} needs at least one tag filter or a name")
         if self.tags and all(t.op in ("neq", "absent") for t in self.tags) and not self.name:
             raise ValueError(
-                f"feature {self.id!r} has only negative filters: add a positive one (eq, regex, exists, a comparison)"
+                f"feature {self.id!r} has only negative filters: add a positive one (eq, regex, exists, "
+                "a comparison)"
             )
         if self.name:
             try:
@@ -235,7 +236,8 @@ class FeatureQuery(BaseModel):
                             frontier.append(v)
             if seen != set(ids):
                 raise ValueError(
-                    f"features {sorted(set(ids) - seen)} are not related to {ids[0]!r}: add relations or run separate queries"
+                    f"features {sorted(set(ids) - seen)} are not related to {ids[0]!r}: add relations or "
+                    "run separate queries"
                 )
         return self
 

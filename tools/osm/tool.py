@@ -52,8 +52,10 @@ def _env_backend(db: str | None, url: str | None) -> OsmBackend:
 class OsmSearchTool(Tool):
     name = "osm_search"
     description = (
-        "Search OpenStreetMap features near each other: e.g. a church within 200 m of a pharmacy, in a bbox, "
-        "around a point, or in an admin area. Features are tag filters (eq, neq, regex, exists, absent, lt/le/gt/ge "
+        "Search OpenStreetMap features near each other: e.g. a church within 200 m of a pharmacy, in a "
+        "bbox, "
+        "around a point, or in an admin area. Features are tag filters (eq, neq, regex, exists, absent, "
+        "lt/le/gt/ge "
         "on numbers such as lanes or maxspeed); relations give max distances in metres (edge to edge). "
         "Scope too large: narrow it. No results: relax a filter or widen a distance."
     )
@@ -71,7 +73,8 @@ class OsmSearchTool(Tool):
             if not (db or url):
                 raise ToolUnavailableError(
                     "no OpenStreetMap backend is configured for this run",
-                    hint="use other tools; a user can build one with 'geolocate osm index EXTRACT' and pass --osm-db",
+                    hint="use other tools; a user can build one with 'geolocate osm index EXTRACT' and "
+                    "pass --osm-db",
                 )
             backend = _env_backend(db, url)
         return OsmSearchOutput(result=backend.query(args))
