@@ -27,6 +27,18 @@ from geolocate.agent.actions import (
     ToolCall,
     parse_completion,
 )
+from geolocate.agent.analyst import (
+    Approve,
+    BacktrackTo,
+    Conclude,
+    Constrain,
+    Constraint,
+    Edit,
+    Hint,
+    ManualTool,
+    Reject,
+    utc_now,
+)
 from geolocate.agent.geography import Geography, InconsistentCommitment, Resolved
 from geolocate.agent.stages import (
     LEVELS,
@@ -51,6 +63,7 @@ from geolocate.tools.base import ToolContext
 from geolocate.tools.errors import ToolError, ToolTimeoutError, format_validation_error
 from geolocate.tools.image import LoadedImage
 from geolocate.tools.registry import ToolSet
+from geolocate.tools.registry import create as create_tool
 
 
 def run_with_timeout(fn, args: tuple, timeout_s: float):
@@ -76,6 +89,9 @@ def run_with_timeout(fn, args: tuple, timeout_s: float):
     threading.Thread(target=target, name="geolocate-tool", daemon=True).start()
     return future.result(timeout=timeout_s)
 
+
+_LAT_LON = re.compile(r"\s*\(?\s*(-?\d+(?:\.\d+)?)\s*[, ]\s*(-?\d+(?:\.\d+)?)\s*\)?\s*")
+"""'lat, lon' in decimal degrees, optionally in parentheses."""
 
 FALLBACK_RADIUS_KM = {Level.CITY: 25.0, Level.REGION: 200.0, Level.COUNTRY: 750.0, Level.CONTINENT: 2500.0}
 """Radius of a budget-exhausted fallback answer placed at the deepest committed level (acc@ thresholds)."""
@@ -208,18 +224,24 @@ class Episode:
         self.state.turns[-1].observations.append(obs)
         return obs
 
-    def _tool(self, call: ToolCall) -> Observation:
+    def _tool(self, call: ToolCall, author: str | None = None) -> Observation:
+        """Run a tool call. ``author`` set: an analyst runs it by hand (any registered tool, outside
+        the planner's tool mask and budget), recorded with the author and the UTC time."""
         b = self.state.budget
-        if self.state.tool_calls >= b.max_tool_calls:
+        if author is None and self.state.tool_calls >= b.max_tool_calls:
             return Observation(
                 kind="over_budget",
                 text=f"tool-call budget of {b.max_tool_calls} is spent: commit levels or answer now",
             )
         try:
-            tool = self.tools.get(call.name)
+            tool = (
+                self.tools.get(call.name)
+                if author is None or call.name in self.tools
+                else create_tool(call.name)
+            )
         except ToolError as e:
             return Observation(kind="illegal", text=str(e))
-        eid = f"e{len(self.state.evidence) + 1}"
+        eid = self.state.next_evidence_id()
         turn = len(self.state.turns) - 1
         t = time.perf_counter()
         try:
@@ -264,6 +286,8 @@ class Episode:
         ev = Evidence(
             id=eid,
             tool=call.name,
+            author=author,
+            utc=utc_now() if author else None,
             arguments=arguments,
             ok=True,
             output=out.model_dump(mode="json"),
@@ -320,12 +344,14 @@ class Episode:
             return Observation(
                 kind="illegal",
                 text=f"unknown or failed evidence id(s) {bad}; cite successful tool results "
-                f"({', '.join(sorted(known, key=lambda x: int(x[1:]))) or 'none yet'}) or 'image'",
+                f"({', '.join(sorted(known, key=lambda x: (x[0], int(x[1:])))) or 'none yet'}) or 'image'",
             )
         try:
             r = self._resolve(level, c.value)
         except InconsistentCommitment as e:
             return Observation(kind="illegal", text=f"cannot commit {level.value} {c.value!r}: {e}")
+        if (why := self._constraint_error(level.value, c.value, r)) is not None:
+            return Observation(kind="illegal", text=f"cannot commit {level.value} {c.value!r}: {why}")
         self.state.chain[level] = Commitment(
             level=level,
             value=r.value,
@@ -355,7 +381,7 @@ class Episode:
         if level is Level.CITY:
             region = chain.get(Level.REGION)
             return g.city(value, chain[Level.COUNTRY].code, region.value if region else None)
-        m = re.fullmatch(r"\s*\(?\s*(-?\d+(?:\.\d+)?)\s*[, ]\s*(-?\d+(?:\.\d+)?)\s*\)?\s*", value)
+        m = _LAT_LON.fullmatch(value)
         if not m:
             raise InconsistentCommitment("coordinates must be 'lat, lon' in decimal degrees")
         lat, lon = float(m.group(1)), float(m.group(2))
@@ -394,6 +420,10 @@ class Episode:
                 )
         elif (err := self.geography.coordinates_error(a.lat, a.lon, self.state.chain)) is not None:
             return Observation(kind="illegal", text=f"answer rejected: {err}")
+        if why := self._constraint_error(
+            "answer", f"{a.lat:.5f}, {a.lon:.5f}", Resolved("", "", a.lat, a.lon)
+        ):
+            return Observation(kind="illegal", text=f"answer rejected: {why}")
         self.state.answer = FinalAnswer(
             lat=a.lat, lon=a.lon, radius_km=a.radius_km, localizability=a.localizability
         )
@@ -426,3 +456,163 @@ class Episode:
             f"{reason}: answered from the deepest committed level ({deepest.value if deepest else 'none'})"
         )
         self._observe(Observation(kind="budget", text=f"{reason}; the episode ends with a fallback answer"))
+
+    # -- the analyst: constraints, review decisions, moves --------------------------------------------
+    def _constraint_error(self, level: str, value: str, r: Resolved) -> str | None:
+        """Why the analyst's constraints rule out committing ``level`` = ``value`` (resolved as ``r``),
+        or None. ``level`` is a Chain-of-Region level or ``answer``."""
+        constraints = self.state.constraints()
+        if not constraints:
+            return None
+        country = r.code if level == Level.COUNTRY.value else None
+        if level in ("coordinates", "answer") and any(
+            c.kind in ("country", "not_country") for c in constraints
+        ):
+            from geolocate.tools.geocode import reverse_batch
+
+            country = reverse_batch([(r.lat, r.lon)])[0].country_code or None
+        for c in constraints:
+            if c.rules_out(level, value, r.code) or c.rules_out(level, r.value, r.code):
+                return f"the analyst ruled it out ({c.describe()})"
+            if country is not None and not c.allows_country(country):
+                return f"the analyst's constraint says {c.describe()}"
+            point_level = level in ("city", "coordinates", "answer")
+            if point_level and r.lat is not None and not c.allows_point(r.lat, r.lon):
+                return f"outside the analyst's constraint: {c.describe()}"
+        return None
+
+    def _analyst_evidence(self, kind: str, author: str, output: dict, summary: str) -> Evidence:
+        ev = Evidence(
+            id=self.state.next_evidence_id(analyst=True),
+            tool=kind,
+            arguments={},
+            ok=True,
+            output=output,
+            summary=summary,
+            elapsed_s=0.0,
+            turn=max(0, len(self.state.turns) - 1),
+            author=author,
+            utc=utc_now(),
+        )
+        self.state.evidence.append(ev)
+        return ev
+
+    def reopen(self, reason: str) -> None:
+        """Let the planner go on after an answer (the analyst added something): the answer is set
+        aside and, when the turn budget is spent, four more turns are granted."""
+        if not self.done:
+            return
+        self.state.status = "running"
+        self.state.answer = None
+        if len(self.state.turns) >= self.state.budget.max_turns:
+            self.state.budget = self.state.budget.model_copy(update={"max_turns": len(self.state.turns) + 4})
+        self._observe(Observation(kind="analyst", text=f"the analyst reopened the investigation: {reason}"))
+
+    def review(self, action: Commit | Answer, decision: Approve | Reject | Edit) -> Commit | Answer | None:
+        """Apply the analyst's decision on a pending commitment or answer; returns the action to carry
+        out (the approved or edited one), or None when it was rejected. The decision is evidence (an
+        ``a`` id): an edit is cited by the edited commitment, a rejection becomes a constraint, so the
+        rejected value is never accepted again."""
+        level = "answer" if isinstance(action, Answer) else action.level
+        value = f"{action.lat:.5f}, {action.lon:.5f}" if isinstance(action, Answer) else action.value
+        out: dict[str, Any] = {"decision": decision.kind, "level": level, "proposed": value}
+        if isinstance(decision, Approve):
+            ev = self._analyst_evidence("review", decision.author, out, f"approved {level} = {value}")
+            self._observe(
+                Observation(kind="analyst", text=f"[{ev.id}] the analyst approved {level} = {value}")
+            )
+            return action
+        if isinstance(decision, Reject):
+            code = None
+            if level != "answer":
+                try:
+                    code = self._resolve(parse_level(level), value).code or None
+                except (InconsistentCommitment, KeyError):
+                    code = None
+            c = Constraint(kind="not_value", level=level, value=code or value)
+            out |= {"reason": decision.reason, "constraint": c.model_dump(mode="json")}
+            ev = self._analyst_evidence(
+                "review", decision.author, out, f"rejected {level} = {value}: {decision.reason}"
+            )
+            self._observe(
+                Observation(
+                    kind="analyst",
+                    text=f"[{ev.id}] the analyst rejected {level} = {value}: {decision.reason}. "
+                    "Do not propose it again.",
+                )
+            )
+            return None
+        out |= {"value": decision.value}
+        if level == Level.COUNTRY.value:
+            out["constraint"] = Constraint(kind="country", country=decision.value).model_dump(mode="json")
+        ev = self._analyst_evidence(
+            "review", decision.author, out, f"edited {level}: {value} -> {decision.value}"
+        )
+        self._observe(
+            Observation(
+                kind="analyst", text=f"[{ev.id}] the analyst set {level} = {decision.value} (was {value})"
+            )
+        )
+        if isinstance(action, Answer):
+            m = _LAT_LON.fullmatch(decision.value)
+            if not m:
+                return None
+            return action.model_copy(update={"lat": float(m.group(1)), "lon": float(m.group(2))})
+        return action.model_copy(
+            update={"value": decision.value, "confidence": decision.confidence, "evidence": [ev.id]}
+        )
+
+    def apply_move(self, move: Hint | Constrain | ManualTool | BacktrackTo | Conclude) -> Observation:
+        """Apply an analyst move that is not a review decision; the observation is what the planner
+        reads next (analyst notes are labelled as such, never mixed with text read from the photo).
+
+        A hint, a constraint or a backtrack on a finished episode reopens it; a new constraint that a
+        committed level breaks backtracks that level (and those below it).
+        """
+        if isinstance(move, Hint):
+            ev = self._analyst_evidence("hint", move.author, {"text": move.text}, move.text[:200])
+            self.reopen(f"hint {ev.id}")
+            return self._observe(
+                Observation(kind="analyst", text=f"[{ev.id}] analyst note: {move.text}", evidence_id=ev.id)
+            )
+        if isinstance(move, Constrain):
+            c = move.constraint
+            ev = self._analyst_evidence(
+                "constraint", move.author, {"constraint": c.model_dump(mode="json")}, c.describe()
+            )
+            self.reopen(f"constraint {ev.id}")
+            obs = self._observe(
+                Observation(
+                    kind="analyst", text=f"[{ev.id}] analyst constraint: {c.describe()}", evidence_id=ev.id
+                )
+            )
+            self._enforce_constraints()
+            return obs
+        if isinstance(move, ManualTool):
+            return self._observe(
+                self._tool(ToolCall(name=move.name, arguments=move.arguments), author=move.author)
+            )
+        if isinstance(move, BacktrackTo):
+            self._analyst_evidence(
+                "review",
+                move.author,
+                {"decision": "backtrack", "level": move.level},
+                f"backtrack to {move.level}",
+            )
+            self.reopen(f"backtrack to {move.level}")
+            return self._observe(self._backtrack(Backtrack(level=move.level, reason="analyst")))
+        ev = self._analyst_evidence("conclusion", move.author, {"note": move.note}, move.note or "concluded")
+        return self._observe(
+            Observation(kind="analyst", text=f"[{ev.id}] the analyst concluded the investigation")
+        )
+
+    def _enforce_constraints(self) -> None:
+        """Backtrack the highest committed level that the constraints now rule out (and all below)."""
+        for lv in self.state.committed_levels():
+            c = self.state.chain[lv]
+            if (
+                self._constraint_error(lv.value, c.raw, Resolved(c.value, c.code or "", c.lat, c.lon))
+                is not None
+            ):
+                self._observe(self._backtrack(Backtrack(level=lv.value, reason="analyst constraint")))
+                return

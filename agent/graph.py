@@ -1,8 +1,18 @@
-"""LangGraph wiring of the agent: nodes assess -> plan -> (act | commit | answer) -> plan ... -> END.
+"""LangGraph wiring of the agent: assess -> plan -> (act | commit | answer | review) -> ... -> END.
 
-The graph only wires; the Episode (:mod:`geolocate.agent.episode`) checks and carries out actions, the policy
-writes turns. Both, with the tool set, are injected through the run context. Node signatures say
-where each node may go (``Command[Literal[...]]``); loop budgets live in the episode state.
+The graph only wires; the Episode (:mod:`geolocate.agent.episode`) checks and carries out actions,
+the policy writes turns. The policy, tools, photo and geography are injected through the run context
+(:class:`AgentContext`); everything else is graph state, so a checkpointer can save and resume it.
+
+Routing is one pure function of the state (:func:`route`), used after every node: the next node
+follows from the episode's status and the head of the turn's pending actions. That is what lets an
+investigator session (:mod:`geolocate.agent.session`) fork from any checkpoint with
+``update_state``. Each node carries out one action, so every tool call is its own checkpoint.
+
+Two nodes exist for sessions and are never reached in a one-shot run: ``review`` pauses with
+``interrupt()`` before a commitment or answer at a level the analyst asked to review, and ``idle``
+pauses after the answer, where the analyst may add a hint or a constraint (the planner then goes
+on) or conclude.
 """
 
 from __future__ import annotations
@@ -10,16 +20,18 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Literal, TypedDict
+from typing import Any, Literal, NotRequired, TypedDict
 
 from langgraph.graph import END, START, StateGraph
 from langgraph.runtime import Runtime
-from langgraph.types import Command
+from langgraph.types import interrupt
 
 from geolocate.agent.actions import Action, Answer, Backtrack, Commit, ToolCall
+from geolocate.agent.analyst import DECISIONS, MOVE, Conclude
 from geolocate.agent.episode import Episode
 from geolocate.agent.geography import Geography
 from geolocate.agent.policies.base import Policy
+from geolocate.agent.stages import parse_level
 from geolocate.agent.state import Budget, EpisodeState, Observation
 from geolocate.tools.image import LoadedImage
 from geolocate.tools.registry import ToolSet
@@ -29,13 +41,23 @@ MIN_SIDE_PX = 64
 
 
 class AgentState(TypedDict):
+    """Graph state. ``episode`` and ``pending`` (the rest of the current turn's actions) are always
+    set; the session keys are absent in one-shot runs."""
+
     episode: EpisodeState
     pending: list[Action]
+    review: NotRequired[list[str]]
+    """Levels (and ``answer``) that wait for the analyst's approval; empty: run through."""
+    approved: NotRequired[bool]
+    """The head of ``pending`` was approved or edited by the analyst."""
+    pause_at_end: NotRequired[bool]
+    """Pause after the answer for the analyst (sessions) instead of ending."""
+    concluded: NotRequired[bool]
 
 
 @dataclass
 class AgentContext:
-    """Run-scoped resources injected into every node."""
+    """Run-scoped resources injected into every node (not checkpointed)."""
 
     image: LoadedImage
     tools: ToolSet
@@ -44,41 +66,58 @@ class AgentContext:
     options: dict[str, Any] = field(default_factory=dict)
 
 
-Node = Literal["plan", "act", "commit", "answer", "__end__"]
+Node = Literal["plan", "act", "commit", "answer", "review", "idle", "__end__"]
 
 
 def _episode(state: AgentState, ctx: AgentContext) -> Episode:
     return Episode(ctx.image, ctx.tools, geography=ctx.geography, options=ctx.options, state=state["episode"])
 
 
-def _route(ep: Episode, pending: list[Action]) -> Node:
-    """Node for the next pending action; at the end of a turn, close it and plan again (or stop)."""
-    if not ep.done and pending:
-        a = pending[0]
-        if isinstance(a, ToolCall):
-            return "act"
-        if isinstance(a, (Commit, Backtrack)):
-            return "commit"
-        return "answer"
-    ep.end_turn()
-    return END if ep.done else "plan"
+def needs_review(action: Action, review: list[str]) -> bool:
+    """Whether ``action`` waits for the analyst: a commit at a reviewed level, or a reviewed answer.
+
+    >>> needs_review(Answer(lat=0, lon=0, radius_km=1, localizability=0.5), ["answer"])
+    True
+    """
+    if isinstance(action, Answer):
+        return "answer" in review
+    if isinstance(action, Commit):
+        level = parse_level(action.level)
+        return level is not None and level.value in review
+    return False
 
 
-def assess(state: AgentState, runtime: Runtime[AgentContext]) -> Command[Literal["plan"]]:
+def route(state: AgentState) -> Node:
+    """The next node, from the state alone."""
+    ep = state["episode"]
+    if ep.done:
+        return "idle" if state.get("pause_at_end") and not state.get("concluded") else END
+    pending = state.get("pending") or []
+    if not pending:
+        return "plan"
+    head = pending[0]
+    if needs_review(head, state.get("review") or []) and not state.get("approved"):
+        return "review"
+    if isinstance(head, ToolCall):
+        return "act"
+    if isinstance(head, (Commit, Backtrack)):
+        return "commit"
+    return "answer"
+
+
+def assess(state: AgentState, runtime: Runtime[AgentContext]) -> dict:
     """Check that the photo is usable at all and note what limits it."""
     ep = _episode(state, runtime.context)
     img = runtime.context.image
     if min(img.width, img.height) < MIN_SIDE_PX:
         ep.state.warnings.append(f"the photo is only {img.width}x{img.height} px: little can be read from it")
-    return Command(goto="plan", update={"episode": ep.state, "pending": []})
+    return {"episode": ep.state, "pending": []}
 
 
-def plan(state: AgentState, runtime: Runtime[AgentContext]) -> Command[Node]:
+def plan(state: AgentState, runtime: Runtime[AgentContext]) -> dict:
     """Ask the policy for the next turn and parse it."""
     ctx = runtime.context
     ep = _episode(state, ctx)
-    if ep.done:
-        return Command(goto=END, update={"episode": ep.state, "pending": []})
     t = time.perf_counter()
     try:
         completion = ctx.policy.act(ep)
@@ -87,54 +126,121 @@ def plan(state: AgentState, runtime: Runtime[AgentContext]) -> Command[Node]:
         completion = ""
     parsed = ep.begin_turn(completion, policy_s=time.perf_counter() - t)
     pending = list(parsed.actions)
-    return Command(goto=_route(ep, pending), update={"episode": ep.state, "pending": pending})
+    if not pending:
+        ep.end_turn()
+    return {"episode": ep.state, "pending": pending, "approved": False}
 
 
-def _consume(state: AgentState, ctx: AgentContext, kinds: tuple[type, ...]) -> Command[Node]:
+def _step(state: AgentState, ctx: AgentContext, action: Action | None = None) -> dict:
+    """Carry out the head of the pending actions (or ``action`` in its place); close the turn when
+    none are left or the episode ended."""
     ep = _episode(state, ctx)
     pending = list(state["pending"])
-    while pending and isinstance(pending[0], kinds) and not ep.done:
-        ep.apply(pending.pop(0))
-    if ep.done:
+    head = pending.pop(0)
+    if not ep.done:
+        ep.apply(action or head)
+    if ep.done or not pending:
         pending = []
-    return Command(goto=_route(ep, pending), update={"episode": ep.state, "pending": pending})
+        ep.end_turn()
+    return {"episode": ep.state, "pending": pending, "approved": False}
 
 
-def act(state: AgentState, runtime: Runtime[AgentContext]) -> Command[Node]:
-    """Run the turn's consecutive tool calls."""
-    return _consume(state, runtime.context, (ToolCall,))
+def act(state: AgentState, runtime: Runtime[AgentContext]) -> dict:
+    """Run the turn's next tool call."""
+    return _step(state, runtime.context)
 
 
-def commit(state: AgentState, runtime: Runtime[AgentContext]) -> Command[Node]:
-    """Apply the turn's consecutive commit and backtrack actions to the Chain of Region."""
-    return _consume(state, runtime.context, (Commit, Backtrack))
+def commit(state: AgentState, runtime: Runtime[AgentContext]) -> dict:
+    """Apply the turn's next commit or backtrack to the Chain of Region."""
+    return _step(state, runtime.context)
 
 
-def answer(state: AgentState, runtime: Runtime[AgentContext]) -> Command[Node]:
+def answer(state: AgentState, runtime: Runtime[AgentContext]) -> dict:
     """Check and record the final answer (a rejected answer sends the policy back to plan)."""
-    return _consume(state, runtime.context, (Answer,))
+    return _step(state, runtime.context)
 
 
-def build_graph():
-    """Compile the agent graph (no checkpointer; sessions add one)."""
+def review_request(state: AgentState) -> dict:
+    """What the analyst is asked at a review point (the ``interrupt`` value): the pending
+    commitment or answer, and the evidence it cites."""
+    ep, head = state["episode"], state["pending"][0]
+    cited = head.evidence if isinstance(head, Commit) else []
+    evidence = [e.model_dump(mode="json") for e in ep.evidence if e.id in cited]
+    level = "answer" if isinstance(head, Answer) else head.level
+    return {"kind": "review", "level": level, "action": head.model_dump(mode="json"), "evidence": evidence}
+
+
+def review(state: AgentState, runtime: Runtime[AgentContext]) -> dict:
+    """Pause for the analyst's decision on the pending commitment or answer.
+
+    Approve or edit: carry it out (as edited). Reject: drop the rest of the turn, so the planner
+    proposes again without the rejected value. Any other move (hint, constraint, manual tool) is
+    applied and the review stays pending (the next pause shows the updated evidence).
+    """
+    move = MOVE.validate_python(interrupt(review_request(state)))
+    ctx = runtime.context
+    if move.kind not in DECISIONS:
+        ep = _episode(state, ctx)
+        ep.apply_move(move)
+        return {"episode": ep.state, "pending": [] if ep.done else state["pending"], "approved": False}
+    ep = _episode(state, ctx)
+    pending = list(state["pending"])
+    decided = ep.review(pending[0], move)
+    if decided is None:
+        ep.end_turn()
+        return {"episode": ep.state, "pending": [], "approved": False}
+    return {"episode": ep.state, "pending": [decided, *pending[1:]], "approved": True}
+
+
+def idle(state: AgentState, runtime: Runtime[AgentContext]) -> dict:
+    """After the answer: pause for the analyst. A hint, constraint or backtrack reopens the
+    investigation (the planner goes on); a manual tool call adds evidence; conclude ends it."""
+    ep0 = state["episode"]
+    move = MOVE.validate_python(interrupt({"kind": "done", "status": ep0.status}))
+    ep = _episode(state, runtime.context)
+    if move.kind in DECISIONS:
+        ep._observe(Observation(kind="analyst", text=f"nothing is pending review: {move.kind} ignored"))
+        return {"episode": ep.state}
+    ep.apply_move(move)
+    return {"episode": ep.state, "pending": [], "concluded": isinstance(move, Conclude)}
+
+
+_NODES = {
+    "assess": assess,
+    "plan": plan,
+    "act": act,
+    "commit": commit,
+    "answer": answer,
+    "review": review,
+    "idle": idle,
+}
+
+
+def build_graph(checkpointer=None):
+    """Compile the agent graph; sessions pass a LangGraph checkpointer (SQLite or Postgres)."""
     g = StateGraph(AgentState, context_schema=AgentContext)
-    g.add_node("assess", assess)
-    g.add_node("plan", plan)
-    g.add_node("act", act)
-    g.add_node("commit", commit)
-    g.add_node("answer", answer)
+    for name, fn in _NODES.items():
+        g.add_node(name, fn)
+        g.add_conditional_edges(name, route, [n for n in _NODES if n != "assess"] + [END])
     g.add_edge(START, "assess")
-    return g.compile()
+    return g.compile(checkpointer=checkpointer)
 
 
 _GRAPH = None
 
 
 def get_graph():
+    """The compiled graph without a checkpointer (one-shot runs, evaluation), built once."""
     global _GRAPH
     if _GRAPH is None:
         _GRAPH = build_graph()
     return _GRAPH
+
+
+def recursion_limit(budget: Budget) -> int:
+    """Graph steps an episode may take: a plan and up to (tool calls + 6) actions per turn, with room
+    for review pauses."""
+    return (budget.max_turns + 4) * (budget.max_tool_calls + 12) + 50
 
 
 def stream_episode(
@@ -151,15 +257,12 @@ def stream_episode(
     ctx = AgentContext(
         image=image, tools=tools, policy=policy, geography=geography, options=dict(options or {})
     )
-    limit = 6 * ep.state.budget.max_turns + 10
-    for update in get_graph().stream(
-        {"episode": ep.state, "pending": []},
-        context=ctx,
-        stream_mode="updates",
-        config={"recursion_limit": limit},
-    ):
+    config = {"recursion_limit": recursion_limit(ep.state.budget)}
+    inputs = {"episode": ep.state, "pending": []}
+    for update in get_graph().stream(inputs, context=ctx, stream_mode="updates", config=config):
         for node, value in update.items():
-            yield node, value["episode"]
+            if value and "episode" in value:
+                yield node, value["episode"]
 
 
 def run_episode(
@@ -180,4 +283,4 @@ def run_episode(
     return state
 
 
-__all__ = ["AgentContext", "AgentState", "build_graph", "run_episode", "stream_episode", "Observation"]
+__all__ = ["AgentContext", "AgentState", "build_graph", "route", "run_episode", "stream_episode"]

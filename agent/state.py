@@ -49,8 +49,18 @@ class Commitment(BaseModel):
     turn: int
 
 
+ANALYST_KINDS = ("hint", "constraint", "review", "conclusion")
+"""``Evidence.tool`` of an analyst's move (ids ``a1``, ``a2``...); tools' evidence has ids ``e1``..."""
+
+
 class Evidence(BaseModel):
-    """One tool call and its result; ``id`` is what commitments cite (``e1``, ``e2``...)."""
+    """One tool call and its result, or one analyst move; ``id`` is what commitments cite.
+
+    Tool calls have ids ``e1``, ``e2``...; analyst moves (``tool`` in :data:`ANALYST_KINDS`) have
+    ``a1``, ``a2``... ``author`` and ``utc`` (ISO 8601) are set for what an analyst did, including a
+    tool run by hand (then the id is an ``e`` id, as if the planner had called it); they are left out
+    of the trajectory when unset, so a one-shot run's trajectory is unchanged.
+    """
 
     id: str
     tool: str
@@ -61,6 +71,13 @@ class Evidence(BaseModel):
     summary: str
     elapsed_s: float
     turn: int
+    author: str | None = Field(None, exclude_if=lambda v: v is None)
+    utc: str | None = Field(None, exclude_if=lambda v: v is None)
+
+    @property
+    def is_analyst_move(self) -> bool:
+        return self.tool in ANALYST_KINDS
+
     _typed: Any = PrivateAttr(None)
 
     def typed(self):
@@ -80,6 +97,7 @@ class Evidence(BaseModel):
 
 
 ObservationKind = Literal[
+    "analyst",
     "over_budget",
     "repeated_call",
     "tool_result",
@@ -147,7 +165,23 @@ class EpisodeState(BaseModel):
 
     @property
     def tool_calls(self) -> int:
-        return len(self.evidence)
+        """Tool calls the planner made (what the tool-call budget counts; analyst moves do not)."""
+        return sum(1 for e in self.evidence if e.author is None)
+
+    def next_evidence_id(self, analyst: bool = False) -> str:
+        """``e<n>`` for the next tool result, ``a<n>`` for the next analyst move."""
+        prefix = "a" if analyst else "e"
+        return f"{prefix}{sum(1 for e in self.evidence if e.id[0] == prefix) + 1}"
+
+    def constraints(self):
+        """The analyst's constraints in force (:class:`~geolocate.agent.analyst.Constraint`), in order."""
+        from geolocate.agent.analyst import Constraint
+
+        return [
+            Constraint.model_validate(e.output["constraint"])
+            for e in self.evidence
+            if e.tool in ("constraint", "review") and e.output and e.output.get("constraint")
+        ]
 
     @property
     def done(self) -> bool:
