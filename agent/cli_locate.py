@@ -27,6 +27,7 @@ from geolocate.agent.cli_common import (
     print_result,
     stderr,
 )
+from geolocate.agent.options import RunOptions
 from geolocate.agent.state import TRAJECTORY_SCHEMA, EpisodeState
 
 
@@ -57,52 +58,49 @@ def register(sub) -> None:
         "--no-exif", action="store_true", help="ignore the photo's EXIF metadata (as benchmarks do)"
     )
     add_budget_args(loc)
-    loc.add_argument(
+    add_backend_args(loc)
+    loc.add_argument("--quiet", action="store_true", help="no progress output")
+    add_policy_args(loc)
+    loc.set_defaults(run=cmd_locate)
+
+
+def options_from_args(args: argparse.Namespace) -> RunOptions:
+    """The :class:`RunOptions` the ``locate`` / ``session new`` flags give."""
+    return RunOptions(
+        tool_timeout_s=args.tool_timeout,
+        osm_db=args.osm_db,
+        overpass=args.overpass,
+        nominatim=args.nominatim,
+        nominatim_scheme=args.nominatim_scheme,
+        user_agent=args.user_agent,
+    )
+
+
+def add_backend_args(p: argparse.ArgumentParser) -> None:
+    """The tool-backend flags shared by ``locate`` and ``session new``."""
+    p.add_argument(
         "--tool-timeout",
         type=positive_float,
         default=None,
         metavar="S",
         help="override every tool's time-out, in seconds",
     )
-    loc.add_argument(
+    p.add_argument(
         "--nominatim",
         metavar="HOST[:PORT]",
-        help="use this Nominatim server for the geocode tool instead of offline GeoNames (e.g. "
-        "localhost:8088)",
+        help="use this Nominatim server for the geocode tool instead of offline GeoNames "
+        "(e.g. localhost:8088)",
     )
-    loc.add_argument("--nominatim-scheme", default="https", choices=["http", "https"])
-    loc.add_argument(
+    p.add_argument("--nominatim-scheme", default="https", choices=["http", "https"])
+    p.add_argument(
         "--user-agent",
         default="geolocate/0.1 (https://github.com/geolocate)",
         help="user agent sent to Nominatim (its usage policy requires one that identifies you)",
     )
-    loc.add_argument(
+    p.add_argument(
         "--osm-db", metavar="DB", help="local OSM index for the osm_search tool (from 'geolocate osm index')"
     )
-    loc.add_argument("--overpass", metavar="URL", help="Overpass interpreter URL for the osm_search tool")
-    loc.add_argument("--quiet", action="store_true", help="no progress output")
-    add_policy_args(loc)
-    loc.set_defaults(run=cmd_locate)
-
-
-def run_options(args: argparse.Namespace) -> dict:
-    """Per-run tool options from the command line (time-out, OSM backend, Nominatim geocoder).
-
-    Raises:
-        ValueError, OSError: a backend cannot be set up.
-    """
-    options: dict = {"tool_timeout_s": args.tool_timeout} if args.tool_timeout else {}
-    if args.osm_db or args.overpass:
-        from geolocate.tools.osm import make_backend
-
-        options["osm_backend"] = make_backend(args.osm_db, args.overpass)
-    if args.nominatim:
-        from geolocate.tools.geocode import NominatimGeocoder
-
-        options["geocoder"] = NominatimGeocoder(
-            args.user_agent, domain=args.nominatim, scheme=args.nominatim_scheme
-        )
-    return options
+    p.add_argument("--overpass", metavar="URL", help="Overpass interpreter URL for the osm_search tool")
 
 
 def output_names(photos: list[str]) -> dict[str, str]:
@@ -209,7 +207,7 @@ def _locate(args: argparse.Namespace, resume_gc: bool) -> int:
         tools = ToolSet.parse_spec(args.tools, exclude=["exif"] if args.no_exif else [])
         policy = policy_from_args(args)
         budget = budget_from_args(args)
-        options = run_options(args)
+        options = options_from_args(args).build()
     except (ValueError, OSError) as e:
         return fail(e)
     names = output_names(args.photo)

@@ -53,6 +53,8 @@ class AgentState(TypedDict):
     pause_at_end: NotRequired[bool]
     """Pause after the answer for the analyst (sessions) instead of ending."""
     concluded: NotRequired[bool]
+    session: NotRequired[Any]
+    """The session's settings (:class:`geolocate.agent.session.SessionInfo`), kept in its checkpoints."""
 
 
 @dataclass

@@ -27,6 +27,7 @@ import regex
 from geolocate.agent.actions import Action, Answer, Backtrack, Commit, ToolCall, render_turn
 from geolocate.agent.stages import LEVELS, Level
 from geolocate.tools.clues import instruction_lines
+from geolocate.tools.geo import haversine_km
 from geolocate.tools.geonames import CONTINENTS, get_db, normalize_name
 
 CITY_MIN_SCORE = 0.6
@@ -157,8 +158,55 @@ class HeuristicPolicy:
                         + ".",
                         [ToolCall(name="gazetteer", arguments={"query": q}) for q in queries],
                     )
+            if (turn := self._read_hints(ep)) is not None:
+                return turn
             plan = self._plan_from_text(ep)
         return self._execute(ep, plan)
+
+    # -- the analyst's notes and constraints --------------------------------------------------------------
+    @staticmethod
+    def _hint_queries(ep, hint) -> list[str]:
+        """Gazetteer queries already made for ``hint`` (made after it, from its words)."""
+        cands = {normalize_name(c) for c in place_candidates([hint.output["text"]], MAX_PLACE_QUERIES)}
+        return [
+            e.arguments.get("query", "")
+            for e in ep.state.evidence
+            if e.tool == "gazetteer"
+            and e.turn > hint.turn
+            and normalize_name(e.arguments.get("query", "")) in cands
+        ]
+
+    def _read_hints(self, ep) -> str | None:
+        """The next turn that reads an analyst's hint with the clue and gazetteer tools, or None when
+        every hint has been read (a hint is trusted text: instruction filtering is for the photo)."""
+        for hint in (e for e in ep.state.evidence if e.tool == "hint"):
+            text = hint.output["text"]
+            if "clues" in ep.tools and not any(
+                e.tool == "clues" and e.arguments.get("text") == text for e in ep.state.evidence
+            ):
+                return render_turn(
+                    f"The analyst noted {text!r} ({hint.id}): extract its clues.",
+                    [ToolCall(name="clues", arguments={"text": text})],
+                )
+            if "gazetteer" in ep.tools and not self._hint_queries(ep, hint):
+                budget = ep.state.budget.max_tool_calls - ep.state.tool_calls - 1
+                queries = place_candidates([text], self.max_place_queries)[
+                    : max(0, min(self.max_place_queries, budget))
+                ]
+                if queries:
+                    return render_turn(
+                        f"Look up the place names in the analyst's note {hint.id}: "
+                        + ", ".join(repr(q) for q in queries)
+                        + ".",
+                        [ToolCall(name="gazetteer", arguments={"query": q}) for q in queries],
+                    )
+        return None
+
+    @staticmethod
+    def _allowed(constraints, country: str, lat: float | None = None, lon: float | None = None) -> bool:
+        if not all(c.allows_country(country) for c in constraints):
+            return False
+        return lat is None or all(c.allows_point(lat, lon) for c in constraints)
 
     def _trusted_lines(self, ep) -> list[str]:
         lines: list[str] = []
@@ -193,19 +241,45 @@ class HeuristicPolicy:
         return plan
 
     def _plan_from_text(self, ep) -> dict[str, Any]:
-        clue_ev = next(iter(self._ok(ep, "clues")), None)
+        constraints = ep.state.constraints()
+        clue_evs = self._ok(ep, "clues")
+        clue_ev = next(iter(clue_evs), None)
         scores: dict[str, float] = clue_ev.typed().country_scores if clue_ev else {}
+        if len(clue_evs) > 1 or constraints:  # the analyst's notes add clues; constraints remove countries
+            total: dict[str, float] = {}
+            for e in clue_evs:
+                for cc, p in e.typed().country_scores.items():
+                    if self._allowed(constraints, cc):
+                        total[cc] = total.get(cc, 0.0) + p
+            norm = sum(total.values())
+            scores = {cc: p / norm for cc, p in total.items()} if norm > 0 else {}
+        hints = [e for e in ep.state.evidence if e.tool == "hint"]
+        hint_queries = {normalize_name(q) for h in hints for q in self._hint_queries(ep, h)}
         ocr_ids = [e.id for e in self._ok(ep, "ocr")]
         best = None
         for e in self._ok(ep, "gazetteer"):
             q = e.arguments.get("query", "")
+            from_hint = normalize_name(q) in hint_queries
             for m in e.typed().matches:
-                s = self._score_match(q, m, scores)
-                if best is None or s > best[0]:
-                    best = (s, m, e.id)
-        if best is not None and best[0] >= CITY_MIN_SCORE:
-            s, m, gid = best
+                if constraints and (
+                    not self._allowed(constraints, m.country_code, m.lat, m.lon)
+                    or any(
+                        c.rules_out("city", m.name) or c.rules_out("region", m.admin1 or "")
+                        for c in constraints
+                    )
+                ):
+                    continue
+                # The analyst's own words outrank script and language clues.
+                s = self._score_match(q, m, {} if from_hint else scores)
+                rank = (from_hint and s >= CITY_MIN_SCORE, s)
+                if best is None or rank > best[0]:
+                    best = (rank, m, e.id)
+        if best is not None and best[0][1] >= CITY_MIN_SCORE:
+            (_, s), m, gid = best
             ev = ocr_ids + [gid] + ([clue_ev.id] if clue_ev and scores.get(m.country_code, 0) > 0 else [])
+            if best[0][0]:
+                ev = [h.id for h in hints] + [gid]
+
             levels = [
                 (Level.CONTINENT, CONTINENTS.get(m.continent, m.continent), min(0.95, s + 0.1), ev),
                 (Level.COUNTRY, m.country_code, min(0.95, s + 0.05), ev),
@@ -222,11 +296,18 @@ class HeuristicPolicy:
                     lat=m.lat, lon=m.lon, radius_km=radius, localizability=round(min(0.9, s), 3)
                 ),
             }
+        pinned = next((c for c in constraints if c.kind == "country"), None)
+        if pinned is not None and pinned.country not in scores:  # the analyst knows the country
+            scores = {pinned.country: 1.0}
         if scores:
             cc, p = max(scores.items(), key=lambda kv: kv[1])
             country = get_db().countries.get(cc)
             if p >= COUNTRY_MIN_SCORE and country is not None and country.lat is not None:
-                ev = [clue_ev.id]
+                ev = [e.id for e in clue_evs if e.typed().country_scores.get(cc, 0) > 0] or [
+                    e.id
+                    for e in ep.state.evidence
+                    if e.is_analyst_move and (e.output or {}).get("constraint", {}).get("country") == cc
+                ]
                 radius = round(max(50.0, math.sqrt(max(country.area_km2, 1.0) / math.pi)), 1)
                 return {
                     "why": f"text clues point to {country.name} (score {p:.2f}); no place name matched, "
@@ -263,9 +344,48 @@ class HeuristicPolicy:
             return s
         return s * commonness_factor(m.matched, pop, m.country_code)
 
+    @staticmethod
+    def _fit_to_constraints(ep, plan: dict[str, Any]) -> dict[str, Any]:
+        """Move the plan's answer into the analyst's bbox or circle when it lies outside (to the
+        constraint's centre, with its size as the radius); a rejected answer falls back to the
+        deepest committed level with that level's radius."""
+        constraints = ep.state.constraints()
+        a = plan["answer"]
+        if not constraints:
+            return plan
+        if any(c.rules_out("answer", f"{a.lat:.5f}, {a.lon:.5f}") for c in constraints):
+            chain = ep.state.chain
+            for lv in reversed(LEVELS[:-2]):
+                c = chain.get(lv)
+                if c is not None and c.lat is not None and (c.lat, c.lon) != (a.lat, a.lon):
+                    radius = {Level.CITY: 25.0, Level.REGION: 200.0, Level.COUNTRY: 750.0}.get(lv, 2500.0)
+                    a = Answer(lat=c.lat, lon=c.lon, radius_km=radius, localizability=min(0.4, c.confidence))
+                    break
+        for c in constraints:
+            if c.kind in ("bbox", "circle") and not c.allows_point(a.lat, a.lon):
+                if c.kind == "circle":
+                    lat, lon, r = c.lat, c.lon, c.radius_km
+                else:
+                    s, w, n, e = c.bbox
+                    lat, lon = (s + n) / 2, (w + e) / 2
+                    r = max(1.0, haversine_km(s, w, n, e) / 2)
+                a = Answer(lat=lat, lon=lon, radius_km=round(r, 1), localizability=min(a.localizability, 0.5))
+        return {**plan, "answer": a}
+
     def _execute(self, ep, plan: dict[str, Any]) -> str:
-        """Commit the plan's remaining levels in one turn, then answer; fall back when rejected."""
+        """Commit the plan's remaining levels in one turn, then answer; fall back when rejected.
+
+        When new evidence (an analyst's note or constraint) changes the plan, a committed level that
+        disagrees with it is backtracked first, unless the analyst set that level."""
+        plan = self._fit_to_constraints(ep, plan)
         chain = ep.state.chain
+        for lv, val, _conf, _ev in plan["levels"]:
+            c = chain.get(lv)
+            if c is not None and c.raw != val and not any(e.startswith("a") for e in c.evidence):
+                return render_turn(
+                    f"The evidence now points to {val} for the {lv.value}, not {c.value}: undo it.",
+                    [Backtrack(level=lv.value, reason=f"the evidence now points to {val}")],
+                )
         if self._last_turn_rejected(ep):
             last = ep.state.turns[-1]
             if any(a.get("kind") == "answer" for a in last.actions):

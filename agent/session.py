@@ -1,0 +1,601 @@
+"""Investigator sessions: durable, resumable runs of the agent with the analyst in the loop.
+
+A session is a LangGraph thread over the agent graph (:mod:`geolocate.agent.graph`) compiled with a
+checkpointer: ``SqliteSaver`` in one file under the data folder by default, ``PostgresSaver`` for a
+team (``--store postgresql://...``). Every graph step is a checkpoint written before the next step
+starts (``durability="sync"``), so a session killed at any point resumes from its last step with
+nothing lost and nothing recorded twice. There is no second persistence layer: the session's settings,
+the Episode, the analyst's moves and the branches all live in the checkpoints.
+
+The graph pauses with ``interrupt()`` at review points (a commitment at a level the analyst asked
+to review, or the answer) and after the answer; the analyst's decision or move resumes it with
+``Command(resume=...)``. Forking from an earlier checkpoint (``update_state``) makes a new branch in
+the same thread; the branch of the newest checkpoint is the current one.
+
+This module is the one API that the CLI (``geolocate session ...``) and the web workbench call.
+
+Errors are :class:`SessionError` (a ``ValueError``): unknown or ambiguous id, nothing pending, a
+photo that changed on disk, a store that cannot be opened, a session in use by another process.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import sqlite3
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from langgraph.types import Command
+from pydantic import BaseModel, Field
+
+from geolocate.agent.analyst import DECISIONS, MOVE, default_author, utc_now
+from geolocate.agent.graph import AgentContext, build_graph, recursion_limit
+from geolocate.agent.options import RunOptions
+from geolocate.agent.state import Budget, EpisodeState, ImageInfo
+from geolocate.tools.errors import GeolocateError
+
+SERDE_TYPES = [
+    ("geolocate.agent.state", "EpisodeState"),
+    ("geolocate.agent.stages", "Level"),
+    ("geolocate.agent.actions", "ToolCall"),
+    ("geolocate.agent.actions", "Commit"),
+    ("geolocate.agent.actions", "Backtrack"),
+    ("geolocate.agent.actions", "Answer"),
+    ("geolocate.agent.session", "SessionInfo"),
+    ("geolocate.agent.options", "RunOptions"),
+    ("geolocate.agent.state", "Budget"),
+]
+"""The types a checkpoint may hold (LangGraph's msgpack allow-list: nothing else is deserialised)."""
+
+
+class SessionError(GeolocateError, ValueError):
+    """A session operation that cannot be done; the message says why and what to do (CLI exit 2)."""
+
+
+def data_home() -> Path:
+    """Where sessions live: ``$GEOLOCATE_HOME``, else the platform's user data folder."""
+    import platformdirs
+
+    return Path(os.environ.get("GEOLOCATE_HOME") or platformdirs.user_data_dir("geolocate"))
+
+
+def default_store() -> str:
+    """The default store: ``sessions.sqlite`` in :func:`data_home`."""
+    return str(data_home() / "sessions.sqlite")
+
+
+class SessionInfo(BaseModel):
+    """A session's settings, kept in its checkpoints so that any process can resume it."""
+
+    id: str
+    photo: str = Field(description="absolute path of the photo")
+    sha256: str
+    policy: str = "heuristic"
+    policy_args: dict[str, Any] = {}
+    tools: list[str]
+    review: list[str] = []
+    options: RunOptions = RunOptions()
+    author: str
+    created: str = Field(description="UTC, ISO 8601")
+
+
+@dataclass
+class Branch:
+    """One branch of a session: the path from the first checkpoint to a leaf of the checkpoint tree."""
+
+    head: str
+    """Checkpoint id of the leaf."""
+    short: str
+    updated: str
+    current: bool
+    episode: EpisodeState
+    concluded: bool
+
+
+@dataclass
+class SessionView:
+    """What a session looks like at its current (or a given) checkpoint."""
+
+    info: SessionInfo
+    episode: EpisodeState
+    checkpoint: str
+    updated: str
+    pending: dict | None
+    """The interrupt value: a review request (``kind`` review) or the after-answer pause (``done``)."""
+    concluded: bool
+    next: tuple[str, ...]
+    branches: list[Branch] = field(default_factory=list)
+
+    @property
+    def status(self) -> str:
+        """``review`` (waiting for a decision), ``answered`` (paused after the answer), ``concluded``,
+        or ``interrupted`` (stopped mid-run: resume it)."""
+        if self.concluded:
+            return "concluded"
+        if self.pending is not None:
+            return "review" if self.pending.get("kind") == "review" else "answered"
+        return "interrupted" if self.next else "concluded"
+
+
+@dataclass
+class HistoryEntry:
+    """One checkpoint on a branch: its id, step, what the step did and the chain after it."""
+
+    checkpoint: str
+    short: str
+    step: int
+    source: str
+    node: str
+    ts: str
+    summary: str
+
+
+def short_id(checkpoint_id: str) -> str:
+    """The last 8 hex digits of a checkpoint id (its random part), shown to people."""
+    return checkpoint_id.replace("-", "")[-8:]
+
+
+class SessionStore:
+    """A store of sessions: a SQLite file (default) or a PostgreSQL database.
+
+    Args:
+        url: a file path or ``sqlite:///path``; ``postgresql://...`` for PostgreSQL; None for
+            :func:`default_store`.
+
+    Raises:
+        SessionError: the store cannot be opened (not a database, locked, unreachable).
+    """
+
+    def __init__(self, url: str | None = None):
+        from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
+
+        self.url = url or default_store()
+        serde = JsonPlusSerializer(allowed_msgpack_modules=SERDE_TYPES)
+        try:
+            if self.url.startswith(("postgresql://", "postgres://")):
+                self._open_postgres(serde)
+            else:
+                self._open_sqlite(serde)
+        except (sqlite3.Error, OSError) as e:
+            raise SessionError(f"cannot open the session store {self.url}: {e}") from None
+        except Exception as e:  # psycopg errors: the module is optional
+            if type(e).__module__.startswith("psycopg"):
+                raise SessionError(f"cannot open the session store {self.url}: {e}".strip()) from None
+            raise
+        self.graph = build_graph(self.saver)
+
+    def _open_sqlite(self, serde) -> None:
+        from langgraph.checkpoint.sqlite import SqliteSaver
+
+        path = Path(self.url.removeprefix("sqlite:///"))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.kind, self.path = "sqlite", path
+        self.conn = sqlite3.connect(str(path), check_same_thread=False, timeout=30)
+        self.conn.execute(
+            "PRAGMA journal_mode=WAL"
+        )  # readers (a second CLI, the web page) never block the writer
+        self.saver = SqliteSaver(self.conn, serde=serde)
+        self.saver.setup()
+        self.conn.execute("SELECT count(*) FROM checkpoints").fetchone()
+
+    def _open_postgres(self, serde) -> None:
+        import psycopg
+        from langgraph.checkpoint.postgres import PostgresSaver
+        from psycopg.rows import dict_row
+
+        self.kind, self.path = "postgres", None
+        self.conn = psycopg.connect(self.url, autocommit=True, prepare_threshold=0, row_factory=dict_row)
+        self.saver = PostgresSaver(self.conn, serde=serde)
+        self.saver.setup()
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self.conn.close()
+
+    def __enter__(self) -> SessionStore:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # -- ids, locks ------------------------------------------------------------------------------------
+    def ids(self) -> list[str]:
+        """Every session id in the store, newest activity first."""
+        seen: dict[str, None] = {}
+        for c in self.saver.list(None):
+            seen.setdefault(c.config["configurable"]["thread_id"], None)
+        return list(seen)
+
+    def resolve(self, prefix: str) -> str:
+        """The one session whose id starts with ``prefix``.
+
+        Raises:
+            SessionError: none, or several (the message lists them).
+        """
+        prefix = prefix.strip()
+        hits = [i for i in self.ids() if i.startswith(prefix)] if prefix else []
+        if not hits:
+            raise SessionError(f"no session {prefix!r} in {self.url} (geolocate session list shows them)")
+        if len(hits) > 1 and prefix not in hits:
+            raise SessionError(f"session id {prefix!r} is ambiguous: {', '.join(sorted(hits))}")
+        return prefix if prefix in hits else hits[0]
+
+    @contextlib.contextmanager
+    def lock(self, sid: str) -> Iterator[None]:
+        """Exclusive use of session ``sid`` by this process: never two writers.
+
+        Raises:
+            SessionError: another process holds it (a run in progress).
+        """
+        if self.kind == "postgres":
+            key = int.from_bytes(sid.encode()[:8].ljust(8, b"\0"), "big", signed=True)
+            got = self.conn.execute("SELECT pg_try_advisory_lock(%s) AS ok", (key,)).fetchone()["ok"]
+            if not got:
+                raise SessionError(
+                    f"session {sid} is in use by another process; try again when it has paused"
+                )
+            try:
+                yield
+            finally:
+                self.conn.execute("SELECT pg_advisory_unlock(%s)", (key,))
+            return
+        from filelock import FileLock, Timeout
+
+        locks = self.path.with_name(self.path.name + ".locks")
+        locks.mkdir(exist_ok=True)
+        lock = FileLock(str(locks / f"{sid}.lock"), timeout=0)
+        try:
+            lock.acquire()
+        except Timeout:
+            raise SessionError(
+                f"session {sid} is in use by another process; try again when it has paused"
+            ) from None
+        try:
+            yield
+        finally:
+            lock.release()
+
+    def in_use(self, sid: str) -> bool:
+        """Whether another process is running session ``sid`` now."""
+        try:
+            with self.lock(sid):
+                return False
+        except SessionError:
+            return True
+
+    # -- create, run, move -------------------------------------------------------------------------------
+    def create(
+        self,
+        photo: str | Path,
+        *,
+        review: list[str] | None = None,
+        policy: str = "heuristic",
+        policy_args: dict[str, Any] | None = None,
+        tools: str = "all",
+        no_exif: bool = False,
+        budget: Budget | None = None,
+        options: RunOptions | None = None,
+        author: str | None = None,
+        on_step: Callable[[str, EpisodeState], None] | None = None,
+    ) -> SessionView:
+        """Start a session on ``photo`` and run it to its first pause (review point or answer).
+
+        Raises:
+            InputImageError: the photo cannot be used; UnknownToolError / UnknownNameError: bad tools
+            or policy; ValueError: bad options.
+        """
+        from geolocate.agent.policies import make_policy
+        from geolocate.tools.image import load_image
+        from geolocate.tools.registry import ToolSet
+
+        image = load_image(photo)
+        toolset = ToolSet.parse_spec(tools, exclude=["exif"] if no_exif else [])
+        policy_obj = make_policy(policy, **(policy_args or {}))
+        options = options or RunOptions()
+        options.build()  # fail now on a bad backend, not at the first tool call
+        sid = secrets.token_hex(4)
+        while sid in self.ids():  # pragma: no cover - 1 in 4 billion
+            sid = secrets.token_hex(4)
+        info = SessionInfo(
+            id=sid,
+            photo=str(Path(photo).resolve()),
+            sha256=image.sha256,
+            policy=policy,
+            policy_args=policy_args or {},
+            tools=toolset.names,
+            review=list(review or []),
+            options=options,
+            author=author or default_author(),
+            created=utc_now(),
+        )
+        episode = EpisodeState(
+            image=ImageInfo(
+                path=image.path,
+                sha256=image.sha256,
+                width=image.width,
+                height=image.height,
+                format=image.format,
+            ),
+            tools=toolset.names,
+            policy=policy_obj.name,
+            budget=budget or Budget(),
+        )
+        inputs = {
+            "episode": episode,
+            "pending": [],
+            "review": info.review,
+            "approved": False,
+            "pause_at_end": True,
+            "concluded": False,
+            "session": info,
+        }
+        with self.lock(sid):
+            self._stream(
+                info, inputs, self._config(sid, episode.budget), on_step, image=image, policy=policy_obj
+            )
+        return self.view(sid)
+
+    def _config(self, sid: str, budget: Budget, checkpoint: str | None = None) -> dict:
+        conf: dict[str, Any] = {"thread_id": sid, "checkpoint_ns": ""}
+        if checkpoint:
+            conf["checkpoint_id"] = checkpoint
+        return {"configurable": conf, "recursion_limit": recursion_limit(budget) + 200}
+
+    def _context(self, info: SessionInfo, force: bool = False, image=None, policy=None) -> AgentContext:
+        from geolocate.agent.policies import make_policy
+        from geolocate.tools.errors import InputImageError
+        from geolocate.tools.image import load_image
+        from geolocate.tools.registry import ToolSet
+
+        if image is None:
+            try:
+                image = load_image(info.photo)
+            except InputImageError as e:
+                raise SessionError(f"session {info.id}: {e}") from None
+            if image.sha256 != info.sha256 and not force:
+                raise SessionError(
+                    f"session {info.id}: the photo {info.photo} changed on disk since the session started "
+                    f"(SHA-256 {image.sha256[:12]}... != {info.sha256[:12]}...); use --force to go on with it"
+                )
+            if image.sha256 != info.sha256:
+                image = type(image)(**{**image.__dict__, "sha256": info.sha256})
+        return AgentContext(
+            image=image,
+            tools=ToolSet.from_names(info.tools),
+            policy=policy or make_policy(info.policy, **info.policy_args),
+            options=info.options.build(),
+        )
+
+    def _stream(
+        self, info: SessionInfo, inputs, config: dict, on_step, *, force=False, image=None, policy=None
+    ):
+        ctx = self._context(info, force=force, image=image, policy=policy)
+        for chunk in self.graph.stream(inputs, config, context=ctx, stream_mode="updates", durability="sync"):
+            for node, value in chunk.items():
+                if on_step is not None and isinstance(value, dict) and "episode" in value:
+                    on_step(node, value["episode"])
+
+    def _snapshot(self, sid: str, checkpoint: str | None = None):
+        snap = self.graph.get_state(self._config(sid, Budget(), checkpoint))
+        if not snap.values:
+            raise SessionError(f"no session {sid!r} in {self.url}")
+        return snap
+
+    def move(
+        self,
+        sid: str,
+        move: dict | BaseModel,
+        *,
+        force: bool = False,
+        on_step: Callable[[str, EpisodeState], None] | None = None,
+    ) -> SessionView:
+        """Apply the analyst's decision or move at the current pause and run to the next pause.
+
+        ``move`` is a model of :mod:`geolocate.agent.analyst` or its dict (``{"kind": "hint", ...}``).
+
+        Raises:
+            SessionError: the session is not paused (interrupted: resume it first), a decision with
+            nothing pending review, a session in use; pydantic ``ValidationError``: a malformed move.
+        """
+        m = move if isinstance(move, BaseModel) else MOVE.validate_python(move)
+        with self.lock(sid):
+            snap = self._snapshot(sid)
+            info = snap.values["session"]
+            if snap.values.get("concluded"):
+                raise SessionError(f"session {sid} is concluded; fork it from an earlier checkpoint to go on")
+            if not snap.interrupts:
+                raise SessionError(
+                    f"session {sid} is not paused for the analyst (it stopped mid-run): "
+                    f"geolocate session resume {sid}"
+                )
+            pending = snap.interrupts[0].value
+            if m.kind in DECISIONS and pending.get("kind") != "review":
+                raise SessionError(
+                    f"nothing is pending review in session {sid}: {m.kind} needs a review point"
+                )
+            config = self._config(sid, snap.values["episode"].budget)
+            self._stream(info, Command(resume=m.model_dump(mode="json")), config, on_step, force=force)
+        return self.view(sid)
+
+    def resume(
+        self, sid: str, *, force: bool = False, on_step: Callable[[str, EpisodeState], None] | None = None
+    ) -> SessionView:
+        """Go on from the last checkpoint of a session stopped mid-run (killed, crashed); a paused or
+        concluded session is left as it is."""
+        with self.lock(sid):
+            snap = self._snapshot(sid)
+            if snap.next and not snap.interrupts:
+                info = snap.values["session"]
+                self._stream(
+                    info, None, self._config(sid, snap.values["episode"].budget), on_step, force=force
+                )
+        return self.view(sid)
+
+    def fork(
+        self,
+        sid: str,
+        checkpoint: str,
+        *,
+        force: bool = False,
+        on_step: Callable[[str, EpisodeState], None] | None = None,
+    ) -> SessionView:
+        """A new branch from an earlier checkpoint of the session: the state there becomes the newest
+        checkpoint (so it is the current branch), and the agent runs on to its next pause. The other
+        branches stay, and the report shows them."""
+        with self.lock(sid):
+            cp = self.find_checkpoint(sid, checkpoint)
+            if not self._snapshot(sid, cp).next:
+                raise SessionError(
+                    f"checkpoint {short_id(cp)} is the end of its branch: fork from an earlier one"
+                )
+            self._restart_from(sid, cp, on_step, force)
+        return self.view(sid)
+
+    def switch(self, sid: str, branch: str) -> SessionView:
+        """Make the branch whose head is ``branch`` (a checkpoint id or its short form) the current
+        one: its state is copied to a new newest checkpoint, paused as it was."""
+        with self.lock(sid):
+            cp = self.find_checkpoint(sid, branch)
+            if cp not in {b.head for b in self.branches(sid)}:
+                raise SessionError(
+                    f"{branch!r} is not the head of a branch of session {sid} (see session show)"
+                )
+            self._restart_from(sid, cp, None, False)
+        return self.view(sid)
+
+    def _restart_from(self, sid: str, cp: str, on_step, force: bool) -> None:
+        """A child of checkpoint ``cp`` with the same state (``update_state`` as the planner), run to its
+        next pause. Being the newest checkpoint, it makes its branch the current one."""
+        snap = self._snapshot(sid, cp)
+        info, budget = snap.values["session"], snap.values["episode"].budget
+        new = self.graph.update_state(self._config(sid, budget, cp), {}, as_node="plan")
+        if self.graph.get_state(new).next:
+            self._stream(
+                info, None, {**new, "recursion_limit": recursion_limit(budget) + 200}, on_step, force=force
+            )
+
+    def delete(self, sid: str) -> None:
+        """Remove session ``sid`` and all its checkpoints."""
+        with self.lock(sid):
+            self.saver.delete_thread(sid)
+
+    # -- reading ---------------------------------------------------------------------------------------
+    def view(self, sid: str, checkpoint: str | None = None, with_branches: bool = True) -> SessionView:
+        """The session at its current checkpoint (or ``checkpoint``)."""
+        snap = self._snapshot(sid, self.find_checkpoint(sid, checkpoint) if checkpoint else None)
+        v = snap.values
+        return SessionView(
+            info=v["session"],
+            episode=v["episode"],
+            checkpoint=snap.config["configurable"]["checkpoint_id"],
+            updated=snap.created_at or "",
+            pending=snap.interrupts[0].value if snap.interrupts else None,
+            concluded=bool(v.get("concluded")),
+            next=tuple(snap.next),
+            branches=self.branches(sid) if with_branches else [],
+        )
+
+    def _tuples(self, sid: str) -> list:
+        return list(self.saver.list({"configurable": {"thread_id": sid}}))
+
+    def find_checkpoint(self, sid: str, ref: str) -> str:
+        """The full checkpoint id of session ``sid`` that ``ref`` names (full id, or a unique suffix
+        or prefix such as the 8-digit short form).
+
+        Raises:
+            SessionError: none or several match.
+        """
+        ids = [t.config["configurable"]["checkpoint_id"] for t in self._tuples(sid)]
+        ref = ref.strip()
+        hits = (
+            [i for i in ids if i == ref or i.replace("-", "").endswith(ref) or i.startswith(ref)]
+            if ref
+            else []
+        )
+        if len(hits) != 1:
+            what = "no" if not hits else f"{len(hits)}"
+            raise SessionError(
+                f"{what} checkpoint of session {sid} matches {ref!r} (session history lists them)"
+            )
+        return hits[0]
+
+    def branches(self, sid: str) -> list[Branch]:
+        """Every branch (leaf of the checkpoint tree), newest first; the first is the current one."""
+        tuples = self._tuples(sid)
+        parents = {(t.parent_config or {}).get("configurable", {}).get("checkpoint_id") for t in tuples}
+        leaves = [t for t in tuples if t.config["configurable"]["checkpoint_id"] not in parents]
+        out = []
+        for i, t in enumerate(leaves):
+            cp = t.config["configurable"]["checkpoint_id"]
+            values = self.graph.get_state(self._config(sid, Budget(), cp)).values
+            out.append(
+                Branch(
+                    head=cp,
+                    short=short_id(cp),
+                    updated=t.checkpoint.get("ts", ""),
+                    current=i == 0,
+                    episode=values["episode"],
+                    concluded=bool(values.get("concluded")),
+                )
+            )
+        return out
+
+    def history(self, sid: str, checkpoint: str | None = None) -> list[HistoryEntry]:
+        """The checkpoints of the current branch (or the branch ending at ``checkpoint``), oldest first."""
+        by_id = {t.config["configurable"]["checkpoint_id"]: t for t in self._tuples(sid)}
+        if not by_id:
+            raise SessionError(f"no session {sid!r} in {self.url}")
+        cur = self.find_checkpoint(sid, checkpoint) if checkpoint else next(iter(by_id))
+        path = []
+        while cur in by_id:
+            t = by_id[cur]
+            path.append(t)
+            cur = (t.parent_config or {}).get("configurable", {}).get("checkpoint_id")
+        out = []
+        for t in reversed(path):
+            cp = t.config["configurable"]["checkpoint_id"]
+            snap = self.graph.get_state(self._config(sid, Budget(), cp))
+            ep = snap.values.get("episode")
+            writes = [w for w in (t.pending_writes or []) if w[1] == "__interrupt__"]
+            chain = ", ".join(f"{lv.value}={c.value}" for lv, c in ep.chain.items()) if ep else ""
+            what = f"{len(ep.evidence)} evidence, chain: {chain or '-'}" if ep else "start"
+            if writes:
+                what += "; paused for the analyst"
+            out.append(
+                HistoryEntry(
+                    checkpoint=cp,
+                    short=short_id(cp),
+                    step=int(t.metadata.get("step", -1)),
+                    source=str(t.metadata.get("source", "")),
+                    node=",".join(snap.next) or "end",
+                    ts=t.checkpoint.get("ts", ""),
+                    summary=what,
+                )
+            )
+        return out
+
+    def summaries(self) -> list[dict]:
+        """One line of facts per session for listings: id, photo, status, answer, last change."""
+        out = []
+        for sid in self.ids():
+            try:
+                v = self.view(sid, with_branches=False)
+            except SessionError:
+                continue
+            a = v.episode.answer
+            out.append(
+                {
+                    "id": sid,
+                    "photo": v.info.photo,
+                    "status": "running" if v.status == "interrupted" and self.in_use(sid) else v.status,
+                    "answer": None if a is None else {"lat": a.lat, "lon": a.lon, "radius_km": a.radius_km},
+                    "chain": {lv.value: c.value for lv, c in v.episode.chain.items()},
+                    "updated": v.updated,
+                    "created": v.info.created,
+                }
+            )
+        return out
