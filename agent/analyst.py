@@ -21,13 +21,41 @@ False
 
 from __future__ import annotations
 
+import functools
 import getpass
+import json
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, TypeAdapter, field_validator, model_validator
 
-from geolocate.tools.geo import haversine_km
+from geolocate.tools.geo import geodesic_circle, haversine_km
+
+COUNTRIES = Path(__file__).parent / "web" / "static" / "vendor" / "countries-110m.geojson"
+"""Natural Earth 1:110m admin-0 countries (public domain; see ``web/static/vendor/README.md``)."""
+
+
+@functools.cache
+def countries() -> dict:
+    """The vendored countries FeatureCollection (GeoJSON, (lon, lat), ``properties.iso_a2``)."""
+    return json.loads(COUNTRIES.read_text(encoding="utf-8"))
+
+
+@functools.cache
+def country_shape(cc: str):
+    """The shapely (multi)polygon of country ``cc`` (ISO alpha-2) at 1:110m, in (lon, lat); for a
+    country too small for that scale, a point at its capital (GeoNames); None if unknown."""
+    from shapely.geometry import Point, shape
+
+    for f in countries()["features"]:
+        if f["properties"].get("iso_a2") == cc:
+            return shape(f["geometry"])
+    from geolocate.tools.geonames import get_db
+
+    c = get_db().countries.get(cc)
+    return Point(c.lon, c.lat) if c is not None and c.lat is not None else None
+
 
 REVIEWABLE = ("continent", "country", "region", "city", "coordinates", "answer")
 """What ``--review`` may name (``all`` means every one of them)."""
@@ -102,10 +130,25 @@ class Constraint(BaseModel):
                 raise ValueError("bbox must be south < north in [-90, 90] and west, east in [-180, 180]")
         return self
 
+    def region(self):
+        """The bbox or circle as a shapely polygon in (lon, lat); None for other kinds."""
+        from shapely.geometry import Polygon, box
+
+        if self.kind == "bbox":
+            s, w, n, e = self.bbox
+            return box(w, s, e, n) if w <= e else box(w, s, 180, n).union(box(-180, s, e, n))
+        if self.kind == "circle":
+            return Polygon(geodesic_circle(self.lat, self.lon, self.radius_km))
+        return None
+
     def allows_country(self, cc: str | None) -> bool:
-        """False when the country ``cc`` (alpha-2) is ruled out by this constraint."""
+        """False when the country ``cc`` (alpha-2) is ruled out by this constraint: named out, or (for
+        a bbox or circle) not touching it at all (Natural Earth 1:110m outlines)."""
         if cc is None:
             return self.kind != "country"
+        if self.kind in ("bbox", "circle"):
+            shape = country_shape(cc.upper())
+            return shape is None or shape.intersects(self.region())
         if self.kind == "country":
             return cc.upper() == self.country
         if self.kind == "not_country":

@@ -12,24 +12,15 @@ and KML (simplekml) carry the same geometry for other tools.
 from __future__ import annotations
 
 import base64
-import functools
 import html
 import io
 import json
 from pathlib import Path
 from typing import Any
 
+from geolocate.agent.analyst import countries
 from geolocate.agent.state import EpisodeState
-
-STATIC = Path(__file__).parent / "web" / "static"
-COUNTRIES = STATIC / "vendor" / "countries-110m.geojson"
-"""Natural Earth 1:110m countries (public domain), see ``web/static/vendor/README.md``."""
-
-
-@functools.cache
-def countries() -> dict:
-    """The vendored countries FeatureCollection (GeoJSON, (lon, lat))."""
-    return json.loads(COUNTRIES.read_text(encoding="utf-8"))
+from geolocate.tools.geo import geodesic_circle
 
 
 def evidence_points(ep: EpisodeState) -> list[dict[str, Any]]:
@@ -111,18 +102,6 @@ def evidence_points(ep: EpisodeState) -> list[dict[str, Any]]:
     return pts
 
 
-def circle_lonlat(lat: float, lon: float, radius_km: float, n: int = 72) -> list[tuple[float, float]]:
-    """A closed ring of ``n`` points at ``radius_km`` (geodesic, WGS84 ellipsoid, pyproj) around
-    (lat, lon), as (lon, lat) pairs for GeoJSON and KML."""
-    from pyproj import Geod
-
-    g = Geod(ellps="WGS84")
-    az = [360.0 * i / n for i in range(n)]
-    lons, lats, _ = g.fwd([lon] * n, [lat] * n, az, [min(radius_km, 19_000.0) * 1000.0] * n)
-    ring = [(round(x, 6), round(y, 6)) for x, y in zip(lons, lats)]
-    return [*ring, ring[0]]
-
-
 def geojson(ep: EpisodeState, info=None) -> dict:
     """The answer (point and radius circle), evidence points, OSM results and the analyst's bbox and
     circle constraints as a GeoJSON FeatureCollection."""
@@ -142,7 +121,7 @@ def geojson(ep: EpisodeState, info=None) -> dict:
                 "properties": props,
             }
         )
-        ring = circle_lonlat(a.lat, a.lon, a.radius_km)
+        ring = geodesic_circle(a.lat, a.lon, a.radius_km)
         feats.append(
             {
                 "type": "Feature",
@@ -164,7 +143,7 @@ def geojson(ep: EpisodeState, info=None) -> dict:
             s, w, n, e = c.bbox
             ring = [[w, s], [e, s], [e, n], [w, n], [w, s]]
         elif c.kind == "circle":
-            ring = [list(x) for x in circle_lonlat(c.lat, c.lon, c.radius_km)]
+            ring = [list(x) for x in geodesic_circle(c.lat, c.lon, c.radius_km)]
         else:
             continue
         feats.append(

@@ -564,7 +564,7 @@ class SessionStore:
             chain = ", ".join(f"{lv.value}={c.value}" for lv, c in ep.chain.items()) if ep else ""
             what = f"{len(ep.evidence)} evidence, chain: {chain or '-'}" if ep else "start"
             if writes:
-                what += "; paused for the analyst"
+                what += "; waiting for review" if "review" in snap.next else "; paused after the answer"
             out.append(
                 HistoryEntry(
                     checkpoint=cp,

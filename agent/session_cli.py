@@ -105,6 +105,7 @@ def register(sub) -> None:
     p.add_argument("--note", default="")
     p = cmd("resume", "go on with a session that stopped mid-run (killed, crashed)")
     p.add_argument("--force", action="store_true", help="go on although the photo changed on disk")
+    p.add_argument("--interactive", action="store_true", help="then ask at each review point in the terminal")
     cmd("history", "the checkpoints of the current branch")
     p = cmd("fork", "start a new branch from an earlier checkpoint (see history)")
     p.add_argument("checkpoint")
@@ -315,7 +316,10 @@ def _dispatch(args: argparse.Namespace, store, out) -> int:
         out.print(t)
         return 0
     if action == "resume":
-        print_view(store.resume(sid, force=args.force, on_step=on_step), out)
+        view = store.resume(sid, force=args.force, on_step=on_step)
+        if args.interactive:
+            view = interactive(store, view, out, on_step)
+        print_view(view, out)
         return 0
     if action == "fork":
         print_view(store.fork(sid, args.checkpoint, on_step=on_step), out)

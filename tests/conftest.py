@@ -16,6 +16,25 @@ OSV = SHARED / "osv5m-sample"
 
 
 @pytest.fixture(scope="session")
+def services():
+    """The self-hosted PostgreSQL/PostGIS/Nominatim services (geolocate services up), brought up when
+    this runs as root on Debian and down again at the end if this brought them up."""
+    import shutil
+
+    from geolocate.tools.cli import DEFAULT_SERVICE_EXTRACTS
+    from geolocate.tools.services import Services
+
+    svc = Services.default()
+    running = svc.status()["postgres"] and svc.status()["nominatim"]
+    if not running and (os.geteuid() != 0 or shutil.which("apt-get") is None):
+        pytest.skip("bringing the services up needs root on Debian (or run 'geolocate services up' first)")
+    svc.up([SHARED / "osm" / f for f in DEFAULT_SERVICE_EXTRACTS], log=lambda m: None)
+    yield svc
+    if not running:
+        svc.down()
+
+
+@pytest.fixture(scope="session")
 def osv_dir() -> Path:
     if not (OSV / "labels.csv").exists():
         pytest.fail(

@@ -8,7 +8,6 @@ PostgreSQL 15, PostGIS 3, osm2pgsql and Nominatim 5.3.3) and stops what it start
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import time
 
@@ -24,20 +23,6 @@ from tests.test_osm import EXTRACTS, QUERIES, Q
 
 pytestmark = pytest.mark.integration
 OSM = SHARED / "osm"
-
-
-@pytest.fixture(scope="module")
-def services():
-    from geolocate.tools.services import Services
-
-    svc = Services.default()
-    running = svc.status()["postgres"] and svc.status()["nominatim"]
-    if not running and (os.geteuid() != 0 or shutil.which("apt-get") is None):
-        pytest.skip("bringing the services up needs root on Debian (or run 'geolocate services up' first)")
-    svc.up([OSM / f for f in DEFAULT_SERVICE_EXTRACTS], log=lambda m: None)
-    yield svc
-    if not running:
-        svc.down()
 
 
 @pytest.fixture(scope="module")

@@ -87,3 +87,20 @@ def valid_lat_lon(lat: float, lon: float) -> bool:
 def osm_url(lat: float, lon: float, zoom: int = 12) -> str:
     """OpenStreetMap link with a marker at (lat, lon)."""
     return f"https://www.openstreetmap.org/?mlat={lat:.6f}&mlon={lon:.6f}#map={zoom}/{lat:.6f}/{lon:.6f}"
+
+
+def geodesic_circle(lat: float, lon: float, radius_km: float, n: int = 72) -> list[tuple[float, float]]:
+    """A closed ring of ``n`` points at ``radius_km`` around (lat, lon), geodesic on the WGS84
+    ellipsoid (pyproj ``Geod.fwd``), as **(lon, lat)** pairs, the order GeoJSON, KML and shapely use.
+
+    >>> ring = geodesic_circle(0.0, 0.0, 111.32, n=4)
+    >>> len(ring), ring[0] == ring[-1], round(ring[0][1], 2)
+    (5, True, 1.01)
+    """
+    from pyproj import Geod
+
+    g = Geod(ellps="WGS84")
+    az = [360.0 * i / n for i in range(n)]
+    lons, lats, _ = g.fwd([lon] * n, [lat] * n, az, [min(radius_km, 19_000.0) * 1000.0] * n)
+    ring = [(round(x, 6), round(y, 6)) for x, y in zip(lons, lats)]
+    return [*ring, ring[0]]

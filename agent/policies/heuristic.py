@@ -19,6 +19,7 @@ Every decision reads only the Episode's evidence log, so the policy is stateless
 from __future__ import annotations
 
 import functools
+import logging
 import math
 from typing import Any
 
@@ -29,6 +30,9 @@ from geolocate.agent.stages import LEVELS, Level
 from geolocate.tools.clues import instruction_lines
 from geolocate.tools.geo import haversine_km
 from geolocate.tools.geonames import CONTINENTS, get_db, normalize_name
+
+log = logging.getLogger(__name__)
+logging.getLogger("jieba").setLevel(logging.WARNING)  # wordfreq's Chinese tokenizer chats on first use
 
 CITY_MIN_SCORE = 0.6
 """Minimum match score to commit down to the city."""
@@ -42,10 +46,21 @@ _CJK = regex.compile(r"[\p{Han}\p{Hiragana}\p{Katakana}\p{Hangul}]")
 
 @functools.cache
 def _zipf(word: str, langs: tuple[str, ...]) -> float:
+    """Highest Zipf frequency of ``word`` over ``langs`` (wordfreq). A language whose tokenizer is not
+    installed (Chinese needs jieba, Japanese and Korean MeCab: ``wordfreq[cjk]``) is skipped with a
+    logged warning, never an error: the planner must not fail on a missing optional package."""
     from wordfreq import available_languages, zipf_frequency
 
     ok = available_languages()
-    return max(zipf_frequency(word, lang) for lang in langs if lang in ok)
+    best = 0.0
+    for lang in langs:
+        if lang not in ok:
+            continue
+        try:
+            best = max(best, zipf_frequency(word, lang))
+        except ImportError as e:  # wordfreq's CJK tokenizers are optional packages
+            log.warning("word frequency for %s skipped: %s (pip install 'wordfreq[cjk]')", lang, e)
+    return best
 
 
 def commonness_factor(name: str, population: int, country_code: str = "") -> float:
@@ -89,6 +104,17 @@ def place_candidates(lines: list[str], limit: int = MAX_PLACE_QUERIES) -> list[s
             seen.add(k)
             out.append(cand)
     return out[: limit * 3]
+
+
+def hint_candidates(text: str, limit: int = MAX_PLACE_QUERIES) -> list[str]:
+    """Place-name candidates from an analyst's sentence: those whose words are all capitalised (the
+    names in "the sign says Rua Augusta") first, then the rest as :func:`place_candidates` orders them.
+
+    >>> hint_candidates("the bus stop sign says Kaohsiung")[:2]
+    ['Kaohsiung', 'the bus stop']
+    """
+    cands = place_candidates([text], limit)
+    return sorted(cands, key=lambda c: not all(w[:1].isupper() for w in c.split()))
 
 
 class HeuristicPolicy:
@@ -167,7 +193,7 @@ class HeuristicPolicy:
     @staticmethod
     def _hint_queries(ep, hint) -> list[str]:
         """Gazetteer queries already made for ``hint`` (made after it, from its words)."""
-        cands = {normalize_name(c) for c in place_candidates([hint.output["text"]], MAX_PLACE_QUERIES)}
+        cands = {normalize_name(c) for c in hint_candidates(hint.output["text"], MAX_PLACE_QUERIES)}
         return [
             e.arguments.get("query", "")
             for e in ep.state.evidence
@@ -190,7 +216,7 @@ class HeuristicPolicy:
                 )
             if "gazetteer" in ep.tools and not self._hint_queries(ep, hint):
                 budget = ep.state.budget.max_tool_calls - ep.state.tool_calls - 1
-                queries = place_candidates([text], self.max_place_queries)[
+                queries = hint_candidates(text, self.max_place_queries)[
                     : max(0, min(self.max_place_queries, budget))
                 ]
                 if queries:
