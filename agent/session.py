@@ -32,7 +32,7 @@ from typing import Any
 from langgraph.types import Command
 from pydantic import BaseModel, Field
 
-from geolocate.agent.analyst import DECISIONS, MOVE, default_author, utc_now
+from geolocate.agent.analyst import DECISIONS, MOVE, default_author, parse_review_levels, utc_now
 from geolocate.agent.graph import AgentContext, build_graph, recursion_limit
 from geolocate.agent.options import RunOptions
 from geolocate.agent.state import Budget, EpisodeState, ImageInfo
@@ -307,7 +307,7 @@ class SessionStore:
             policy=policy,
             policy_args=policy_args or {},
             tools=toolset.names,
-            review=list(review or []),
+            review=parse_review_levels(",".join(review or [])),
             options=options,
             author=author or default_author(),
             created=utc_now(),
