@@ -281,8 +281,11 @@ class SessionStore:
         options: RunOptions | None = None,
         author: str | None = None,
         on_step: Callable[[str, EpisodeState], None] | None = None,
+        sid: str | None = None,
     ) -> SessionView:
         """Start a session on ``photo`` and run it to its first pause (review point or answer).
+        ``sid``: the new session's id (default: 8 random hex digits), for a caller that follows the
+        session before it has its first checkpoint (the web workbench).
 
         Raises:
             InputImageError: the photo cannot be used; UnknownToolError / UnknownNameError: bad tools
@@ -297,8 +300,9 @@ class SessionStore:
         policy_obj = make_policy(policy, **(policy_args or {}))
         options = options or RunOptions()
         options.build()  # fail now on a bad backend, not at the first tool call
-        sid = secrets.token_hex(4)
-        while sid in self.ids():  # pragma: no cover - 1 in 4 billion
+        if sid is not None and sid in self.ids():
+            raise SessionError(f"session {sid} exists already")
+        while sid is None or sid in self.ids():
             sid = secrets.token_hex(4)
         info = SessionInfo(
             id=sid,

@@ -1,0 +1,1 @@
+"""The local web workbench (``geolocate serve``): a FastAPI app over the session store."""

@@ -1,0 +1,459 @@
+"""The local web workbench: sessions list, session page (photo with OCR boxes, chain with evidence,
+pending review, hints, constraints drawn on a map, manual tool calls, timeline, branches, reports),
+live updates by Server-Sent Events. A thin view over :mod:`geolocate.agent.session`: every action
+calls the same session functions as the CLI.
+
+Offline by design: Leaflet and the Natural Earth world outline are served from the package, nothing
+from a CDN; a tile server is used only when the user names one (``--tiles URL``). When bound to an
+address other than loopback a token is required on every request (pages, API and event streams).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import json
+import secrets
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI, Form, Request, UploadFile
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
+
+from geolocate.agent.session import SessionError, SessionStore, data_home, short_id
+from geolocate.tools.errors import GeolocateError
+
+HERE = Path(__file__).parent
+MAX_UPLOAD_MB = 50
+"""Largest photo accepted by upload, MB (the image checks then refuse decompression bombs)."""
+
+
+class Events:
+    """Per-session fan-out of live events from worker threads to Server-Sent-Event streams."""
+
+    def __init__(self) -> None:
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.queues: dict[str, list[asyncio.Queue]] = {}
+        self.lock = threading.Lock()
+
+    def subscribe(self, sid: str) -> asyncio.Queue:
+        self.loop = asyncio.get_running_loop()
+        q: asyncio.Queue = asyncio.Queue()
+        with self.lock:
+            self.queues.setdefault(sid, []).append(q)
+        return q
+
+    def unsubscribe(self, sid: str, q: asyncio.Queue) -> None:
+        with self.lock:
+            if q in self.queues.get(sid, []):
+                self.queues[sid].remove(q)
+
+    def publish(self, sid: str, event: dict) -> None:
+        """Thread-safe: called from the worker running the session."""
+        with self.lock:
+            queues = list(self.queues.get(sid, []))
+        if self.loop is not None:
+            for q in queues:
+                self.loop.call_soon_threadsafe(q.put_nowait, event)
+
+
+def create_app(store_url: str | None = None, token: str | None = None, tiles: str | None = None) -> FastAPI:
+    """The workbench app over the session store ``store_url`` (default store when None).
+
+    Args:
+        token: required on every request when set (``Authorization: Bearer``, the ``token`` query
+            parameter, or the cookie that a page visit with ``?token=`` sets).
+        tiles: an XYZ tile URL template of the user's own tile server (``.../{z}/{x}/{y}.png``).
+    """
+    store = SessionStore(store_url)
+    workers = ThreadPoolExecutor(max_workers=2, thread_name_prefix="geolocate-session")
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app):
+        yield
+        workers.shutdown(wait=True)  # let a running session reach its next checkpoint
+        store.close()
+
+    app = FastAPI(
+        title="geolocate workbench", docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan
+    )
+    templates = Jinja2Templates(directory=str(HERE / "templates"))
+    events = Events()
+    running: dict[str, str] = {}
+    uploads = data_home() / "uploads"
+    app.state.store, app.state.workers = store, workers
+    app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
+
+    @app.middleware("http")
+    async def check_token(request: Request, call_next):
+        if token is None:
+            return await call_next(request)
+        given = (
+            request.headers.get("authorization", "").removeprefix("Bearer ").strip()
+            or request.query_params.get("token")
+            or request.cookies.get("geolocate_token")
+        )
+        if not given or not secrets.compare_digest(given, token):
+            return Response(
+                "401: a valid token is required (?token=...)", status_code=401, media_type="text/plain"
+            )
+        response = await call_next(request)
+        if request.query_params.get("token"):
+            response.set_cookie("geolocate_token", token, httponly=True, samesite="strict")
+        return response
+
+    def page(request: Request, name: str, status: int = 200, **ctx) -> HTMLResponse:
+        return templates.TemplateResponse(request, name, {"tiles": tiles, **ctx}, status_code=status)
+
+    def error_page(request: Request, message: str, status: int) -> HTMLResponse:
+        return page(request, "index.html", status, sessions=store.summaries(), error=message, running=running)
+
+    def run_in_background(sid: str, what: str, fn) -> None:
+        """Run a session call in a worker thread, publishing each step and the end as events."""
+        running[sid] = what
+
+        def on_step(node: str, ep) -> None:
+            last = ep.turns[-1].observations[-1].text if ep.turns and ep.turns[-1].observations else ""
+            events.publish(sid, {"type": "step", "node": node, "turn": len(ep.turns), "text": last[:200]})
+
+        def job() -> None:
+            try:
+                fn(on_step)
+                events.publish(sid, {"type": "paused"})
+            except (SessionError, GeolocateError, ValueError) as e:
+                events.publish(sid, {"type": "error", "text": str(e)})
+            finally:
+                running.pop(sid, None)
+
+        workers.submit(job)
+
+    # -- pages ---------------------------------------------------------------------------------------
+    @app.get("/", response_class=HTMLResponse)
+    def index(request: Request):
+        return page(request, "index.html", sessions=store.summaries(), running=running, error=None)
+
+    @app.post("/sessions")
+    async def new_session(
+        request: Request,
+        photo: UploadFile | None = None,
+        path: str = Form(""),
+        review: list[str] = Form([]),
+        tools: str = Form("all"),
+        no_exif: bool = Form(False),
+    ):
+        from geolocate.tools.errors import InputImageError
+        from geolocate.tools.image import load_image
+
+        if photo is not None and photo.filename:
+            data = await photo.read(MAX_UPLOAD_MB * 1024 * 1024 + 1)
+            if len(data) > MAX_UPLOAD_MB * 1024 * 1024:
+                return error_page(request, f"{photo.filename}: over the {MAX_UPLOAD_MB} MB upload limit", 413)
+            if not data:
+                return error_page(request, f"{photo.filename}: empty file (0 bytes)", 400)
+            folder = uploads / hashlib.sha256(data).hexdigest()[:16]  # one folder per content: no clashes
+            folder.mkdir(parents=True, exist_ok=True)
+            target = folder / (Path(photo.filename).name.replace("/", "_") or "photo.jpg")
+            target.write_bytes(data)
+            source, shown = target, photo.filename
+        elif path.strip():
+            source, shown = Path(path.strip()).expanduser(), path.strip()
+        else:
+            return error_page(request, "choose a photo to upload or give a path", 400)
+        try:
+            load_image(source)
+        except InputImageError as e:
+            if photo is not None and photo.filename:
+                source.unlink(missing_ok=True)
+            return error_page(request, f"{shown}: {e}".replace(str(source), shown), 400)
+        sid = secrets.token_hex(4)
+        while sid in store.ids():
+            sid = secrets.token_hex(4)
+        levels = [r for r in review if r]
+
+        def start(on_step):
+            store.create(
+                source, review=levels, tools=tools or "all", no_exif=no_exif, on_step=on_step, sid=sid
+            )
+
+        run_in_background(sid, "starting", start)
+        return RedirectResponse(f"/sessions/{sid}", status_code=303)
+
+    @app.get("/sessions/{sid}", response_class=HTMLResponse)
+    def session_page(request: Request, sid: str):
+        if sid in running and sid not in store.ids():
+            return page(request, "starting.html", sid=sid)
+        try:
+            sid = store.resolve(sid)
+            view = store.view(sid)
+            history = store.history(sid)
+        except SessionError as e:
+            return error_page(request, str(e), 404)
+        return page(
+            request,
+            "session.html",
+            view=view,
+            ep=view.episode,
+            history=history,
+            running=running.get(sid),
+            ocr_boxes=_ocr_boxes(view.episode),
+            zooms=_zooms(view.episode),
+            short=short_id,
+            json=json,
+        )
+
+    @app.post("/sessions/{sid}/move")
+    async def session_move(request: Request, sid: str):
+        form = await request.form()
+        try:
+            sid = store.resolve(sid)
+            move = _move_from_form(dict(form))
+            store.view(sid, with_branches=False)
+        except (SessionError, ValueError) as e:
+            return error_page(request, str(e), 400)
+        run_in_background(sid, move["kind"], lambda on_step: store.move(sid, move, on_step=on_step))
+        return RedirectResponse(f"/sessions/{sid}", status_code=303)
+
+    @app.post("/sessions/{sid}/fork")
+    def session_fork(request: Request, sid: str, checkpoint: str = Form(...)):
+        try:
+            sid = store.resolve(sid)
+        except SessionError as e:
+            return error_page(request, str(e), 404)
+        run_in_background(sid, "fork", lambda on_step: store.fork(sid, checkpoint, on_step=on_step))
+        return RedirectResponse(f"/sessions/{sid}", status_code=303)
+
+    @app.post("/sessions/{sid}/switch")
+    def session_switch(request: Request, sid: str, branch: str = Form(...)):
+        try:
+            sid = store.resolve(sid)
+        except SessionError as e:
+            return error_page(request, str(e), 404)
+        run_in_background(sid, "switch", lambda on_step: store.switch(sid, branch))
+        return RedirectResponse(f"/sessions/{sid}", status_code=303)
+
+    @app.post("/sessions/{sid}/delete")
+    def session_delete(request: Request, sid: str):
+        try:
+            store.delete(store.resolve(sid))
+        except SessionError as e:
+            return error_page(request, str(e), 400)
+        return RedirectResponse("/", status_code=303)
+
+    # -- files and data ---------------------------------------------------------------------------------
+    @app.get("/sessions/{sid}/photo")
+    def session_photo(sid: str):
+        try:
+            info = store.view(store.resolve(sid), with_branches=False).info
+        except SessionError as e:
+            return JSONResponse({"error": str(e)}, status_code=404)
+        if not Path(info.photo).is_file():
+            return JSONResponse({"error": f"{info.photo} is gone"}, status_code=404)
+        return FileResponse(info.photo)
+
+    @app.get("/sessions/{sid}/report.{fmt}")
+    def session_report(sid: str, fmt: str):
+        from geolocate.agent.report import render_report
+
+        media = {"md": "text/markdown", "html": "text/html", "geojson": "application/geo+json"}
+        media["kml"] = "application/vnd.google-earth.kml+xml"
+        if fmt not in media:
+            return JSONResponse(
+                {"error": f"unknown format {fmt!r}; valid: {', '.join(media)}"}, status_code=404
+            )
+        try:
+            sid = store.resolve(sid)
+            text = render_report(store, sid, fmt)
+        except SessionError as e:
+            return JSONResponse({"error": str(e)}, status_code=404)
+        headers = {"Content-Disposition": f'attachment; filename="geolocate-{sid}.{fmt}"'}
+        return Response(text, media_type=media[fmt], headers=headers)
+
+    @app.get("/api/sessions")
+    def api_sessions():
+        return {"sessions": store.summaries(), "running": running}
+
+    @app.get("/api/sessions/{sid}")
+    def api_session(sid: str):
+        from geolocate.agent.report import geojson
+
+        try:
+            sid = store.resolve(sid)
+            view = store.view(sid)
+        except SessionError as e:
+            return JSONResponse({"error": str(e)}, status_code=404)
+        chain = {
+            lv.value: {"value": c.value, "code": c.code, "lat": c.lat, "lon": c.lon}
+            for lv, c in view.episode.chain.items()
+        }
+        return {
+            "id": sid,
+            "status": view.status,
+            "running": running.get(sid),
+            "pending": view.pending,
+            "chain": chain,
+            "map": geojson(view.episode, view.info),
+            "candidates": _candidate_countries(view),
+            "osm_db": view.info.options.osm_db,
+        }
+
+    @app.get("/sessions/{sid}/osm.geojson")
+    def session_osm(sid: str):
+        """Roads, buildings and water of the session's local OSM index around the answer."""
+        try:
+            view = store.view(store.resolve(sid), with_branches=False)
+        except SessionError as e:
+            return JSONResponse({"error": str(e)}, status_code=404)
+        return _osm_context(view)
+
+    @app.get("/sessions/{sid}/events")
+    async def session_events(request: Request, sid: str):
+        from sse_starlette.sse import EventSourceResponse
+
+        q = events.subscribe(sid)
+
+        async def stream():
+            try:
+                yield {"event": "hello", "data": json.dumps({"running": running.get(sid)})}
+                while True:
+                    if await request.is_disconnected():
+                        break
+                    try:
+                        ev = await asyncio.wait_for(q.get(), timeout=15)
+                    except TimeoutError:
+                        yield {"event": "ping", "data": "{}"}
+                        continue
+                    yield {"event": ev["type"], "data": json.dumps(ev)}
+            finally:
+                events.unsubscribe(sid, q)
+
+        return EventSourceResponse(stream())
+
+    return app
+
+
+def _candidate_countries(view) -> dict[str, str]:
+    """ISO alpha-2 codes to highlight on the map: the committed country, the one pending review, and
+    those the analyst constrained to (``committed``, ``pending``, ``constraint``)."""
+    out: dict[str, str] = {}
+    for c in view.episode.constraints():
+        if c.kind == "country":
+            out[c.country] = "constraint"
+    chain = {lv.value: c for lv, c in view.episode.chain.items()}
+    if "country" in chain and chain["country"].code:
+        out[chain["country"].code] = "committed"
+    p = view.pending or {}
+    if p.get("level") == "country":
+        v = str(p["action"].get("value", ""))
+        if len(v) == 2 and v.isalpha():
+            out[v.upper()] = "pending"
+    return out
+
+
+def _ocr_boxes(ep) -> list[dict[str, Any]]:
+    """OCR lines with their pixel boxes (for the SVG overlay on the photo)."""
+    out = []
+    for e in ep.evidence:
+        if e.tool == "ocr" and e.ok:
+            for ln in e.typed().lines:
+                pts = " ".join(f"{x:.0f},{y:.0f}" for x, y in ln.box)
+                out.append({"id": e.id, "text": ln.text, "score": ln.score, "points": pts})
+    return out
+
+
+def _zooms(ep) -> list[dict[str, Any]]:
+    """Zoom crops (pixel boxes) from the evidence."""
+    out = []
+    for e in ep.evidence:
+        if e.tool == "zoom" and e.ok:
+            x0, y0, x1, y1 = e.typed().box_px
+            out.append({"id": e.id, "x": x0, "y": y0, "w": x1 - x0, "h": y1 - y0})
+    return out
+
+
+def _move_from_form(form: dict[str, Any]) -> dict:
+    """A move dict from the session page's forms.
+
+    Raises:
+        ValueError: a field is missing or malformed (the page shows the message).
+    """
+    kind = str(form.get("kind", ""))
+    text = {k: str(v).strip() for k, v in form.items()}
+    if kind in ("approve", "conclude"):
+        return {"kind": kind}
+    if kind == "reject":
+        if not text.get("reason"):
+            raise ValueError("give a reason for the rejection: the planner reads it")
+        return {"kind": "reject", "reason": text["reason"]}
+    if kind == "edit":
+        return {"kind": "edit", "value": text.get("value", "")}
+    if kind == "hint":
+        if not text.get("text"):
+            raise ValueError("the hint is empty")
+        return {"kind": "hint", "text": text["text"]}
+    if kind == "backtrack":
+        return {"kind": "backtrack", "level": text.get("level", "")}
+    if kind == "constrain":
+        ckind = text.get("ckind", "")
+        c: dict[str, Any] = {"kind": ckind}
+        try:
+            if ckind in ("country", "not_country"):
+                c["country"] = text.get("country", "")
+            elif ckind == "bbox":
+                c["bbox"] = [float(x) for x in text.get("bbox", "").split(",")]
+            elif ckind == "circle":
+                lat, lon, km = (float(x) for x in text.get("circle", "").split(","))
+                c.update(lat=lat, lon=lon, radius_km=km)
+            else:
+                raise ValueError(f"unknown constraint kind {ckind!r}")
+        except ValueError as e:
+            raise ValueError(f"constraint: {e}") from None
+        return {"kind": "constrain", "constraint": c}
+    if kind == "tool":
+        try:
+            args = json.loads(text.get("arguments") or "{}")
+        except json.JSONDecodeError as e:
+            raise ValueError(f"tool arguments are not JSON: {e}") from None
+        return {"kind": "tool", "name": text.get("name", ""), "arguments": args}
+    raise ValueError(f"unknown action {kind!r}")
+
+
+def _osm_context(view) -> dict:
+    """GeoJSON of roads, buildings and water from the session's local OSM index, within 1.5 km of
+    the answer (empty when the session has no index or no answer)."""
+    from geolocate.tools.geo import bbox_around
+
+    empty = {"type": "FeatureCollection", "features": []}
+    a, db = view.episode.answer, view.info.options.osm_db
+    if a is None or not db or not Path(db).is_file():
+        return empty
+    from geolocate.tools.osm import make_backend
+    from geolocate.tools.osm.presets import preset
+    from geolocate.tools.osm.query import FeatureQuery
+
+    b = bbox_around(a.lat, a.lon, min(1.5, max(a.radius_km, 0.3)))
+    scope = {"kind": "bbox", "south": b.south, "west": b.west, "north": b.north, "east": b.east}
+    backend = make_backend(db)
+    feats = []
+    for name in ("road", "building", "water", "river"):
+        q = FeatureQuery.model_validate(
+            {"features": [preset(name, id="f").model_dump()], "scope": scope, "limit": 500}
+        )
+        try:
+            res = backend.query(q, with_geometry=True)
+        except GeolocateError:
+            continue
+        for m in res.matches:
+            f = m.features["f"]
+            feats.append(
+                {
+                    "type": "Feature",
+                    "geometry": f.geometry,
+                    "properties": {"layer": name, "id": f.id, **f.tags},
+                }
+            )
+    return {**empty, "features": feats}

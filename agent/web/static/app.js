@@ -1,0 +1,125 @@
+// geolocate workbench: the session page's map, drawing tools, photo crop selection and live updates.
+// Everything it loads comes from this server (Leaflet and the Natural Earth outline are vendored).
+(function () {
+  "use strict";
+  const cfg = JSON.parse(document.getElementById("session-data").textContent);
+  const $ = (id) => document.getElementById(id);
+
+  // -- live updates (Server-Sent Events) ------------------------------------------------------------
+  const es = new EventSource(`/sessions/${cfg.id}/events`);
+  es.addEventListener("step", (e) => {
+    const d = JSON.parse(e.data);
+    const li = document.createElement("li");
+    li.textContent = `turn ${d.turn} [${d.node}] ${d.text}`;
+    $("live").appendChild(li);
+    $("status").textContent = "running";
+  });
+  es.addEventListener("paused", () => location.reload());
+  es.addEventListener("error", (e) => {
+    if (e.data) { const d = JSON.parse(e.data); alert(d.text); location.reload(); }
+  });
+  if (cfg.running) setTimeout(() => location.reload(), 30000);
+
+  // -- map ------------------------------------------------------------------------------------------
+  const map = L.map("map", { worldCopyJump: true, attributionControl: true }).setView([20, 0], 2);
+  if (cfg.tiles) L.tileLayer(cfg.tiles, { maxZoom: 19, attribution: "your tile server" }).addTo(map);
+  let countries = null;
+  const candidateFill = { committed: "#b9d7a8", pending: "#ffd59a", constraint: "#f3c9a0" };
+  let candidates = {};
+  const styleCountry = (f) => {
+    const kind = candidates[f.properties.iso_a2];
+    return { color: "#8a8f80", weight: kind ? 1.5 : 0.8, fillColor: candidateFill[kind] || "#eef0e8", fillOpacity: cfg.tiles ? (kind ? 0.4 : 0) : 1 };
+  };
+  fetch("/static/vendor/countries-110m.geojson").then((r) => r.json()).then((fc) => {
+    countries = L.geoJSON(fc, {
+      style: styleCountry,
+      onEachFeature: (f, layer) => layer.on("click", () => pickCountry(f.properties)),
+    }).addTo(map);
+    countries.bringToBack();
+    map.attributionControl.addAttribution("Natural Earth (public domain)");
+  });
+  const colours = { evidence: "#1f6fb4", osm: "#2a9d3a", chain: "#7a3db8", constraint: "#e08a00" };
+  fetch(`/api/sessions/${cfg.id}`).then((r) => r.json()).then((s) => {
+    candidates = s.candidates || {};
+    if (countries) countries.setStyle(styleCountry);
+    const layer = L.geoJSON(s.map, {
+      style: (f) => f.properties.role === "answer_radius" ? { color: "#d1342f", weight: 2, fillOpacity: 0.08 }
+        : { color: colours[f.properties.role] || "#333", dashArray: "6 4", weight: 2, fillOpacity: 0.05 },
+      pointToLayer: (f, ll) => f.properties.role === "answer"
+        ? L.circleMarker(ll, { radius: 8, color: "#d1342f", fillOpacity: 0.9 })
+        : L.circleMarker(ll, { radius: 5, color: colours[f.properties.role] || "#333", fillOpacity: 0.8 }),
+      onEachFeature: (f, l) => {
+        const p = f.properties;
+        let html = `<b>${escape(p.label || p.role)}</b>`;
+        if (p.id) html += `<br>evidence ${escape(p.id)} (${escape(p.tool || "")})`;
+        if (p.osm_id) html += `<br><a target="_blank" rel="noreferrer" href="https://www.openstreetmap.org/${({n: "node", w: "way", r: "relation"})[p.osm_id[0]]}/${p.osm_id.slice(1)}">${escape(p.osm_id)} on OpenStreetMap</a>`;
+        if (p.text) html += `<br>${escape(p.text)}`;
+        if (p.radius_km) html += `<br>radius ${p.radius_km} km`;
+        l.bindPopup(html);
+      },
+    }).addTo(map);
+    if (layer.getLayers().length) map.fitBounds(layer.getBounds().pad(0.3), { maxZoom: 14 });
+    if (s.osm_db) {
+      fetch(`/sessions/${cfg.id}/osm.geojson`).then((r) => r.json()).then((fc) => {
+        const style = { road: { color: "#777", weight: 1 }, building: { color: "#b08060", weight: 1 }, water: { color: "#4a90c0", weight: 1 }, river: { color: "#4a90c0", weight: 2 } };
+        L.geoJSON(fc, { style: (f) => style[f.properties.layer] || {}, pointToLayer: (f, ll) => L.circleMarker(ll, { radius: 2 }) }).addTo(map);
+      });
+    }
+  });
+
+  // -- drawing constraints --------------------------------------------------------------------------
+  let mode = null, first = null, temp = null;
+  const help = (t) => { $("draw-help").textContent = t; };
+  $("draw-bbox").onclick = () => { mode = "bbox"; first = null; help("click two opposite corners"); };
+  $("draw-circle").onclick = () => { mode = "circle"; first = null; help("click the centre, then a point on the edge"); };
+  $("pick-country").onclick = () => { mode = "country"; help("click a country"); };
+  map.on("click", (e) => {
+    if (mode !== "bbox" && mode !== "circle") return;
+    if (!first) { first = e.latlng; help("now the second point"); return; }
+    if (temp) map.removeLayer(temp);
+    if (mode === "bbox") {
+      const s = Math.min(first.lat, e.latlng.lat), n = Math.max(first.lat, e.latlng.lat);
+      const w = Math.min(first.lng, e.latlng.lng), ea = Math.max(first.lng, e.latlng.lng);
+      temp = L.rectangle([[s, w], [n, ea]], { color: "#e08a00" }).addTo(map);
+      $("ckind").value = "bbox"; $("c-bbox").value = [s, w, n, ea].map((x) => x.toFixed(4)).join(",");
+    } else {
+      const km = first.distanceTo(e.latlng) / 1000;
+      temp = L.circle(first, { radius: km * 1000, color: "#e08a00" }).addTo(map);
+      $("ckind").value = "circle"; $("c-circle").value = `${first.lat.toFixed(4)},${first.lng.toFixed(4)},${km.toFixed(2)}`;
+    }
+    mode = null; first = null; help("press Add constraint to apply it");
+  });
+  function pickCountry(props) {
+    if (mode !== "country" || !props.iso_a2) return;
+    $("ckind").value = "country"; $("c-country").value = props.iso_a2;
+    mode = null; help(`${props.name} (${props.iso_a2}): choose "in country" or "not in country", then Add constraint`);
+  }
+
+  // -- crop selection on the photo (OCR on a region) ------------------------------------------------
+  const svg = $("overlay"), sel = $("selection");
+  const vb = svg.viewBox.baseVal;
+  let start = null;
+  const pt = (ev) => { const r = svg.getBoundingClientRect(); return [(ev.clientX - r.left) / r.width, (ev.clientY - r.top) / r.height]; };
+  svg.addEventListener("mousedown", (ev) => { start = pt(ev); ev.preventDefault(); });
+  svg.addEventListener("mousemove", (ev) => {
+    if (!start) return;
+    const [x, y] = pt(ev);
+    sel.setAttribute("x", Math.min(start[0], x) * vb.width); sel.setAttribute("y", Math.min(start[1], y) * vb.height);
+    sel.setAttribute("width", Math.abs(x - start[0]) * vb.width); sel.setAttribute("height", Math.abs(y - start[1]) * vb.height);
+  });
+  svg.addEventListener("mouseup", (ev) => {
+    if (!start) return;
+    const [x, y] = pt(ev);
+    const box = [Math.min(start[0], x), Math.min(start[1], y), Math.max(start[0], x), Math.max(start[1], y)].map((v) => +Math.max(0, Math.min(1, v)).toFixed(3));
+    start = null;
+    if (box[2] - box[0] > 0.01 && box[3] - box[1] > 0.01) {
+      $("ocr-crop").dataset.args = JSON.stringify({ region: box });
+      $("tool-name").value = "ocr"; $("tool-args").value = JSON.stringify({ region: box });
+    }
+  });
+  for (const a of document.querySelectorAll(".examples a")) {
+    a.addEventListener("click", (ev) => { ev.preventDefault(); $("tool-name").value = a.dataset.tool; $("tool-args").value = a.dataset.args; });
+  }
+
+  function escape(s) { return String(s).replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c]); }
+})();

@@ -1,0 +1,161 @@
+"""The web workbench: the real page in a real headless browser (Debian's chromium driven by
+Playwright), tokens, and bad uploads.
+
+The browser test installs Debian's ``chromium`` when it runs as root on Debian and it is missing (as
+the services tests install PostgreSQL); elsewhere it is skipped with the reason.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import shutil
+import socket
+import subprocess
+import threading
+import time
+
+import pytest
+from fastapi.testclient import TestClient
+from PIL import Image
+
+from geolocate.agent.cli import main
+from geolocate.agent.web.app import create_app
+from tests.conftest import REPO
+
+HAN_SIGN = REPO / "examples" / "photos" / "2872700852992867.jpg"
+CHROMIUM_ARGS = [
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+def chromium_path() -> str:
+    exe = shutil.which("chromium")
+    if exe is None and os.geteuid() == 0 and shutil.which("apt-get"):
+        subprocess.run(["apt-get", "install", "-y", "-qq", "chromium"], capture_output=True, timeout=900)
+        exe = shutil.which("chromium")
+    if exe is None:
+        pytest.skip("Debian's chromium is not installed (apt-get install chromium, as root)")
+    return exe
+
+
+@pytest.fixture
+def server(tmp_path, monkeypatch):
+    """The workbench on a free loopback port, in this process (uvicorn in a thread)."""
+    import uvicorn
+
+    monkeypatch.setenv("GEOLOCATE_HOME", str(tmp_path / "home"))
+    app = create_app(str(tmp_path / "sessions.sqlite"))
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    t = threading.Thread(target=srv.run, daemon=True)
+    t.start()
+    while not srv.started:
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}"
+    srv.should_exit = True
+    t.join(timeout=10)
+
+
+def test_review_reject_hint_approve_and_report_in_a_real_browser(server, tmp_path):
+    from playwright.sync_api import sync_playwright
+
+    exe = chromium_path()
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=exe, args=CHROMIUM_ARGS)
+        page = browser.new_context(accept_downloads=True).new_page()
+        requested: list[str] = []
+        page.on("request", lambda r: requested.append(r.url))
+        page.goto(server + "/")
+        page.set_input_files("input[name=photo]", str(HAN_SIGN))
+        page.check("input[value=country]")
+        page.click("#new-session button[type=submit]")
+        page.wait_for_selector("#review", timeout=90_000)
+        assert page.inner_text("#pending-value") == "CN"
+        page.fill("#reject-reason", "the shop fronts look Singaporean")
+        page.click("#reject")
+        page.wait_for_function(
+            "document.querySelector('#pending-value')?.textContent == 'SG'", timeout=60_000
+        )
+        page.fill("#hint-text", "cars drive on the left")
+        page.click("#hint")
+        page.wait_for_selector("text=cars drive on the left", timeout=60_000)
+        page.wait_for_selector("#approve", timeout=60_000)
+        page.click("#approve")
+        page.wait_for_selector("#answer", timeout=60_000)
+        assert "Singapore" in page.inner_text("#chain")
+        assert page.locator("#map .leaflet-interactive").count() > 100  # countries, answer circle, marker
+        with page.expect_download() as download:
+            page.click("#report-html")
+        report = tmp_path / "report.html"
+        download.value.save_as(report)
+        browser.close()
+    html = report.read_text()
+    assert "2872700852992867.jpg" in html and "13e4afffa00f3bd2" in html  # the photo's name and SHA-256
+    assert "the shop fronts look Singaporean" in html and "cars drive on the left" in html
+    assert "Singapore" in html and "data:image/png;base64," in html
+    outside = sorted({u for u in requested if not u.startswith(server) and not u.startswith("data:")})
+    assert outside == [], f"the page loaded resources from outside 127.0.0.1: {outside}"
+
+
+def test_a_non_loopback_bind_needs_a_token(capsys):
+    assert main(["serve", "--host", "0.0.0.0"]) == 2
+    assert "give --token" in capsys.readouterr().err
+
+
+def test_a_wrong_token_gets_401_on_pages_api_and_stream(tmp_path):
+    client = TestClient(create_app(str(tmp_path / "s.sqlite"), token="s3cret"))
+    for path in ("/", "/api/sessions", "/sessions/abcd/events", "/static/app.js"):
+        assert client.get(path).status_code == 401
+        assert client.get(path, headers={"Authorization": "Bearer wrong"}).status_code == 401
+    assert client.get("/api/sessions", headers={"Authorization": "Bearer s3cret"}).status_code == 200
+    r = client.get("/?token=s3cret")
+    assert r.status_code == 200 and "geolocate_token" in r.headers.get("set-cookie", "")
+    assert client.get("/api/sessions").status_code == 200  # the cookie from the visit above
+
+
+def _jpeg(size=(64, 48)) -> bytes:
+    buf = io.BytesIO()
+    Image.new("RGB", size, "gray").save(buf, format="JPEG")
+    return buf.getvalue()
+
+
+def _bomb() -> bytes:
+    buf = io.BytesIO()
+    Image.new("1", (12_000, 8_000)).save(buf, format="PNG")  # 96 megapixels in a small file
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize(
+    "name, data, message",
+    [
+        ("notes.jpg", b"hello, not a photo", "not an image"),
+        ("cut.jpg", HAN_SIGN.read_bytes()[:20_000], "corrupt or truncated"),
+        ("bomb.png", _bomb(), "decompression bomb"),
+        ("empty.jpg", b"", "empty file"),
+    ],
+    ids=["not-an-image", "truncated", "over-80-megapixels", "zero-bytes"],
+)
+def test_bad_uploads_get_a_clear_message_and_4xx(tmp_path, monkeypatch, name, data, message):
+    monkeypatch.setenv("GEOLOCATE_HOME", str(tmp_path / "home"))
+    client = TestClient(create_app(str(tmp_path / "s.sqlite")))
+    r = client.post("/sessions", files={"photo": (name, data, "image/jpeg")}, follow_redirects=False)
+    assert 400 <= r.status_code < 500
+    assert message in r.text and name in r.text
+    assert client.get("/api/sessions").json()["sessions"] == []
+
+
+def test_a_good_upload_redirects_to_its_session(tmp_path, monkeypatch):
+    monkeypatch.setenv("GEOLOCATE_HOME", str(tmp_path / "home"))
+    client = TestClient(create_app(str(tmp_path / "s.sqlite")))
+    r = client.post("/sessions", files={"photo": ("gray.jpg", _jpeg(), "image/jpeg")}, follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"].startswith("/sessions/")
