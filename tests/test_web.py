@@ -20,6 +20,7 @@ from fastapi.testclient import TestClient
 from PIL import Image
 
 from geolocate.agent.cli import main
+from geolocate.agent.options import RunOptions
 from geolocate.agent.web.app import create_app
 from tests.conftest import REPO
 
@@ -159,3 +160,26 @@ def test_a_good_upload_redirects_to_its_session(tmp_path, monkeypatch):
     client = TestClient(create_app(str(tmp_path / "s.sqlite")))
     r = client.post("/sessions", files={"photo": ("gray.jpg", _jpeg(), "image/jpeg")}, follow_redirects=False)
     assert r.status_code == 303 and r.headers["location"].startswith("/sessions/")
+
+
+def test_the_map_draws_the_local_osm_index_around_the_answer(tmp_path, monkeypatch):
+    """A session with a local OSM index (Liechtenstein, ODbL) whose hint puts it in Vaduz: the page's
+    OSM layer has the roads and buildings around the answer."""
+    from tests.conftest import SHARED
+
+    monkeypatch.setenv("GEOLOCATE_HOME", str(tmp_path / "home"))
+    db = tmp_path / "li.sqlite"
+    assert (
+        main(["osm", "index", str(SHARED / "osm" / "liechtenstein-2013-08-03.osm.pbf"), "--out", str(db)])
+        == 0
+    )
+    app = create_app(str(tmp_path / "s.sqlite"), osm_db=str(db))
+    store = app.state.store
+    sid = store.create(HAN_SIGN, tools="all,-exif", options=RunOptions(osm_db=str(db))).info.id
+    store.move(sid, {"kind": "hint", "text": "a sign for Vaduz"})
+    assert store.view(sid).episode.chain[list(store.view(sid).episode.chain)[-1]].value == "Vaduz"
+    client = TestClient(app)
+    fc = client.get(f"/sessions/{sid}/osm.geojson").json()
+    layers = {f["properties"]["layer"] for f in fc["features"]}
+    assert {"road", "building"} <= layers and len(fc["features"]) > 50
+    assert client.get("/").text.count(str(db)) == 1  # offered to new sessions

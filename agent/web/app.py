@@ -25,6 +25,7 @@ from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Redirect
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
+from geolocate.agent.options import RunOptions
 from geolocate.agent.session import SessionError, SessionStore, data_home, short_id
 from geolocate.tools.errors import GeolocateError
 
@@ -62,13 +63,19 @@ class Events:
                 self.loop.call_soon_threadsafe(q.put_nowait, event)
 
 
-def create_app(store_url: str | None = None, token: str | None = None, tiles: str | None = None) -> FastAPI:
+def create_app(
+    store_url: str | None = None,
+    token: str | None = None,
+    tiles: str | None = None,
+    osm_db: str | None = None,
+) -> FastAPI:
     """The workbench app over the session store ``store_url`` (default store when None).
 
     Args:
         token: required on every request when set (``Authorization: Bearer``, the ``token`` query
             parameter, or the cookie that a page visit with ``?token=`` sets).
         tiles: an XYZ tile URL template of the user's own tile server (``.../{z}/{x}/{y}.png``).
+        osm_db: the local OSM index offered by default to new sessions.
     """
     store = SessionStore(store_url)
     workers = ThreadPoolExecutor(max_workers=2, thread_name_prefix="geolocate-session")
@@ -108,7 +115,9 @@ def create_app(store_url: str | None = None, token: str | None = None, tiles: st
         return response
 
     def page(request: Request, name: str, status: int = 200, **ctx) -> HTMLResponse:
-        return templates.TemplateResponse(request, name, {"tiles": tiles, **ctx}, status_code=status)
+        return templates.TemplateResponse(
+            request, name, {"tiles": tiles, "osm_db": osm_db, **ctx}, status_code=status
+        )
 
     def error_page(request: Request, message: str, status: int) -> HTMLResponse:
         return page(request, "index.html", status, sessions=store.summaries(), error=message, running=running)
@@ -145,6 +154,7 @@ def create_app(store_url: str | None = None, token: str | None = None, tiles: st
         review: list[str] = Form([]),
         tools: str = Form("all"),
         no_exif: bool = Form(False),
+        osm_db: str = Form(""),
     ):
         from geolocate.tools.errors import InputImageError
         from geolocate.tools.image import load_image
@@ -174,10 +184,19 @@ def create_app(store_url: str | None = None, token: str | None = None, tiles: st
         while sid in store.ids():
             sid = secrets.token_hex(4)
         levels = [r for r in review if r]
+        if osm_db.strip() and not Path(osm_db.strip()).is_file():
+            return error_page(request, f"OSM index {osm_db.strip()}: no such file", 400)
+        options = RunOptions(osm_db=osm_db.strip() or None)
 
         def start(on_step):
             store.create(
-                source, review=levels, tools=tools or "all", no_exif=no_exif, on_step=on_step, sid=sid
+                source,
+                review=levels,
+                tools=tools or "all",
+                no_exif=no_exif,
+                options=options,
+                on_step=on_step,
+                sid=sid,
             )
 
         run_in_background(sid, "starting", start)

@@ -28,6 +28,7 @@ def register(sub) -> None:
         default=None,
         help="XYZ tiles of your own tile server, e.g. http://tiles.lan/{z}/{x}/{y}.png",
     )
+    p.add_argument("--osm-db", metavar="DB", default=None, help="local OSM index offered to new sessions")
     p.set_defaults(run=cmd_serve)
 
 
@@ -64,7 +65,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
             "token sees your sessions and photos"
         )
     try:
-        app = create_app(args.store or os.environ.get("GEOLOCATE_STORE"), token=token, tiles=args.tiles)
+        app = create_app(
+            args.store or os.environ.get("GEOLOCATE_STORE"), token=token, tiles=args.tiles, osm_db=args.osm_db
+        )
     except SessionError as e:
         return fail(e)
     url = f"http://{args.host}:{args.port}/" + (f"?token={token}" if token else "")
