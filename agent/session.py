@@ -33,7 +33,7 @@ from langgraph.types import Command
 from pydantic import BaseModel, Field
 
 from geolocate.agent.analyst import DECISIONS, MOVE, default_author, parse_review_levels, utc_now
-from geolocate.agent.graph import AgentContext, build_graph, recursion_limit
+from geolocate.agent.graph import END, AgentContext, build_graph, recursion_limit, route
 from geolocate.agent.options import RunOptions
 from geolocate.agent.state import Budget, EpisodeState, ImageInfo
 from geolocate.tools.errors import GeolocateError
@@ -154,6 +154,7 @@ class SessionStore:
         from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
 
         self.url = url or default_store()
+        self._listing: dict[str, tuple] = {}
         serde = JsonPlusSerializer(allowed_msgpack_modules=SERDE_TYPES)
         try:
             if self.url.startswith(("postgresql://", "postgres://")):
@@ -486,6 +487,7 @@ class SessionStore:
         """Remove session ``sid`` and all its checkpoints."""
         with self.lock(sid):
             self.saver.delete_thread(sid)
+            self._listing.pop(sid, None)
 
     # -- reading ---------------------------------------------------------------------------------------
     def view(self, sid: str, checkpoint: str | None = None, with_branches: bool = True) -> SessionView:
@@ -504,7 +506,20 @@ class SessionStore:
         )
 
     def _tuples(self, sid: str) -> list:
-        return list(self.saver.list({"configurable": {"thread_id": sid}}))
+        """Every checkpoint of the session, newest first. Checkpoints never change once written, so the
+        listing is cached until the head checkpoint (or its pending writes: a pause adds one) changes."""
+        head = self.saver.get_tuple({"configurable": {"thread_id": sid, "checkpoint_ns": ""}})
+        key = (
+            None
+            if head is None
+            else (head.config["configurable"]["checkpoint_id"], len(head.pending_writes or []))
+        )
+        cached = self._listing.get(sid)
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        tuples = list(self.saver.list({"configurable": {"thread_id": sid}}))
+        self._listing[sid] = (key, tuples)
+        return tuples
 
     def find_checkpoint(self, sid: str, ref: str) -> str:
         """The full checkpoint id of session ``sid`` that ``ref`` names (full id, or a unique suffix
@@ -535,7 +550,7 @@ class SessionStore:
         out = []
         for i, t in enumerate(leaves):
             cp = t.config["configurable"]["checkpoint_id"]
-            values = self.graph.get_state(self._config(sid, Budget(), cp)).values
+            values = t.checkpoint["channel_values"]
             out.append(
                 Branch(
                     head=cp,
@@ -562,20 +577,22 @@ class SessionStore:
         out = []
         for t in reversed(path):
             cp = t.config["configurable"]["checkpoint_id"]
-            snap = self.graph.get_state(self._config(sid, Budget(), cp))
-            ep = snap.values.get("episode")
+            values = t.checkpoint["channel_values"]  # deserialised by the saver: no get_state per step
+            ep = values.get("episode")
+            nxt = (route(values),) if ep is not None else ("assess",)
+            nxt = () if nxt == (END,) else nxt
             writes = [w for w in (t.pending_writes or []) if w[1] == "__interrupt__"]
             chain = ", ".join(f"{lv.value}={c.value}" for lv, c in ep.chain.items()) if ep else ""
             what = f"{len(ep.evidence)} evidence, chain: {chain or '-'}" if ep else "start"
             if writes:
-                what += "; waiting for review" if "review" in snap.next else "; paused after the answer"
+                what += "; waiting for review" if "review" in nxt else "; paused after the answer"
             out.append(
                 HistoryEntry(
                     checkpoint=cp,
                     short=short_id(cp),
                     step=int(t.metadata.get("step", -1)),
                     source=str(t.metadata.get("source", "")),
-                    node=",".join(snap.next) or "end",
+                    node=",".join(nxt) or "end",
                     ts=t.checkpoint.get("ts", ""),
                     summary=what,
                 )
