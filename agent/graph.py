@@ -176,15 +176,17 @@ def review(state: AgentState, runtime: Runtime[AgentContext]) -> dict:
     """Pause for the analyst's decision on the pending commitment or answer.
 
     Approve or edit: carry it out (as edited). Reject: drop the rest of the turn, so the planner
-    proposes again without the rejected value. Any other move (hint, constraint, manual tool) is
-    applied and the review stays pending (the next pause shows the updated evidence).
+    proposes again without the rejected value. Any other move (hint, constraint, manual tool) is new
+    evidence: it is applied, the pending proposal is dropped and the planner proposes again with it
+    (pausing at the next review point).
     """
     move = MOVE.validate_python(interrupt(review_request(state)))
     ctx = runtime.context
-    if move.kind not in DECISIONS:
+    if move.kind not in DECISIONS:  # new evidence: the planner proposes again with it
         ep = _episode(state, ctx)
         ep.apply_move(move)
-        return {"episode": ep.state, "pending": [] if ep.done else state["pending"], "approved": False}
+        ep.end_turn()
+        return {"episode": ep.state, "pending": [], "approved": False}
     ep = _episode(state, ctx)
     pending = list(state["pending"])
     decided = ep.review(pending[0], move)

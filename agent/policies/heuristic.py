@@ -18,6 +18,7 @@ Every decision reads only the Episode's evidence log, so the policy is stateless
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import math
@@ -32,7 +33,6 @@ from geolocate.tools.geo import haversine_km
 from geolocate.tools.geonames import CONTINENTS, get_db, normalize_name
 
 log = logging.getLogger(__name__)
-logging.getLogger("jieba").setLevel(logging.WARNING)  # wordfreq's Chinese tokenizer chats on first use
 
 CITY_MIN_SCORE = 0.6
 """Minimum match score to commit down to the city."""
@@ -52,6 +52,11 @@ def _zipf(word: str, langs: tuple[str, ...]) -> float:
     from wordfreq import available_languages, zipf_frequency
 
     ok = available_languages()
+    if "zh" in langs:
+        with contextlib.suppress(ImportError):  # jieba logs its start-up at DEBUG level when imported
+            import jieba
+
+            jieba.setLogLevel(logging.WARNING)
     best = 0.0
     for lang in langs:
         if lang not in ok:
@@ -229,6 +234,22 @@ class HeuristicPolicy:
         return None
 
     @staticmethod
+    def _clue_scores(e, from_hint: bool) -> dict[str, float]:
+        """Country scores of a clues result. For an analyst's note only what it says counts (phone
+        numbers, domains, currency...), not the script or language it is written in: the analyst's
+        own language says nothing about where the photo was taken."""
+        out = e.typed()
+        if not from_hint:
+            return out.country_scores
+        votes: dict[str, float] = {}
+        for c in out.clues:
+            if c.kind not in ("script", "language"):
+                for v in c.countries:
+                    votes[v.country_code] = votes.get(v.country_code, 0.0) + v.weight
+        norm = sum(votes.values())
+        return {cc: w / norm for cc, w in votes.items()} if norm > 0 else {}
+
+    @staticmethod
     def _allowed(constraints, country: str, lat: float | None = None, lon: float | None = None) -> bool:
         if not all(c.allows_country(country) for c in constraints):
             return False
@@ -272,9 +293,10 @@ class HeuristicPolicy:
         clue_ev = next(iter(clue_evs), None)
         scores: dict[str, float] = clue_ev.typed().country_scores if clue_ev else {}
         if len(clue_evs) > 1 or constraints:  # the analyst's notes add clues; constraints remove countries
+            hint_texts = {e.output["text"] for e in ep.state.evidence if e.tool == "hint"}
             total: dict[str, float] = {}
             for e in clue_evs:
-                for cc, p in e.typed().country_scores.items():
+                for cc, p in self._clue_scores(e, e.arguments.get("text") in hint_texts).items():
                     if self._allowed(constraints, cc):
                         total[cc] = total.get(cc, 0.0) + p
             norm = sum(total.values())
