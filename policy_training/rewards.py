@@ -270,15 +270,31 @@ DEFAULT_WEIGHTS = {
 def reward_functions(
     weights: dict[str, float] | None = None, breakpoints: Sequence[float] = GEO_R_BREAKPOINTS_PAPER
 ):
-    """(functions, weights) for GRPOTrainer, in :data:`REWARDS` order; unknown names raise KeyError."""
+    """(functions, weights) for GRPOTrainer: the built-in rewards in :data:`REWARDS` order, then any
+    other name in ``weights``: a plug-in's reward (entry-point group ``geolocate.rewards``) or
+    ``module:attr`` of a reward function (same signature; its metric key is the name given).
+
+    Raises:
+        UnknownNameError (a ValueError): a name that is none of these (the message lists the rewards).
+    """
     import functools
 
+    from geolocate.tools.errors import UnknownNameError
+    from geolocate.tools.plugins import import_spec, is_import_spec, load_plugin, plugin_names
+
     weights = {**DEFAULT_WEIGHTS, **(weights or {})}
-    unknown = set(weights) - set(REWARDS)
-    if unknown:
-        raise KeyError(f"unknown reward(s) {sorted(unknown)}; rewards: {', '.join(REWARDS)}")
+    extra = {}
+    for name in weights:
+        if name in REWARDS:
+            continue
+        f = load_plugin("geolocate.rewards", name) or (
+            import_spec(name, "reward") if is_import_spec(name) else None
+        )
+        if f is None:
+            raise UnknownNameError("reward", name, [*REWARDS, *plugin_names("geolocate.rewards")])
+        extra[name] = f
     funcs, ws = [], []
-    for name, f in REWARDS.items():
+    for name, f in [*REWARDS.items(), *extra.items()]:
         if name == "geo_r_distance" and tuple(breakpoints) != GEO_R_BREAKPOINTS_PAPER:
             f = functools.update_wrapper(functools.partial(f, breakpoints=tuple(breakpoints)), f)
         funcs.append(f)
