@@ -35,7 +35,7 @@ from pydantic import BaseModel, Field
 from geolocate.agent.analyst import DECISIONS, MOVE, default_author, parse_review_levels, utc_now
 from geolocate.agent.graph import END, AgentContext, build_graph, recursion_limit, route
 from geolocate.agent.options import RunOptions
-from geolocate.agent.state import Budget, EpisodeState, ImageInfo
+from geolocate.agent.state import Budget, EpisodeState
 from geolocate.tools.errors import GeolocateError
 
 SERDE_TYPES = [
@@ -317,18 +317,9 @@ class SessionStore:
             author=author or default_author(),
             created=utc_now(),
         )
-        episode = EpisodeState(
-            image=ImageInfo(
-                path=image.path,
-                sha256=image.sha256,
-                width=image.width,
-                height=image.height,
-                format=image.format,
-            ),
-            tools=toolset.names,
-            policy=policy_obj.name,
-            budget=budget or Budget(),
-        )
+        from geolocate.agent.episode import Episode
+
+        episode = Episode(image, toolset, budget=budget, policy=policy_obj.name).state
         inputs = {
             "episode": episode,
             "pending": [],

@@ -253,3 +253,24 @@ class OsmBackend(ABC):
     @abstractmethod
     def query(self, q: FeatureQuery, with_geometry: bool = False) -> QueryResult:
         """Run the query. Raises ToolInputError subclasses for bad scopes, ToolError for backend failures."""
+
+    @abstractmethod
+    def resolve_scope(self, q: FeatureQuery) -> ResolvedScope | None:
+        """The query's scope as geometry (None when only the server can resolve it)."""
+
+    def guarded_scope(self, q: FeatureQuery) -> ResolvedScope | None:
+        """The one query guard every backend runs first: the result limit, then the scope resolved and
+        held to the area guard (a scope only the server can resolve is returned as None).
+
+        Raises:
+            ToolInputError: limit over the maximum; ScopeTooLargeError, AreaNotFoundError: bad scope.
+        """
+        if q.limit > self.limits.max_results:
+            raise ToolInputError(
+                f"limit {q.limit} is over the maximum of {self.limits.max_results}",
+                hint="ask for fewer results",
+            )
+        scope = self.resolve_scope(q)
+        if scope is not None:
+            check_area(scope, self.limits)
+        return scope

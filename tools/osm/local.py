@@ -26,7 +26,6 @@ from geolocate.tools.osm.engine import (
     Candidate,
     OsmBackend,
     ResolvedScope,
-    check_area,
     feature_geojson,
     geodesic_area_km2,
     in_scope,
@@ -344,13 +343,7 @@ class LocalBackend(OsmBackend):
             ScopeTooLargeError, AreaNotFoundError (ToolInputError): bad scope.
             ToolInputError: limit over the maximum result count.
         """
-        if q.limit > self.limits.max_results:
-            raise ToolInputError(
-                f"limit {q.limit} is over the maximum of {self.limits.max_results}",
-                hint="ask for fewer results",
-            )
-        scope = self.resolve_scope(q)
-        check_area(scope, self.limits)
+        scope = self.guarded_scope(q)
         project = projector(*scope.center)
         cands = {f.id: self._candidates(f, scope, project) for f in q.features}
         matches, truncated = join(q, cands, pair_distances_shapely(q, cands, scope), q.limit)

@@ -23,7 +23,6 @@ from geolocate.tools.osm.engine import (
     Candidate,
     OsmBackend,
     ResolvedScope,
-    check_area,
     feature_geojson,
     in_scope,
     join,
@@ -284,14 +283,7 @@ class OverpassBackend(OsmBackend):
 
     def query(self, q: FeatureQuery, with_geometry: bool = False) -> QueryResult:
         """Answer ``q`` through Overpass. Raises the tool error types (see module docstring)."""
-        if q.limit > self.limits.max_results:
-            raise ToolInputError(
-                f"limit {q.limit} is over the maximum of {self.limits.max_results}",
-                hint="ask for fewer results",
-            )
-        scope = self.resolve_scope(q)
-        if scope is not None:
-            check_area(scope, self.limits)
+        scope = self.guarded_scope(q)
         cands = self.fetch_candidates(compile_ql(q, self.timeout_s))
         if scope is None or isinstance(q.scope, AreaScope):
             # The server applied the area; measure in metres around the answer's own centre.

@@ -16,13 +16,12 @@ import json
 
 import shapely
 
-from geolocate.tools.errors import ToolInputError, ToolUnavailableError
+from geolocate.tools.errors import ToolUnavailableError
 from geolocate.tools.osm.engine import (
     Candidate,
     OsmBackend,
     PairDistances,
     ResolvedScope,
-    check_area,
     feature_geojson,
     geodesic_area_km2,
     join,
@@ -163,13 +162,7 @@ class PostGISBackend(OsmBackend):
 
     def query(self, q: FeatureQuery, with_geometry: bool = False) -> QueryResult:
         """Answer ``q``; raises the same errors as the local backend."""
-        if q.limit > self.limits.max_results:
-            raise ToolInputError(
-                f"limit {q.limit} is over the maximum of {self.limits.max_results}",
-                hint="ask for fewer results",
-            )
-        scope = self.resolve_scope(q)
-        check_area(scope, self.limits)
+        scope = self.guarded_scope(q)
         cands = {f.id: self._candidates(f, q, scope) for f in q.features}
         matches, truncated = join(q, cands, self._pairs(q, cands), q.limit)
         if with_geometry:
