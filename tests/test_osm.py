@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import re
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import osmium
@@ -473,6 +474,11 @@ class _Overpass(BaseHTTPRequestHandler):
                 b"unknown key</p></body></html>",
                 "text/html",
             )
+        elif code == 1:  # a server that never answers
+            time.sleep(30)
+            return
+        elif code == 2:  # an HTML error page with status 200 (a proxy, a wrong URL)
+            code, data, ctype = 200, b"<html><body>Service temporarily down</body></html>", "text/html"
         else:
             data, ctype = b"busy", "text/plain"
         self.send_response(code)
@@ -566,3 +572,20 @@ def test_osm_search_tool_in_an_episode(dbs, plain_photo):
     unconfigured = Episode(image, ToolSet([create("osm_search")]))
     o = unconfigured.step(render_turn("x", [ToolCall(name="osm_search", arguments=q)]))[0]
     assert o.kind == "tool_error" and "geolocate osm index" in o.text
+
+
+def test_a_silent_overpass_ends_within_its_timeout_with_a_clear_message(
+    overpass_server, capsys, tmp_path, monkeypatch
+):
+    monkeypatch.setenv("GEOLOCATE_CACHE_DIR", str(tmp_path))
+    q = tmp_path / "q.json"
+    q.write_text(json.dumps(CHURCH_PHARMACY))
+    _Overpass.script = [1]
+    t = time.perf_counter()
+    assert main(["osm", "query", str(q), "--overpass", overpass_server, "--timeout", "2"]) == 2
+    assert time.perf_counter() - t < 6
+    assert "did not answer within 2 s" in capsys.readouterr().err
+    _Overpass.script = [2]
+    assert main(["osm", "query", str(q), "--overpass", overpass_server]) == 2
+    err = capsys.readouterr().err
+    assert "answered text/html, not JSON" in err and "Traceback" not in err

@@ -14,8 +14,14 @@ from geolocate.tools.osm.query import (
 )
 
 
-def make_backend(db: str | None = None, overpass: str | None = None, limits: QueryLimits | None = None):
-    """The one OSM backend factory: the local index ``db`` if given, else the Overpass server ``overpass``.
+def make_backend(
+    db: str | None = None,
+    overpass: str | None = None,
+    limits: QueryLimits | None = None,
+    timeout_s: float = 60,
+):
+    """The one OSM backend factory: the local index ``db`` if given, else the Overpass server
+    ``overpass`` (its answers awaited ``timeout_s`` seconds).
 
     Backends import shapely and pyproj, so they load only here, when a query will run.
 
@@ -29,7 +35,7 @@ def make_backend(db: str | None = None, overpass: str | None = None, limits: Que
     if overpass:
         from geolocate.tools.osm.overpass import OverpassBackend
 
-        return OverpassBackend(overpass, limits=limits) if limits else OverpassBackend(overpass)
+        return OverpassBackend(overpass, limits=limits or QueryLimits(), timeout_s=timeout_s)
     raise ValueError("give --db INDEX (from 'geolocate osm index') or --overpass URL")
 
 

@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from geolocate.agent.cli_common import fail, stderr
+from geolocate.agent.cli_common import fail, positive_float, stderr
 
 
 def register(sub) -> None:
@@ -29,6 +29,13 @@ def register(sub) -> None:
     oq.add_argument("query", nargs="?", help="FeatureQuery JSON file, or '-' for stdin")
     oq.add_argument("--db", metavar="DB", help="local index (from 'geolocate osm index')")
     oq.add_argument("--overpass", metavar="URL", help="Overpass interpreter URL instead of a local index")
+    oq.add_argument(
+        "--timeout",
+        type=positive_float,
+        default=60.0,
+        metavar="S",
+        help="seconds to wait for Overpass (default: 60)",
+    )
     oq.add_argument(
         "--feature",
         action="append",
@@ -162,7 +169,9 @@ def cmd_osm(args: argparse.Namespace) -> int:
             q = FeatureQuery.model_validate_json(text)
         else:
             q = _query_from_flags(args)
-        backend = make_backend(args.db, args.overpass, QueryLimits(max_area_km2=args.max_area_km2))
+        backend = make_backend(
+            args.db, args.overpass, QueryLimits(max_area_km2=args.max_area_km2), timeout_s=args.timeout
+        )
         result = backend.query(q, with_geometry=args.geojson)
     except ValidationError as e:
         return fail(f"invalid query: {format_validation_error(e)}")

@@ -15,6 +15,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable
 
+import regex
 import shapely
 from shapely.geometry import LineString, Point, Polygon
 
@@ -175,6 +176,10 @@ def _cand(fid: str, kind: str, tags: dict, geom) -> Candidate:
     return Candidate(Feature(id=fid, tags=dict(tags), lat=lat, lon=lon, kind=kind), geom)
 
 
+class _GatewayTimeout(ToolTimeoutError):
+    """504 from the server (busy): retried with backoff, unlike a server that does not answer at all."""
+
+
 class OverpassBackend(OsmBackend):
     """Overpass API through overpy.
 
@@ -182,6 +187,8 @@ class OverpassBackend(OsmBackend):
         endpoint: interpreter URL (public, or self-hosted ``http://localhost:12345/api/interpreter``).
         user_agent: sent with every request (public servers ask for one that identifies you).
         retries: attempts after the first on 429/504, with exponential backoff from ``backoff_s``.
+        timeout_s: seconds to wait for an answer (a silent server is an error after this, not retried);
+            also the ``[timeout:]`` the server is asked to respect.
         cache: cache answers on disk (geolocate cache dir) keyed by endpoint and query text.
         sleep: the sleep function used between retries (patchable in tests).
     """
@@ -211,38 +218,58 @@ class OverpassBackend(OsmBackend):
             self._cache = diskcache.Cache(str(cache_dir() / "overpass"))
 
     def _fetch(self, ql: str):
-        import overpy
-        from overpy import exception as oe
+        """POST ``ql`` with a time-out (urllib), map the HTTP status and content type to tool errors,
+        and parse the JSON with overpy (parsing apart from the network call, as overpy is built)."""
+        import socket
 
-        api = overpy.Overpass(
-            url=urllib.request.Request(self.endpoint, headers={"User-Agent": self.user_agent})
+        import overpy
+
+        req = urllib.request.Request(
+            self.endpoint, data=ql.encode("utf-8"), headers={"User-Agent": self.user_agent}, method="POST"
         )
+        where = f"Overpass at {self.endpoint}"
         try:
-            return api.query(ql)
-        except oe.OverpassTooManyRequests as e:
-            raise RateLimitedError(
-                f"Overpass at {self.endpoint} answered 429 Too Many Requests",
-                hint="wait, or use the local backend",
-            ) from e
-        except oe.OverpassGatewayTimeout as e:
+            with urllib.request.urlopen(req, timeout=self.timeout_s) as f:
+                body, ctype = f.read(), f.headers.get_content_type()
+        except urllib.error.HTTPError as e:
+            if e.code == 429:
+                raise RateLimitedError(
+                    f"{where} answered 429 Too Many Requests", hint="wait, or use the local backend"
+                ) from None
+            if e.code == 504:
+                raise _GatewayTimeout(
+                    f"{where} answered 504 Gateway Timeout", hint="narrow the scope, or retry later"
+                ) from None
+            text = regex.sub(r"<[^>]+>|\s+", " ", e.read().decode("utf-8", "replace")).strip()
+            if e.code == 400:
+                raise ToolInputError(
+                    f"Overpass rejected the query (400): {text[:200] or 'bad request'}",
+                    hint="check tag keys and regexes",
+                ) from None
+            raise ToolUnavailableError(
+                f"{where} answered HTTP {e.code}", hint="use the local backend"
+            ) from None
+        except TimeoutError:
             raise ToolTimeoutError(
-                f"Overpass at {self.endpoint} answered 504 Gateway Timeout",
-                hint="narrow the scope, or retry later",
-            ) from e
-        except oe.OverpassBadRequest as e:
-            raise ToolInputError(
-                f"Overpass rejected the query (400): {'; '.join(e.msgs) or 'bad request'}",
-                hint="check tag keys and regexes",
-            ) from e
-        except oe.OverpassUnknownHTTPStatusCode as e:
-            raise ToolUnavailableError(
-                f"Overpass at {self.endpoint} answered HTTP {e.code}", hint="use the local backend"
-            ) from e
+                f"{where} did not answer within {self.timeout_s:g} s",
+                hint="narrow the scope, or use the local backend",
+            ) from None
         except (urllib.error.URLError, OSError) as e:
+            reason = getattr(e, "reason", e)
+            if isinstance(reason, (TimeoutError, socket.timeout)):
+                raise ToolTimeoutError(f"{where} did not answer within {self.timeout_s:g} s") from None
             raise ToolUnavailableError(
-                f"cannot reach Overpass at {self.endpoint}: {e}",
-                hint="check the endpoint or use the local backend",
-            ) from e
+                f"cannot reach {where}: {reason}", hint="check the endpoint or use the local backend"
+            ) from None
+        if ctype != "application/json":
+            raise ToolUnavailableError(
+                f"{where} answered {ctype or 'no content type'}, not JSON (an error page?)",
+                hint="check the endpoint URL (it ends in /api/interpreter)",
+            )
+        try:
+            return overpy.Overpass().parse_json(body)
+        except (ValueError, KeyError, TypeError, overpy.exception.OverPyException) as e:
+            raise ToolUnavailableError(f"{where} sent a malformed answer: {e}") from None
 
     def fetch_candidates(self, ql: str) -> list[Candidate]:
         """Run ``ql`` (cached), retrying 429/504 with exponential backoff; parse into candidates."""
@@ -254,7 +281,7 @@ class OverpassBackend(OsmBackend):
         retrying = Retrying(
             stop=stop_after_attempt(self.retries + 1),
             wait=wait_exponential(multiplier=self.backoff_s, max=60),
-            retry=retry_if_exception_type((RateLimitedError, ToolTimeoutError)),
+            retry=retry_if_exception_type((RateLimitedError, _GatewayTimeout)),
             sleep=self.sleep,
             reraise=True,
         )
