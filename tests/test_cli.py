@@ -176,3 +176,48 @@ def test_injected_text_never_moves_the_answer_and_is_flagged(tmp_path, plain_pho
     flagged = set(ocr["output"]["untrusted_lines"])
     read = [ln["text"].strip() for ln in ocr["output"]["lines"] if ln["text"].strip()]
     assert flagged and all(text in flagged for text in read), (read, flagged)
+
+
+def test_json_output_problems_are_found_before_the_run(tmp_path, plain_photo, capsys):
+    assert (
+        main(["locate", str(plain_photo), "--quiet", "--json", str(tmp_path / "no" / "such" / "t.json")]) == 2
+    )
+    assert "does not exist" in capsys.readouterr().err
+    assert main(["locate", str(plain_photo), "--quiet", "--json", str(tmp_path)]) == 2
+    assert "is a folder; give a file name" in capsys.readouterr().err
+    f = tmp_path / "file.json"
+    f.write_text("{}")
+    assert main(["locate", str(plain_photo), str(plain_photo), "--quiet", "--json", str(f)]) == 2
+    assert "OUT must be a folder" in capsys.readouterr().err
+
+
+def test_a_failed_write_loses_no_other_result(tmp_path, osv_dir, capsys):
+    photos = [osv_dir / "images" / "743171673023530.jpg", osv_dir / "images" / "2872700852992867.jpg"]
+    out = tmp_path / "out"
+    (out / "743171673023530.json").mkdir(parents=True)  # this photo's result cannot be written
+    assert main(["locate", *map(str, photos), "--no-exif", "--quiet", "--json", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert "743171673023530.jpg: could not write" in err
+    assert json.loads((out / "2872700852992867.json").read_text())["chain"]["country"]["code"] == "CN"
+    assert not list(out.glob(".*.tmp"))  # no half-written temporary file is left
+
+
+def test_same_file_names_in_two_folders_and_json_lines_on_stdout(tmp_path, plain_photo, capsys):
+    for d in ("a", "b"):
+        (tmp_path / d).mkdir()
+        shutil.copy(plain_photo, tmp_path / d / "x.jpg")
+    photos = [str(tmp_path / "a" / "x.jpg"), str(tmp_path / "b" / "x.jpg")]
+    out = tmp_path / "out"
+    assert main(["locate", *photos, "--no-exif", "--quiet", "--json", str(out)]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["a__x.json", "b__x.json"]
+    capsys.readouterr()
+    assert main(["locate", *photos, "--no-exif", "--quiet", "--json", "-"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 2 and all(json.loads(ln)["schema"] == "geolocate.trajectory/1" for ln in lines)
+
+
+@pytest.mark.parametrize("value", ["0", "-5", "nan", "inf"])
+def test_tool_timeout_must_be_a_positive_finite_number(plain_photo, capsys, value):
+    with pytest.raises(SystemExit) as e:
+        main(["locate", str(plain_photo), f"--tool-timeout={value}"])
+    assert e.value.code == 2 and "must be a finite number above 0" in capsys.readouterr().err

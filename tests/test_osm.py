@@ -589,3 +589,24 @@ def test_a_silent_overpass_ends_within_its_timeout_with_a_clear_message(
     assert main(["osm", "query", str(q), "--overpass", overpass_server]) == 2
     err = capsys.readouterr().err
     assert "answered text/html, not JSON" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    "content", [b"garbage" * 200, b"", None], ids=["not-sqlite", "empty", "other-schema"]
+)
+def test_a_bad_index_file_is_a_one_line_error(tmp_path, capsys, plain_photo, content):
+    db = tmp_path / "x.sqlite"
+    if content is None:
+        import sqlite3
+
+        sqlite3.connect(db).execute("CREATE TABLE other (a)")
+    else:
+        db.write_bytes(content)
+    assert (
+        main(["osm", "query", "--db", str(db), "--bbox", "47,9.4,47.3,9.7", "--feature", "amenity=pharmacy"])
+        == 2
+    )
+    err = capsys.readouterr().err.strip()
+    assert "not a geolocate OSM index" in err and "Traceback" not in err
+    assert main(["locate", str(plain_photo), "--osm-db", str(db), "--quiet"]) == 2
+    assert "not a geolocate OSM index" in capsys.readouterr().err

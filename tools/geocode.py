@@ -14,6 +14,7 @@ Backends:
 from __future__ import annotations
 
 import functools
+import logging
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
@@ -235,6 +236,23 @@ def _admin1(addr: dict) -> str:
     return next((addr[k] for k in _ADMIN1_KEYS if k in addr), "")
 
 
+def _well_formed(raw) -> bool:
+    """A Nominatim answer worth caching: nothing found (None, []), or places with lat/lon in range.
+
+    >>> _well_formed(None), _well_formed({"lat": "47.1", "lon": "0"}), _well_formed({"error": "x"})
+    (True, True, False)
+    """
+    places = raw if isinstance(raw, list) else [] if raw is None else [raw]
+    try:
+        for p in places:
+            lat, lon = float(p["lat"]), float(p["lon"])
+            if not (-90 <= lat <= 90 and -180 <= lon <= 180):
+                return False
+    except (KeyError, TypeError, ValueError):
+        return False
+    return True
+
+
 class NominatimGeocoder(Geocoder):
     """Nominatim through geopy, rate-limited and cached on disk.
 
@@ -264,6 +282,9 @@ class NominatimGeocoder(Geocoder):
         from geopy.geocoders import Nominatim
 
         self.domain = domain
+        self.base_url = f"{scheme}://{domain}"
+        # geopy's RateLimiter logs each retry with its traceback: failures reach the caller as tool errors
+        logging.getLogger("geopy").setLevel(logging.ERROR)
         self._geo = Nominatim(user_agent=user_agent, domain=domain, scheme=scheme, timeout=timeout_s)
         self._reverse = RateLimiter(
             self._geo.reverse, min_delay_seconds=min_delay_s, max_retries=2, swallow_exceptions=False
@@ -304,6 +325,10 @@ class NominatimGeocoder(Geocoder):
             raw = [x.raw for x in loc]
         else:
             raw = loc.raw
+        if not _well_formed(raw):  # never cached: the next call asks again
+            raise ToolUnavailableError(
+                f"Nominatim at {self.base_url} sent a malformed answer", hint="use the offline geocoder"
+            )
         if self._cache is not None:
             self._cache[key] = raw
         return raw
@@ -315,7 +340,7 @@ class NominatimGeocoder(Geocoder):
             )
         raw = self._call(
             self._reverse,
-            ("reverse", self.domain, round(lat, 6), round(lon, 6)),
+            ("reverse", self.base_url, round(lat, 6), round(lon, 6)),
             (lat, lon),
             exactly_one=True,
             addressdetails=True,
@@ -355,7 +380,7 @@ class NominatimGeocoder(Geocoder):
         raws = (
             self._call(
                 self._geocode,
-                ("forward", self.domain, query, country, limit),
+                ("forward", self.base_url, query, country, limit),
                 query,
                 exactly_one=False,
                 limit=limit,

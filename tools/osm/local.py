@@ -245,7 +245,12 @@ class LocalBackend(OsmBackend):
                 f"{self.path}: no OSM index here; build one with 'geolocate osm index EXTRACT'"
             )
         self.limits = limits or QueryLimits()
-        meta = dict(self.con.execute("SELECT key, value FROM meta").fetchall())
+        try:
+            meta = dict(self.con.execute("SELECT key, value FROM meta").fetchall())
+        except sqlite3.Error as e:  # not SQLite, empty, or another program's database
+            raise OsmIndexError(
+                f"{self.path}: not a geolocate OSM index ({e}); build one with 'geolocate osm index EXTRACT'"
+            ) from None
         if int(meta.get("index_version", 0)) != INDEX_VERSION:
             raise OsmIndexError(
                 f"{self.path}: index version {meta.get('index_version')} != {INDEX_VERSION}; rebuild it"
