@@ -33,6 +33,7 @@ from geolocate.agent.geography import Geography
 from geolocate.agent.policies.base import Policy
 from geolocate.agent.stages import parse_level
 from geolocate.agent.state import Budget, EpisodeState, Observation
+from geolocate.tools.geonames import get_db
 from geolocate.tools.image import LoadedImage
 from geolocate.tools.registry import ToolSet
 
@@ -255,7 +256,11 @@ def stream_episode(
     geography: Geography | None = None,
     options: dict[str, Any] | None = None,
 ) -> Iterator[tuple[str, EpisodeState]]:
-    """Run one episode through the graph, yielding (node name, episode state) after every node."""
+    """Run one episode through the graph, yielding (node name, episode state) after every node.
+
+    The GeoNames index is opened (built on the very first run, under a lock shared by all processes)
+    before the episode starts, so its build never counts against a tool's time-out."""
+    get_db()
     geography = geography or Geography()
     ep = Episode(image, tools, budget=budget, geography=geography, policy=policy.name, options=options)
     ctx = AgentContext(

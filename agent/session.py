@@ -369,6 +369,9 @@ class SessionStore:
     def _stream(
         self, info: SessionInfo, inputs, config: dict, on_step, *, force=False, image=None, policy=None
     ):
+        from geolocate.tools.geonames import get_db
+
+        get_db()  # built (first run) before any tool's time-out starts
         ctx = self._context(info, force=force, image=image, policy=policy)
         for chunk in self.graph.stream(inputs, config, context=ctx, stream_mode="updates", durability="sync"):
             for node, value in chunk.items():

@@ -364,7 +364,10 @@ class GeoNamesDB:
         self.path = path or cache_dir() / f"geonames-{_data_fingerprint()}.sqlite"
         self._lock = threading.Lock()
         if not self.path.exists():
-            with self._lock:
+            from filelock import FileLock
+
+            # One build for all processes: the others wait for it (parallel first runs), then read it.
+            with self._lock, FileLock(str(self.path) + ".lock", timeout=900):
                 if not self.path.exists():
                     build_database(self.path)
                     if path is None:
