@@ -49,6 +49,7 @@ def run_ablation(
     workers: int = 1,
     use_exif: bool = False,
     on_record: Callable[[str, dict[str, Any]], None] | None = None,
+    force: bool = False,
 ) -> list[dict[str, object]]:
     """Run every tool set over the dataset (resumable: one JSONL per arm under ``out_dir``) and write
     ``ablation.md`` and ``ablation.csv`` with every metric and its 95% CI per tool set."""
@@ -63,7 +64,9 @@ def run_ablation(
         safe = "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in name)
         cb = (lambda r, n=name: on_record(n, r)) if on_record else None
         runs[name] = list(
-            run_dataset(dataset, policy, spec, budget, out / f"{safe}.jsonl", workers, on_record=cb)
+            run_dataset(
+                dataset, policy, spec, budget, out / f"{safe}.jsonl", workers, on_record=cb, force=force
+            )
         )
     rows = [
         {"tools": spec, **flat_row(name, evaluate_records(recs))}

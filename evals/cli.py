@@ -101,6 +101,11 @@ def _dataset_args(p: argparse.ArgumentParser) -> None:
         help="let the agent read EXIF (off by default: the answer must not come from metadata)",
     )
     p.add_argument(
+        "--force",
+        action="store_true",
+        help="OUT holds results of a run with other settings: keep them as .bak and start afresh",
+    )
+    p.add_argument(
         "--out",
         metavar="DIR",
         default="eval-out",
@@ -157,6 +162,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
                     out / "trajectories.jsonl",
                     args.workers,
                     seed=args.seed or 0,
+                    force=args.force,
                 ):
                     recs.append(r)
                     bar.advance(task)
@@ -188,6 +194,7 @@ def cmd_ablate(args: argparse.Namespace) -> int:
                 args.workers,
                 args.use_exif,
                 on_record=lambda n, r: bar.advance(task),
+                force=args.force,
             )
     except KeyError as e:
         return fail(e.args[0])

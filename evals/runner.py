@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import json
+import logging
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -24,25 +25,81 @@ from geolocate.tools.geo import haversine_km
 from geolocate.tools.image import load_image
 from geolocate.tools.registry import ToolSet
 
+log = logging.getLogger(__name__)
+
 
 def read_jsonl(path: str | Path, repair: bool = False) -> list[dict[str, Any]]:
-    """Records of a results file; a truncated line (a killed run) is skipped, and with ``repair`` the
-    file is rewritten without it so that appending can go on safely."""
+    """Records of a results file (the header line apart). A line that is not a JSON record with an
+    ``id`` (a killed run's half line, ``{}``, ``null``) is skipped with a warning naming the line;
+    with ``repair`` the file is rewritten without such lines so that appending can go on safely."""
     p = Path(path)
     if not p.exists():
         return []
-    out, bad = [], 0
+    out, bad, header = [], [], None
     text = p.read_text(encoding="utf-8")
-    for line in text.splitlines():
+    for n, line in enumerate(text.splitlines(), 1):
         try:
-            out.append(json.loads(line))
+            rec = json.loads(line)
         except json.JSONDecodeError:
-            bad += 1
+            rec = None
+        if isinstance(rec, dict) and "header" in rec:
+            header = rec
+        elif isinstance(rec, dict) and isinstance(rec.get("id"), str):
+            out.append(rec)
+        else:
+            bad.append(n)
+            log.warning("%s, line %d: not a result record (%s); skipped", p.name, n, line[:60] or "empty")
     if repair and (bad or (text and not text.endswith("\n"))):
         tmp = p.with_suffix(p.suffix + ".tmp")
-        tmp.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in out), encoding="utf-8")
+        lines = ([header] if header else []) + out
+        tmp.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in lines), encoding="utf-8")
         tmp.replace(p)
     return out
+
+
+def read_header(path: str | Path) -> dict[str, Any] | None:
+    """The settings a results file was written with (its first line), or None (no file, or an older
+    file without a header)."""
+    p = Path(path)
+    if not p.exists():
+        return None
+    with open(p, encoding="utf-8") as f:
+        first = f.readline()
+    try:
+        rec = json.loads(first)
+    except json.JSONDecodeError:
+        return None
+    return rec.get("header") if isinstance(rec, dict) else None
+
+
+class ResumeMismatchError(ValueError):
+    """A results file was written with other settings than this run's (the message says which)."""
+
+
+def check_resume(out: str | Path, settings: dict[str, Any], force: bool = False) -> None:
+    """Refuse to resume into ``out`` when it was written with other settings (policy, tool set,
+    budget, seed); with ``force`` the old file is kept as ``<out>.bak`` and the run starts afresh.
+
+    Raises:
+        ResumeMismatchError: the settings differ and ``force`` is off.
+    """
+    p = Path(out)
+    if not p.exists() or p.stat().st_size == 0:
+        return
+    old = read_header(p)
+    if old is None:  # an older file: compare with what its records say
+        recs = read_jsonl(p)
+        old = {k: recs[0].get(k) for k in ("policy", "tools")} if recs else None
+    diff = {k: (old.get(k), v) for k, v in settings.items() if old is not None and k in old and old[k] != v}
+    if not diff:
+        return
+    if not force:
+        what = "; ".join(f"{k} was {a!r}, now {b!r}" for k, (a, b) in diff.items())
+        raise ResumeMismatchError(
+            f"{p} holds results of another run ({what}): give another --out, or --force to start afresh "
+            f"(the old file is kept as {p.name}.bak)"
+        )
+    p.replace(p.with_suffix(p.suffix + ".bak"))
 
 
 def run_one(
@@ -96,16 +153,25 @@ def run_dataset(
     on_record: Callable[[dict[str, Any]], None] | None = None,
     keep_trajectory: bool = True,
     seed: int = 0,
+    force: bool = False,
 ) -> Iterator[dict[str, Any]]:
     """Yield one record per sample (finished ones from ``out`` first, unchanged).
 
     ``policy`` is a policy name or instance (one instance serves every episode: a model loads once).
     ``tools`` is a tool spec as for ``--tools`` (EXIF is excluded by default: an evaluation must not
     read the answer from metadata). With ``workers > 1`` episodes run in threads.
+
+    ``out`` starts with a header line of the settings (policy, tools, budget, seed); resuming into a
+    file written with other settings raises :class:`ResumeMismatchError` unless ``force``.
     """
     budget = budget or Budget()
     if isinstance(policy, str):
         policy = make_policy(policy)
+    settings = {"policy": policy.name, "tools": tools, "budget": budget.model_dump(), "seed": seed}
+    if out:
+        check_resume(out, settings, force)
+        if not Path(out).exists() or Path(out).stat().st_size == 0:
+            Path(out).write_text(json.dumps({"header": settings}) + "\n", encoding="utf-8")
     done = {r["id"]: r for r in read_jsonl(out, repair=True)} if out else {}
     yield from done.values()
     todo = [s for s in dataset if s.id not in done]

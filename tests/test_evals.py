@@ -4,6 +4,7 @@ resumable runner, ablation and the report."""
 from __future__ import annotations
 
 import csv
+import json
 import math
 
 import pytest
@@ -168,3 +169,25 @@ def test_ablation_cli_writes_one_table_for_three_tool_sets(osv_dir, tmp_path, ca
     assert "acc@25km" in (tmp_path / "ablation.md").read_text()
     assert main(["ablate", "--dataset", "osv5m", "--data", str(osv_dir), "--tools", "-teleport"]) == 2
     assert "valid tools" in capsys.readouterr().err
+
+
+def test_eval_resume_skips_corrupt_lines_and_refuses_other_settings(tmp_path, osv_dir, capsys, caplog):
+    from geolocate.agent.cli import main
+
+    out = tmp_path / "ev"
+    base = ["eval", "--dataset", "osv5m", "--data", str(osv_dir), "--limit", "2", "--out", str(out)]
+    assert main([*base, "--tools", "ocr,clues"]) == 0
+    jl = out / "trajectories.jsonl"
+    lines = jl.read_text().splitlines()
+    assert json.loads(lines[0])["header"]["tools"] == "ocr,clues,-exif" and len(lines) == 3
+    jl.write_text("\n".join([lines[0], lines[1], "{}", "null", lines[2][:40]]) + "\n")
+    capsys.readouterr()
+    assert main([*base, "--tools", "ocr,clues"]) == 0  # resumes: the corrupt lines are named and skipped
+    assert "line 3: not a result record" in caplog.text and "line 4" in caplog.text
+    assert len([x for x in jl.read_text().splitlines() if x.strip()]) == 3  # header + 2 records
+    assert main([*base, "--tools", "all"]) == 2
+    err = capsys.readouterr().err
+    assert "holds results of another run" in err and "tools was 'ocr,clues,-exif'" in err
+    assert main([*base, "--tools", "all", "--force"]) == 0
+    assert (out / "trajectories.jsonl.bak").exists()
+    assert json.loads(jl.read_text().splitlines()[0])["header"]["tools"] == "all,-exif"
