@@ -14,16 +14,14 @@ import csv
 import shutil
 import statistics
 import subprocess
-import sys
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+from geolocate.evals.datasets import load_osv5m
+from geolocate.evals.metrics import errors_km, summarize
+from geolocate.evals.runner import run_dataset
 
-from geolocate.evals.datasets import load_osv5m  # noqa: E402
-from geolocate.evals.metrics import errors_km, summarize  # noqa: E402
-from geolocate.evals.runner import run_dataset  # noqa: E402
+REPO = Path(__file__).resolve().parents[1]
 
 COLUMNS = ["acc@25km", "acc@200km", "acc@750km", "acc@2500km", "median_km", "geoscore"]
 

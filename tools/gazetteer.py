@@ -77,7 +77,7 @@ class Gazetteer:
             PlaceMatch.of(p, query, 1.0 if primary else 0.95, "exact")
             for p, primary in self.db.places_by_key(key, country, admin1)
         ]
-        return _rank(hits)[:limit]
+        return sorted(_rank(hits), key=lambda m: -m.population)[:limit]
 
     def fuzzy(
         self,

@@ -36,6 +36,12 @@ log = logging.getLogger(__name__)
 
 CITY_MIN_SCORE = 0.6
 """Minimum match score to commit down to the city."""
+SUPPORT_KM = 30.0
+"""Another word of the sign naming a place this close to a candidate supports it (km)."""
+SELF_REFERENCE_POP = 100_000
+"""Above this population a place's own languages are left out of the common-word check."""
+BIG_CITY_POP = 500_000
+"""An exact short alternate name of a city this big is its local name, not an OCR fragment."""
 COUNTRY_MIN_SCORE = 0.45
 """Minimum combined clue score for a country-level answer."""
 MAX_PLACE_QUERIES = 6
@@ -68,16 +74,25 @@ def _zipf(word: str, langs: tuple[str, ...]) -> float:
     return best
 
 
-def commonness_factor(name: str, population: int, country_code: str = "") -> float:
+def commonness_factor(
+    name: str, population: int, languages: tuple[str, ...] = ("en",), country_code: str = ""
+) -> float:
     """In (0, 1]: how much to trust that ``name`` in a photo means the place rather than the word.
 
-    A place name that is also a frequent word ('Stop', 'Bank') in English or a language of the
-    place's country (``wordfreq``) is discounted unless the place is populous enough to be that
-    frequent itself: expected Zipf frequency 1.5 + 0.65 log10(pop).
+    A place name that is also a frequent word ('Stop', 'Bank') in the sign's languages (English and
+    those the clues detect) is discounted unless the place is populous enough to be that frequent
+    itself: expected Zipf frequency (``wordfreq``) 1.5 + 0.65 log10(pop). The languages of the
+    place's own country count only for places under :data:`SELF_REFERENCE_POP`: above that, the
+    name is frequent there because of the place itself (Bergen in Norwegian, Oslo, Barcelona).
+
+    >>> round(commonness_factor("Stop", 2000), 2), commonness_factor("Oslo", 700_000, country_code="NO")
+    (0.32, 1.0)
     """
-    c = get_db().countries.get(country_code)
-    langs = tuple(dict.fromkeys(["en", *(x.split("-")[0] for x in (c.languages[:2] if c else ()))]))
-    z = _zipf(normalize_name(name), langs)
+    langs = list(languages)
+    c = get_db().countries.get(country_code) if population < SELF_REFERENCE_POP else None
+    if c is not None:
+        langs += [x.split("-")[0] for x in c.languages[:2]]
+    z = _zipf(normalize_name(name), tuple(dict.fromkeys(langs)))
     expected = 1.5 + 0.65 * math.log10(max(population, 1))
     return math.exp(-0.6 * max(0.0, z - expected))
 
@@ -234,6 +249,19 @@ class HeuristicPolicy:
         return None
 
     @staticmethod
+    def _support(query: str, m, gazetteer) -> int:
+        """How many other words of the sign (queries sharing no word with ``query``) have a match
+        within :data:`SUPPORT_KM` of the place ``m``."""
+        words = set(normalize_name(query).split())
+        n = 0
+        for _e, q, matches in gazetteer:
+            if words & set(normalize_name(q).split()):
+                continue
+            if any(haversine_km(m.lat, m.lon, x.lat, x.lon) <= SUPPORT_KM for x in matches):
+                n += 1
+        return n
+
+    @staticmethod
     def _clue_scores(e, from_hint: bool) -> dict[str, float]:
         """Country scores of a clues result. For an analyst's note only what it says counts (phone
         numbers, domains, currency...), not the script or language it is written in: the analyst's
@@ -303,12 +331,20 @@ class HeuristicPolicy:
             scores = {cc: p / norm for cc, p in total.items()} if norm > 0 else {}
         hints = [e for e in ep.state.evidence if e.tool == "hint"]
         hint_queries = {normalize_name(q) for h in hints for q in self._hint_queries(ep, h)}
+        hint_texts = {h.output["text"] for h in hints}
+        languages = ("en",) + tuple(
+            c.value
+            for e in clue_evs
+            if e.arguments.get("text") not in hint_texts
+            for c in e.typed().clues
+            if c.kind == "language"
+        )
+        gazetteer = [(e, e.arguments.get("query", ""), e.typed().matches) for e in self._ok(ep, "gazetteer")]
         ocr_ids = [e.id for e in self._ok(ep, "ocr")]
         best = None
-        for e in self._ok(ep, "gazetteer"):
-            q = e.arguments.get("query", "")
+        for e, q, matches in gazetteer:
             from_hint = normalize_name(q) in hint_queries
-            for m in e.typed().matches:
+            for m in matches:
                 if constraints and (
                     not self._allowed(constraints, m.country_code, m.lat, m.lon)
                     or any(
@@ -318,7 +354,8 @@ class HeuristicPolicy:
                 ):
                     continue
                 # The analyst's own words outrank script and language clues.
-                s = self._score_match(q, m, {} if from_hint else scores)
+                support = self._support(q, m, gazetteer)
+                s = self._score_match(q, m, {} if from_hint else scores, languages, support)
                 rank = (from_hint and s >= CITY_MIN_SCORE, s)
                 if best is None or rank > best[0]:
                     best = (rank, m, e.id)
@@ -377,20 +414,33 @@ class HeuristicPolicy:
         }
 
     @staticmethod
-    def _score_match(query: str, m, country_scores: dict[str, float]) -> float:
-        """Score of a gazetteer match (:class:`~geolocate.tools.gazetteer.PlaceMatch`) for ``query``."""
+    def _score_match(
+        query: str,
+        m,
+        country_scores: dict[str, float],
+        languages: tuple[str, ...] = ("en",),
+        support: int = 0,
+    ) -> float:
+        """Score of a gazetteer match (:class:`~geolocate.tools.gazetteer.PlaceMatch`) for ``query``.
+
+        ``languages``: the sign's languages, for the common-word discount; ``support``: how many other
+        words on the sign name a place within :data:`SUPPORT_KM` of this one (each raises the score
+        by 10%, at most two: "BARCELONA SANTS" is Barcelona, Spain).
+        """
         pop = int(m.population or 0)
         pop_prior = 0.55 + 0.45 * min(1.0, math.log10(pop + 1) / 6.5)
         clue = 1.0 if not country_scores else 0.6 + 0.8 * country_scores.get(m.country_code, 0.0)
         words = len(query.split())
-        # Short names are often OCR fragments; a short *alternate* name of a big place doubly so.
+        # Short names are often OCR fragments; a short *alternate* name doubly so, unless it names a
+        # big city outright (Wien, Roma: the local name of Vienna and Rome).
         short = min(len(normalize_name(query)), len(normalize_name(m.matched))) < 6 and not _CJK.search(query)
-        length = 1.0 if not short else (0.85 if m.score >= 1.0 else 0.6)
+        length = 1.0 if not short else (0.85 if m.score >= 1.0 or pop >= BIG_CITY_POP else 0.6)
         multi = 1.1 if words >= 2 and normalize_name(query) == normalize_name(m.matched) else 1.0
         s = min(1.0, m.score * pop_prior * clue * length * multi)
+        s = min(1.0, s * (1.0 + 0.1 * min(support, 2)))
         if s < CITY_MIN_SCORE:  # cannot pass anyway: skip the word-frequency look-up
             return s
-        return s * commonness_factor(m.matched, pop, m.country_code)
+        return s * commonness_factor(m.matched, pop, languages, m.country_code)
 
     @staticmethod
     def _fit_to_constraints(ep, plan: dict[str, Any]) -> dict[str, Any]:

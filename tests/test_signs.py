@@ -1,0 +1,108 @@
+"""Plain city signs on every continent, some in their local names (Wien, München, Lisboa, Praha,
+Warszawa, Köln...) and two in Han script, painted on a real photo: each must reach the right
+country and an answer within 300 km of the city.
+
+The photo: OSV-5M sample 1105240373293389 (Mapillary, CC-BY-SA 4.0), a street with no text. Fonts:
+Debian's DejaVu Sans (Latin) and WenQuanYi Zen Hei (Han; installed by the test when it runs as root on
+Debian, as CI does).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from PIL import Image, ImageDraw, ImageFont
+
+from geolocate.agent.graph import run_episode
+from geolocate.agent.policies import make_policy
+from geolocate.agent.stages import Level
+from geolocate.tools.geo import haversine_km
+from geolocate.tools.image import load_image
+from geolocate.tools.registry import ToolSet
+
+LATIN_FONT = Path("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf")
+HAN_FONT = Path("/usr/share/fonts/truetype/wqy/wqy-zenhei.ttc")
+
+SIGNS = [
+    ("OSLO CENTRAL STATION", "NO", 59.91, 10.75),
+    ("BERGEN HARBOUR", "NO", 60.39, 5.32),
+    ("AMSTERDAM CENTRAAL", "NL", 52.37, 4.89),
+    ("WELCOME TO TOKYO", "JP", 35.68, 139.69),
+    ("WELCOME TO SEOUL", "KR", 37.57, 126.98),
+    ("WELCOME TO BEIJING", "CN", 39.90, 116.40),
+    ("WELCOME TO TAIPEI", "TW", 25.03, 121.56),
+    ("WELCOME TO OSAKA", "JP", 34.69, 135.50),
+    ("WIEN HAUPTBAHNHOF", "AT", 48.21, 16.37),
+    ("PRAHA HLAVNÍ NÁDRAŽÍ", "CZ", 50.08, 14.43),
+    ("BARCELONA SANTS", "ES", 41.38, 2.14),
+    ("MÜNCHEN HBF", "DE", 48.14, 11.56),
+    ("LISBOA ORIENTE", "PT", 38.72, -9.14),
+    ("WARSZAWA CENTRALNA", "PL", 52.23, 21.01),
+    ("KÖLN HBF", "DE", 50.94, 6.96),
+    ("ROMA TERMINI", "IT", 41.90, 12.50),
+    ("BRUXELLES MIDI", "BE", 50.85, 4.35),
+    ("KØBENHAVN H", "DK", 55.68, 12.57),
+    ("GÖTEBORG CENTRAL", "SE", 57.71, 11.97),
+    ("HELSINKI", "FI", 60.17, 24.94),
+    ("WELCOME TO NAIROBI", "KE", -1.29, 36.82),
+    ("CAIRO", "EG", 30.04, 31.24),
+    ("JOHANNESBURG PARK STATION", "ZA", -26.20, 28.04),
+    ("ACCRA", "GH", 5.60, -0.19),
+    ("CASABLANCA", "MA", 33.57, -7.59),
+    ("LAGOS", "NG", 6.45, 3.40),
+    ("WELCOME TO TORONTO", "CA", 43.65, -79.38),
+    ("CHICAGO UNION STATION", "US", 41.88, -87.64),
+    ("CIUDAD DE MÉXICO", "MX", 19.43, -99.13),
+    ("BOGOTÁ", "CO", 4.71, -74.07),
+    ("SÃO PAULO", "BR", -23.55, -46.63),
+    ("BUENOS AIRES", "AR", -34.60, -58.38),
+    ("LIMA", "PE", -12.05, -77.04),
+    ("SANTIAGO DE CHILE", "CL", -33.45, -70.67),
+    ("SYDNEY CENTRAL", "AU", -33.87, 151.21),
+    ("AUCKLAND", "NZ", -36.85, 174.76),
+    ("MUMBAI CST", "IN", 19.08, 72.88),
+    ("BANGKOK", "TH", 13.75, 100.50),
+    ("HANOI", "VN", 21.03, 105.85),
+    ("JAKARTA KOTA", "ID", -6.21, 106.85),
+    ("ISTANBUL", "TR", 41.01, 28.98),
+    ("北京", "CN", 39.90, 116.40),
+    ("臺北車站", "TW", 25.05, 121.52),
+]
+
+
+def _font(text: str):
+    if any(ord(ch) > 0x2E80 for ch in text):
+        if not HAN_FONT.exists() and os.geteuid() == 0 and shutil.which("apt-get"):
+            subprocess.run(
+                ["apt-get", "install", "-y", "-qq", "fonts-wqy-zenhei"], capture_output=True, timeout=600
+            )
+        if not HAN_FONT.exists():
+            pytest.skip(
+                "Debian's fonts-wqy-zenhei is not installed (apt-get install fonts-wqy-zenhei, as root)"
+            )
+        return ImageFont.truetype(str(HAN_FONT), 56)
+    return ImageFont.truetype(str(LATIN_FONT), 48) if LATIN_FONT.exists() else ImageFont.load_default(size=48)
+
+
+def _sign(photo: Path, text: str, out: Path) -> Path:
+    im = Image.open(photo).convert("RGB")
+    draw = ImageDraw.Draw(im)
+    font = _font(text)
+    x0, y0, x1, y1 = draw.textbbox((40, 40), text, font=font)
+    draw.rectangle((x0 - 16, y0 - 12, x1 + 16, y1 + 12), fill="white", outline="black", width=3)
+    draw.text((40, 40), text, fill="black", font=font)
+    im.save(out, quality=95)
+    return out
+
+
+@pytest.mark.parametrize("text, country, lat, lon", SIGNS, ids=[s[0] for s in SIGNS])
+def test_a_city_sign_reaches_its_country_and_city(tmp_path, plain_photo, text, country, lat, lon):
+    photo = _sign(plain_photo, text, tmp_path / "sign.jpg")
+    state = run_episode(load_image(photo), ToolSet.parse_spec("all,-exif"), make_policy("heuristic"))
+    assert state.chain[Level.COUNTRY].code == country
+    assert haversine_km(state.answer.lat, state.answer.lon, lat, lon) < 300
+    assert not [w for w in state.warnings if "failed" in w]
