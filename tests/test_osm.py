@@ -610,3 +610,21 @@ def test_a_bad_index_file_is_a_one_line_error(tmp_path, capsys, plain_photo, con
     assert "not a geolocate OSM index" in err and "Traceback" not in err
     assert main(["locate", str(plain_photo), "--osm-db", str(db), "--quiet"]) == 2
     assert "not a geolocate OSM index" in capsys.readouterr().err
+
+
+def test_a_catastrophic_regex_ends_within_its_timeout_with_a_clear_message(dbs, capsys):
+    """``(a|aa)+$`` backtracks exponentially on a long run of a's: the query ends at the regex
+    time-out with a message, it does not hang."""
+    from geolocate.tools.osm.query import TagFilter
+
+    t = time.perf_counter()
+    with pytest.raises(Exception, match="took over 0.05 s"):
+        TagFilter(key="name", op="regex", value="(a|aa)+$").matches({"name": "a" * 40 + "b"})
+    assert time.perf_counter() - t < 1.0
+    db = str(dbs["liechtenstein"])
+    args = ["osm", "query", "--db", db, "--bbox", "47.04,9.47,47.28,9.64", "--feature", "amenity=place_of_worship"]
+    t = time.perf_counter()
+    assert main([*args, "--name", "^(a|aa)+$"]) in (0, 2)  # real names are short: it answers or refuses
+    assert time.perf_counter() - t < 30
+    assert main([*args, "--name", "x" * 201]) == 2
+    assert "at most 100 characters" in capsys.readouterr().err

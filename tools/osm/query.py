@@ -16,10 +16,52 @@ import math
 import re
 from typing import Annotated, Any, Literal
 
+import regex
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from geolocate.tools.errors import ToolInputError
 
 KEY_RE = re.compile(r"^[A-Za-z0-9_:.\-]{1,64}$")
 ID_RE = r"^[a-z][a-z0-9_]{0,15}$"
+
+REGEX_MAX_LEN = 200
+"""Longest user regex accepted (characters)."""
+REGEX_TIMEOUT_S = 0.05
+"""Longest one user-regex match may take (seconds): catastrophic backtracking ends the query instead."""
+
+
+def check_regex(pattern: str, what: str = "regex") -> None:
+    """Validate a user regex (length and syntax, with the ``regex`` module that runs it).
+
+    Raises:
+        ValueError: too long or invalid (the message quotes it).
+    """
+    if len(pattern) > REGEX_MAX_LEN:
+        raise ValueError(f"{what} longer than {REGEX_MAX_LEN} characters")
+    try:
+        regex.compile(pattern)
+    except regex.error as e:
+        raise ValueError(f"invalid {what} {pattern!r}: {e}") from None
+
+
+def regex_search(pattern: str, text: str, ignore_case: bool = False) -> bool:
+    """Whether ``pattern`` occurs in ``text``, with a time-out of :data:`REGEX_TIMEOUT_S`.
+
+    >>> regex_search("^Kirch", "Kirchstrasse"), regex_search("platz$", "Kirchstrasse")
+    (True, False)
+
+    Raises:
+        ToolInputError: the match took too long (nested repetition such as ``(a|aa)+``).
+    """
+    try:
+        flags = regex.IGNORECASE if ignore_case else 0
+        return regex.search(pattern, text, flags, timeout=REGEX_TIMEOUT_S) is not None
+    except TimeoutError:
+        raise ToolInputError(
+            f"the regex {pattern!r} took over {REGEX_TIMEOUT_S:g} s on {text[:40]!r}",
+            hint="simplify it: avoid nested repetition such as (a|aa)+ or (a+)+",
+        ) from None
+
 
 Op = Literal["eq", "neq", "regex", "exists", "absent", "lt", "le", "gt", "ge"]
 NUMERIC_OPS = {"lt": "<", "le": "<=", "gt": ">", "ge": ">="}
@@ -67,12 +109,7 @@ class TagFilter(BaseModel):
                 raise ValueError(f"op {self.op!r} needs a value")
             self.value = str(self.value) if not isinstance(self.value, str) else self.value
             if self.op == "regex":
-                if len(self.value) > 200:
-                    raise ValueError("regex longer than 200 characters")
-                try:
-                    re.compile(self.value)
-                except re.error as e:
-                    raise ValueError(f"invalid regex {self.value!r}: {e}") from None
+                check_regex(self.value, "regex")
         return self
 
     def matches(self, tags: dict[str, str]) -> bool:
@@ -89,7 +126,7 @@ class TagFilter(BaseModel):
         if self.op == "eq":
             return v == self.value
         if self.op == "regex":
-            return re.search(self.value, v) is not None
+            return regex_search(self.value, v)
         n = parse_number(v, self.key)
         if n is None:
             return False
@@ -118,10 +155,7 @@ class FeatureSpec(BaseModel):
                 "a comparison)"
             )
         if self.name:
-            try:
-                re.compile(self.name)
-            except re.error as e:
-                raise ValueError(f"invalid name regex {self.name!r}: {e}") from None
+            check_regex(self.name, "name regex")
         return self
 
     def matches(self, tags: dict[str, str], kind: str | None = None) -> bool:
@@ -130,9 +164,8 @@ class FeatureSpec(BaseModel):
         if not all(t.matches(tags) for t in self.tags):
             return False
         if self.name:
-            rx = re.compile(self.name, re.IGNORECASE)
             names = [v for k, v in tags.items() if k == "name" or k.startswith("name:")]
-            return any(rx.search(n) for n in names)
+            return any(regex_search(self.name, n, ignore_case=True) for n in names)
         return True
 
 
