@@ -16,7 +16,7 @@ import json
 
 import shapely
 
-from geolocate.tools.errors import ToolUnavailableError
+from geolocate.tools.errors import ToolTimeoutError, ToolUnavailableError
 from geolocate.tools.osm.engine import (
     Candidate,
     OsmBackend,
@@ -48,13 +48,14 @@ class PostGISBackend(OsmBackend):
 
     Args:
         dsn: libpq connection string (``Services.default().dsn()`` for the local services).
+        timeout_s: the server cancels a statement after this many seconds (``statement_timeout``).
     Raises:
         ToolUnavailableError: psycopg is missing or the database cannot be reached.
     """
 
     name = "postgis"
 
-    def __init__(self, dsn: str, limits: QueryLimits | None = None):
+    def __init__(self, dsn: str, limits: QueryLimits | None = None, timeout_s: float = 60.0):
         try:
             import psycopg
         except ImportError as e:  # pragma: no cover - environment
@@ -62,12 +63,18 @@ class PostGISBackend(OsmBackend):
                 "the PostGIS backend needs psycopg", hint="geolocate services up installs it"
             ) from e
         try:
-            self.con = psycopg.connect(dsn, autocommit=True)
+            self.con = psycopg.connect(
+                dsn,
+                autocommit=True,
+                connect_timeout=10,
+                options=f"-c statement_timeout={int(timeout_s * 1000)}",
+            )
         except psycopg.OperationalError as e:
             raise ToolUnavailableError(
                 f"cannot connect to PostGIS ({dsn}): {e}", hint="start it with 'geolocate services up'"
             ) from e
         self.limits = limits or QueryLimits()
+        self.timeout_s = timeout_s
 
     # -- scope
     # -------------------------------------------------------------------------------------------------
@@ -161,7 +168,19 @@ class PostGISBackend(OsmBackend):
         return out
 
     def query(self, q: FeatureQuery, with_geometry: bool = False) -> QueryResult:
-        """Answer ``q``; raises the same errors as the local backend."""
+        """Answer ``q``; raises the same errors as the local backend, and ToolTimeoutError when the
+        server cancels a statement at its ``statement_timeout``."""
+        import psycopg
+
+        try:
+            return self._query(q, with_geometry)
+        except psycopg.errors.QueryCanceled:
+            raise ToolTimeoutError(
+                f"PostGIS cancelled the query after {self.timeout_s:g} s",
+                hint="narrow the scope or the filters",
+            ) from None
+
+    def _query(self, q: FeatureQuery, with_geometry: bool) -> QueryResult:
         scope = self.guarded_scope(q)
         cands = {f.id: self._candidates(f, q, scope) for f in q.features}
         matches, truncated = join(q, cands, self._pairs(q, cands), q.limit)
