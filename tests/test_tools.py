@@ -257,3 +257,50 @@ def test_stale_geonames_caches_of_other_data_versions_are_removed(tmp_path):
     removed = remove_stale_caches(tmp_path, "aaaaaaaaaaaa")
     assert sorted(p.name for p in removed) == sorted(old)
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(keep + ["services"])
+
+
+def test_nominatim_never_caches_a_malformed_answer_and_keys_by_scheme(tmp_path, monkeypatch):
+    """A fake Nominatim on loopback answers garbage once, then a real-looking answer: the garbage is a
+    tool error and is not cached; the good answer is cached for http://, not for https://."""
+    import json as _json
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from geolocate.tools.errors import ToolUnavailableError
+    from geolocate.tools.geocode import NominatimGeocoder
+
+    answers = [{"lat": "north", "lon": "east", "address": {}}]
+    good = {
+        "lat": "47.1393",
+        "lon": "9.5228",
+        "place_rank": 16,
+        "display_name": "Vaduz",
+        "address": {"town": "Vaduz", "state": "Vaduz", "country": "Liechtenstein", "country_code": "li"},
+    }
+    hits = []
+
+    class H(BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802
+            hits.append(self.path)
+            body = _json.dumps(answers.pop(0) if answers else good).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *a):
+            pass
+
+    srv = ThreadingHTTPServer(("127.0.0.1", 0), H)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    monkeypatch.setenv("GEOLOCATE_CACHE_DIR", str(tmp_path))
+    domain = f"127.0.0.1:{srv.server_port}"
+    g = NominatimGeocoder("geolocate-tests/1.0", domain=domain, scheme="http", min_delay_s=0.0)
+    with pytest.raises(ToolUnavailableError, match="malformed answer"):
+        g.reverse(47.1393, 9.5228)
+    assert g.reverse(47.1393, 9.5228).city == "Vaduz" and len(hits) == 2  # asked again: nothing cached
+    assert g.reverse(47.1393, 9.5228).city == "Vaduz" and len(hits) == 2  # now from the cache
+    assert ("reverse", f"http://{domain}", 47.1393, 9.5228) in g._cache
+    assert ("reverse", f"https://{domain}", 47.1393, 9.5228) not in g._cache
+    srv.shutdown()

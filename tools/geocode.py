@@ -319,6 +319,10 @@ class NominatimGeocoder(Geocoder):
             raise ToolUnavailableError(
                 f"Nominatim at {self.domain} failed: {e}", hint="use the offline geocoder"
             ) from e
+        except (ValueError, TypeError, KeyError) as e:  # geopy could not read the answer
+            raise ToolUnavailableError(
+                f"Nominatim at {self.base_url} sent a malformed answer ({e})", hint="use the offline geocoder"
+            ) from None
         if loc is None:
             raw = None
         elif isinstance(loc, list):
