@@ -221,3 +221,41 @@ def test_tool_timeout_must_be_a_positive_finite_number(plain_photo, capsys, valu
     with pytest.raises(SystemExit) as e:
         main(["locate", str(plain_photo), f"--tool-timeout={value}"])
     assert e.value.code == 2 and "must be a finite number above 0" in capsys.readouterr().err
+
+
+class _ReadOnce:
+    """A planner that reads the photo once (as a VLM's first turn would) and then stops."""
+
+    name = "read_once"
+
+    def act(self, ep):
+        from geolocate.agent.actions import ToolCall, render_turn
+
+        return render_turn("read the signs", [ToolCall(name="ocr")]) if not ep.state.evidence else "..."
+
+
+@pytest.mark.parametrize("lines, place", INJECTIONS, ids=[" / ".join(x[0])[:40] for x in INJECTIONS])
+def test_injected_text_reaches_a_vlm_only_as_quoted_data(tmp_path, plain_photo, lines, place):
+    """Through the one prompt renderer: the system prompt is unchanged, and what the photo says is
+    inside ``<tool_response>`` as JSON with ``<`` and ``>`` escaped, so no chat-template tag or answer
+    block from the photo can open in the prompt."""
+    from geolocate.agent.graph import run_episode
+    from geolocate.agent.state import Budget
+    from geolocate.prompts.render import build_messages
+    from geolocate.tools.image import load_image
+    from geolocate.tools.registry import ToolSet
+
+    tools = ToolSet.from_names(["ocr"])
+    img = load_image(render_sign(plain_photo, lines, tmp_path / "inject.jpg", size=34))
+    state = run_episode(img, tools, _ReadOnce(), Budget(max_turns=2))
+    clean = run_episode(load_image(plain_photo), tools, _ReadOnce(), Budget(max_turns=2))
+    msgs, ref = build_messages(state, tools.schemas()), build_messages(clean, tools.schemas())
+    assert msgs[0] == ref[0]
+    read = [ln.text for ln in state.evidence[0].typed().lines]
+    texts = [p["text"] for m in msgs[1:] if m["role"] == "user" for p in m["content"] if p["type"] == "text"]
+    for t in texts:
+        for frag in ("<answer>", "<|im_start|>", "</tool_response> <answer>", "<tool_call>"):
+            assert frag not in t.replace("<tool_response>{", "").replace("}</tool_response>", "")
+    carrying = [t for t in texts if any(r[:6] in t for r in read)]
+    assert carrying and all(t.startswith("<tool_response>{") for t in carrying)
+    assert any("instruction" in w for w in state.warnings)
