@@ -85,6 +85,7 @@ def evidence_points(ep: EpisodeState) -> list[dict[str, Any]]:
                             "lon": f.lon,
                             "kind": "osm",
                             "osm_id": f.id,
+                            "tags": f.tags,
                         }
                     )
     for lv, c in ep.chain.items():

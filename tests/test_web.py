@@ -183,3 +183,13 @@ def test_the_map_draws_the_local_osm_index_around_the_answer(tmp_path, monkeypat
     layers = {f["properties"]["layer"] for f in fc["features"]}
     assert {"road", "building"} <= layers and len(fc["features"]) > 50
     assert client.get("/").text.count(str(db)) == 1  # offered to new sessions
+
+
+def test_osm_presets_fill_the_manual_tool_form(tmp_path, monkeypatch):
+    from geolocate.tools.osm.query import FeatureSpec
+
+    monkeypatch.setenv("GEOLOCATE_HOME", str(tmp_path / "home"))
+    presets = TestClient(create_app(str(tmp_path / "s.sqlite"))).get("/api/osm/presets").json()
+    assert {"road", "place_of_worship", "fuel", "amenity"} <= set(presets)
+    for spec in presets.values():
+        FeatureSpec.model_validate(spec)  # each is a valid FeatureQuery feature

@@ -292,6 +292,21 @@ def create_app(
         headers = {"Content-Disposition": f'attachment; filename="geolocate-{sid}.{fmt}"'}
         return Response(text, media_type=media[fmt], headers=headers)
 
+    @app.get("/api/osm/presets")
+    def api_osm_presets():
+        """Each OSM preset (with its default parameters) as a FeatureQuery feature, for the tool form."""
+        from geolocate.tools.osm.presets import PRESETS, preset
+
+        out = {}
+        for name in sorted(PRESETS):
+            try:
+                out[name] = preset(name, id=name).model_dump(mode="json", exclude_none=True)
+            except TypeError:  # needs a parameter (amenity: kind): offered with a typical one
+                out[name] = preset(name, id=name, kind="restaurant").model_dump(
+                    mode="json", exclude_none=True
+                )
+        return out
+
     @app.get("/api/sessions")
     def api_sessions():
         return {"sessions": store.summaries(), "running": running}

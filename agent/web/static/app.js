@@ -53,6 +53,7 @@
         let html = `<b>${escape(p.label || p.role)}</b>`;
         if (p.id) html += `<br>evidence ${escape(p.id)} (${escape(p.tool || "")})`;
         if (p.osm_id) html += `<br><a target="_blank" rel="noreferrer" href="https://www.openstreetmap.org/${({n: "node", w: "way", r: "relation"})[p.osm_id[0]]}/${p.osm_id.slice(1)}">${escape(p.osm_id)} on OpenStreetMap</a>`;
+        if (p.tags) html += "<table class='tags'>" + Object.entries(p.tags).map(([k, v]) => `<tr><td>${escape(k)}</td><td>${escape(v)}</td></tr>`).join("") + "</table>";
         if (p.text) html += `<br>${escape(p.text)}`;
         if (p.radius_km) html += `<br>radius ${p.radius_km} km`;
         l.bindPopup(html);
@@ -116,6 +117,17 @@
       $("ocr-crop").dataset.args = JSON.stringify({ region: box });
       $("tool-name").value = "ocr"; $("tool-args").value = JSON.stringify({ region: box });
     }
+  });
+  // OSM presets: a feature of the chosen kind around the answer (or the map's centre)
+  fetch("/api/osm/presets").then((r) => r.json()).then((presets) => {
+    const sel = $("osm-preset");
+    for (const name of Object.keys(presets)) { const o = document.createElement("option"); o.value = o.textContent = name; sel.appendChild(o); }
+    sel.addEventListener("change", () => {
+      if (!sel.value) return;
+      const c = map.getCenter();
+      $("tool-name").value = "osm_search";
+      $("tool-args").value = JSON.stringify({ features: [presets[sel.value]], scope: { kind: "around", lat: +c.lat.toFixed(5), lon: +c.lng.toFixed(5), radius_m: 2000 }, limit: 50 });
+    });
   });
   for (const a of document.querySelectorAll(".examples a")) {
     a.addEventListener("click", (ev) => { ev.preventDefault(); $("tool-name").value = a.dataset.tool; $("tool-args").value = a.dataset.args; });
