@@ -48,11 +48,31 @@ def register(sub) -> None:
     )
     ev.set_defaults(run=cmd_eval)
     ab = sub.add_parser(
-        "ablate", help="run one benchmark with several tool sets and write one table", description=ABLATE_HELP
+        "ablate",
+        help="a tool-ablation study: several tool sets on one benchmark, paired tests, one set of tables",
+        description=ABLATE_HELP,
     )
     _dataset_args(ab)
+    arms = ab.add_argument_group("arms (combine freely)")
+    arms.add_argument(
+        "--tools", action="append", default=[], metavar="SET", help="tool sets, one arm each (see above)"
+    )
+    arms.add_argument(
+        "--set", action="append", default=[], metavar="NAME=TOOLS", help="a named arm, e.g. text=ocr,clues"
+    )
+    arms.add_argument("--base", metavar="TOOLS", help="the base tool set of --leave-one-out / --add-one-in")
+    arms.add_argument(
+        "--leave-one-out", action="store_true", help="arms: the base, and the base without each tool"
+    )
+    arms.add_argument(
+        "--add-one-in", action="store_true", help="arms: the base, and the base with each other tool"
+    )
     ab.add_argument(
-        "--tools", action="append", metavar="SET", required=True, help="tool sets, one arm each (see above)"
+        "--compare",
+        nargs="+",
+        metavar="DIR",
+        help="join finished runs (eval or ablate --out folders, any policy or date) into one study in --out; "
+        "runs nothing",
     )
     ab.set_defaults(run=cmd_ablate)
 
@@ -177,29 +197,38 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def cmd_ablate(args: argparse.Namespace) -> int:
-    from geolocate.evals.ablation import run_ablation
-    from geolocate.evals.report import markdown_table
+    from geolocate.evals.ablation import load_runs, run_ablation, study_arms, write_study
 
-    tool_sets = args.tools
+    out = Path(args.out)
     try:
-        ds = dataset_from_args(args)
-        with progress("ablation") as bar:
-            task = bar.add_task("ablate", total=len(ds) * len(tool_sets))
-            rows = run_ablation(
-                ds,
-                tool_sets,
-                args.out,
-                policy_from_args(args),
-                budget_from_args(args),
-                args.workers,
-                args.use_exif,
-                on_record=lambda n, r: bar.advance(task),
-                force=args.force,
+        if args.compare:
+            runs, specs = load_runs(args.compare)
+            write_study(runs, out, f"Comparison of {len(runs)} runs", specs)
+        else:
+            arms = study_arms(
+                args.tools, args.set, args.base, args.leave_one_out, args.add_one_in, args.use_exif
             )
+            ds = dataset_from_args(args)
+            marginal = "leave_one_out" if args.leave_one_out else "add_one_in" if args.add_one_in else None
+            with progress("ablation") as bar:
+                task = bar.add_task("ablate", total=len(ds) * len(arms))
+                run_ablation(
+                    ds,
+                    arms,
+                    out,
+                    policy_from_args(args),
+                    budget_from_args(args),
+                    args.workers,
+                    args.use_exif,
+                    on_record=lambda n, r: bar.advance(task),
+                    force=args.force,
+                    base="base" if args.base else None,
+                    marginal=marginal,
+                )
     except KeyError as e:
         return fail(e.args[0])
     except (FileNotFoundError, ValueError) as e:
         return fail(e)
-    print(markdown_table(rows))
-    print(f"\ntables: {Path(args.out) / 'ablation.md'}, {Path(args.out) / 'ablation.csv'}")
+    print((out / "ablation.md").read_text(encoding="utf-8"))
+    print(f"tables: {out / 'ablation.md'}, {out / 'ablation.csv'}, {out / 'ablation.tex'}; plots in {out}")
     return 0

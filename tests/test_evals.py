@@ -191,3 +191,89 @@ def test_eval_resume_skips_corrupt_lines_and_refuses_other_settings(tmp_path, os
     assert main([*base, "--tools", "all", "--force"]) == 0
     assert (out / "trajectories.jsonl.bak").exists()
     assert json.loads(jl.read_text().splitlines()[0])["header"]["tools"] == "all,-exif"
+
+
+def test_leave_one_out_study_with_paired_tests_checked_by_hand(tmp_path, osv_dir, capsys):
+    """A leave-one-out study of the heuristic planner on OSV-5M photos; the marginal contribution of
+    ocr is recomputed here with scipy from the two arms' records."""
+    import numpy as np
+    from scipy.stats import binomtest, bootstrap, permutation_test
+
+    from geolocate.agent.cli import main
+    from geolocate.evals.metrics import geoscore
+    from geolocate.evals.runner import read_jsonl
+
+    out = tmp_path / "study"
+    args = ["ablate", "--dataset", "osv5m", "--data", str(osv_dir), "--limit", "10", "--out", str(out)]
+    assert main([*args, "--base", "ocr,clues,gazetteer", "--leave-one-out"]) == 0
+    printed = capsys.readouterr().out
+    assert "Marginal contribution of each tool (leave-one-out, paired)" in printed
+    for f in (
+        "ablation.md",
+        "ablation.csv",
+        "ablation.tex",
+        "marginal.csv",
+        "error_cdf.png",
+        "accuracy.png",
+        "marginal.png",
+    ):
+        assert (out / f).is_file(), f
+    assert r"\toprule" in (out / "ablation.tex").read_text()
+    base, no_ocr = read_jsonl(out / "base.jsonl"), read_jsonl(out / "minus_ocr.jsonl")
+    by_id = {r["id"]: r["error_km"] for r in no_ocr}
+    ids = sorted(set(r["id"] for r in base) & set(by_id))
+    ga = geoscore(np.array([next(r["error_km"] for r in base if r["id"] == i) for i in ids]))
+    gb = geoscore(np.array([by_id[i] for i in ids]))
+    diff = lambda u, v, axis=-1: np.mean(u - v, axis=axis)  # noqa: E731
+    rng = np.random.default_rng(0)
+    p = permutation_test(
+        (ga, gb), diff, permutation_type="samples", vectorized=True, n_resamples=9999, random_state=rng
+    ).pvalue
+    ci = bootstrap((ga, gb), diff, paired=True, vectorized=True, n_resamples=4000, method="percentile",
+                   random_state=np.random.default_rng(0)).confidence_interval  # fmt: skip
+    row = next(r for r in csv.DictReader(open(out / "marginal.csv")) if r["tool"] == "ocr")
+    assert float(row["geoscore"]) == pytest.approx(float(np.mean(ga - gb)))
+    assert (
+        float(row["geoscore_p"]) == pytest.approx(p) if np.any(ga != gb) else float(row["geoscore_p"]) == 1.0
+    )
+    if np.any(ga != gb):
+        assert (float(row["geoscore_lo"]), float(row["geoscore_hi"])) == pytest.approx((ci.low, ci.high))
+    ea = np.array([next(r["error_km"] for r in base if r["id"] == i) for i in ids])
+    eb = np.array([by_id[i] for i in ids])
+    b, c = int(np.sum((ea <= 2500) & (eb > 2500))), int(np.sum((ea > 2500) & (eb <= 2500)))
+    want = 1.0 if b + c == 0 else binomtest(b, b + c, 0.5).pvalue
+    assert float(row["acc@2500km_p"]) == pytest.approx(want)
+
+
+def test_two_runs_made_separately_join_into_one_table(tmp_path, osv_dir, capsys):
+    from geolocate.agent.cli import main
+
+    common = ["--dataset", "osv5m", "--data", str(osv_dir), "--limit", "6"]
+    assert main(["eval", *common, "--tools", "all", "--out", str(tmp_path / "monday")]) == 0
+    assert main(["eval", *common, "--tools", "ocr", "--out", str(tmp_path / "friday")]) == 0
+    capsys.readouterr()
+    joined = tmp_path / "joined"
+    assert (
+        main(
+            ["ablate", "--compare", str(tmp_path / "monday"), str(tmp_path / "friday"), "--out", str(joined)]
+        )
+        == 0
+    )
+    table = (joined / "ablation.md").read_text()
+    assert (
+        "| monday | `heuristic: all,-exif` | 6 |" in table
+        and "| friday | `heuristic: ocr,-exif` | 6 |" in table
+    )
+    assert (joined / "error_cdf.png").is_file() and (joined / "accuracy.png").is_file()
+    assert main(["ablate", "--compare", str(tmp_path / "nothing"), "--out", str(joined)]) == 2
+    assert "no results" in capsys.readouterr().err
+
+
+def test_ablate_help_and_arm_errors(capsys):
+    from geolocate.agent.cli import main
+
+    with pytest.raises(SystemExit) as e:
+        main(["ablate", "-h"])
+    assert e.value.code == 0 and "--leave-one-out" in capsys.readouterr().out
+    assert main(["ablate", "--dataset", "osv5m", "--data", "x", "--leave-one-out"]) == 2
+    assert "need --base" in capsys.readouterr().err
