@@ -146,7 +146,9 @@ class Episode:
     def done(self) -> bool:
         return self.state.done
 
-    def begin_turn(self, completion: str, policy_s: float = 0.0) -> ParsedTurn:
+    def begin_turn(
+        self, completion: str, policy_s: float = 0.0, usage: dict[str, int] | None = None
+    ) -> ParsedTurn:
         """Record a completion and parse it. Parse problems become one ``parse_error`` observation."""
         parsed = parse_completion(completion)
         turn = Turn(
@@ -154,6 +156,7 @@ class Episode:
             completion=completion,
             thought=parsed.thought,
             policy_s=round(policy_s, 4),
+            usage=usage,
         )
         turn.actions = [a.model_dump() for a in parsed.actions]
         self.state.turns.append(turn)

@@ -127,7 +127,8 @@ def plan(state: AgentState, runtime: Runtime[AgentContext]) -> dict:
     except Exception as e:  # noqa: BLE001 - a policy failure is recorded, the session survives
         ep.state.warnings.append(f"policy {ctx.policy.name} failed: {type(e).__name__}: {e}")
         completion = ""
-    parsed = ep.begin_turn(completion, policy_s=time.perf_counter() - t)
+    usage = getattr(ctx.policy, "last_usage", None) if completion else None
+    parsed = ep.begin_turn(completion, policy_s=time.perf_counter() - t, usage=usage)
     pending = list(parsed.actions)
     if not pending:
         ep.end_turn()

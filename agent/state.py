@@ -129,6 +129,11 @@ class Turn(BaseModel):
     observations: list[Observation] = []
     policy_s: float = 0.0
     env_s: float = 0.0
+    usage: dict[str, int] | None = Field(
+        None,
+        exclude_if=lambda v: v is None,
+        description="model tokens of the turn (prompt_tokens, completion_tokens), when the planner has them",
+    )
     chain_after: list[dict[str, Any]] = Field(
         default_factory=list, description="the chain at the end of the turn: level, value, confidence"
     )

@@ -277,7 +277,16 @@ def test_all_policies_write_the_same_trajectory_schema(loaded, chat_server, phot
     dumps = [s.dump() for s in states]
     assert {d["policy"] for d in dumps} == {"heuristic", "transformers", "openai_compatible"}
     assert len({tuple(sorted(d)) for d in dumps}) == 1
-    assert len({tuple(sorted(t)) for d in dumps for t in d["turns"]}) == 1
+    optional = {"usage"}  # model tokens, from the planners that have a model
+    assert len({tuple(sorted(set(t) - optional)) for d in dumps for t in d["turns"]}) == 1
+    usage = [t.get("usage") for d in dumps[1:] for t in d["turns"] if t["completion"]]
+    assert usage and all(u["prompt_tokens"] > 0 and u["completion_tokens"] > 0 for u in usage)
+    assert all("usage" not in t for t in dumps[0]["turns"])  # the heuristic planner has no tokens
+    from geolocate.evals.ablation import costs
+
+    c = costs([{"trajectory": dumps[1], "seconds": 1.0}])  # the ablation table's cost columns
+    assert c["prompt_tokens"] == sum(t["usage"]["prompt_tokens"] for t in dumps[1]["turns"] if t.get("usage"))
+    assert "prompt_tokens" not in costs([{"trajectory": dumps[0], "seconds": 1.0}])
 
 
 def test_cli_model_and_server_options(checkpoint, chat_server, photo, tmp_path, osv_dir):

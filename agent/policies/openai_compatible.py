@@ -113,4 +113,9 @@ class OpenAICompatiblePolicy:
         with self._sem:
             resp = self.client.chat.completions.create(**body)
         self.last_stats = {"usage": resp.usage.model_dump() if resp.usage else None}
+        if resp.usage is not None:
+            self.last_usage = {
+                "prompt_tokens": int(resp.usage.prompt_tokens or 0),
+                "completion_tokens": int(resp.usage.completion_tokens or 0),
+            }
         return resp.choices[0].message.content or ""

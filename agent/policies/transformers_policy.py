@@ -182,4 +182,8 @@ class TransformersPolicy:
             "new_tokens": int(new.shape[0]),
             "seconds": time.perf_counter() - t,
         }
+        self.last_usage = {
+            "prompt_tokens": self.last_stats["prompt_tokens"],
+            "completion_tokens": int(new.shape[0]),
+        }
         return self.processor.tokenizer.decode(new, skip_special_tokens=True)
