@@ -37,13 +37,24 @@ shipped by RapidOCR < 3.9, are as fast but dropped the spaces between words in 1
 
 
 class TextLine(BaseModel):
-    """One recognised line: text, confidence in 0..1 and its box as 4 (x, y) pixel corners."""
+    """One recognised line: text, confidence in 0..1 and its box as 4 (x, y) pixel corners.
+
+    A line re-read by another engine (the multi-script path) also says its ``script`` (Unicode), the
+    ``engine`` and ``model`` (language pack) that read it, and keeps the first reading in
+    ``alternatives``; these fields are left out for lines read once by RapidOCR.
+    """
 
     text: str
     score: float
     box: list[tuple[float, float]] = Field(
         description="4 corners (x, y) in pixels of the full image, clockwise from top-left"
     )
+    script: str | None = Field(None, exclude_if=lambda v: v is None, description="Unicode script of the text")
+    engine: str | None = Field(None, exclude_if=lambda v: v is None, description="rapidocr or tesseract")
+    model: str | None = Field(
+        None, exclude_if=lambda v: v is None, description="e.g. tesseract script/Cyrillic"
+    )
+    alternatives: list[dict] = Field(default_factory=list, exclude_if=lambda v: not v)
 
 
 class OcrBackend(ABC):
@@ -71,23 +82,42 @@ class RapidOcrBackend(OcrBackend):
                 from rapidocr import RapidOCR
 
                 self._engine = RapidOCR(
-                    params={"Global.log_level": "error", "Det.limit_side_len": DET_MIN_SIDE}
+                    # text_score 0: every detected box comes back; read() filters by min_score itself, so
+                    # the multi-script path also sees the boxes RapidOCR's recogniser cannot read.
+                    params={
+                        "Global.log_level": "error",
+                        "Det.limit_side_len": DET_MIN_SIDE,
+                        "Global.text_score": 0.0,
+                    }
                 )
                 # "The text detection result is empty" is a normal outcome here, not a warning.
                 logging.getLogger("RapidOCR").setLevel(logging.ERROR)
             return self._engine
 
-    def read(self, image: Image.Image, min_score: float = 0.5) -> list[TextLine]:
+    def read(self, image: Image.Image, min_score: float = 0.5, keep_empty: bool = False) -> list[TextLine]:
+        """Lines with score >= ``min_score``; ``keep_empty`` also returns detected boxes whose text
+        the recogniser could not read (empty text, score 0), for another engine to try."""
         engine = self._get()
-        res = engine(np.asarray(image.convert("RGB"))[:, :, ::-1])  # RapidOCR expects BGR arrays
-        if res is None or res.txts is None:
-            return []
+        bgr = np.asarray(image.convert("RGB"))[:, :, ::-1]  # RapidOCR expects BGR arrays
+        # The flags are passed every time: RapidOCR keeps them from one call to the next.
+        res = engine(bgr, use_det=True, use_cls=True, use_rec=True)
+        found = (
+            []
+            if res is None or res.boxes is None or res.txts is None
+            else list(zip(res.txts, res.scores, res.boxes))
+        )
+        if keep_empty:  # RapidOCR drops boxes it read as nothing: a detection-only pass finds them
+            det = engine(bgr, use_det=True, use_cls=False, use_rec=False)
+            have = [np.asarray(b) for _, _, b in found]
+            for b in [] if det is None or det.boxes is None else det.boxes:
+                if not any(np.abs(np.asarray(b) - h).max() <= 2 for h in have):
+                    found.append(("", 0.0, b))
         return [
             TextLine(
                 text=t, score=round(float(s), 4), box=[(round(float(x), 1), round(float(y), 1)) for x, y in b]
             )
-            for t, s, b in zip(res.txts, res.scores, res.boxes)
-            if t.strip() and s >= min_score
+            for t, s, b in found
+            if (t.strip() and s >= min_score) or keep_empty
         ]
 
 
@@ -116,7 +146,7 @@ class TesseractBackend(OcrBackend):
                 "the tesseract program is not installed",
                 hint="apt-get install tesseract-ocr, or use backend 'rapidocr'",
             )
-        missing = set(self.languages) - set(pytesseract.get_languages(config=""))
+        missing = set(self.languages) - tesseract_languages()
         if missing:
             raise ToolUnavailableError(
                 f"tesseract language packs missing: {sorted(missing)}",
@@ -148,6 +178,168 @@ class TesseractBackend(OcrBackend):
         return out
 
 
+TESSERACT_SCRIPTS = (
+    "Cyrillic", "Greek", "Arabic", "Hebrew", "Thai", "Hangul", "Devanagari", "Georgian",
+    "Armenian", "Ethiopic", "Khmer", "Lao", "Myanmar", "Sinhala", "Bengali", "Tamil",
+)  # fmt: skip
+"""Tesseract script models (Debian ``tesseract-ocr-script-*``) the multi-script path tries if installed."""
+_LOOKALIKE = set("ABCEHIKMNOPTXYZaceopxy3")
+"""Latin letters that have Cyrillic or Greek twins: a reading made only of them may be a misread."""
+MAX_REREAD = 6
+"""Most text boxes of one photo re-read by the script models (the least plausible first)."""
+
+
+def script_of(text: str) -> str | None:
+    """The Unicode script most of the letters of ``text`` belong to (None without letters).
+
+    >>> script_of("МОСКВА"), script_of("Oslo"), script_of("123")
+    ('Cyrillic', 'Latin', None)
+    """
+    import regex
+
+    counts: dict[str, int] = {}
+    for ch in text:
+        if ch.isalpha():
+            for name in ("Latin", "Han", "Hiragana", "Katakana", *TESSERACT_SCRIPTS):
+                if regex.match(rf"\p{{Script={name}}}", ch):
+                    counts[name] = counts.get(name, 0) + 1
+                    break
+    return max(counts, key=counts.get) if counts else None
+
+
+def purity(text: str, script: str) -> float:
+    """Share of the letters of ``text`` written in ``script`` (0 without letters)."""
+    import regex
+
+    letters = [ch for ch in text if ch.isalpha()]
+    if not letters:
+        return 0.0
+    return sum(1 for ch in letters if regex.match(rf"\p{{Script={script}}}", ch)) / len(letters)
+
+
+@functools.cache
+def tesseract_languages() -> frozenset[str]:
+    """The models this machine's ``tesseract --list-langs`` names (``eng``, ``Cyrillic``...); empty
+    without tesseract. (pytesseract's own list keeps lower-case names only, so it hides the script
+    models Debian installs as ``Cyrillic.traineddata``.)"""
+    import subprocess
+
+    if shutil.which("tesseract") is None:
+        return frozenset()
+    try:
+        r = subprocess.run(["tesseract", "--list-langs"], capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return frozenset()
+    return frozenset(ln.strip() for ln in r.stdout.splitlines()[1:] if ln.strip())
+
+
+def installed_scripts() -> list[str]:
+    """The script models of :data:`TESSERACT_SCRIPTS` that this machine's tesseract has ([] without
+    tesseract or pytesseract)."""
+    try:
+        import pytesseract  # noqa: F401 - the multi-script path reads through it
+    except ImportError:
+        return []
+    have = tesseract_languages()
+    return [s for s in TESSERACT_SCRIPTS if s in have or f"script/{s}" in have]
+
+
+def _known_word(text: str) -> bool:
+    """Whether ``text`` means something in Latin letters: the whole text, or one of its words of three
+    letters or more, is a known place (GeoNames) or a frequent English word. Such a reading is kept;
+    one that means nothing (``MOCKBA``) may be Cyrillic or Greek read as Latin look-alikes."""
+    from wordfreq import zipf_frequency
+
+    from geolocate.tools.geonames import get_db, normalize_name
+
+    db = get_db()
+    words = [w for w in text.split() if sum(ch.isalpha() for ch in w) >= 3]
+    for w in [text, *words]:
+        if db.places_by_key(normalize_name(w)) or (w.isalpha() and zipf_frequency(w.lower(), "en") >= 3.0):
+            return True
+    return False
+
+
+def plausibility(line: TextLine) -> float:
+    """How believable RapidOCR's reading of a box is, 0..1: its score, lowered for a reading made only
+    of Latin look-alikes of Cyrillic/Greek letters (``MOCKBA``) and for readings that mix scripts."""
+    text = line.text.strip()
+    letters = [ch for ch in text if ch.isalpha()]
+    p = line.score
+    twins = sum(ch in _LOOKALIKE for ch in letters)
+    if len(letters) >= 4 and text.upper() == text and twins >= 0.7 * len(letters) and not _known_word(text):
+        p *= 0.6
+    script = script_of(text)
+    if script is not None and purity(text, script) < 0.8:
+        p *= 0.6
+    return p
+
+
+class MultiScriptBackend(OcrBackend):
+    """RapidOCR finds the text boxes and reads Latin and Han; a box whose reading is not plausible
+    (:func:`plausibility`: a low score, Cyrillic/Greek look-alikes, mixed scripts) is re-read by
+    Tesseract with each installed script model (:func:`installed_scripts`), and the reading with the
+    best confidence x script purity replaces it when it is more plausible. Thai readings lose the
+    spaces Tesseract puts between letters. Without script models this is RapidOCR alone.
+    """
+
+    name = "rapidocr"
+
+    def __init__(self):
+        self.rapid = RapidOcrBackend()
+        self.scripts = installed_scripts()
+
+    def _tesseract(self, crop: Image.Image, script: str) -> tuple[str, float]:
+        import pytesseract
+
+        lang = script if script in tesseract_languages() else f"script/{script}"
+        d = pytesseract.image_to_data(crop, lang=lang, config="--psm 7", output_type=pytesseract.Output.DICT)
+        words = [(w, float(c)) for w, c in zip(d["text"], d["conf"]) if w.strip() and float(c) >= 0]
+        if not words:
+            return "", 0.0
+        text = " ".join(w for w, _ in words).strip(" .|")
+        if script == "Thai":
+            text = text.replace(" ", "")
+        return text, float(np.mean([c for _, c in words])) / 100.0
+
+    def read(self, image: Image.Image, min_score: float = 0.5) -> list[TextLine]:
+        lines = self.rapid.read(image, min_score=0.0, keep_empty=True)
+        if not self.scripts:
+            return [ln for ln in lines if ln.score >= min_score]
+        doubtful = sorted((ln for ln in lines if plausibility(ln) < 0.85), key=plausibility)[:MAX_REREAD]
+        out = []
+        import concurrent.futures as cf
+
+        with cf.ThreadPoolExecutor(max_workers=4) as pool:  # tesseract runs as processes: real parallelism
+            for ln in lines:
+                if ln not in doubtful:
+                    if ln.text.strip() and ln.score >= min_score:
+                        out.append(ln)
+                    continue
+                xs, ys = [p[0] for p in ln.box], [p[1] for p in ln.box]
+                crop = image.crop((max(0, min(xs) - 8), max(0, min(ys) - 8), max(xs) + 8, max(ys) + 8))
+                reads = list(pool.map(lambda s, c=crop: (s, *self._tesseract(c, s)), self.scripts))
+                script, text, conf = max(reads, key=lambda r: r[2] * purity(r[1], r[0]))
+                quality = conf * purity(text, script)
+                if text and quality >= 0.6 and quality > plausibility(ln):
+                    first = {"text": ln.text, "score": ln.score, "engine": "rapidocr"}
+                    out.append(
+                        ln.model_copy(
+                            update={
+                                "text": text,
+                                "score": round(conf, 4),
+                                "script": script,
+                                "engine": "tesseract",
+                                "model": f"script/{script}",
+                                "alternatives": [first],
+                            }
+                        )
+                    )
+                elif ln.text.strip() and ln.score >= min_score:
+                    out.append(ln)
+        return out
+
+
 @functools.cache
 def get_backend(name: str = "rapidocr", languages: tuple[str, ...] = ("eng",)) -> OcrBackend:
     """The shared OCR backend of that name.
@@ -155,15 +347,21 @@ def get_backend(name: str = "rapidocr", languages: tuple[str, ...] = ("eng",)) -
     Raises:
         ToolInputError: unknown backend name (the message lists the valid ones).
     """
+    if name == "auto":
+        return MultiScriptBackend()
     if name == "rapidocr":
         return RapidOcrBackend()
     if name == "tesseract":
         return TesseractBackend(languages)
-    raise ToolInputError(f"unknown OCR backend {name!r}", hint="valid backends: rapidocr, tesseract")
+    raise ToolInputError(f"unknown OCR backend {name!r}", hint="valid backends: auto, rapidocr, tesseract")
 
 
 class OcrInput(ToolInput):
-    backend: str = Field("rapidocr", description="rapidocr (default) or tesseract")
+    backend: str = Field(
+        "auto",
+        description="auto (default: RapidOCR, and Tesseract's script models for boxes in other scripts), "
+        "rapidocr, or tesseract",
+    )
     languages: list[str] = Field(
         default_factory=lambda: ["eng"], description="tesseract language codes (tesseract only)"
     )
@@ -224,8 +422,9 @@ class OcrTool(Tool):
             lines = [ln.model_copy(update={"box": [(x + dx, y + dy) for x, y in ln.box]}) for ln in lines]
         from geolocate.tools.clues import instruction_lines
 
+        reread = any(ln.engine == "tesseract" for ln in lines)
         return OcrOutput(
             lines=lines,
-            backend=backend.name,
+            backend=backend.name + ("+tesseract" if reread and backend.name == "rapidocr" else ""),
             untrusted_lines=instruction_lines("\n".join(ln.text for ln in lines)),
         )

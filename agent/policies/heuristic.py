@@ -116,7 +116,8 @@ def place_candidates(lines: list[str], limit: int = MAX_PLACE_QUERIES) -> list[s
         for n in (3, 2, 1):
             for i in range(len(words) - n + 1):
                 cand = " ".join(words[i : i + n]).strip(".-'’")
-                if sum(ch.isalpha() for ch in cand) >= 4:
+                letters = sum(ch.isalpha() for ch in cand)
+                if letters >= 4 or (letters >= 2 and not cand.isascii()):  # Devanagari signs are marks
                     grams.append((n, -li, cand))
     for _n, _, cand in sorted(grams, key=lambda g: (-g[0], -g[1])):
         k = normalize_name(cand)
@@ -429,7 +430,12 @@ class HeuristicPolicy:
         """
         pop = int(m.population or 0)
         pop_prior = 0.55 + 0.45 * min(1.0, math.log10(pop + 1) / 6.5)
-        clue = 1.0 if not country_scores else 0.6 + 0.8 * country_scores.get(m.country_code, 0.0)
+        # Clues that point elsewhere lower a match, but not below 0.65: a sign in one script may name a
+        # city abroad (ВАРШАВА on a Russian road sign is Warsaw).
+        # Agreement is relative to the strongest clue country: Cyrillic supports Ukraine too, though
+        # fewer read it there than in Russia.
+        top = max(country_scores.values(), default=0.0)
+        clue = 1.0 if not top else 0.65 + 0.35 * country_scores.get(m.country_code, 0.0) / top
         words = len(query.split())
         # Short names are often OCR fragments; a short *alternate* name doubly so, unless it names a
         # big city outright (Wien, Roma: the local name of Vienna and Rome).
