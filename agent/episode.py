@@ -97,6 +97,12 @@ FALLBACK_RADIUS_KM = {Level.CITY: 25.0, Level.REGION: 200.0, Level.COUNTRY: 750.
 """Radius of a budget-exhausted fallback answer placed at the deepest committed level (acc@ thresholds)."""
 
 
+def _unknown_level(raw: str) -> Observation:
+    return Observation(
+        kind="illegal", text=f"unknown level {raw!r}; levels are {', '.join(lv.value for lv in LEVELS)}"
+    )
+
+
 class Episode:
     """One geolocation episode over ``image`` with the enabled ``tools``.
 
@@ -334,10 +340,7 @@ class Episode:
     def _commit(self, c: Commit) -> Observation:
         level = parse_level(c.level)
         if level is None:
-            return Observation(
-                kind="illegal",
-                text=f"unknown level {c.level!r}; levels are {', '.join(lv.value for lv in LEVELS)}",
-            )
+            return _unknown_level(c.level)
         committed = self.state.committed_levels()
         if (err := commit_error(committed, level)) is not None:
             return Observation(kind="illegal", text=err)
@@ -397,10 +400,7 @@ class Episode:
     def _backtrack(self, b: Backtrack) -> Observation:
         level = parse_level(b.level)
         if level is None:
-            return Observation(
-                kind="illegal",
-                text=f"unknown level {b.level!r}; levels are {', '.join(lv.value for lv in LEVELS)}",
-            )
+            return _unknown_level(b.level)
         committed = self.state.committed_levels()
         if (err := backtrack_error(committed, level)) is not None:
             return Observation(kind="illegal", text=err)
