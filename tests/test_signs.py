@@ -106,3 +106,30 @@ def test_a_city_sign_reaches_its_country_and_city(tmp_path, plain_photo, text, c
     assert state.chain[Level.COUNTRY].code == country
     assert haversine_km(state.answer.lat, state.answer.lon, lat, lon) < 300
     assert not [w for w in state.warnings if "failed" in w]
+
+
+LETTER_SIGNS = [("ŘEKA", "CZ"), ("ŁĄKA", "PL")]
+# RapidOCR reads Ő as Ö, Ș as Ş, Ă as Ã and Ð as D, so those signs lose their clue in OCR; the clue
+# itself is checked on text below.
+
+
+@pytest.mark.parametrize("text, country", LETTER_SIGNS, ids=[s[0] for s in LETTER_SIGNS])
+def test_a_word_whose_letters_belong_to_one_language_reaches_its_country(
+    tmp_path, plain_photo, text, country
+):
+    """No place name, only letters that few alphabets have (CLDR exemplar characters): ř is Czech."""
+    photo = _sign(plain_photo, text, tmp_path / "sign.jpg")
+    state = run_episode(load_image(photo), ToolSet.parse_spec("all,-exif"), make_policy("heuristic"))
+    assert state.chain[Level.COUNTRY].code == country
+    clues = next(e.typed() for e in state.evidence if e.tool == "clues")
+    assert any(c.kind == "letters" for c in clues.clues)
+
+
+@pytest.mark.parametrize(
+    "text, country",
+    [("ŘEKA", "CZ"), ("FŐÚT", "HU"), ("ŁĄKA", "PL"), ("ȘCOALĂ", "RO"), ("FJÖRÐUR", "IS"), ("КИЇВ", "UA")],
+)
+def test_letter_clues_on_text(text, country):
+    from geolocate.tools.clues import extract_clues
+
+    assert next(iter(extract_clues(text).country_scores)) == country

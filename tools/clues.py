@@ -23,7 +23,10 @@ normalises them to sum to 1.
 from __future__ import annotations
 
 import functools
+import json
+import unicodedata
 from collections import defaultdict
+from pathlib import Path
 
 import regex
 from pydantic import BaseModel, Field
@@ -31,7 +34,15 @@ from pydantic import BaseModel, Field
 from geolocate.tools.base import Tool, ToolContext, ToolInput, ToolOutput
 from geolocate.tools.geonames import get_db
 
-KIND_WEIGHT = {"phone": 1.0, "domain": 0.7, "email": 0.7, "script": 0.8, "currency": 0.5, "language": 0.4}
+KIND_WEIGHT = {
+    "phone": 1.0,
+    "domain": 0.7,
+    "email": 0.7,
+    "script": 0.8,
+    "letters": 0.8,
+    "currency": 0.5,
+    "language": 0.4,
+}
 """Reliability of each clue kind when votes are combined (hand-set; an ablation can tune them)."""
 
 _OFFICIAL = {"official", "de_facto_official", "official_regional"}
@@ -486,12 +497,59 @@ def instruction_lines(text: str) -> list[str]:
     return [ln for ln, (a, b) in zip(lines, spans) if any(a < e and s < b for s, e in hits)]
 
 
+LETTERS_FILE = Path(__file__).parent / "data" / "cldr_letters.json"
+"""Latin, Cyrillic and Greek letters -> the languages whose main alphabet has them (Unicode CLDR 48
+exemplar characters, npm ``cldr-misc-full``; Unicode License v3, ``data/CLDR-LICENSE``)."""
+MAX_LETTER_LANGUAGES = 20
+"""A letter used by more languages than this (é, ä) says too little to be a clue; below it, a letter's
+weight falls as more languages share it (4 / languages, at most 1)."""
+
+
+@functools.cache
+def _letter_table() -> dict[str, list[str]]:
+    return json.loads(LETTERS_FILE.read_text(encoding="utf-8"))["letters"]
+
+
+def letter_clues(text: str) -> list[Clue]:
+    """Letters that only a few languages' alphabets have (ř: Czech; ő: Hungarian; ł: Polish; ș:
+    Romanian; ð: Icelandic, Faroese; ї: Ukrainian): one clue per distinct letter, its languages
+    weighted equally and mapped to countries through CLDR territory languages (babel).
+
+    >>> [(c.value, c.countries[0].country_code) for c in letter_clues("ŘEKA")]
+    [('ř', 'CZ')]
+    """
+    table, lang_countries = _letter_table(), _language_countries()
+    seen = sorted(
+        {unicodedata.normalize("NFC", ch.lower()) for ch in text if ch.isalpha() and not ch.isascii()}
+    )
+    clues = []
+    for ch in seen:
+        langs = table.get(ch, [])
+        if not langs or len(langs) > MAX_LETTER_LANGUAGES:
+            continue
+        votes: dict[str, float] = {}
+        for lang in langs:
+            for cc, share in lang_countries.get(lang, {}).items():
+                votes[cc] = max(votes.get(cc, 0.0), share)
+        if votes:
+            clues.append(
+                Clue(
+                    kind="letters",
+                    value=ch,
+                    countries=_votes(votes, scale=min(1.0, 4 / len(langs))),
+                    source="Unicode CLDR exemplar characters + territory languages (babel)",
+                    detail=",".join(langs),
+                )
+            )
+    return clues
+
+
 def extract_clues(text: str) -> CluesOutput:
     """All clues in ``text`` and their combined country scores. Empty text gives an empty result."""
     untrusted = instruction_lines(text)
     trusted = "\n".join(ln for ln in text.splitlines() if ln.strip() not in untrusted)
     clues: list[Clue] = []
-    for fn in (phone_clues, domain_clues, script_clues, language_clues, currency_clues):
+    for fn in (phone_clues, domain_clues, script_clues, letter_clues, language_clues, currency_clues):
         clues.extend(fn(trusted))
     clues.extend(
         Clue(
