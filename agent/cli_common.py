@@ -166,12 +166,13 @@ def policy_from_args(args: argparse.Namespace):
 
 def print_result(state, console) -> None:
     """Print an episode's Chain of Region with its evidence, the answer and an OpenStreetMap link."""
+    from rich.markup import escape  # text read from the photo may look like rich markup ([/INST])
     from rich.table import Table
 
     from geolocate.tools.geo import osm_url
 
     ev = {e.id: e for e in state.evidence}
-    table = Table(title=f"Chain of Region for {state.image.path}", show_lines=False)
+    table = Table(title=f"Chain of Region for {escape(state.image.path)}", show_lines=False)
     table.add_column("level")
     table.add_column("value")
     table.add_column("conf", justify="right")
@@ -180,9 +181,11 @@ def print_result(state, console) -> None:
         cites = "; ".join(f"{i}: {ev[i].tool}: {ev[i].summary[:70]}" if i in ev else i for i in c.evidence)
         table.add_row(
             lv.value,
-            c.value + (f" ({c.code})" if c.code and c.code != c.value and not c.code.isdigit() else ""),
+            escape(
+                c.value + (f" ({c.code})" if c.code and c.code != c.value and not c.code.isdigit() else "")
+            ),
             f"{c.confidence:.2f}",
-            cites,
+            escape(cites),
         )
     a = state.answer
     if a is not None:
@@ -202,7 +205,7 @@ def print_result(state, console) -> None:
     if not state.chain:
         console.print("No region could be committed from the evidence: treat the answer as a guess.")
     for w in state.warnings:
-        console.print(f"[yellow]warning:[/yellow] {w}")
+        console.print(f"[yellow]warning:[/yellow] {escape(w)}")
     n_fail = sum(not e.ok for e in state.evidence)
     console.print(
         f"{len(state.turns)} turns, {len(state.evidence)} tool calls ({n_fail} failed), "

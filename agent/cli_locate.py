@@ -192,6 +192,7 @@ def _locate(args: argparse.Namespace, resume_gc: bool) -> int:
     import gc
 
     from rich.console import Console
+    from rich.markup import escape
 
     from geolocate.agent.graph import stream_episode
     from geolocate.tools.errors import InputImageError
@@ -228,7 +229,7 @@ def _locate(args: argparse.Namespace, resume_gc: bool) -> int:
         else:
             with err.status("starting (the first run builds the GeoNames index, ~15 s)...") as status:
                 for node, state in stream_episode(image, tools, policy, budget, options=options):
-                    status.update(_progress_text(node, state))
+                    status.update(escape(_progress_text(node, state)))
         assert state is not None
         state.elapsed_s = round(time.perf_counter() - t0, 4)
         if args.json == "-":

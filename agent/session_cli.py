@@ -12,6 +12,8 @@ import json
 import sys
 from pathlib import Path
 
+from rich.markup import escape
+
 from geolocate.agent.cli_common import (
     EXIT_ERROR,
     add_budget_args,
@@ -125,7 +127,9 @@ def _printer(quiet: bool):
 
     def on_step(node: str, ep) -> None:
         last = ep.turns[-1].observations[-1].text if ep.turns and ep.turns[-1].observations else ""
-        err.print(f"[dim]turn {len(ep.turns)} [{node}][/dim] {last[:110]}", markup=True, highlight=False)
+        err.print(
+            f"[dim]turn {len(ep.turns)} \\[{node}][/dim] {escape(last[:110])}", markup=True, highlight=False
+        )
 
     return on_step
 
@@ -142,14 +146,14 @@ def print_view(view, console) -> None:
         for col in ("id", "kind", "what", "author", "UTC"):
             t.add_column(col)
         for e in moves:
-            t.add_row(e.id, e.tool, e.summary[:90], e.author or "", e.utc or "")
+            t.add_row(e.id, e.tool, escape(e.summary[:90]), escape(e.author or ""), e.utc or "")
         console.print(t)
     if len(view.branches) > 1:
         t = Table(title="branches")
         for col in ("branch", "current", "chain", "answer", "concluded"):
             t.add_column(col)
         for b in view.branches:
-            chain = " > ".join(c.value for c in b.episode.chain.values())
+            chain = escape(" > ".join(c.value for c in b.episode.chain.values()))
             a = b.episode.answer
             t.add_row(
                 b.short,
@@ -171,8 +175,8 @@ def print_view(view, console) -> None:
         sid = view.info.id
         console.print(
             Panel(
-                f"{what}\n\ngeolocate session approve {sid}  |  reject {sid} --why TEXT  |  edit {sid} "
-                "--value V",
+                f"{escape(what)}\n\n"
+                f"geolocate session approve {sid}  |  reject {sid} --why TEXT  |  edit {sid} --value V",
                 title="waiting for your review",
             )
         )
@@ -291,7 +295,7 @@ def _dispatch(args: argparse.Namespace, store, out) -> int:
                 s["id"],
                 Path(s["photo"]).name,
                 s["status"],
-                " > ".join(s["chain"].values()),
+                escape(" > ".join(s["chain"].values())),
                 f"{a['lat']:.4f}, {a['lon']:.4f} +- {a['radius_km']:g} km" if a else "-",
                 s["updated"][:19],
             )
@@ -312,7 +316,7 @@ def _dispatch(args: argparse.Namespace, store, out) -> int:
         for col in ("checkpoint", "step", "source", "next", "UTC", "state"):
             t.add_column(col)
         for h in store.history(sid):
-            t.add_row(h.short, str(h.step), h.source, h.node, h.ts[:19], h.summary)
+            t.add_row(h.short, str(h.step), h.source, h.node, h.ts[:19], escape(h.summary))
         out.print(t)
         return 0
     if action == "resume":

@@ -200,6 +200,7 @@ def cmd_osm(args: argparse.Namespace) -> int:
         print(json.dumps({"type": "FeatureCollection", "features": feats}, ensure_ascii=False))
         return 0
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     t = Table(
@@ -219,6 +220,6 @@ def cmd_osm(args: argparse.Namespace) -> int:
         ]
         if q.relations:
             cells.append(", ".join(f"{k}: {v:.1f}" for k, v in m.distances_m.items()))
-        t.add_row(*cells)
+        t.add_row(*(escape(c) for c in cells))
     Console(soft_wrap=True).print(t)
     return 0
