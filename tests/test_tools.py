@@ -304,3 +304,20 @@ def test_nominatim_never_caches_a_malformed_answer_and_keys_by_scheme(tmp_path, 
     assert ("reverse", f"http://{domain}", 47.1393, 9.5228) in g._cache
     assert ("reverse", f"https://{domain}", 47.1393, 9.5228) not in g._cache
     srv.shutdown()
+
+
+def test_doctor_lists_the_readable_scripts_and_optional_parts(capsys):
+    import json as _json
+
+    from geolocate.agent.cli import main
+    from geolocate.tools.ocr import installed_scripts
+
+    assert main(["doctor", "--json"]) == 0
+    rows = {r["part"]: r for r in _json.loads(capsys.readouterr().out)}
+    assert rows["OCR: Latin, Han, kana"]["ok"]
+    for script in ("Cyrillic", "Arabic", "Hangul"):
+        r = rows[f"OCR: {script}"]
+        assert r["ok"] == (script in installed_scripts())
+        assert r["fix"].startswith("apt-get install tesseract-ocr-script-")
+    assert {"VLM planners", "GRPO training", "sessions in PostgreSQL"} <= set(rows)
+    assert main(["doctor"]) == 0 and "geolocate doctor" in capsys.readouterr().out

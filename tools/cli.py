@@ -1,4 +1,5 @@
-"""``geolocate services up|down|status``: the self-hosted Nominatim and PostGIS on loopback."""
+"""``geolocate services up|down|status``: the self-hosted Nominatim and PostGIS on loopback; and
+``geolocate doctor``: what this machine can do."""
 
 from __future__ import annotations
 
@@ -25,6 +26,36 @@ def register(sub) -> None:
         "../shared/data/osm",
     )
     sv.set_defaults(run=cmd_services)
+    dr = sub.add_parser(
+        "doctor", help="what this machine can do: scripts OCR reads, optional parts installed"
+    )
+    dr.add_argument("--json", action="store_true", help="print the checks as JSON")
+    dr.set_defaults(run=cmd_doctor)
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    """Print :func:`geolocate.tools.doctor.checks` as a table (or JSON); always exit 0."""
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.table import Table
+
+    from geolocate.tools.doctor import checks, report
+
+    if args.json:
+        print(json.dumps(report(), indent=1))
+        return 0
+    t = Table(title="geolocate doctor")
+    for col in ("part", "", "found", "to add it"):
+        t.add_column(col)
+    for c in checks():
+        t.add_row(
+            c.part,
+            "[green]yes[/green]" if c.ok else "[yellow]no[/yellow]",
+            escape(c.detail),
+            "" if c.ok else escape(c.fix),
+        )
+    Console(soft_wrap=True).print(t)
+    return 0
 
 
 def cmd_services(args: argparse.Namespace) -> int:
