@@ -21,6 +21,7 @@ photo that changed on disk, a store that cannot be opened, a session in use by a
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import secrets
 import sqlite3
@@ -358,7 +359,7 @@ class SessionStore:
                     f"(SHA-256 {image.sha256[:12]}... != {info.sha256[:12]}...); use --force to go on with it"
                 )
             if image.sha256 != info.sha256:
-                image = type(image)(**{**image.__dict__, "sha256": info.sha256})
+                image = dataclasses.replace(image, sha256=info.sha256)
         return AgentContext(
             image=image,
             tools=ToolSet.from_names(info.tools),

@@ -306,13 +306,15 @@ class MultiScriptBackend(OcrBackend):
         lines = self.rapid.read(image, min_score=0.0, keep_empty=True)
         if not self.scripts:
             return [ln for ln in lines if ln.score >= min_score]
-        doubtful = sorted((ln for ln in lines if plausibility(ln) < 0.85), key=plausibility)[:MAX_REREAD]
+        plausible = [plausibility(ln) for ln in lines]  # once per line: it may look the text up
+        ranked = sorted((p, i) for i, p in enumerate(plausible) if p < 0.85)[:MAX_REREAD]
+        doubtful = {i for _, i in ranked}
         out = []
         import concurrent.futures as cf
 
         with cf.ThreadPoolExecutor(max_workers=4) as pool:  # tesseract runs as processes: real parallelism
-            for ln in lines:
-                if ln not in doubtful:
+            for i, ln in enumerate(lines):
+                if i not in doubtful:
                     if ln.text.strip() and ln.score >= min_score:
                         out.append(ln)
                     continue
@@ -321,7 +323,7 @@ class MultiScriptBackend(OcrBackend):
                 reads = list(pool.map(lambda s, c=crop: (s, *self._tesseract(c, s)), self.scripts))
                 script, text, conf = max(reads, key=lambda r: r[2] * purity(r[1], r[0]))
                 quality = conf * purity(text, script)
-                if text and quality >= 0.6 and quality > plausibility(ln):
+                if text and quality >= 0.6 and quality > plausible[i]:
                     first = {"text": ln.text, "score": ln.score, "engine": "rapidocr"}
                     out.append(
                         ln.model_copy(
