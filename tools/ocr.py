@@ -246,16 +246,18 @@ def installed_scripts() -> list[str]:
 
 def _known_word(text: str) -> bool:
     """Whether ``text`` means something in Latin letters: the whole text, or one of its words of three
-    letters or more, is a known place (GeoNames) or a frequent English word. Such a reading is kept;
+    letters or more, is a known place (GeoNames) or a frequent word in a Latin-script language
+    (``wordfreq``: MANANA is Spanish). Such a reading is kept;
     one that means nothing (``MOCKBA``) may be Cyrillic or Greek read as Latin look-alikes."""
-    from wordfreq import zipf_frequency
-
+    from geolocate.tools.clues import WORD_MIN_ZIPF, _word_zipf
     from geolocate.tools.geonames import get_db, normalize_name
 
     db = get_db()
     words = [w for w in text.split() if sum(ch.isalpha() for ch in w) >= 3]
     for w in [text, *words]:
-        if db.places_by_key(normalize_name(w)) or (w.isalpha() and zipf_frequency(w.lower(), "en") >= 3.0):
+        if db.places_by_key(normalize_name(w)):
+            return True
+        if w.isalpha() and max(z for _, z in _word_zipf(w.lower())) >= WORD_MIN_ZIPF:
             return True
     return False
 
@@ -267,12 +269,57 @@ def plausibility(line: TextLine) -> float:
     letters = [ch for ch in text if ch.isalpha()]
     p = line.score
     twins = sum(ch in _LOOKALIKE for ch in letters)
-    if len(letters) >= 4 and text.upper() == text and twins >= 0.7 * len(letters) and not _known_word(text):
+    latin_only = any(not ch.isascii() and ch not in _LOOKALIKE for ch in letters)  # Ł, Ř: real Latin
+    if (
+        len(letters) >= 4
+        and text.upper() == text
+        and twins >= 0.7 * len(letters)
+        and not latin_only
+        and not _known_word(text)
+    ):
         p *= 0.6
     script = script_of(text)
     if script is not None and purity(text, script) < 0.8:
         p *= 0.6
     return p
+
+
+def _trim_frame(a: np.ndarray, share: float = 0.9, depth: float = 0.2) -> np.ndarray:
+    """Cut a sign's frame off a grey crop: rows and columns in the outer ``depth`` of each side whose
+    pixels are ``share`` or more on the other side of the mean from the crop's median (a border line
+    across the whole box; a letter's stroke never covers that much)."""
+    if min(a.shape) < 8:
+        return a
+    ink = (a < a.mean()) if np.median(a) >= a.mean() else (a > a.mean())
+    top, bottom, left, right = 0, a.shape[0], 0, a.shape[1]
+    for i in range(int(a.shape[0] * depth)):
+        if ink[i].mean() >= share:
+            top = i + 1
+        if ink[a.shape[0] - 1 - i].mean() >= share:
+            bottom = a.shape[0] - 1 - i
+    for j in range(int(a.shape[1] * depth)):
+        if ink[:, j].mean() >= share:
+            left = j + 1
+        if ink[:, a.shape[1] - 1 - j].mean() >= share:
+            right = a.shape[1] - 1 - j
+    return a[top:bottom, left:right] if bottom - top >= 8 and right - left >= 8 else a
+
+
+def _box_crop(image: Image.Image, box: list[tuple[float, float]], pad: int = 12) -> Image.Image:
+    """The detected box as a grey crop framed by ``pad`` pixels of its own edge colour: Tesseract
+    reads a line best with a quiet margin, and a margin cut from the photo brings in the sign's
+    border, which makes it read nothing (Arabic, Georgian)."""
+    from PIL import ImageOps
+
+    xs, ys = [p[0] for p in box], [p[1] for p in box]
+    crop = ImageOps.grayscale(image.crop((max(0, min(xs)), max(0, min(ys)), max(xs), max(ys))))
+    a = np.asarray(crop)
+    if a.size == 0:
+        return crop
+    a = _trim_frame(a)
+    crop = Image.fromarray(a)
+    edge = int(np.median(np.concatenate([a[0], a[-1], a[:, 0], a[:, -1]])))
+    return ImageOps.expand(crop, pad, fill=edge)
 
 
 class MultiScriptBackend(OcrBackend):
@@ -318,8 +365,7 @@ class MultiScriptBackend(OcrBackend):
                     if ln.text.strip() and ln.score >= min_score:
                         out.append(ln)
                     continue
-                xs, ys = [p[0] for p in ln.box], [p[1] for p in ln.box]
-                crop = image.crop((max(0, min(xs) - 8), max(0, min(ys) - 8), max(xs) + 8, max(ys) + 8))
+                crop = _box_crop(image, ln.box)
                 reads = list(pool.map(lambda s, c=crop: (s, *self._tesseract(c, s)), self.scripts))
                 script, text, conf = max(reads, key=lambda r: r[2] * purity(r[1], r[0]))
                 quality = conf * purity(text, script)
