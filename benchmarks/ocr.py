@@ -6,6 +6,11 @@ For each detector size: the share of sign lines read exactly (case-insensitive) 
 onto the 36 OSV-5M sample photos (8 texts x letter heights 12-40 px), what is read on the real
 street sign of ``examples/photos/2872700852992867.jpg``, and the OCR time per photo (p50) on 12
 sample photos without painted text. Supports the choice of :data:`geolocate.tools.ocr.DET_MIN_SIDE`.
+
+Then the multi-script path (the default ``auto`` backend: RapidOCR plus Tesseract's script models for
+implausible boxes) against RapidOCR alone, on all 36 sample photos as they are (Latin text or none):
+time per photo (p50, mean, max), the ratio, and how many boxes were re-read. ``--backends-only``
+skips the detector-size part.
 """
 
 from __future__ import annotations
@@ -38,7 +43,45 @@ LETTER_SIZES = {"small (12-16 px)": (12, 14, 16), "large (20-40 px)": (20, 28, 4
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", type=int, nargs="+", default=[512, 736], help="Det.limit_side_len values")
+    ap.add_argument("--backends-only", action="store_true", help="only the multi-script vs RapidOCR timing")
     args = ap.parse_args()
+    if not args.backends_only:
+        detector_sizes(args.sizes)
+    backends()
+
+
+def backends() -> None:
+    """Time the ``auto`` (multi-script) and ``rapidocr`` backends on every sample photo."""
+    from PIL import Image
+
+    from geolocate.tools.ocr import MultiScriptBackend, RapidOcrBackend
+
+    multi, rapid = MultiScriptBackend(), RapidOcrBackend()
+    print(f"script models: {', '.join(multi.scripts) or 'none (Tesseract packs missing)'}")
+    images = [Image.open(p).convert("RGB") for p in PHOTOS]
+    multi.read(images[0])
+    rapid.read(images[0])  # sessions are built on the first call
+    times: dict[str, list[float]] = {"rapidocr": [], "auto": []}
+    reread = 0
+    for im in images:
+        for name, backend in (("rapidocr", rapid), ("auto", multi)):
+            t = time.perf_counter()
+            lines = backend.read(im)
+            times[name].append(time.perf_counter() - t)
+            if name == "auto":
+                reread += sum(ln.engine == "tesseract" for ln in lines)
+    for name, ts in times.items():
+        print(
+            f"{name:9s} p50 {statistics.median(ts):.3f} s  mean {statistics.mean(ts):.3f} s  "
+            f"max {max(ts):.3f} s  ({len(ts)} photos)"
+        )
+    r50 = statistics.median(times["auto"]) / statistics.median(times["rapidocr"])
+    rmean = statistics.mean(times["auto"]) / statistics.mean(times["rapidocr"])
+    print(f"multi-script / RapidOCR: p50 {r50:.2f}x, mean {rmean:.2f}x; lines re-read by Tesseract: {reread}")
+
+
+def detector_sizes(sizes: list[int]) -> None:
+    """Recall and time of RapidOCR at each ``Det.limit_side_len``."""
 
     import cv2
     from conftest import render_sign  # the tests' sign painter
@@ -53,7 +96,7 @@ def main() -> None:
         ]
         for group, sizes in LETTER_SIZES.items()
     }
-    for side in args.sizes:
+    for side in sizes:
         engine = RapidOCR(params={"Global.log_level": "error", "Det.limit_side_len": side})
         logging.getLogger("RapidOCR").setLevel(logging.ERROR)
         engine(cv2.imread(str(PHOTOS[0])))  # sessions are built on the first call

@@ -1,8 +1,12 @@
 """The trajectories of the three example photos are identical to the stored golden ones, timings apart.
 
-The golden files (tests/data/golden/, from the code before the geolocate.* namespace change) pin the
-heuristic planner's behaviour: a refactor that changes a tool output, a decision or an evidence id
-shows up here. Photos: OSV-5M (Mapillary, CC-BY-SA 4.0), see examples/photos/ATTRIBUTION.md.
+The golden files (tests/data/golden/) pin the heuristic planner's behaviour: a refactor that changes a
+tool output, a decision or an evidence id shows up here. They were made by the code before the
+geolocate.* namespace change and regenerated once, on purpose, for clue fusion (issue 19): every OCR
+line now names its script, engine and model, CLDR votes carry their share, a one-word sign gets a
+language clue, and an answer without a place name is the posterior's point of least expected
+distance (its radius that distance) instead of a capital or a fixed 5,000 km.
+Photos: OSV-5M (Mapillary, CC-BY-SA 4.0), see examples/photos/ATTRIBUTION.md.
 """
 
 from __future__ import annotations

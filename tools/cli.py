@@ -30,17 +30,27 @@ def register(sub) -> None:
         "doctor", help="what this machine can do: scripts OCR reads, optional parts installed"
     )
     dr.add_argument("--json", action="store_true", help="print the checks as JSON")
+    dr.add_argument(
+        "--install",
+        action="store_true",
+        help="first install the missing OCR script packs (apt-get, as root on Debian/Ubuntu; otherwise "
+        "say which are missing and go on)",
+    )
     dr.set_defaults(run=cmd_doctor)
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
-    """Print :func:`geolocate.tools.doctor.checks` as a table (or JSON); always exit 0."""
+    """Print :func:`geolocate.tools.doctor.checks` as a table (or JSON), after installing the OCR
+    script packs with ``--install``; always exit 0 (a missing part is reported, not an error)."""
     from rich.console import Console
     from rich.markup import escape
     from rich.table import Table
 
-    from geolocate.tools.doctor import checks, report
+    from geolocate.tools.doctor import checks, install_ocr_packages, report
 
+    if args.install:
+        _done, message = install_ocr_packages()
+        stderr().print(f"geolocate doctor: {escape(message)}")
     if args.json:
         print(json.dumps(report(), indent=1))
         return 0

@@ -88,6 +88,12 @@ class CountryVote(BaseModel):
 
     country_code: str
     weight: float
+    share: float | None = Field(
+        None,
+        exclude_if=lambda v: v is None,
+        description="the fraction of the country's people the clue fits (CLDR population percent of a "
+        "language or script), before any population prior; None where the clue names the country outright",
+    )
 
 
 class Clue(BaseModel):
@@ -177,11 +183,16 @@ def _votes(d: dict[str, float], scale: float = 1.0) -> list[CountryVote]:
     if not d:
         return []
     countries = get_db().countries
+    share = d
     d = {cc: w * (countries[cc].population if cc in countries else 0) ** 0.25 for cc, w in d.items()}
     m = max(d.values()) or 1.0
     return sorted(
         (
-            CountryVote(country_code=cc, weight=round(scale * max(w, 0.05) / max(m, 0.05), 4))
+            CountryVote(
+                country_code=cc,
+                weight=round(scale * max(w, 0.05) / max(m, 0.05), 4),
+                share=round(share[cc], 4),
+            )
             for cc, w in d.items()
         ),
         key=lambda v: (-v.weight, v.country_code),
@@ -314,6 +325,69 @@ def language_clues(text: str, min_letters: int = 12, min_prob: float = 0.8) -> l
             countries=_votes(_language_countries().get(lang, {})),
             source="py3langid + CLDR territory languages (babel)",
             detail=f"p={prob:.2f}",
+        )
+    ]
+
+
+WORD_LANGUAGES = "ca cs da de en es fi fil fr hu id is it lt lv ms nb nl pl pt ro sh sk sl sv tr vi".split()
+"""Latin-script languages of ``wordfreq`` that :func:`word_language_clues` tells apart (other scripts
+have their own script clues)."""
+WORD_MIN_ZIPF = 3.0
+"""A word must be at least this frequent (Zipf: log10 of uses per billion words) in its language."""
+WORD_MIN_PROB = 0.6
+"""The language a sign's words name must hold at least this share of the word-level posterior."""
+
+
+@functools.cache
+def _word_zipf(word: str) -> tuple[tuple[str, float], ...]:
+    from wordfreq import zipf_frequency
+
+    return tuple((lang, zipf_frequency(word, lang)) for lang in WORD_LANGUAGES)
+
+
+def word_language_clues(text: str, max_words: int = 8) -> list[Clue]:
+    """The language of a short text from its common words: signs of one or two words ("Bienvenidos",
+    "Ausfahrt", "Uscita") are too short for a language identifier, but a word that is frequent in
+    one language and rare in the others says which. For each Latin word of 4+ letters frequent
+    somewhere (``wordfreq`` Zipf >= :data:`WORD_MIN_ZIPF`), P(language | word) is proportional to
+    its frequency in each of :data:`WORD_LANGUAGES` (uniform prior over languages); the words' P are
+    multiplied. A clue when one language holds :data:`WORD_MIN_PROB` or more.
+
+    >>> [(c.kind, c.value, c.countries[0].country_code) for c in word_language_clues("Uscita")]
+    [('language', 'it', 'IT')]
+    """
+    import numpy as np
+
+    text = _DOMAIN.sub(" ", _EMAIL.sub(" ", text))  # a web address's words are names, not its language
+    words = list(dict.fromkeys(w.lower() for w in regex.findall(r"\p{Latin}{4,}", text)))[:max_words]
+    logp = np.zeros(len(WORD_LANGUAGES))
+    used = []
+    for w in words:
+        z = np.array([f for _, f in _word_zipf(w)])
+        if z.max() < WORD_MIN_ZIPF:
+            continue
+        p = np.where(z > 0, 10.0**z, 0.0)
+        logp += np.log(p / p.sum() + 1e-3)
+        used.append(f"{w} {WORD_LANGUAGES[int(z.argmax())]} Zipf {z.max():.1f}")
+    if not used:
+        return []
+    post = np.exp(logp - logp.max())
+    post /= post.sum()
+    i = int(post.argmax())
+    lang = WORD_LANGUAGES[i]
+    if post[i] < WORD_MIN_PROB:
+        return []
+    shares: dict[str, float] = {}
+    for code in {"sh": ("hr", "sr", "bs")}.get(lang, (lang,)):  # wordfreq's Serbo-Croatian
+        for cc, share in _language_countries().get(code, {}).items():
+            shares[cc] = max(shares.get(cc, 0.0), share)
+    return [
+        Clue(
+            kind="language",
+            value=lang,
+            countries=_votes(shares),
+            source="wordfreq word frequencies + CLDR territory languages (babel)",
+            detail=f"p={post[i]:.2f} from words: " + "; ".join(used),
         )
     ]
 
@@ -551,6 +625,8 @@ def extract_clues(text: str) -> CluesOutput:
     clues: list[Clue] = []
     for fn in (phone_clues, domain_clues, script_clues, letter_clues, language_clues, currency_clues):
         clues.extend(fn(trusted))
+    if not any(c.kind == "language" for c in clues):  # too short for the language identifier
+        clues.extend(word_language_clues(trusted))
     clues.extend(
         Clue(
             kind="instruction",

@@ -1,7 +1,8 @@
 """What this machine can do: the scripts OCR can read, and the optional parts that are installed.
 
-``geolocate doctor`` prints it; each missing part says how to install it. Nothing is downloaded or
-started here: the checks import modules, look for programs and read Tesseract's model list.
+``geolocate doctor`` prints it; each missing part says how to install it. The checks download and
+start nothing: they import modules, look for programs and read Tesseract's model list.
+``geolocate doctor --install`` first installs the OCR script packs (:func:`install_ocr_packages`).
 """
 
 from __future__ import annotations
@@ -16,6 +17,54 @@ SCRIPT_PACKAGES = {
     "Lao": "laoo", "Myanmar": "mymr", "Sinhala": "sinh", "Bengali": "beng", "Tamil": "taml",
 }  # fmt: skip
 """Tesseract script model -> suffix of its Debian package ``tesseract-ocr-script-<suffix>``."""
+
+
+OCR_SCRIPTS = (
+    "Cyrillic", "Greek", "Arabic", "Hebrew", "Thai", "Hangul", "Devanagari", "Georgian", "Armenian",
+    "Ethiopic", "Khmer",
+)  # fmt: skip
+"""The script models ``geolocate doctor --install`` adds (those the tests read signs in)."""
+OCR_PACKAGES = ("tesseract-ocr", *(f"tesseract-ocr-script-{SCRIPT_PACKAGES[s]}" for s in OCR_SCRIPTS))
+"""Debian packages of the multi-script OCR path."""
+
+
+def missing_debian_packages(packages: tuple[str, ...] | list[str]) -> list[str]:
+    """The ``packages`` that ``dpkg -s`` does not report installed ([] where there is no dpkg)."""
+    import subprocess
+
+    if shutil.which("dpkg") is None:
+        return []
+    return [p for p in packages if subprocess.run(["dpkg", "-s", p], capture_output=True).returncode != 0]
+
+
+def install_ocr_packages(timeout_s: float = 900.0) -> tuple[list[str], str]:
+    """Install the missing :data:`OCR_PACKAGES` with apt-get, as root on Debian/Ubuntu.
+
+    Returns:
+        (installed packages, a message for the user). Never raises: without root, apt-get or a
+        network the message names the missing packs and OCR goes on with Latin, Han and kana.
+    """
+    import os
+    import subprocess
+
+    missing = missing_debian_packages(OCR_PACKAGES)
+    if not missing:
+        return [], "the OCR script packs are installed"
+    how = "apt-get install " + " ".join(missing)
+    if shutil.which("apt-get") is None or os.geteuid() != 0:
+        return [], f"OCR reads Latin, Han and kana only; to read other scripts, as root: {how}"
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    try:
+        for cmd in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", *missing]):
+            subprocess.run(cmd, check=True, capture_output=True, env=env, timeout=timeout_s)
+    except (OSError, subprocess.SubprocessError) as e:
+        why = type(e).__name__
+        return [], f"could not install the OCR script packs ({why}); OCR reads Latin, Han, kana only: {how}"
+    from geolocate.tools.ocr import get_backend, tesseract_languages
+
+    tesseract_languages.cache_clear()
+    get_backend.cache_clear()
+    return missing, "installed " + ", ".join(missing)
 
 
 @dataclass

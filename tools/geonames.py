@@ -343,15 +343,50 @@ def _write_points(con: sqlite3.Connection, path: Path) -> None:
     os.replace(tmp, path)
 
 
+def min_expected_distance_point(
+    lat: np.ndarray, lon: np.ndarray, weights: np.ndarray, candidates: np.ndarray | None = None
+) -> tuple[float, float, float]:
+    """The candidate point with the least weighted mean great-circle distance to weighted points: the
+    single guess that minimises the expected error under a distribution of places (a discrete
+    geometric median on the sphere).
+
+    Args:
+        lat, lon: the points, WGS84 degrees, shape (n,).
+        weights: their probabilities or masses, shape (n,), >= 0 and not all 0.
+        candidates: indices into the points that may be chosen (default: all of them).
+
+    Returns:
+        (lat, lon, expected_km): the chosen point and its expected haversine distance in km.
+
+    Raises:
+        ValueError: no points or all weights 0.
+
+    >>> lat, lon = np.array([0.0, 0.0, 0.0]), np.array([0.0, 1.0, 10.0])
+    >>> [round(v) for v in min_expected_distance_point(lat, lon, np.array([1.0, 1.0, 1.0]))]
+    [0, 1, 371]
+    """
+    w = np.asarray(weights, dtype=np.float64)
+    if w.size == 0 or w.sum() <= 0:
+        raise ValueError("no points with weight to choose a point from")
+    w = w / w.sum()
+    cand = np.arange(w.size) if candidates is None else np.asarray(candidates)
+    cost = np.concatenate(
+        [
+            haversine_km(lat[c, None], lon[c, None], lat[None, :], lon[None, :]) @ w
+            for c in np.array_split(cand, max(1, len(cand) * w.size // 2_000_000 + 1))
+        ]
+    )
+    j = int(np.argmin(cost))
+    return float(lat[cand[j]]), float(lon[cand[j]]), float(cost[j])
+
+
 def _prior_point(place_rows: list[tuple]) -> tuple[float, float]:
     """Among the 300 most populous places, the one with the least population-weighted mean
     great-circle distance to all places of 15,000+ people: the best single guess with no evidence."""
     big = np.array([(r[2], r[3], r[7]) for r in place_rows if r[7] >= 15_000], dtype=np.float64)
-    cand = big[np.argsort(-big[:, 2])[:300]]
-    w = big[:, 2] / big[:, 2].sum()
-    cost = [float((haversine_km(la, lo, big[:, 0], big[:, 1]) * w).sum()) for la, lo, _ in cand]
-    i = int(np.argmin(cost))
-    return float(cand[i, 0]), float(cand[i, 1])
+    big = big[np.argsort(-big[:, 2], kind="stable")]
+    lat, lon, _ = min_expected_distance_point(big[:, 0], big[:, 1], big[:, 2], np.arange(min(300, len(big))))
+    return lat, lon
 
 
 class GeoNamesDB:
@@ -450,6 +485,16 @@ class GeoNamesDB:
         for sym, cur in self.con.execute("SELECT symbol, currency FROM currency_symbols"):
             out[sym].add(cur)
         return dict(out)
+
+    @functools.cached_property
+    def populated_places(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Places of 15,000+ people as arrays ``(lat, lon, population, country_code)``, most populous
+        first (WGS84 degrees; ISO 3166-1 alpha-2 codes): the support of location priors."""
+        rows = self.con.execute(
+            "SELECT lat, lon, population, cc FROM places WHERE population >= 15000 ORDER BY population DESC"
+        ).fetchall()
+        a = np.array([r[:3] for r in rows], dtype=np.float64).reshape(-1, 3)
+        return a[:, 0], a[:, 1], a[:, 2], np.array([r[3] for r in rows])
 
     @functools.cached_property
     def prior_point(self) -> tuple[float, float]:

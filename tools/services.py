@@ -136,9 +136,9 @@ class Services:
     def install(self) -> list[str]:
         """Install what is missing; returns what was installed."""
         done = []
-        missing = [
-            p for p in APT_PACKAGES if subprocess.run(["dpkg", "-s", p], capture_output=True).returncode != 0
-        ]
+        from geolocate.tools.doctor import missing_debian_packages
+
+        missing = missing_debian_packages(APT_PACKAGES)
         if missing:
             if os.geteuid() != 0:
                 raise ServicesError(

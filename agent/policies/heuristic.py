@@ -8,10 +8,12 @@ It speaks the same action grammar to the same Episode as a VLM would, one turn a
 3. ``gazetteer`` look-ups of place-name candidates (word n-grams) from the text.
 4. Each match is scored: match quality x population prior x agreement with the clue countries x a
    penalty for names that are also common words (``wordfreq``). A strong match commits the chain down
-   to the city; otherwise a dominant clue country commits continent and country and answers at its
-   capital with a country-sized radius.
-5. Nothing found: an honest low-localizability answer at the no-evidence prior point (the most
-   central large city by population-weighted great-circle distance, see :mod:`geolocate.tools.geonames`).
+   to the city.
+5. Otherwise every clue is fused into one country posterior (:mod:`geolocate.agent.fusion`): a likely
+   country (>= :data:`COUNTRY_MIN_SCORE`) commits continent and country, a likely continent only the
+   continent, and the answer is the town with the least expected great-circle distance under the
+   posterior (within what was committed), its radius that expected distance. With no clue at all this
+   is the population prior's centre, with localizability 0.02.
 
 Every decision reads only the Episode's evidence log, so the policy is stateless and resumable.
 """
@@ -26,6 +28,7 @@ from typing import Any
 
 import regex
 
+from geolocate.agent import fusion
 from geolocate.agent.actions import Action, Answer, Backtrack, Commit, ToolCall, render_turn
 from geolocate.agent.stages import LEVELS, Level
 from geolocate.tools.clues import instruction_lines
@@ -43,7 +46,10 @@ SELF_REFERENCE_POP = 100_000
 BIG_CITY_POP = 500_000
 """An exact short alternate name of a city this big is its local name, not an OCR fragment."""
 COUNTRY_MIN_SCORE = 0.45
-"""Minimum combined clue score for a country-level answer."""
+"""Minimum posterior probability (clue fusion) of a country to commit it with no place name."""
+CONTINENT_MIN_SCORE = 0.35
+"""Minimum posterior probability of the likeliest continent to commit it when the answer point lies
+there anyway (at 0.5 it is committed and the answer moved into it)."""
 MAX_PLACE_QUERIES = 6
 
 _WORD = regex.compile(r"\p{L}[\p{L}\p{M}'’.\-]*")
@@ -382,37 +388,76 @@ class HeuristicPolicy:
                     lat=m.lat, lon=m.lon, radius_km=radius, localizability=round(min(0.9, s), 3)
                 ),
             }
+        return self._plan_from_posterior(ep, clue_evs, hint_texts, constraints)
+
+    def _plan_from_posterior(self, ep, clue_evs, hint_texts, constraints) -> dict[str, Any]:
+        """No place name matched: fuse the clues into a country posterior (:mod:`geolocate.agent.fusion`)
+        and commit what it is sure of; answer at the point of least expected distance within it."""
+        pairs = [
+            (e.id, c)
+            for e in clue_evs
+            for c in e.typed().clues
+            if e.arguments.get("text") not in hint_texts or c.kind not in ("script", "language")
+        ]
+        post = fusion.fuse(pairs, allowed=lambda cc: self._allowed(constraints, cc))
         pinned = next((c for c in constraints if c.kind == "country"), None)
-        if pinned is not None and pinned.country not in scores:  # the analyst knows the country
-            scores = {pinned.country: 1.0}
-        if scores:
-            cc, p = max(scores.items(), key=lambda kv: kv[1])
-            country = get_db().countries.get(cc)
-            if p >= COUNTRY_MIN_SCORE and country is not None and country.lat is not None:
-                ev = [e.id for e in clue_evs if e.typed().country_scores.get(cc, 0) > 0] or [
-                    e.id
-                    for e in ep.state.evidence
-                    if e.is_analyst_move and (e.output or {}).get("constraint", {}).get("country") == cc
+        if not post.probs:
+            lat, lon = get_db().prior_point
+            return {
+                "why": "the analyst's constraints leave no country",
+                "levels": [],
+                "answer": Answer(lat=lat, lon=lon, radius_km=5000.0, localizability=0.02),
+            }
+        cc, p = post.top()
+        ev = list(dict.fromkeys(s.evidence for s in post.steps))
+        if pinned is not None:
+            ev += [
+                e.id
+                for e in ep.state.evidence
+                if e.is_analyst_move and (e.output or {}).get("constraint", {}).get("country") == cc
+            ]
+        if not ev:
+            lat, lon, km = post.best_point()
+            return {
+                "why": "no usable evidence: this photo is hardly localizable without visual recognition; "
+                f"answer at the prior's centre ({post.explain()})",
+                "levels": [],
+                "answer": Answer(lat=lat, lon=lon, radius_km=round(km, 1), localizability=0.02),
+            }
+        conts = post.continents()
+        cont, pc = max(conts.items(), key=lambda kv: kv[1])
+        levels: list = []
+        try:
+            if p >= COUNTRY_MIN_SCORE:
+                country = get_db().countries[cc]
+                lat, lon, km = post.best_point(country=cc)
+                levels = [
+                    (Level.CONTINENT, CONTINENTS[country.continent], min(0.9, conts[country.continent]), ev),
+                    (Level.COUNTRY, cc, round(p, 3), ev),
                 ]
-                radius = round(max(50.0, math.sqrt(max(country.area_km2, 1.0) / math.pi)), 1)
-                return {
-                    "why": f"text clues point to {country.name} (score {p:.2f}); no place name matched, "
-                    f"so answer at its capital {country.capital}",
-                    "levels": [
-                        (Level.CONTINENT, CONTINENTS[country.continent], min(0.9, p), ev),
-                        (Level.COUNTRY, cc, round(p, 3), ev),
-                    ],
-                    "answer": Answer(
-                        lat=country.lat, lon=country.lon, radius_km=radius, localizability=round(0.4 * p, 3)
-                    ),
-                }
-        lat, lon = get_db().prior_point
+                loc = 0.4 * p
+            else:
+                lat, lon, km = post.best_point()
+                if pc >= 0.5 or (pc >= CONTINENT_MIN_SCORE and self._continent_of(lat, lon) == cont):
+                    lat, lon, km = post.best_point(continent=cont)
+                    levels = [(Level.CONTINENT, CONTINENTS[cont], round(pc, 3), ev)]
+                loc = 0.2 * pc
+        except (ValueError, KeyError):  # no populated place where the clues point: stay with the prior
+            lat, lon, km = fusion.fuse([]).best_point()
+            levels, loc = [], 0.02
         return {
-            "why": "no usable evidence: this photo is hardly localizable without visual recognition; "
-            "answer at the no-evidence prior",
-            "levels": [],
-            "answer": Answer(lat=lat, lon=lon, radius_km=5000.0, localizability=0.02),
+            "why": f"clue fusion, as no place name matched ({post.explain()})",
+            "levels": levels,
+            "answer": Answer(lat=lat, lon=lon, radius_km=round(km, 1), localizability=round(loc, 3)),
         }
+
+    @staticmethod
+    def _continent_of(lat: float, lon: float) -> str | None:
+        """GeoNames continent code of the country (lat, lon) reverse-geocodes to."""
+        from geolocate.tools.geocode import reverse_batch
+
+        c = get_db().countries.get(reverse_batch([(lat, lon)])[0].country_code)
+        return c.continent if c else None
 
     @staticmethod
     def _score_match(
