@@ -57,6 +57,17 @@ def country_shape(cc: str):
     return Point(c.lon, c.lat) if c is not None and c.lat is not None else None
 
 
+@functools.lru_cache(maxsize=64)
+def _region_shape(geometry_json: str):
+    """A region constraint's geometry as a prepared shapely shape (cached by its JSON)."""
+    from shapely import prepare
+    from shapely.geometry import shape
+
+    g = shape(json.loads(geometry_json))
+    prepare(g)
+    return g
+
+
 REVIEWABLE = ("continent", "country", "region", "city", "coordinates", "answer")
 """What ``--review`` may name (``all`` means every one of them)."""
 
@@ -81,10 +92,12 @@ class Constraint(BaseModel):
 
     Kinds: ``country`` (the photo is in this ISO 3166-1 alpha-2 country), ``not_country`` (it is
     not), ``bbox`` (south, west, north, east in WGS84 degrees), ``circle`` (within ``radius_km`` of
-    (lat, lon), great-circle). ``level``/``value`` record a rejected review value ("not this city").
+    (lat, lon), great-circle), ``region`` (inside a GeoJSON geometry: what the sun or time-zone tool
+    computed, or a shape drawn on the map). ``level``/``value`` record a rejected review value ("not
+    this city").
     """
 
-    kind: Literal["country", "not_country", "bbox", "circle", "not_value"]
+    kind: Literal["country", "not_country", "bbox", "circle", "region", "not_value"]
     country: str | None = Field(None, description="ISO 3166-1 alpha-2")
     bbox: tuple[float, float, float, float] | None = Field(None, description="south, west, north, east")
     lat: float | None = Field(None, ge=-90, le=90)
@@ -92,6 +105,10 @@ class Constraint(BaseModel):
     radius_km: float | None = Field(None, gt=0)
     level: str | None = None
     value: str | None = None
+    geometry: dict | None = Field(
+        None, description="region: a GeoJSON (Multi)Polygon geometry in (lon, lat), e.g. the sun tool's band"
+    )
+    source: str | None = Field(None, description="region: what drew it, e.g. 'sun e5'")
 
     @field_validator("country")
     @classmethod
@@ -119,6 +136,7 @@ class Constraint(BaseModel):
             "not_country": ("country",),
             "bbox": ("bbox",),
             "circle": ("lat", "lon", "radius_km"),
+            "region": ("geometry",),
             "not_value": ("level", "value"),
         }[self.kind]
         missing = [k for k in need if getattr(self, k) is None]
@@ -139,6 +157,8 @@ class Constraint(BaseModel):
             return box(w, s, e, n) if w <= e else box(w, s, 180, n).union(box(-180, s, e, n))
         if self.kind == "circle":
             return Polygon(geodesic_circle(self.lat, self.lon, self.radius_km))
+        if self.kind == "region":
+            return _region_shape(json.dumps(self.geometry, sort_keys=True))
         return None
 
     def allows_country(self, cc: str | None) -> bool:
@@ -146,7 +166,7 @@ class Constraint(BaseModel):
         a bbox or circle) not touching it at all (Natural Earth 1:110m outlines)."""
         if cc is None:
             return self.kind != "country"
-        if self.kind in ("bbox", "circle"):
+        if self.kind in ("bbox", "circle", "region"):
             shape = country_shape(cc.upper())
             return shape is None or shape.intersects(self.region())
         if self.kind == "country":
@@ -165,7 +185,28 @@ class Constraint(BaseModel):
             return s <= lat <= n and in_lon
         if self.kind == "circle":
             return haversine_km(lat, lon, self.lat, self.lon) <= self.radius_km
+        if self.kind == "region":
+            from shapely.geometry import Point
+
+            return self.region().intersects(Point(lon, lat))
         return True
+
+    def allows_points(self, lat, lon):
+        """:meth:`allows_point` for arrays of (lat, lon) (WGS84 degrees): a bool array."""
+        import numpy as np
+
+        lat, lon = np.asarray(lat, dtype=np.float64), np.asarray(lon, dtype=np.float64)
+        if self.kind == "bbox":
+            s, w, n, e = self.bbox
+            in_lon = (lon >= w) & (lon <= e) if w <= e else (lon >= w) | (lon <= e)
+            return (lat >= s) & (lat <= n) & in_lon
+        if self.kind == "circle":
+            return np.asarray(haversine_km(lat, lon, self.lat, self.lon)) <= self.radius_km
+        if self.kind == "region":
+            import shapely
+
+            return shapely.intersects_xy(self.region(), lon, lat)
+        return np.ones(lat.shape, dtype=bool)
 
     def rules_out(self, level: str, value: str, code: str | None = None) -> bool:
         """True for a rejected value at ``level`` (compared case-insensitively with value or code)."""
@@ -184,6 +225,8 @@ class Constraint(BaseModel):
             return "the photo is inside the box (S, W, N, E) = ({:g}, {:g}, {:g}, {:g})".format(*self.bbox)
         if self.kind == "circle":
             return f"the photo is within {self.radius_km:g} km of ({self.lat:g}, {self.lon:g})"
+        if self.kind == "region":
+            return f"the photo is inside the region of {self.source or 'a drawn shape'}"
         return f"the {self.level} is not {self.value}"
 
 

@@ -462,8 +462,9 @@ class Episode:
 
     # -- the analyst: constraints, review decisions, moves --------------------------------------------
     def _constraint_error(self, level: str, value: str, r: Resolved) -> str | None:
-        """Why the analyst's constraints rule out committing ``level`` = ``value`` (resolved as ``r``),
-        or None. ``level`` is a Chain-of-Region level or ``answer``."""
+        """Why the constraints (the analyst's, and the regions of the sun and time-zone tools) rule out
+        committing ``level`` = ``value`` (resolved as ``r``), or None. ``level`` is a Chain-of-Region
+        level or ``answer``."""
         constraints = self.state.constraints()
         if not constraints:
             return None
@@ -477,11 +478,16 @@ class Episode:
         for c in constraints:
             if c.rules_out(level, value, r.code) or c.rules_out(level, r.value, r.code):
                 return f"the analyst ruled it out ({c.describe()})"
+            who = (
+                "evidence"
+                if c.kind == "region" and c.source and c.source.startswith("the ")
+                else "the analyst"
+            )
             if country is not None and not c.allows_country(country):
-                return f"the analyst's constraint says {c.describe()}"
+                return f"{who} says {c.describe()}"
             point_level = level in ("city", "coordinates", "answer")
             if point_level and r.lat is not None and not c.allows_point(r.lat, r.lon):
-                return f"outside the analyst's constraint: {c.describe()}"
+                return f"outside a constraint of {who}: {c.describe()}"
         return None
 
     def _analyst_evidence(self, kind: str, author: str, output: dict, summary: str) -> Evidence:

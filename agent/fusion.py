@@ -65,10 +65,12 @@ class CountryPosterior:
 
     probs: dict[str, float]
     steps: list[FusionStep] = field(default_factory=list)
+    inside: np.ndarray | None = field(default=None, repr=False)
+    """Which of ``populated_places`` the point constraints leave open (None: all)."""
 
     @property
     def informative(self) -> bool:
-        """Whether any clue entered (otherwise this is the population prior)."""
+        """Whether any clue or constraint entered (otherwise this is the population prior)."""
         return bool(self.steps)
 
     def top(self) -> tuple[str, float]:
@@ -108,7 +110,9 @@ class CountryPosterior:
                 )
             )
         probs = tuple(sorted((cc, round(p, 6)) for cc, p in self.probs.items() if p > 1e-6))
-        return _best_point(probs, within)
+        if self.inside is None:
+            return _best_point(probs, within)
+        return _best_point.__wrapped__(probs, within, self.inside)
 
     def explain(self, n: int = 4) -> str:
         """The fusion as one line per step (prior, each clue, the continents), top ``n`` countries."""
@@ -122,7 +126,7 @@ class CountryPosterior:
 
 @functools.lru_cache(maxsize=256)
 def _best_point(
-    probs: tuple[tuple[str, float], ...], within: tuple[str, ...] | None
+    probs: tuple[tuple[str, float], ...], within: tuple[str, ...] | None, inside: np.ndarray | None = None
 ) -> tuple[float, float, float]:
     lat, lon, pop, cc = get_db().populated_places
     p = dict(probs)
@@ -130,7 +134,7 @@ def _best_point(
         raise ValueError("no country with probability to answer in")
     mass = np.zeros(len(pop))
     for code in p:
-        sel = cc == code
+        sel = cc == code if inside is None else (cc == code) & inside
         total = pop[sel].sum()
         if total > 0:
             mass[sel] = p[code] * pop[sel] / total
@@ -139,9 +143,10 @@ def _best_point(
     if within is None:
         cand = keep[:MAX_CANDIDATES]
     else:  # the most populous places of the committed area (by posterior mass where it has any)
-        inside = np.flatnonzero(np.isin(cc, within))
-        order = np.lexsort((-pop[inside], -mass[inside]))
-        cand = inside[order[:MAX_CANDIDATES]]
+        area = np.isin(cc, within) if inside is None else np.isin(cc, within) & inside
+        idx = np.flatnonzero(area)
+        order = np.lexsort((-pop[idx], -mass[idx]))
+        cand = idx[order[:MAX_CANDIDATES]]
     if len(keep) == 0 or len(cand) == 0:
         raise ValueError("no populated place to answer in")
     pts = np.concatenate([cand, keep])
@@ -167,20 +172,40 @@ def prior() -> dict[str, float]:
 
 
 def fuse(
-    clues: Iterable[tuple[str, object]], allowed: Callable[[str], bool] | None = None
+    clues: Iterable[tuple[str, object]],
+    allowed: Callable[[str], bool] | None = None,
+    within: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None,
 ) -> CountryPosterior:
     """Fold clues into the population prior.
 
     Args:
         clues: (evidence id, :class:`~geolocate.tools.clues.Clue`) pairs; clues without countries
             (Latin script, an instruction) are skipped.
-        allowed: countries an analyst's constraints leave open (default: all).
+        allowed: countries the constraints leave open (default: all).
+        within: point constraints (a bbox, a circle, the sun's band, the clock's time zones) as a
+            function of (lat, lon) arrays -> bool array; a country's prior is then its people in the
+            towns left open, and the answer is chosen among those towns.
 
     Returns:
         The posterior, with one :class:`FusionStep` per clue that entered.
     """
-    logp = {cc: float(np.log(p)) for cc, p in prior().items() if allowed is None or allowed(cc)}
+    base = prior()
+    inside = None
+    if within is not None:
+        lat, lon, pop, cc = get_db().populated_places
+        inside = np.asarray(within(lat, lon), dtype=bool)
+        codes, inverse = np.unique(cc, return_inverse=True)
+        kept = np.bincount(inverse, weights=pop * inside)
+        full = np.bincount(inverse, weights=pop)
+        share = dict(zip(codes.tolist(), (kept / np.maximum(full, 1.0)).tolist(), strict=True))
+        base = {code: p * share.get(code, 1.0) for code, p in base.items() if share.get(code, 1.0) > 0}
+    logp = {cc: float(np.log(p)) for cc, p in base.items() if allowed is None or allowed(cc)}
     steps: list[FusionStep] = []
+    if inside is not None or allowed is not None:
+        probs = _normalise(logp)
+        top = tuple((cc, round(p, 3)) for cc, p in sorted(probs.items(), key=lambda kv: -kv[1])[:5])
+        what = f"{int(inside.sum())} towns left open" if inside is not None else "countries left open"
+        steps.append(FusionStep("constraints", what, top))
     for eid, clue in clues:
         if not clue.countries:
             continue
@@ -191,7 +216,7 @@ def fuse(
         probs = _normalise(logp)
         top = tuple((cc, round(p, 3)) for cc, p in sorted(probs.items(), key=lambda kv: -kv[1])[:5])
         steps.append(FusionStep(eid, f"{clue.kind} {clue.value}", top))
-    return CountryPosterior(_normalise(logp), steps)
+    return CountryPosterior(_normalise(logp), steps, inside)
 
 
 def _normalise(logp: dict[str, float]) -> dict[str, float]:

@@ -50,6 +50,8 @@ class Commitment(BaseModel):
 
 
 ANALYST_KINDS = ("hint", "constraint", "review", "conclusion")
+REGION_TOOLS = ("sun", "timezone")
+"""Tools whose result is a feasible region (GeoJSON ``region``) that later commits must respect."""
 """``Evidence.tool`` of an analyst's move (ids ``a1``, ``a2``...); tools' evidence has ids ``e1``..."""
 
 
@@ -179,14 +181,24 @@ class EpisodeState(BaseModel):
         return f"{prefix}{sum(1 for e in self.evidence if e.id[0] == prefix) + 1}"
 
     def constraints(self):
-        """The analyst's constraints in force (:class:`~geolocate.agent.analyst.Constraint`), in order."""
+        """The constraints in force (:class:`~geolocate.agent.analyst.Constraint`), in order: the
+        analyst's, and the feasible regions of the tools in :data:`REGION_TOOLS` (the sun's band, the
+        time zones of the clock's offset) that ran without error."""
         from geolocate.agent.analyst import Constraint
 
-        return [
-            Constraint.model_validate(e.output["constraint"])
-            for e in self.evidence
-            if e.tool in ("constraint", "review") and e.output and e.output.get("constraint")
-        ]
+        out = []
+        for e in self.evidence:
+            if e.tool in ("constraint", "review") and e.output and e.output.get("constraint"):
+                out.append(Constraint.model_validate(e.output["constraint"]))
+            elif (
+                e.tool in REGION_TOOLS and e.ok and e.output and e.output.get("region", {}).get("coordinates")
+            ):
+                out.append(
+                    Constraint(
+                        kind="region", geometry=e.output["region"], source=f"the {e.tool} tool ({e.id})"
+                    )
+                )
+        return out
 
     @property
     def done(self) -> bool:

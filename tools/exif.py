@@ -43,6 +43,11 @@ class ExifOutput(ToolOutput):
     timestamp: str | None = Field(
         None, description="DateTimeOriginal as 'YYYY:MM:DD HH:MM:SS', offset appended when present"
     )
+    utc_offset: str | None = Field(
+        None,
+        exclude_if=lambda v: v is None,
+        description="OffsetTimeOriginal, the clock's UTC offset (e.g. +05:30): the camera's time zone",
+    )
     camera: str | None = None
     orientation: int | None = None
     has_exif: bool = False
@@ -53,7 +58,9 @@ class ExifOutput(ToolOutput):
         parts = []
         parts.append(f"GPS ({self.lat:.6f}, {self.lon:.6f})" if self.lat is not None else "no GPS position")
         if self.timestamp:
-            parts.append(f"taken {self.timestamp}")
+            parts.append(
+                f"taken {self.timestamp}" + (f" (UTC offset {self.utc_offset})" if self.utc_offset else "")
+            )
         if self.camera:
             parts.append(f"camera {self.camera}")
         return "; ".join(parts)
@@ -92,6 +99,8 @@ def read_exif(data: bytes) -> ExifOutput:
     if ts:
         off = sub.get(_BASE.OffsetTimeOriginal)
         out.timestamp = f"{str(ts).strip()}{str(off).strip() if off else ''}"
+        if off and str(off).strip():
+            out.utc_offset = str(off).strip().strip("\x00") or None
     cam = " ".join(str(exif.get(t, "")).strip("\x00 ") for t in (_BASE.Make, _BASE.Model)).strip()
     out.camera = cam or None
     if (o := exif.get(_BASE.Orientation)) is not None:

@@ -127,9 +127,21 @@ def _register_builtin() -> None:
     from geolocate.tools.geocode import GeocodeTool
     from geolocate.tools.ocr import OcrTool
     from geolocate.tools.osm.tool import OsmSearchTool
+    from geolocate.tools.sun import SunTool
+    from geolocate.tools.timezone import TimezoneTool
     from geolocate.tools.zoom import ZoomTool
 
-    for cls in (ExifTool, OcrTool, CluesTool, GazetteerTool, GeocodeTool, OsmSearchTool, ZoomTool):
+    for cls in (
+        ExifTool,
+        OcrTool,
+        CluesTool,
+        GazetteerTool,
+        GeocodeTool,
+        OsmSearchTool,
+        ZoomTool,
+        SunTool,
+        TimezoneTool,
+    ):
         register(cls.name, cls)
 
 

@@ -26,11 +26,13 @@ import logging
 import math
 from typing import Any
 
+import numpy as np
 import regex
 
 from geolocate.agent import fusion
 from geolocate.agent.actions import Action, Answer, Backtrack, Commit, ToolCall, render_turn
 from geolocate.agent.stages import LEVELS, Level
+from geolocate.agent.state import REGION_TOOLS
 from geolocate.tools.clues import instruction_lines
 from geolocate.tools.geo import haversine_km
 from geolocate.tools.geonames import CONTINENTS, get_db, normalize_name
@@ -188,6 +190,13 @@ class HeuristicPolicy:
                 )
             plan = self._plan_from_gps(eid, out, rev)
         else:
+            ex = next((e.typed() for e in self._ok(ep, "exif")), None)
+            if ex is not None and ex.utc_offset and "timezone" in tools and not self._called(ep, "timezone"):
+                return render_turn(
+                    f"No GPS, but the clock's UTC offset is {ex.utc_offset}: find the time zones that had it "
+                    "then, to rule out the rest of the world.",
+                    [ToolCall(name="timezone")],
+                )
             if "ocr" in tools and not self._called(ep, "ocr"):
                 return render_turn(
                     "No GPS in the metadata. Read any text in the photo (signs, shop names, numbers).",
@@ -399,7 +408,14 @@ class HeuristicPolicy:
             for c in e.typed().clues
             if e.arguments.get("text") not in hint_texts or c.kind not in ("script", "language")
         ]
-        post = fusion.fuse(pairs, allowed=lambda cc: self._allowed(constraints, cc))
+        points = [c for c in constraints if c.kind in ("bbox", "circle", "region")]
+        post = fusion.fuse(
+            pairs,
+            allowed=lambda cc: self._allowed(constraints, cc),
+            within=(lambda la, lo: np.logical_and.reduce([c.allows_points(la, lo) for c in points]))
+            if points
+            else None,
+        )
         pinned = next((c for c in constraints if c.kind == "country"), None)
         if not post.probs:
             lat, lon = get_db().prior_point
@@ -409,13 +425,14 @@ class HeuristicPolicy:
                 "answer": Answer(lat=lat, lon=lon, radius_km=5000.0, localizability=0.02),
             }
         cc, p = post.top()
-        ev = list(dict.fromkeys(s.evidence for s in post.steps))
+        ev = list(dict.fromkeys(s.evidence for s in post.steps if s.evidence != "constraints"))
         if pinned is not None:
             ev += [
                 e.id
                 for e in ep.state.evidence
                 if e.is_analyst_move and (e.output or {}).get("constraint", {}).get("country") == cc
             ]
+        ev += [e.id for e in ep.state.evidence if e.tool in REGION_TOOLS and e.ok]  # sun, time zone
         if not ev:
             lat, lon, km = post.best_point()
             return {
