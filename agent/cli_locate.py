@@ -73,7 +73,18 @@ def options_from_args(args: argparse.Namespace) -> RunOptions:
         nominatim=args.nominatim,
         nominatim_scheme=args.nominatim_scheme,
         user_agent=args.user_agent,
+        clip_model=args.clip_model,
     )
+
+
+def tools_spec(args: argparse.Namespace) -> str:
+    """The tool mask of ``--tools``, with visual_candidates added when ``--clip-model`` is given and
+    the mask does not exclude it."""
+    spec = args.tools or "all"
+    if getattr(args, "clip_model", None) and "visual_candidates" not in spec.split(","):
+        if "-visual_candidates" not in spec:
+            spec += ",visual_candidates"
+    return spec
 
 
 def add_backend_args(p: argparse.ArgumentParser) -> None:
@@ -101,6 +112,12 @@ def add_backend_args(p: argparse.ArgumentParser) -> None:
         "--osm-db", metavar="DB", help="local OSM index for the osm_search tool (from 'geolocate osm index')"
     )
     p.add_argument("--overpass", metavar="URL", help="Overpass interpreter URL for the osm_search tool")
+    p.add_argument(
+        "--clip-model",
+        metavar="ID_OR_PATH",
+        help="CLIP ViT-L/14 image encoder for the visual_candidates tool (GeoCLIP), e.g. "
+        "openai/clip-vit-large-patch14; enables that tool unless the tool mask excludes it",
+    )
 
 
 def output_names(photos: list[str]) -> dict[str, str]:
@@ -205,7 +222,7 @@ def _locate(args: argparse.Namespace, resume_gc: bool) -> int:
     if args.json and (why := _check_output(args.json, several)):
         return fail(why)
     try:
-        tools = ToolSet.parse_spec(args.tools, exclude=["exif"] if args.no_exif else [])
+        tools = ToolSet.parse_spec(tools_spec(args), exclude=["exif"] if args.no_exif else [])
         policy = policy_from_args(args)
         budget = budget_from_args(args)
         options = options_from_args(args).build()

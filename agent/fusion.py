@@ -41,6 +41,7 @@ FLOOR: dict[str, float] = {
     "letters": 1e-4,
     "currency": 1e-3,
     "language": 5e-4,
+    "visual": 0.05,
 }
 """Likelihood of a clue of each kind in a country it does not point to (hand-set: how often such a
 clue is seen away from home; a phone number almost never, a language on a sign sometimes)."""
@@ -152,6 +153,24 @@ def _best_point(
     pts = np.concatenate([cand, keep])
     return min_expected_distance_point(
         lat[pts], lon[pts], np.concatenate([np.zeros(len(cand)), mass[keep]]), np.arange(len(cand))
+    )
+
+
+def visual_clue(candidates) -> object:
+    """GeoCLIP's candidates (:class:`~geolocate.tools.visual.Candidate`) as a clue of kind ``visual``:
+    their probability per country (GeoNames reverse geocoding). Its floor (:data:`FLOOR`) is high, so
+    it ranks countries the text leaves open but never overrides a text clue."""
+    from geolocate.tools.clues import Clue, CountryVote
+    from geolocate.tools.visual import country_shares
+
+    shares = country_shares(list(candidates))
+    return Clue(
+        kind="visual",
+        value="GeoCLIP candidates",
+        countries=[
+            CountryVote(country_code=cc, weight=round(v, 4), share=round(v, 4)) for cc, v in shares.items()
+        ],
+        source="GeoCLIP (NeurIPS 2023) top-k GPS candidates",
     )
 
 

@@ -24,6 +24,9 @@ class RunOptions(BaseModel):
     nominatim: str | None = Field(None, description="HOST[:PORT] of a Nominatim server for the geocode tool")
     nominatim_scheme: str = "https"
     user_agent: str = "geolocate/0.1 (https://github.com/geolocate)"
+    clip_model: str | None = Field(
+        None, description="CLIP ViT-L/14 image encoder (hub id or folder) for the visual_candidates tool"
+    )
 
     @field_validator("tool_timeout_s")
     @classmethod
@@ -49,4 +52,6 @@ class RunOptions(BaseModel):
             options["geocoder"] = NominatimGeocoder(
                 self.user_agent, domain=self.nominatim, scheme=self.nominatim_scheme
             )
+        if self.clip_model:
+            options["clip_model"] = self.clip_model
         return options

@@ -263,7 +263,7 @@ def _dispatch(args: argparse.Namespace, store, out) -> int:
     action = args.session_command
     on_step = _printer(args.quiet)
     if action == "new":
-        from geolocate.agent.cli_locate import options_from_args
+        from geolocate.agent.cli_locate import options_from_args, tools_spec
 
         policy = policy_from_args(args)  # checks the planner options before anything runs
         view = store.create(
@@ -271,7 +271,7 @@ def _dispatch(args: argparse.Namespace, store, out) -> int:
             review=parse_review_levels(args.review),
             policy=args.policy or policy.name,
             policy_args=_policy_kwargs(args),
-            tools=args.tools,
+            tools=tools_spec(args),
             no_exif=args.no_exif,
             budget=budget_from_args(args),
             options=options_from_args(args),

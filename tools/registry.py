@@ -17,11 +17,16 @@ from geolocate.tools.errors import UnknownToolError
 from geolocate.tools.plugins import import_spec, is_import_spec, load_plugin, plugin_names
 
 _FACTORIES: dict[str, Callable[[], Tool]] = {}
+_OPTIONAL: set[str] = set()
 
 
-def register(name: str, factory: Callable[[], Tool]) -> None:
-    """Register a tool factory under ``name`` (later registrations replace earlier ones)."""
+def register(name: str, factory: Callable[[], Tool], optional: bool = False) -> None:
+    """Register a tool factory under ``name`` (later registrations replace earlier ones). An
+    ``optional`` tool needs something the run must provide (model weights) and is left out of
+    ``all``: name it in the tool mask to enable it."""
     _FACTORIES[name] = factory
+    if optional:
+        _OPTIONAL.add(name)
 
 
 def available() -> list[str]:
@@ -31,8 +36,8 @@ def available() -> list[str]:
 
 
 def builtin() -> list[str]:
-    """Names of the built-in tools only (what ``all`` means in a tool mask)."""
-    return list(_FACTORIES)
+    """Names of the built-in tools that need nothing extra (what ``all`` means in a tool mask)."""
+    return [n for n in _FACTORIES if n not in _OPTIONAL]
 
 
 def create(name: str) -> Tool:
@@ -143,6 +148,9 @@ def _register_builtin() -> None:
         TimezoneTool,
     ):
         register(cls.name, cls)
+    from geolocate.tools.visual import VisualCandidatesTool
+
+    register(VisualCandidatesTool.name, VisualCandidatesTool, optional=True)  # needs CLIP weights
 
 
 _register_builtin()

@@ -220,6 +220,11 @@ class HeuristicPolicy:
                         + ".",
                         [ToolCall(name="gazetteer", arguments={"query": q}) for q in queries],
                     )
+            if "visual_candidates" in tools and not self._called(ep, "visual_candidates"):
+                return render_turn(
+                    "Ask GeoCLIP where the image itself looks like (a visual prior for the clues).",
+                    [ToolCall(name="visual_candidates", arguments={"top_k": 10})],
+                )
             if (turn := self._read_hints(ep)) is not None:
                 return turn
             plan = self._plan_from_text(ep)
@@ -408,6 +413,9 @@ class HeuristicPolicy:
             for c in e.typed().clues
             if e.arguments.get("text") not in hint_texts or c.kind not in ("script", "language")
         ]
+        visual = next(iter(self._ok(ep, "visual_candidates")), None)
+        if visual is not None:  # GeoCLIP's candidates enter as a weak prior (fusion.FLOOR["visual"])
+            pairs.append((visual.id, fusion.visual_clue(visual.typed().candidates)))
         points = [c for c in constraints if c.kind in ("bbox", "circle", "region")]
         post = fusion.fuse(
             pairs,
@@ -462,11 +470,34 @@ class HeuristicPolicy:
         except (ValueError, KeyError):  # no populated place where the clues point: stay with the prior
             lat, lon, km = fusion.fuse([]).best_point()
             levels, loc = [], 0.02
+        if visual is not None:  # GeoCLIP's likeliest point where the chain allows it is sharper than a town
+            lat, lon = self._visual_point(visual.typed().candidates, levels, constraints, (lat, lon))
         return {
             "why": f"clue fusion, as no place name matched ({post.explain()})",
             "levels": levels,
             "answer": Answer(lat=lat, lon=lon, radius_km=round(km, 1), localizability=round(loc, 3)),
         }
+
+    def _visual_point(
+        self, candidates, levels, constraints, default: tuple[float, float]
+    ) -> tuple[float, float]:
+        """The most probable GeoCLIP candidate inside the committed continent/country and the
+        constraints, else ``default``."""
+        from geolocate.tools.geocode import reverse_batch
+
+        want = {lv: val for lv, val, _c, _e in levels}
+        for c in candidates:
+            cc = reverse_batch([(c.lat, c.lon)])[0].country_code
+            country = get_db().countries.get(cc)
+            if Level.COUNTRY in want and cc != want[Level.COUNTRY]:
+                continue
+            if Level.CONTINENT in want and (
+                country is None or CONTINENTS[country.continent] != want[Level.CONTINENT]
+            ):
+                continue
+            if self._allowed(constraints, cc, c.lat, c.lon):
+                return c.lat, c.lon
+        return default
 
     @staticmethod
     def _continent_of(lat: float, lon: float) -> str | None:
