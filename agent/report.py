@@ -142,15 +142,20 @@ def geojson(ep: EpisodeState, info=None) -> dict:
     for c in ep.constraints():
         if c.kind == "bbox":
             s, w, n, e = c.bbox
-            ring = [[w, s], [e, s], [e, n], [w, n], [w, s]]
+            geometry = {"type": "Polygon", "coordinates": [[[w, s], [e, s], [e, n], [w, n], [w, s]]]}
         elif c.kind == "circle":
-            ring = [list(x) for x in geodesic_circle(c.lat, c.lon, c.radius_km)]
+            geometry = {
+                "type": "Polygon",
+                "coordinates": [[list(x) for x in geodesic_circle(c.lat, c.lon, c.radius_km)]],
+            }
+        elif c.kind == "region":  # the sun's band, the clock's time zones, a drawn shape
+            geometry = c.geometry
         else:
             continue
         feats.append(
             {
                 "type": "Feature",
-                "geometry": {"type": "Polygon", "coordinates": [ring]},
+                "geometry": geometry,
                 "properties": {"role": "constraint", "text": c.describe()},
             }
         )
@@ -172,9 +177,14 @@ def kml(ep: EpisodeState, info=None) -> str:
             pt = doc.newpoint(name=name, coords=[tuple(g["coordinates"])])
             pt.description = json.dumps(p, ensure_ascii=False)
         else:
-            poly = doc.newpolygon(name=name, outerboundaryis=[tuple(x) for x in g["coordinates"][0]])
-            poly.description = p.get("text") or f"radius {p.get('radius_km')} km"
-            poly.style.polystyle.color = simplekml.Color.changealphaint(60, simplekml.Color.red)
+            for rings in g["coordinates"] if g["type"] == "MultiPolygon" else [g["coordinates"]]:
+                poly = doc.newpolygon(
+                    name=name,
+                    outerboundaryis=[tuple(x) for x in rings[0]],
+                    innerboundaryis=[[tuple(x) for x in r] for r in rings[1:]],
+                )
+                poly.description = p.get("text") or f"radius {p.get('radius_km')} km"
+                poly.style.polystyle.color = simplekml.Color.changealphaint(60, simplekml.Color.red)
     return doc.kml()
 
 
@@ -200,14 +210,15 @@ def map_png(ep: EpisodeState, width_in: float = 7.0) -> bytes:
     colours = {"evidence": "#1f6fb4", "osm": "#2a9d3a", "chain": "#7a3db8"}
     for f in fc["features"]:
         p, g = f["properties"], f["geometry"]
-        if g["type"] == "Polygon":
-            xs, ys = zip(*g["coordinates"][0])
+        if g["type"] in ("Polygon", "MultiPolygon"):
             style = (
                 {"color": "#d1342f", "linewidth": 1.5}
                 if p["role"] == "answer_radius"
                 else {"color": "#e08a00", "linestyle": "--"}
             )
-            ax.plot(xs, ys, **style)
+            for poly in g["coordinates"] if g["type"] == "MultiPolygon" else [g["coordinates"]]:
+                xs, ys = zip(*poly[0])
+                ax.plot(xs, ys, **style)
         elif p["role"] == "answer":
             ax.plot(*g["coordinates"], marker="*", color="#d1342f", markersize=14, zorder=5)
         else:

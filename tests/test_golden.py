@@ -5,7 +5,8 @@ tool output, a decision or an evidence id shows up here. They were made by the c
 geolocate.* namespace change and regenerated once, on purpose, for clue fusion (issue 19): every OCR
 line now names its script, engine and model, CLDR votes carry their share, a one-word sign gets a
 language clue, and an answer without a place name is the posterior's point of least expected
-distance (its radius that distance) instead of a capital or a fixed 5,000 km.
+distance (its radius that distance) instead of a capital or a fixed 5,000 km; and again when the sun and
+timezone tools joined the default tool list (issue 16; the trajectories differ only in that list).
 Photos: OSV-5M (Mapillary, CC-BY-SA 4.0), see examples/photos/ATTRIBUTION.md.
 """
 

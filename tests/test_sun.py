@@ -212,3 +212,32 @@ def test_exif_offset_narrows_the_answer_and_regions_constrain_commits(tmp_path, 
     ep.step(render_turn("t", [Commit(level="continent", value="Europe", confidence=0.5, evidence=["e1"])]))
     obs = ep.step(render_turn("t", [Commit(level="country", value="FR", confidence=0.5, evidence=["e1"])]))
     assert obs[0].kind == "illegal" and "timezone tool (e1)" in obs[0].text
+
+
+def test_an_analyst_runs_the_sun_tool_and_its_band_is_on_the_map(plain_photo):
+    """In a session the analyst measures a shadow by hand (a manual tool move): the band becomes a
+    constraint, shown on the map (GeoJSON and KML) and enforced on the next commits."""
+    from geolocate.agent.analyst import ManualTool
+    from geolocate.agent.report import geojson, kml
+
+    ep = Episode(load_image(plain_photo), ToolSet.parse_spec("all"))
+    t = datetime(2025, 5, 5, 3, 0)  # Tokyo, noon JST
+    length = 1 / math.tan(math.radians(_elevation(35.68, 139.69, t)))
+    obs = ep.apply_move(
+        ManualTool(
+            name="sun",
+            author="ana",
+            arguments={"time_utc": t.isoformat(), "object_height": 1.0, "shadow_length": length},
+        )  # fmt: skip
+    )
+    assert obs.kind == "tool_result" and "JP" in obs.text
+    (c,) = ep.state.constraints()
+    assert c.kind == "region" and c.allows_country("JP") and not c.allows_country("BR")
+    feats = [f for f in geojson(ep.state)["features"] if f["properties"]["role"] == "constraint"]
+    assert feats and feats[0]["geometry"]["type"] == "MultiPolygon"
+    assert "<Polygon" in kml(ep.state) and "<innerBoundaryIs>" in kml(ep.state)  # a band has holes
+    ep.step(
+        render_turn("t", [Commit(level="continent", value="South America", confidence=0.5, evidence=["e1"])])
+    )
+    obs = ep.step(render_turn("t", [Commit(level="country", value="BR", confidence=0.5, evidence=["e1"])]))
+    assert obs[0].kind == "illegal" and "sun tool" in obs[0].text

@@ -115,6 +115,10 @@ def checks() -> list[Check]:
     missing = _modules("transformers", "accelerate", "openai")
     out.append(Check("VLM planners", not missing, "ok" if not missing else f"missing {missing}",
                      "pip install 'geolocate-agent[vlm]'"))  # fmt: skip
+    missing = _modules("geoclip", "transformers")
+    detail = "ok; needs --clip-model weights" if not missing else f"missing {missing}"
+    fix = 'pip install --no-deps "geoclip==1.3.0" and the vlm extra'
+    out.append(Check("visual candidates (GeoCLIP)", not missing, detail, fix))
     missing = _modules("trl", "datasets")
     out.append(Check("GRPO training", not missing, "ok" if not missing else f"missing {missing}",
                      "pip install 'geolocate-agent[train]'"))  # fmt: skip

@@ -419,7 +419,7 @@ class HeuristicPolicy:
         points = [c for c in constraints if c.kind in ("bbox", "circle", "region")]
         post = fusion.fuse(
             pairs,
-            allowed=lambda cc: self._allowed(constraints, cc),
+            allowed=(lambda cc: self._allowed(constraints, cc)) if constraints else None,
             within=(lambda la, lo: np.logical_and.reduce([c.allows_points(la, lo) for c in points]))
             if points
             else None,
