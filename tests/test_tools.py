@@ -129,7 +129,9 @@ def test_registry_lists_valid_names_on_error():
         "geocode",
         "osm_search",
         "zoom",
-    ]
+        "sun",
+        "timezone",
+    ]  # not visual_candidates: it needs CLIP weights, so 'all' leaves it out
     schema = ToolSet.from_names(["gazetteer"]).schemas()[0]["function"]
     assert schema["name"] == "gazetteer" and "query" in schema["parameters"]["properties"]
 

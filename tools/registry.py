@@ -1,7 +1,7 @@
 """Tool registry: name -> tool, the tool mask of a run, and the schemas a model sees.
 
 >>> sorted(available())
-['clues', 'exif', 'gazetteer', 'geocode', 'ocr', 'osm_search', 'zoom']
+['clues', 'exif', 'gazetteer', 'geocode', 'ocr', 'osm_search', 'sun', 'timezone', 'visual_candidates', 'zoom']
 >>> ToolSet.from_names(["ocr", "clues"]).names
 ['ocr', 'clues']
 """
