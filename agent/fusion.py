@@ -42,6 +42,9 @@ FLOOR: dict[str, float] = {
     "currency": 1e-3,
     "language": 5e-4,
     "visual": 0.05,
+    "date": 0.02,
+    "script_seen": 0.05,
+    "place": 0.2,
 }
 """Likelihood of a clue of each kind in a country it does not point to (hand-set: how often such a
 clue is seen away from home; a phone number almost never, a language on a sign sometimes)."""

@@ -75,3 +75,11 @@ def test_min_expected_distance_point_is_the_weighted_discrete_median():
     assert got[2] == pytest.approx(min(costs)) and (got[0], got[1]) == (0.0, 5.0)
     with pytest.raises(ValueError):
         min_expected_distance_point(lat, lon, np.zeros(4))
+
+
+def test_a_date_format_points_to_the_countries_that_write_it():
+    us = _post("EXP 12/31/2026")  # month first
+    de = _post("MHD 31.12.2026")  # day first with dots
+    assert us.probs["US"] > 10 * fusion.prior()["US"] and de.probs.get("US", 0) < fusion.prior()["US"]
+    assert [s.clue for s in us.steps] == ["date 12/31/2026 (MDY)"]
+    assert _post("2026-12-31").steps == []  # ISO 8601 is written everywhere

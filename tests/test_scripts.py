@@ -98,3 +98,47 @@ def test_a_sign_in_another_script_reaches_its_city(
             reread and reread[0].script and reread[0].model.startswith("script/") and reread[0].alternatives
         )
         assert ocr.backend == "rapidocr+tesseract"
+
+
+def test_a_script_seen_but_not_read_is_a_weak_clue(tmp_path, plain_photo, script_packs, monkeypatch):
+    """A box whose Georgian reading is too unsure to keep (confidence 0.5, below the 0.6 needed) is
+    still listed as Georgian script seen, with its confidence, and raises Georgia in the fusion."""
+    import geolocate.tools.ocr as ocr
+    from geolocate.agent import fusion
+
+    if "Georgian" not in script_packs:
+        pytest.skip("no Georgian script model")
+    monkeypatch.setattr(
+        ocr.MultiScriptBackend,
+        "_tesseract",
+        lambda self, crop, script: ("ქართ", 0.5) if script == "Georgian" else ("", 0.0),
+    )
+    ocr.get_backend.cache_clear()
+    im = Image.open(plain_photo).convert("RGB")
+    draw = ImageDraw.Draw(im)
+    f = ImageFont.truetype(str(NOTO / "NotoSansGeorgian-Regular.ttf"), 56)
+    x0, y0, x1, y1 = draw.textbbox((40, 40), "საქართველო", font=f)
+    draw.rectangle((x0 - 16, y0 - 12, x1 + 16, y1 + 12), fill="white", outline="black", width=3)
+    draw.text((40, 40), "საქართველო", fill="black", font=f)
+    im.save(tmp_path / "sign.jpg", quality=95)
+    state = run_episode(
+        load_image(tmp_path / "sign.jpg"), ToolSet.parse_spec("all,-exif"), make_policy("heuristic")
+    )
+    out = next(e.typed() for e in state.evidence if e.tool == "ocr")
+    ocr.get_backend.cache_clear()
+    assert not [ln for ln in out.lines if ln.script == "Georgian"]
+    (seen,) = out.scripts_seen
+    assert seen.script == "Georgian" and seen.score == 0.5 and not seen.read
+    assert "script seen, text not read: Georgian (0.50)" in out.summary()
+    why = next(t.thought for t in state.turns if "clue fusion" in t.thought)
+    assert "script_seen Geor" in why
+    prior_ge = fusion.prior()["GE"]
+    post = fusion.fuse([("e2", c) for _, c in make_policy("heuristic")._seen_script_clues(_Ep(state))])
+    assert post.probs["GE"] > 5 * prior_ge  # weak: (floor 0.05 + 0.5) / 0.05 = 11x against the rest
+
+
+class _Ep:
+    """The part of an Episode the planner's evidence readers use."""
+
+    def __init__(self, state):
+        self.state = state

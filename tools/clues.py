@@ -42,6 +42,7 @@ KIND_WEIGHT = {
     "letters": 0.8,
     "currency": 0.5,
     "language": 0.4,
+    "date": 0.3,
 }
 """Reliability of each clue kind when votes are combined (hand-set; an ablation can tune them)."""
 
@@ -206,8 +207,6 @@ def script_clues(text: str) -> list[Clue]:
     >>> [c.value for c in script_clues("中华南路")]
     ['Han']
     """
-    import pycountry
-
     counts: dict[str, int] = defaultdict(int)
     for ch in text:
         if ch.isalpha():
@@ -232,8 +231,7 @@ def script_clues(text: str) -> list[Clue]:
         if name == "Han":
             codes = _han_variant(text) or codes
         if codes is None:
-            s = pycountry.scripts.get(name=name.replace("_", " "))
-            codes = (s.alpha_4,) if s else ()
+            codes = _iso15924(name)
         terr: dict[str, float] = {}
         for code in codes:
             for cc, w in table.get(code, {}).items():
@@ -250,6 +248,23 @@ def script_clues(text: str) -> list[Clue]:
             )
         )
     return clues
+
+
+@functools.cache
+def _iso15924(name: str) -> tuple[str, ...]:
+    """ISO 15924 code of a Unicode script name (``Georgian`` -> ``Geor``); ISO's names carry
+    qualifiers ("Georgian (Mkhedruli and Mtavruli)", "Devanagari (Nagari)") that Unicode's lack.
+
+    >>> _iso15924("Georgian"), _iso15924("Devanagari"), _iso15924("Cyrillic")
+    (('Geor',), ('Deva',), ('Cyrl',))
+    """
+    import pycountry
+
+    name = name.replace("_", " ")
+    s = pycountry.scripts.get(name=name) or next(
+        (x for x in pycountry.scripts if x.name.split(" (")[0] == name), None
+    )
+    return (s.alpha_4,) if s else ()
 
 
 def _han_variant(text: str) -> tuple[str, ...] | None:
@@ -618,12 +633,88 @@ def letter_clues(text: str) -> list[Clue]:
     return clues
 
 
+_DATE = regex.compile(r"(?<![\d.])(\d{1,4})\s?([./-])\s?(\d{1,2})\s?\2\s?(\d{2,4})(?!\.?\d)")
+
+
+@functools.cache
+def _date_orders() -> dict[tuple[str, str], list[str]]:
+    """(field order, separator) -> the territories whose main official language writes short dates
+    that way (CLDR short date pattern through babel): ("DMY", ".") -> DE, RU, ..."""
+    from babel import Locale, UnknownLocaleError
+    from babel.core import get_global
+
+    out: dict[tuple[str, str], list[str]] = defaultdict(list)
+    for terr, langs in get_global("territory_languages").items():
+        if not (len(terr) == 2 and terr.isalpha()):
+            continue
+        official = [x for x, i in langs.items() if i.get("official_status") in _OFFICIAL] or list(langs)
+        if not official:
+            continue
+        lang = max(official, key=lambda x: float(langs[x].get("population_percent", 0)))
+        try:
+            pattern = Locale.parse(f"{lang}_{terr}").date_formats["short"].pattern
+        except (UnknownLocaleError, ValueError, KeyError, TypeError):
+            try:  # a territory CLDR has no locale for writes its language's default way
+                pattern = Locale.parse(lang).date_formats["short"].pattern
+            except (UnknownLocaleError, ValueError, KeyError, TypeError):
+                continue
+        order = "".join(dict.fromkeys(ch.upper() for ch in pattern if ch in "dMy"))
+        seps = regex.findall(r"[^dMy\s'\u200e\u200f]+", pattern)
+        if len(order) == 3 and seps:
+            out[(order, seps[0].strip())].append(terr)
+    return dict(out)
+
+
+def date_clues(text: str) -> list[Clue]:
+    """Numeric dates whose field order is certain (a 4-digit year first, or a day above 12): the
+    countries whose CLDR short date pattern has that order and separator (ISO 8601 2024-12-31 says
+    nothing: it is written everywhere). 12/31/2024 is month-first
+    (United States, Philippines...); 31.12.2024 day-first with dots (Germany, Russia...).
+
+    >>> [(c.value, "US" in [v.country_code for v in c.countries]) for c in date_clues("exp 12/31/2024")]
+    [('12/31/2024 (MDY)', True)]
+    """
+    clues = []
+    for m in _DATE.finditer(text):
+        a, sep, b, c = m.group(1), m.group(2), int(m.group(3)), m.group(4)
+        if len(a) == 4:
+            order = "YMD"
+        elif int(a) > 12 and b <= 12 and len(c) in (2, 4):
+            order = "DMY"
+        elif b > 12 and int(a) <= 12 and len(c) in (2, 4):
+            order = "MDY"
+        else:
+            continue  # 03/04/2024: either order
+        if order == "YMD" and sep == "-":
+            continue  # ISO 8601: written everywhere
+        terr = _date_orders().get((order, sep), [])
+        if terr:
+            clues.append(
+                Clue(
+                    kind="date",
+                    value=f"{m.group(0)} ({order})",
+                    countries=_votes({t: 1.0 for t in terr}, scale=min(1.0, 8 / len(terr))),
+                    source="CLDR short date patterns (babel)",
+                    detail=f"{len(terr)} territories write dates {order} with '{sep}'",
+                )
+            )
+    return clues
+
+
 def extract_clues(text: str) -> CluesOutput:
     """All clues in ``text`` and their combined country scores. Empty text gives an empty result."""
     untrusted = instruction_lines(text)
     trusted = "\n".join(ln for ln in text.splitlines() if ln.strip() not in untrusted)
     clues: list[Clue] = []
-    for fn in (phone_clues, domain_clues, script_clues, letter_clues, language_clues, currency_clues):
+    for fn in (
+        phone_clues,
+        domain_clues,
+        script_clues,
+        letter_clues,
+        language_clues,
+        currency_clues,
+        date_clues,
+    ):
         clues.extend(fn(trusted))
     if not any(c.kind == "language" for c in clues):  # too short for the language identifier
         clues.extend(word_language_clues(trusted))

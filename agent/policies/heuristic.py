@@ -402,9 +402,60 @@ class HeuristicPolicy:
                     lat=m.lat, lon=m.lon, radius_km=radius, localizability=round(min(0.9, s), 3)
                 ),
             }
-        return self._plan_from_posterior(ep, clue_evs, hint_texts, constraints)
+        return self._plan_from_posterior(ep, clue_evs, hint_texts, constraints, languages)
 
-    def _plan_from_posterior(self, ep, clue_evs, hint_texts, constraints) -> dict[str, Any]:
+    def _seen_script_clues(self, ep) -> list[tuple[str, Any]]:
+        """Scripts the OCR saw but could not read (``OcrOutput.scripts_seen``) as weak ``script_seen``
+        clues: the countries of that script (CLDR), scaled by the script model's confidence."""
+        from geolocate.tools.clues import script_clues
+
+        out = []
+        for e in self._ok(ep, "ocr"):
+            for ln in e.typed().scripts_seen:
+                for c in script_clues(ln.text):
+                    votes = [
+                        v.model_copy(update={"share": (v.share or v.weight) * ln.score}) for v in c.countries
+                    ]
+                    if votes:
+                        out.append(
+                            (
+                                e.id,
+                                c.model_copy(
+                                    update={
+                                        "kind": "script_seen",
+                                        "countries": votes,
+                                        "detail": f"seen, not read ({ln.score:.2f})",
+                                    }
+                                ),
+                            )  # fmt: skip
+                        )
+        return out
+
+    @staticmethod
+    def _place_clues(ep, languages: tuple[str, ...]) -> list[tuple[str, Any]]:
+        """Gazetteer matches too weak to commit a city, as clues for the fusion: per query, the countries
+        of its near-exact matches (score >= 0.9) that are not just common words (:func:`commonness_factor`
+        >= 0.5), each weighted by that factor (``place`` clues have a high floor, see fusion.FLOOR)."""
+        from geolocate.tools.clues import Clue, CountryVote
+
+        out = []
+        for e in (e for e in ep.state.evidence if e.tool == "gazetteer" and e.ok):
+            shares: dict[str, float] = {}
+            for m in e.typed().matches:
+                if m.score < 0.9:
+                    continue
+                w = commonness_factor(m.matched, int(m.population or 0), languages, m.country_code)
+                if w >= 0.5:
+                    shares[m.country_code] = max(shares.get(m.country_code, 0.0), round(w, 3))
+            if shares:
+                votes = [CountryVote(country_code=cc, weight=w, share=w) for cc, w in shares.items()]
+                q = e.arguments.get("query", "")
+                out.append((e.id, Clue(kind="place", value=q, countries=votes, source="GeoNames gazetteer")))
+        return out
+
+    def _plan_from_posterior(
+        self, ep, clue_evs, hint_texts, constraints, languages=("en",)
+    ) -> dict[str, Any]:
         """No place name matched: fuse the clues into a country posterior (:mod:`geolocate.agent.fusion`)
         and commit what it is sure of; answer at the point of least expected distance within it."""
         pairs = [
@@ -413,6 +464,9 @@ class HeuristicPolicy:
             for c in e.typed().clues
             if e.arguments.get("text") not in hint_texts or c.kind not in ("script", "language")
         ]
+        for e, clue in self._place_clues(ep, languages):
+            pairs.append((e, clue))
+        pairs += self._seen_script_clues(ep)
         visual = next(iter(self._ok(ep, "visual_candidates")), None)
         if visual is not None:  # GeoCLIP's candidates enter as a weak prior (fusion.FLOOR["visual"])
             pairs.append((visual.id, fusion.visual_clue(visual.typed().candidates)))
