@@ -100,6 +100,40 @@ def _errors_of(e: ValidationError) -> str:
     return format_validation_error(e)
 
 
+_GLOBE_FIELD = regex.compile(r"^\s*(country|city)\s*[:：]\s*(.+?)\s*$", regex.IGNORECASE | regex.MULTILINE)
+
+
+def globe_answer(body: str) -> Answer | None:
+    """GLOBE's answer format (``country: France\\ncity: Paris``, as the released GLOBE-Qwen2.5VL-7B
+    writes it) geocoded offline with GeoNames: the city's position (radius 25 km) or, with a country
+    only, its capital (radius: the country's size); None when the text is not in that format or names
+    no known country.
+
+    >>> a = globe_answer("country: France\\ncity: Paris")
+    >>> round(a.lat, 1), round(a.lon, 1), a.radius_km
+    (48.9, 2.3, 25.0)
+    """
+    import math
+
+    from geolocate.tools.geonames import get_db, normalize_name
+
+    fields = {m.group(1).lower(): m.group(2) for m in _GLOBE_FIELD.finditer(body)}
+    if "country" not in fields:
+        return None
+    db = get_db()
+    cc = db.resolve_country(fields["country"])
+    country = db.countries.get(cc) if cc else None
+    if country is None or country.lat is None:
+        return None
+    if fields.get("city"):
+        hits = db.places_by_key(normalize_name(fields["city"]), cc=cc)
+        if hits:
+            p = hits[0][0]
+            return Answer(lat=p.lat, lon=p.lon, radius_km=25.0, localizability=0.5)
+    radius = round(max(50.0, math.sqrt(max(country.area_km2, 1.0) / math.pi)), 1)
+    return Answer(lat=country.lat, lon=country.lon, radius_km=radius, localizability=0.3)
+
+
 def parse_completion(text: str) -> ParsedTurn:
     """Parse a policy's completion into actions. Never raises.
 
@@ -134,6 +168,9 @@ def parse_completion(text: str) -> ParsedTurn:
         try:
             obj = _first_json_object(body)
         except json.JSONDecodeError as e:
+            if tag == "answer" and (globe := globe_answer(body)) is not None:
+                actions.append(globe)
+                continue
             errors.append(f"<{tag}> #{i}: invalid JSON ({e.msg} at char {e.pos})")
             continue
         if not isinstance(obj, dict):

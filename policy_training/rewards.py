@@ -4,15 +4,27 @@ with weights (``GRPOConfig.reward_weights``). TRL logs each as ``rewards/<name>/
 Every reward function has the TRL signature ``f(prompts, completions, **kwargs) -> list[float | None]``
 and reads the finished episode from the rollout's ``trajectory`` field (an ``EpisodeState`` dump) and
 the labels from the dataset columns (``lat``, ``lon``, ``continent``, ``country``, ``region``,
-``city``). ``None`` means "does not apply" (TRL then leaves it out of the weighted sum).
+``city``; ``entities`` for :func:`entity_recall`). ``None`` means "does not apply"; TRL's weighted
+sum would count it as 0, so :func:`renormalised` rescales the rewards that apply to the full weight
+(every episode's total is on the same scale; see its docstring).
 
-Sources: Geo-R (AAAI 2026) for the piecewise-linear distance reward and rule-based Chain-of-Region
-labels; GLOBE (NeurIPS 2025) for localizability and visual-cue grounding rewards; OSV-5M (CVPR 2024)
-for GeoScore.
+Sources, stated per reward:
+
+- Geo-R (AAAI 2026): the piecewise-linear distance reward (:func:`geo_r_distance`) and rule-based
+  Chain-of-Region labels (:func:`chain_of_region` scores them per level; the per-level scoring is ours).
+- GLOBE (NeurIPS 2025): :func:`globe_answer` (1.0 for city and country right, 0.2 for the country
+  only), :func:`entity_recall` (recall of the visual entities tagged for the photo) and
+  :func:`judge_localizability` (agreement with a judge model's P(yes) that the photo is localizable;
+  any policy can be the judge).
+- Ours, in GLOBE's spirit but not GLOBE's: :func:`localizability` (a Brier score against hit@25km),
+  :func:`cue_grounding` (quoted cues found in what the tools read off the photo), :func:`format`,
+  :func:`tool_use`.
+- OSV-5M (CVPR 2024): :func:`geoscore`.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import re
@@ -86,7 +98,8 @@ def chain_reward(committed: dict[str, str], label: dict[str, str]) -> float:
 
 
 def localizability_reward(localizability: float, hit: bool) -> float:
-    """1 - Brier score of the predicted localizability against the outcome (hit = within 25 km).
+    """1 - Brier score of the predicted localizability against the outcome (hit = within 25 km). Ours
+    (GLOBE rewards localizability with a judge model instead: :func:`judge_localizability`).
 
     >>> localizability_reward(0.9, True), localizability_reward(0.9, False), localizability_reward(0.5, False)
     (0.99, 0.18999999999999995, 0.75)
@@ -94,31 +107,51 @@ def localizability_reward(localizability: float, hit: bool) -> float:
     return 1.0 - (float(localizability) - (1.0 if hit else 0.0)) ** 2
 
 
-_QUOTED = re.compile(r"[\"“”«»„']([^\"“”«»„']{2,60})[\"“”«»„']")
+_QUOTED = re.compile(
+    r'"([^"\n]{2,60})"|“([^”\n]{2,60})”|«\s?([^»\n]{2,60}?)\s?»|„([^“”\n]{2,60})[“”]'
+    r"|(?<![\w])'([^'\n]{2,60})'(?![\w])"
+)
 
 
 def claimed_cues(thoughts: Sequence[str]) -> list[str]:
-    """Text cues the reasoning claims to see: quoted strings ("Vaduz", 'Apotheke').
+    """Text cues the reasoning claims to see: quoted strings ("Vaduz", 'Apotheke', «Sortie»). An
+    apostrophe inside a word (the driver's side, l'Église) is not a quote.
 
     >>> claimed_cues(['The sign reads "Vaduz" and a shop says \\'Apotheke\\'.'])
     ['Vaduz', 'Apotheke']
+    >>> claimed_cues(["The driver's side and the bus's colour"])
+    []
     """
-    return [m.group(1).strip() for t in thoughts for m in _QUOTED.finditer(t or "") if m.group(1).strip()]
+    out = []
+    for t in thoughts:
+        for m in _QUOTED.finditer(t or ""):
+            cue = next(g for g in m.groups() if g is not None).strip()
+            if cue:
+                out.append(cue)
+    return out
+
+
+def _words(text: str) -> str:
+    """Normalised text padded with spaces, for whole-word containment tests."""
+    return f" {normalize_name(text)} "
 
 
 def cue_grounding_reward(claims: Sequence[str], evidence_texts: Sequence[str]) -> float | None:
-    """Share of claimed cues that tool observations support (the normalized claim occurs in an OCR
-    line or a gazetteer/geocoder result). None when nothing is claimed.
+    """Share of claimed cues that the tools which read the photo support: the normalised claim occurs
+    as whole words in an OCR line, EXIF or a zoomed crop's reading (:func:`photo_texts`), never in the
+    model's own gazetteer queries or their results. None when nothing is claimed. Ours.
 
     >>> cue_grounding_reward(["Vaduz", "Paris"], ["WELCOME TO VADUZ"])
     0.5
+    >>> cue_grounding_reward(["Vad"], ["WELCOME TO VADUZ"])  # whole words only
+    0.0
     >>> cue_grounding_reward([], ["x"]) is None
     True
     """
     if not claims:
         return None
-    haystack = " | ".join(normalize_name(t) for t in evidence_texts)
-    return sum(1 for c in claims if normalize_name(c) and normalize_name(c) in haystack) / len(claims)
+    haystack = " | ".join(_words(t) for t in evidence_texts)
+    return sum(1 for c in claims if normalize_name(c) and _words(c) in haystack) / len(claims)
 
 
 def tool_use_reward(n_calls: int, n_failed: int, n_repeated: int, n_over_budget: int) -> float:
@@ -148,20 +181,28 @@ def committed_levels(traj: dict) -> dict[str, str]:
     return out
 
 
-def evidence_texts(traj: dict) -> list[str]:
-    """Text the trajectory's successful tool results hold (OCR lines, gazetteer and geocoder names),
-    read through each tool's output model."""
+PHOTO_TOOLS = ("ocr", "exif", "zoom")
+"""Tools that read the photo itself: only their results ground a claimed visual cue."""
+
+
+def photo_texts(traj: dict) -> list[str]:
+    """Text that tools read off the photo (:data:`PHOTO_TOOLS`: OCR lines, EXIF fields, zoomed crops'
+    lines), through each tool's output model. Gazetteer and geocoder results are left out: a model
+    could otherwise ground any name by looking it up."""
     texts = []
     for raw in traj.get("evidence", []):
-        out = Evidence.model_validate(raw).typed()
+        ev = Evidence.model_validate(raw)
+        if ev.tool not in PHOTO_TOOLS or not ev.ok:
+            continue
+        out = ev.typed()
         if out is None:
             continue
         texts += [ln.text for ln in getattr(out, "lines", [])]
-        texts += [f"{m.name} {m.matched}" for m in getattr(out, "matches", [])]
-        if (r := getattr(out, "reverse", None)) is not None:
-            texts.append(f"{r.city} {r.admin1 or ''} {r.country}")
-        texts += [f"{f.name} {f.admin1 or ''}" for f in getattr(out, "forward", [])]
+        texts += [str(v) for k in ("camera", "timestamp") if (v := getattr(out, k, None))]
     return texts
+
+
+evidence_texts = photo_texts  # the earlier name
 
 
 # -- TRL reward functions: the function name is the metric key ---------------------------------------------
@@ -201,13 +242,25 @@ def chain_of_region(
     ]
 
 
+def _answered(tr: dict) -> bool:
+    """Whether the policy gave its own answer (not the Episode's fallback when the budget ran out)."""
+    a = tr.get("answer")
+    return a is not None and a.get("source", "answer") == "answer"
+
+
 def localizability(prompts, completions, trajectory, lat, lon, **kwargs) -> list[float | None]:
-    """Calibration of the answer's localizability against hit@25km (1 - Brier)."""
+    """Calibration of the answer's localizability against hit@25km (1 - Brier); 0 for a fallback
+    answer, so stalling until the budget ends never earns it. Ours."""
     out = []
     for t, la, lo in zip(trajectory, lat, lon):
         tr = _traj(t)
         d = answer_error_km(tr, la, lo)
-        out.append(None if d is None else localizability_reward(tr["answer"]["localizability"], d <= 25.0))
+        if d is None:
+            out.append(None)
+        else:
+            out.append(
+                localizability_reward(tr["answer"]["localizability"], d <= 25.0) if _answered(tr) else 0.0
+            )
     return out
 
 
@@ -218,23 +271,32 @@ def cue_grounding(prompts, completions, trajectory, **kwargs) -> list[float | No
         tr = _traj(t)
         out.append(
             cue_grounding_reward(
-                claimed_cues([turn.get("thought") or "" for turn in tr.get("turns", [])]), evidence_texts(tr)
+                claimed_cues([turn.get("thought") or "" for turn in tr.get("turns", [])]), photo_texts(tr)
             )
         )
     return out
 
 
+def _turn_well_formed(turn: dict) -> bool:
+    """A reasoning block (``<think>``, a non-empty thought) and no parse error."""
+    return bool((turn.get("thought") or "").strip()) and all(
+        o["kind"] != "parse_error" for o in turn.get("observations", [])
+    )
+
+
 def format(prompts, completions, trajectory, **kwargs) -> list[float | None]:  # noqa: A001 - the metric's name
-    """Share of turns whose output parsed cleanly in the action grammar."""
+    """Share of turns that reason before acting (a non-empty ``<think>`` block) and parse cleanly in
+    the action grammar; 0 when the policy never answered (a fallback). Ours."""
     out = []
     for t in trajectory:
-        turns = _traj(t).get("turns", [])
-        out.append(
-            None
-            if not turns
-            else sum(all(o["kind"] != "parse_error" for o in turn["observations"]) for turn in turns)
-            / len(turns)
-        )
+        tr = _traj(t)
+        turns = tr.get("turns", [])
+        if not turns:
+            out.append(None)
+        elif tr.get("answer") is not None and not _answered(tr):
+            out.append(0.0)
+        else:
+            out.append(sum(_turn_well_formed(turn) for turn in turns) / len(turns))
     return out
 
 
@@ -250,11 +312,124 @@ def tool_use(prompts, completions, trajectory, **kwargs) -> list[float | None]:
     return out
 
 
+def globe_answer(prompts, completions, trajectory, country, city, **kwargs) -> list[float | None]:
+    """GLOBE's answer reward: 1.0 when the city and the country are right, 0.2 for the country only,
+    else 0. The committed chain says which; without one, the answer's point reverse-geocoded (so a
+    GLOBE-style ``country:``/``city:`` answer, which the parser geocodes, scores as GLOBE scores it).
+    Cities compare by normalised name."""
+    from geolocate.tools.geocode import reverse_batch
+
+    out = []
+    for t, cc, ci in zip(trajectory, country, city):
+        tr = _traj(t)
+        got = committed_levels(tr)
+        a = tr.get("answer")
+        if a is None:
+            out.append(None)
+            continue
+        if not got.get("country"):  # an answer without a chain: the place it names (GeoNames)
+            r = reverse_batch([(a["lat"], a["lon"])])[0]
+            got = {"country": r.country_code, "city": r.city if (r.distance_km or 0) <= 25 else ""}
+        right_country = (got.get("country") or "").upper() == (cc or "").upper()
+        right_city = bool(ci) and normalize_name(got.get("city") or "") == normalize_name(ci)
+        out.append(1.0 if right_country and right_city else 0.2 if right_country else 0.0)
+    return out
+
+
+def entity_recall(prompts, completions, trajectory, entities=None, **kwargs) -> list[float | None]:
+    """GLOBE's visual-cue reward: the share of the visual entities tagged for the photo (dataset
+    column ``entities``, a list of strings such as "palm tree", "tuk-tuk") that the reasoning names,
+    whole words, normalised. None where a photo has no tagged entities."""
+    out = []
+    for i, t in enumerate(trajectory):
+        tags = (entities or [None] * len(trajectory))[i]
+        if not tags:
+            out.append(None)
+            continue
+        text = _words(" ".join(turn.get("thought") or "" for turn in _traj(t).get("turns", [])))
+        out.append(sum(_words(e) in text for e in tags) / len(tags))
+    return out
+
+
+def judge_localizability(judge):
+    """GLOBE's localizability reward with ``judge`` as the judge model: a callable taking the photo's
+    path and returning P(yes) that the photo can be located (any policy can serve, e.g. a VLM's
+    probability of "yes"); the reward is 1 - (localizability - P(yes))^2, 0 for a fallback answer.
+
+    Returns:
+        a TRL reward function named ``judge_localizability``.
+    """
+
+    def judge_localizability(prompts, completions, trajectory, **kwargs) -> list[float | None]:
+        out = []
+        for t in trajectory:
+            tr = _traj(t)
+            if tr.get("answer") is None:
+                out.append(None)
+            elif not _answered(tr):
+                out.append(0.0)
+            else:
+                p = float(judge(tr["image"]["path"]))
+                out.append(1.0 - (float(tr["answer"]["localizability"]) - p) ** 2)
+        return out
+
+    return judge_localizability
+
+
+def renormalised(funcs: Sequence, weights: Sequence[float]) -> list:
+    """Wrap reward functions so that, per episode, the rewards that apply (not None) are scaled by
+    (sum of all weights) / (sum of the weights that apply): TRL's weighted sum (``nansum``) is then
+    the full weight times the weighted mean of the applicable rewards, so an episode whose reasoning
+    quotes no cue is on the same scale as one that does. A reward that does not apply stays None.
+    The logged per-reward means are of the scaled values.
+
+    >>> def a(prompts, completions, **k): return [1.0, 1.0]
+    >>> def b(prompts, completions, **k): return [None, 0.0]
+    >>> fa, fb = renormalised([a, b], [1.0, 1.0])
+    >>> fa(["p", "q"], ["x", "y"]), fb(["p", "q"], ["x", "y"])
+    ([2.0, 1.0], [None, 0.0])
+    """
+    total = float(sum(weights))
+    cache: dict = {}
+
+    def all_values(prompts, completions, kwargs):
+        key = (id(prompts), id(completions), len(completions))
+        if key not in cache:
+            cache.clear()
+            cache[key] = [f(prompts, completions, **kwargs) for f in funcs]
+        return cache[key]
+
+    wrapped = []
+    for i, f in enumerate(funcs):
+
+        def g(prompts, completions, _i=i, **kwargs):
+            vals = all_values(prompts, completions, kwargs)
+            out = []
+            for j in range(len(completions)):
+                applicable = sum(w for k, w in enumerate(weights) if vals[k][j] is not None)
+                v = vals[_i][j]
+                out.append(None if v is None or applicable == 0 else v * total / applicable)
+            return out
+
+        wrapped.append(functools.update_wrapper(g, f))
+    return wrapped
+
+
 REWARDS = {
     f.__name__: f
-    for f in (geo_r_distance, geoscore, chain_of_region, localizability, cue_grounding, format, tool_use)
+    for f in (
+        geo_r_distance,
+        geoscore,
+        chain_of_region,
+        localizability,
+        cue_grounding,
+        format,
+        tool_use,
+        globe_answer,
+        entity_recall,
+    )
 }
-"""Every reward by metric key."""
+"""Every reward by metric key (``judge_localizability`` needs a judge: see its factory)."""
 
 DEFAULT_WEIGHTS = {
     "geo_r_distance": 1.0,
@@ -264,6 +439,8 @@ DEFAULT_WEIGHTS = {
     "cue_grounding": 0.25,
     "format": 0.25,
     "tool_use": 0.1,
+    "globe_answer": 0.0,
+    "entity_recall": 0.0,
 }
 
 
@@ -277,8 +454,6 @@ def reward_functions(
     Raises:
         UnknownNameError (a ValueError): a name that is none of these (the message lists the rewards).
     """
-    import functools
-
     from geolocate.tools.errors import UnknownNameError
     from geolocate.tools.plugins import import_spec, is_import_spec, load_plugin, plugin_names
 

@@ -62,12 +62,13 @@ def make_trainer(cfg: GeoGRPOConfig, model=None, processor=None, dataset=None, g
     from trl import GRPOTrainer
 
     from geolocate.agent.policies.transformers_policy import load_vlm
-    from geolocate.policy_training.rewards import reward_functions
+    from geolocate.policy_training.rewards import renormalised, reward_functions
     from geolocate.policy_training.rollout import GeoRollout
 
     if model is None or processor is None:
         model, processor = load_vlm(cfg.model_name_or_path, device="cpu" if cfg.use_cpu else None)
     funcs, weights = reward_functions(cfg.weights(), cfg.breakpoints())
+    funcs = renormalised(funcs, weights)  # non-applicable rewards do not shrink a total
     cfg.reward_weights = weights
     rollout = GeoRollout(
         cfg.tools.split(","),
