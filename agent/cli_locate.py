@@ -260,6 +260,14 @@ def _locate(args: argparse.Namespace, resume_gc: bool) -> int:
                 rc = max(rc, EXIT_ERROR)
         if args.json != "-":
             print_result(state, out)
+        failed = [w for w in state.warnings if w.startswith(f"policy {policy.name} failed")]
+        if state.turns and len(failed) >= len(state.turns):
+            fail(
+                f"{photo}: every call to the planner failed ({len(failed)} of {len(state.turns)} turns); "
+                f"the answer is only the fallback. Last error: {failed[-1]}",
+                EXIT_ERROR,
+            )
+            rc = max(rc, EXIT_ERROR)
         if resume_gc:
             gc.enable()  # later photos: the start-up objects are scanned once, then stay old
     return rc

@@ -128,6 +128,10 @@ def plan(state: AgentState, runtime: Runtime[AgentContext]) -> dict:
         ep.state.warnings.append(f"policy {ctx.policy.name} failed: {type(e).__name__}: {e}")
         completion = ""
     usage = getattr(ctx.policy, "last_usage", None) if completion else None
+    if usage and usage.get("finish_reason") == "length":
+        ep.state.warnings.append(
+            f"turn {len(ep.state.turns)} was cut at the model's token limit (finish_reason length)"
+        )
     parsed = ep.begin_turn(completion, policy_s=time.perf_counter() - t, usage=usage)
     pending = list(parsed.actions)
     if not pending:

@@ -131,10 +131,11 @@ class Turn(BaseModel):
     observations: list[Observation] = []
     policy_s: float = 0.0
     env_s: float = 0.0
-    usage: dict[str, int] | None = Field(
+    usage: dict[str, int | str] | None = Field(
         None,
         exclude_if=lambda v: v is None,
-        description="model tokens of the turn (prompt_tokens, completion_tokens), when the planner has them",
+        description="model tokens of the turn (prompt_tokens, completion_tokens) and the server's "
+        "finish_reason, when the planner has them",
     )
     chain_after: list[dict[str, Any]] = Field(
         default_factory=list, description="the chain at the end of the turn: level, value, confidence"

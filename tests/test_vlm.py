@@ -336,3 +336,70 @@ def test_cli_model_and_server_options(checkpoint, chat_server, photo, tmp_path, 
     t = json.loads(out.read_text())
     assert t["policy"] == "openai_compatible" and t["answer"]["lat"] == 60.25
     assert main(["locate", img, "--policy", "transformers"]) == 2
+
+
+class _NewApi(BaseHTTPRequestHandler):
+    """A server in the newer OpenAI style: refuses max_tokens, returns reasoning apart, cuts a turn."""
+
+    requests: list = []
+    turns: list = []
+
+    def _send(self, code: int, obj: dict) -> None:
+        data = json.dumps(obj).encode()
+        self.send_response(code)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def do_POST(self):  # noqa: N802
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        type(self).requests.append(body)
+        if "max_tokens" in body:
+            msg = "Unsupported parameter: 'max_tokens' is not supported. Use 'max_completion_tokens'."
+            err = {"message": msg, "type": "invalid_request_error", "param": "max_tokens"}
+            return self._send(400, {"error": err})
+        content, reasoning, finish = type(self).turns.pop(0)
+        message = {"role": "assistant", "content": content, "reasoning_content": reasoning}
+        choice = {"index": 0, "finish_reason": finish, "message": message}
+        usage = {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15}
+        self._send(200, {"id": "x", "object": "chat.completion", "created": 0, "model": body["model"],
+                         "choices": [choice], "usage": usage})  # fmt: skip
+
+    def log_message(self, *a):
+        pass
+
+
+def test_openai_compatible_newer_api_reasoning_stop_and_length(photo):
+    srv = ThreadingHTTPServer(("127.0.0.1", 0), _NewApi)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    _NewApi.requests = []
+    _NewApi.turns = [
+        ('<tool_call>{"name": "ocr", "arguments": {}}</tool_call>', "Fjord, wooden houses.", "stop"),
+        ('<tool_call>{"name": "ocr", "argu', None, "length"),
+        ('<answer>{"lat": 60.25, "lon": 5.44, "radius_km": 50, "localizability": 0.4}', "Bergen.", "stop"),
+    ]
+    try:
+        policy = OpenAICompatiblePolicy(f"http://127.0.0.1:{srv.server_port}/v1", "m", max_retries=0)
+        state = run_episode(photo, ToolSet.from_names(["ocr"]), policy, Budget(max_turns=5))
+    finally:
+        srv.shutdown()
+    assert state.status == "answered" and state.answer.lat == 60.25  # "</answer>" was the stop sequence
+    assert state.turns[0].thought == "Fjord, wooden houses."  # reasoning_content kept
+    assert [t.usage["finish_reason"] for t in state.turns] == ["stop", "length", "stop"]
+    assert any("cut at the model's token limit" in w for w in state.warnings)
+    first, later = _NewApi.requests[0], _NewApi.requests[1:]
+    assert "max_tokens" in first and all(
+        "max_completion_tokens" in r and "max_tokens" not in r for r in later
+    )
+    assert later[0]["stop"] == ["</answer>", "<tool_response>"]
+
+
+def test_a_run_whose_every_model_call_fails_exits_non_zero(chat_server, capsys):
+    from geolocate.agent.cli import main
+    from tests.conftest import REPO
+
+    _Chat.replies = ["500"] * 40
+    rc = main(["locate", str(REPO / "examples" / "photos" / "1105240373293389.jpg"), "--quiet",
+               "--server", chat_server, "--model", "m", "--max-turns", "3"])  # fmt: skip
+    assert rc != 0 and "every call to the planner failed" in capsys.readouterr().err

@@ -15,6 +15,9 @@ from typing import Any
 
 from geolocate.prompts.render import build_messages, episode_images, image_refs
 
+STOP = ("</answer>", "<tool_response>")
+"""Stop sequences: nothing useful follows an answer, and a model that starts writing a
+``<tool_response>`` is inventing the tools' results."""
 _SEMAPHORES: dict[tuple[str, int], threading.BoundedSemaphore] = {}
 _SEM_LOCK = threading.Lock()
 
@@ -89,6 +92,7 @@ class OpenAICompatiblePolicy:
                 (base_url, max_concurrency), threading.BoundedSemaphore(max_concurrency)
             )
         self.last_stats: dict[str, Any] = {}
+        self.token_field = "max_tokens"  # newer OpenAI-style APIs want max_completion_tokens instead
 
     def request(self, episode) -> dict[str, Any]:
         """The chat-completions request body for the episode's next turn."""
@@ -98,24 +102,52 @@ class OpenAICompatiblePolicy:
         body: dict[str, Any] = dict(
             model=self.model,
             messages=openai_messages(messages, images),
-            max_tokens=self.max_tokens,
             temperature=self.temperature,
             top_p=self.top_p,
+            stop=list(STOP),
         )
+        body[self.token_field] = self.max_tokens
         if self.seed is not None:
             body["seed"] = self.seed + len(episode.state.turns)
         return body
 
+    def _create(self, body: dict[str, Any]):
+        """One request; a server that refuses ``max_tokens`` (newer OpenAI-style APIs) is asked again
+        with ``max_completion_tokens``, and so is every later request of this policy."""
+        import openai
+
+        try:
+            with self._sem:
+                return self.client.chat.completions.create(**body)
+        except openai.BadRequestError as e:
+            if self.token_field != "max_tokens" or "max_tokens" not in str(e):
+                raise
+            self.token_field = "max_completion_tokens"
+            body = {k: v for k, v in body.items() if k != "max_tokens"}
+            body["max_completion_tokens"] = self.max_tokens
+            with self._sem:
+                return self.client.chat.completions.create(**body)
+
     def act(self, episode) -> str:
         """The next completion. Raises the client's errors (time-out, HTTP status) after its retries;
-        the agent records them and goes on."""
+        the agent records them and goes on. Reasoning the server returns apart (``reasoning_content``,
+        vLLM's reasoning parsers) becomes the turn's ``<think>`` block; ``finish_reason`` goes into the
+        turn's usage (``length``: the turn was cut at ``max_tokens``)."""
         body = self.request(episode)
-        with self._sem:
-            resp = self.client.chat.completions.create(**body)
+        resp = self._create(body)
+        choice = resp.choices[0]
         self.last_stats = {"usage": resp.usage.model_dump() if resp.usage else None}
+        usage: dict[str, Any] = {"finish_reason": choice.finish_reason or "unknown"}
         if resp.usage is not None:
-            self.last_usage = {
-                "prompt_tokens": int(resp.usage.prompt_tokens or 0),
-                "completion_tokens": int(resp.usage.completion_tokens or 0),
-            }
-        return resp.choices[0].message.content or ""
+            usage["prompt_tokens"] = int(resp.usage.prompt_tokens or 0)
+            usage["completion_tokens"] = int(resp.usage.completion_tokens or 0)
+        self.last_usage = usage
+        text = choice.message.content or ""
+        reasoning = getattr(choice.message, "reasoning_content", None) or getattr(
+            choice.message, "reasoning", None
+        )
+        if reasoning and "<think>" not in text:
+            text = f"<think>{reasoning.strip()}</think>\n{text}"
+        if "<answer>" in text and "</answer>" not in text and choice.finish_reason == "stop":
+            text += "</answer>"  # the stop sequence itself is not returned
+        return text
