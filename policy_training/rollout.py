@@ -108,20 +108,15 @@ class GeoRollout:
         mm[:, :prompt_len] = (input_ids[:, :prompt_len] == tok.convert_tokens_to_ids("<|image_pad|>")).long()
         kwargs["mm_token_type_ids"] = mm
         kwargs["suppress_tokens"] = vision_token_ids(tok)
-        temperature = self.temperature if self.temperature is not None else trainer.args.temperature
-        top_p = self.top_p if self.top_p is not None else trainer.args.top_p
         extra = self.generation_hook(index, turn) if self.generation_hook else {}
         with torch.no_grad():
             out = model.generate(
                 input_ids=input_ids,
                 attention_mask=torch.ones_like(input_ids),
-                max_new_tokens=self.max_turn_tokens,
-                do_sample=True,
-                temperature=temperature,
-                top_p=top_p,
+                generation_config=self.generation_config(trainer),
                 output_scores=True,
                 return_dict_in_generate=True,
-                pad_token_id=tok.pad_token_id,
+                use_cache=True,
                 **kwargs,
                 **extra,
             )
@@ -130,17 +125,67 @@ class GeoRollout:
         n = int(new.shape[0])
         return new.tolist(), [float(x) for x in logps[:n]]
 
+    def generation_config(self, trainer):
+        """The trainer's own ``generation_config`` (every sampling field its config sets: temperature,
+        top_p, top_k, min_p, repetition_penalty, EOS and pad ids), with this rollout's per-turn token
+        budget, and its temperature/top_p where given. Passed explicitly, so the checkpoint's own
+        defaults (Qwen2.5-VL-7B-Instruct ships ``top_k=1``: identical completions, zero advantage)
+        never apply."""
+        import copy
+
+        from transformers import GenerationConfig
+
+        base = getattr(trainer, "generation_config", None)
+        cfg = copy.deepcopy(base) if base is not None else GenerationConfig(do_sample=True)
+        cfg.max_new_tokens = self.max_turn_tokens
+        cfg.do_sample = True
+        if self.temperature is not None:
+            cfg.temperature = self.temperature
+        if self.top_p is not None:
+            cfg.top_p = self.top_p
+        if base is None:
+            args = trainer.args
+            cfg.temperature = cfg.temperature if self.temperature is not None else args.temperature
+            cfg.top_p = cfg.top_p if self.top_p is not None else args.top_p
+            cfg.top_k = getattr(args, "top_k", 0) or 0
+            cfg.pad_token_id = trainer.processing_class.tokenizer.pad_token_id
+        if not cfg.top_k:
+            cfg.top_k = 0  # 0 turns top-k off (None would let the model's default through)
+        return cfg
+
+    @staticmethod
+    def _sampled_logprobs(logprobs) -> list[float]:
+        """The sampled token's log-probability at each position.
+
+        Raises:
+            RuntimeError: vLLM returned none or NaN for a sampled token (a silent 0.0 would bias the
+                importance-sampling ratio).
+        """
+        import math
+
+        out = []
+        for lp in logprobs:
+            v = lp[0] if lp else None
+            if v is None or not math.isfinite(v):
+                raise RuntimeError(
+                    "vLLM returned no finite log-probability for a sampled token; start vLLM with "
+                    "--logprobs-mode processed_logprobs and check the model's dtype"
+                )
+            out.append(float(v))
+        return out
+
     def _generate(self, trainer, model, batch: list[dict], turn: int) -> list[tuple[list[int], list[float]]]:
         if getattr(trainer, "use_vllm", False):
+            gen = trainer.vllm_generation
             prompts = [r["ids"] for r in batch]
             images = [[r["image"]] for r in batch]
-            _, completion_ids, logprobs, _ = trainer.vllm_generation.generate(
-                prompts, images, num_generations=1
-            )
-            return [
-                (c, [lp[0] if lp and lp[0] is not None else 0.0 for lp in l])
-                for c, l in zip(completion_ids, logprobs)
-            ]
+            saved = gen.max_completion_length
+            gen.max_completion_length = self.max_turn_tokens  # the per-turn budget, not the episode's
+            try:
+                _, completion_ids, logprobs, _ = gen.generate(prompts, images, num_generations=1)
+            finally:
+                gen.max_completion_length = saved
+            return [(c, self._sampled_logprobs(lp)) for c, lp in zip(completion_ids, logprobs, strict=True)]
         return [
             self._generate_hf(trainer, model, r["ids"], r["vision"], r["i"], turn, len(r["prompt_ids"]))
             for r in batch
@@ -154,7 +199,7 @@ class GeoRollout:
         tok = proc.tokenizer
         eos_text = tok.eos_token or "<|im_end|>"
         eos_id = tok.convert_tokens_to_ids(eos_text)
-        model = trainer.accelerator.unwrap_model(trainer.model)
+        model = trainer.accelerator.unwrap_model(trainer.model)  # for its device; generation unwraps again
         tools = ToolSet.from_names(self.tool_names)
         schemas = tools.schemas()
 
@@ -186,33 +231,25 @@ class GeoRollout:
             )
 
         turn = 0
-        while any(not r["ep"].done for r in runs):
-            live = [r for r in runs if not r["ep"].done]
-            outs = self._generate(trainer, model, live, turn)
-            for r, (gen, logps) in zip(live, outs):
-                completion = tok.decode(gen, skip_special_tokens=True)
-                r["ep"].step(completion)
-                r["completion"] += gen
-                r["mask"] += [1] * len(gen)
-                r["logps"] += logps
-                r["ids"] += gen
-                self.stats["generated_tokens"] += len(gen)
-                if r["ep"].done:
-                    continue
-                nxt = render_prompt(proc, r["ep"].state, schemas)
-                prefix = r["text"] + completion
-                if not nxt.startswith(prefix):  # pragma: no cover - guarded by tests of render_prompt
-                    raise RuntimeError("the rendered conversation does not extend the previous turn's prompt")
-                suffix = nxt[len(prefix) :]
-                if gen and gen[-1] == eos_id and suffix.startswith(eos_text):
-                    suffix = suffix[len(eos_text) :]
-                suf = tok(suffix, add_special_tokens=False)["input_ids"]
-                r["completion"] += suf
-                r["mask"] += [0] * len(suf)
-                r["logps"] += [0.0] * len(suf)
-                r["ids"] += suf
-                r["text"] = nxt
-            turn += 1
+        use_vllm = bool(getattr(trainer, "use_vllm", False))
+        with self._generation_context(trainer, use_vllm) as gen_model:
+            while self._any_live(trainer, runs, use_vllm):
+                live = [r for r in runs if not r["ep"].done]
+                # vLLM: every process sends all its episodes every turn (finished ones as padding whose
+                # output is dropped), in lock-step until the last episode on any process ends, so the
+                # collective calls inside generation always match and nothing waits forever.
+                batch = runs if use_vllm else live
+                outs = self._generate(trainer, gen_model, batch, turn)
+                self._step_all(
+                    live,
+                    dict(zip((id(r) for r in batch), outs, strict=True)),
+                    proc,
+                    schemas,
+                    eos_text,
+                    eos_id,
+                )
+                turn += 1
+        self._check_groups(runs, trainer)
         self.stats["episodes"] += len(runs)
         self.stats["seconds"] += time.perf_counter() - t0
         return {
@@ -222,3 +259,82 @@ class GeoRollout:
             "env_mask": [r["mask"] for r in runs],
             "trajectory": [json.dumps(r["ep"].state.dump()) for r in runs],
         }
+
+    @staticmethod
+    def _any_live(trainer, runs: list[dict], use_vllm: bool) -> bool:
+        """Whether any episode is still running: here, or (vLLM) on any training process."""
+        live = any(not r["ep"].done for r in runs)
+        if not use_vllm or getattr(trainer.accelerator, "num_processes", 1) <= 1:
+            return live
+        import torch
+
+        flag = torch.tensor([int(live)], device=trainer.accelerator.device)
+        return bool(trainer.accelerator.gather(flag).max().item())
+
+    @staticmethod
+    def _generation_context(trainer, use_vllm: bool):
+        """TRL's ``unwrap_model_for_generation`` for in-process generation (ZeRO-3 parameters gathered,
+        gradient checkpointing off so the KV cache works, the trainer's generation kwargs in force)."""
+        import contextlib
+
+        if use_vllm:
+            return contextlib.nullcontext(None)
+        from trl.models.utils import unwrap_model_for_generation
+
+        args = trainer.args
+        return unwrap_model_for_generation(
+            trainer.model_wrapped,
+            trainer.accelerator,
+            gather_deepspeed3_params=getattr(args, "ds3_gather_for_generation", True),
+            generation_kwargs=getattr(trainer, "generation_kwargs", None),
+            gradient_checkpointing_kwargs=getattr(args, "gradient_checkpointing_kwargs", None),
+        )
+
+    def _check_groups(self, runs: list[dict], trainer) -> None:
+        """Count groups (the same prompt, ``num_generations`` times) whose completions are all
+        identical although sampling is on: their advantages are 0 and they teach nothing."""
+        import logging
+
+        temperature = self.temperature if self.temperature is not None else trainer.args.temperature
+        if not temperature:
+            return
+        groups: dict[tuple, list] = {}
+        for r in runs:
+            groups.setdefault(tuple(r["prompt_ids"]), []).append(tuple(r["completion"]))
+        same = sum(1 for g in groups.values() if len(g) > 1 and len(set(g)) == 1)
+        self.stats["identical_groups"] = self.stats.get("identical_groups", 0) + same
+        if same:
+            logging.getLogger(__name__).warning(
+                "%d of %d groups sampled identical completions at temperature %s: check top_k/top_p",
+                same,
+                len(groups),
+                temperature,
+            )
+
+    def _step_all(self, live, outs, proc, schemas, eos_text, eos_id) -> None:
+        """Feed each live episode its generated turn; append the next observation as masked tokens."""
+        tok = proc.tokenizer
+        for r in live:
+            gen, logps = outs[id(r)]
+            completion = tok.decode(gen, skip_special_tokens=True)
+            r["ep"].step(completion)
+            r["completion"] += gen
+            r["mask"] += [1] * len(gen)
+            r["logps"] += logps
+            r["ids"] += gen
+            self.stats["generated_tokens"] += len(gen)
+            if r["ep"].done:
+                continue
+            nxt = render_prompt(proc, r["ep"].state, schemas)
+            prefix = r["text"] + completion
+            if not nxt.startswith(prefix):  # pragma: no cover - guarded by tests of render_prompt
+                raise RuntimeError("the rendered conversation does not extend the previous turn's prompt")
+            suffix = nxt[len(prefix) :]
+            if gen and gen[-1] == eos_id and suffix.startswith(eos_text):
+                suffix = suffix[len(eos_text) :]
+            suf = tok(suffix, add_special_tokens=False)["input_ids"]
+            r["completion"] += suf
+            r["mask"] += [0] * len(suf)
+            r["logps"] += [0.0] * len(suf)
+            r["ids"] += suf
+            r["text"] = nxt

@@ -67,6 +67,8 @@ def make_trainer(cfg: GeoGRPOConfig, model=None, processor=None, dataset=None, g
 
     if model is None or processor is None:
         model, processor = load_vlm(cfg.model_name_or_path, device="cpu" if cfg.use_cpu else None)
+    tok = getattr(processor, "tokenizer", processor)
+    tok.padding_side = "left"  # TRL pads prompts on the left; the processor must agree
     funcs, weights = reward_functions(cfg.weights(), cfg.breakpoints())
     funcs = renormalised(funcs, weights)  # non-applicable rewards do not shrink a total
     cfg.reward_weights = weights
