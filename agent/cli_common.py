@@ -79,19 +79,47 @@ def add_budget_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--max-turns",
         type=positive_int,
-        default=Budget().max_turns,
-        help="turn budget (default: %(default)s)",
+        default=None,
+        help=f"turn budget (default: a trained checkpoint's, else {Budget().max_turns})",
     )
     p.add_argument(
         "--max-tool-calls",
         type=int,
-        default=Budget().max_tool_calls,
-        help="tool-call budget (default: %(default)s)",
+        default=None,
+        help=f"tool-call budget (default: a trained checkpoint's, else {Budget().max_tool_calls})",
     )
 
 
+def checkpoint_defaults(args: argparse.Namespace) -> dict | None:
+    """Fill the tool mask and budgets a command line leaves unset from the checkpoint ``--model``
+    names, when ``geolocate train`` recorded them (``geolocate_training.json``); returns what it read."""
+    from geolocate.agent.policies.transformers_policy import training_metadata
+
+    meta = training_metadata(args.model) if getattr(args, "model", None) else None
+    if not meta:
+        return None
+    used = []
+    if getattr(args, "tools", None) is None and meta.get("tools"):
+        args.tools, _ = meta["tools"], used.append(f"tools {meta['tools']}")
+    for key in ("max_turns", "max_tool_calls"):
+        if getattr(args, key, None) is None and meta.get(key):
+            setattr(args, key, int(meta[key]))
+            used.append(f"{key.replace('_', '-')} {meta[key]}")
+    if used:
+        stderr().print(
+            f"using what {args.model} was trained with: {', '.join(used)}, "
+            f"prompt v{meta.get('prompt_version')}"
+        )
+    return meta
+
+
 def budget_from_args(args: argparse.Namespace) -> Budget:
-    return Budget(max_turns=args.max_turns, max_tool_calls=args.max_tool_calls)
+    """The Budget of ``--max-turns``/``--max-tool-calls`` (unset: the defaults)."""
+    d = Budget()
+    return Budget(
+        max_turns=args.max_turns if args.max_turns is not None else d.max_turns,
+        max_tool_calls=args.max_tool_calls if args.max_tool_calls is not None else d.max_tool_calls,
+    )
 
 
 def add_policy_args(p: argparse.ArgumentParser) -> None:

@@ -21,6 +21,7 @@ from geolocate.agent.cli_common import (
     add_budget_args,
     add_policy_args,
     budget_from_args,
+    checkpoint_defaults,
     fail,
     policy_from_args,
     positive_float,
@@ -50,9 +51,9 @@ def register(sub) -> None:
     )
     loc.add_argument(
         "--tools",
-        default="all",
+        default=None,
         metavar="LIST",
-        help="tools to enable: comma list, 'all', or 'all,-ocr' (default: all)",
+        help="tools to enable: comma list, 'all', or 'all,-ocr' (default: a trained checkpoint's, else all)",
     )
     loc.add_argument(
         "--no-exif", action="store_true", help="ignore the photo's EXIF metadata (as benchmarks do)"
@@ -221,6 +222,7 @@ def _locate(args: argparse.Namespace, resume_gc: bool) -> int:
     several = len(args.photo) > 1
     if args.json and (why := _check_output(args.json, several)):
         return fail(why)
+    checkpoint_defaults(args)  # a trained planner runs with the tools, budgets and prompt it learned
     try:
         tools = ToolSet.parse_spec(tools_spec(args), exclude=["exif"] if args.no_exif else [])
         policy = policy_from_args(args)

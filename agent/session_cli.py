@@ -263,8 +263,10 @@ def _dispatch(args: argparse.Namespace, store, out) -> int:
     action = args.session_command
     on_step = _printer(args.quiet)
     if action == "new":
+        from geolocate.agent.cli_common import checkpoint_defaults
         from geolocate.agent.cli_locate import options_from_args, tools_spec
 
+        checkpoint_defaults(args)
         policy = policy_from_args(args)  # checks the planner options before anything runs
         view = store.create(
             args.photo,

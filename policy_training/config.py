@@ -39,6 +39,9 @@ class GeoGRPOConfig(GRPOConfig):
     max_turns: int = 6
     max_tool_calls: int = 8
     max_turn_tokens: int = 512
+    prompt_version: int = field(
+        default=2, metadata={"help": "prompt templates (prompts/v<N>); recorded in the checkpoint"}
+    )
     max_pixels: int = 1280 * 28 * 28
     reward_weights_by_name: str = field(
         default="geo_r_distance=1.0,geoscore=0.0,chain_of_region=0.5,localizability=0.25,cue_grounding=0.25,format=0.25,tool_use=0.1",

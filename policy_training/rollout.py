@@ -38,7 +38,7 @@ from typing import Any
 from geolocate.agent.episode import Episode
 from geolocate.agent.policies.transformers_policy import vision_token_ids
 from geolocate.agent.state import Budget
-from geolocate.prompts.render import render_prompt
+from geolocate.prompts.render import PROMPT_VERSION, render_prompt
 from geolocate.tools.base import Tool
 from geolocate.tools.image import decode_image
 from geolocate.tools.registry import ToolSet, create
@@ -80,8 +80,10 @@ class GeoRollout:
         temperature: float | None = None,
         top_p: float | None = None,
         generation_hook: Callable[[int, int], dict[str, Any]] | None = None,
+        prompt_version: int = PROMPT_VERSION,
     ):
         self.tool_names = list(tool_names)
+        self.prompt_version = prompt_version
         for name in self.tool_names:
             if type(create(name)).artifact is not Tool.artifact:
                 raise ValueError(
@@ -207,7 +209,7 @@ class GeoRollout:
         for i, prompt in enumerate(prompts):
             image = prompt_image(prompt)
             ep = Episode(_loaded(image), tools, budget=self.budget, policy="grpo")
-            text = render_prompt(proc, ep.state, schemas)
+            text = render_prompt(proc, ep.state, schemas, self.prompt_version)
             enc = proc(text=[text], images=[image], return_tensors="pt")
             vision = {
                 k: v.to(model.device)
@@ -325,7 +327,7 @@ class GeoRollout:
             self.stats["generated_tokens"] += len(gen)
             if r["ep"].done:
                 continue
-            nxt = render_prompt(proc, r["ep"].state, schemas)
+            nxt = render_prompt(proc, r["ep"].state, schemas, self.prompt_version)
             prefix = r["text"] + completion
             if not nxt.startswith(prefix):  # pragma: no cover - guarded by tests of render_prompt
                 raise RuntimeError("the rendered conversation does not extend the previous turn's prompt")

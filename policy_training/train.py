@@ -77,6 +77,7 @@ def make_trainer(cfg: GeoGRPOConfig, model=None, processor=None, dataset=None, g
         Budget(max_turns=cfg.max_turns, max_tool_calls=cfg.max_tool_calls),
         cfg.max_turn_tokens,
         generation_hook=generation_hook,
+        prompt_version=cfg.prompt_version,
     )
     trainer = GRPOTrainer(
         model=model,
@@ -87,7 +88,44 @@ def make_trainer(cfg: GeoGRPOConfig, model=None, processor=None, dataset=None, g
         rollout_func=rollout,
     )
     trainer.geo_rollout = rollout
+    trainer.add_callback(_metadata_callback(cfg))
     return trainer
+
+
+def training_metadata(cfg: GeoGRPOConfig) -> dict:
+    """What a checkpoint records of how its planner was trained (``geolocate_training.json``):
+    ``geolocate locate --model`` runs it with the same tools, budgets and prompt unless told otherwise."""
+    return {
+        "tools": cfg.tools,
+        "max_turns": cfg.max_turns,
+        "max_tool_calls": cfg.max_tool_calls,
+        "max_turn_tokens": cfg.max_turn_tokens,
+        "prompt_version": cfg.prompt_version,
+        "base_model": cfg.model_name_or_path,
+    }
+
+
+def write_metadata(cfg: GeoGRPOConfig, folder: str | Path) -> Path:
+    """Write :func:`training_metadata` into ``folder``; returns the file."""
+    import json
+
+    from geolocate.agent.policies.transformers_policy import TRAINING_METADATA
+
+    path = Path(folder) / TRAINING_METADATA
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(training_metadata(cfg), indent=1), encoding="utf-8")
+    return path
+
+
+def _metadata_callback(cfg: GeoGRPOConfig):
+    """A TrainerCallback that writes the metadata into every checkpoint folder as it is saved."""
+    from transformers import TrainerCallback
+
+    class _Metadata(TrainerCallback):
+        def on_save(self, args, state, control, **kwargs):
+            write_metadata(cfg, Path(args.output_dir) / f"checkpoint-{state.global_step}")
+
+    return _Metadata()
 
 
 def train(cfg: GeoGRPOConfig) -> Path:
@@ -98,4 +136,5 @@ def train(cfg: GeoGRPOConfig) -> Path:
     trainer = make_trainer(cfg)
     trainer.train(resume_from_checkpoint=True if cfg.resume else None)
     trainer.save_model(cfg.output_dir)  # the Trainer saves the processor with the model
+    write_metadata(cfg, cfg.output_dir)
     return Path(cfg.output_dir)

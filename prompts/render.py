@@ -27,8 +27,57 @@ import jinja2
 from geolocate.agent.stages import LEVELS, Level, next_level
 from geolocate.agent.state import EpisodeState
 
-PROMPT_VERSION = 1
-_DIR = Path(__file__).parent / f"v{PROMPT_VERSION}"
+PROMPT_VERSION = 2
+"""The prompt templates in use (``prompts/v<N>/``). v1 listed each tool's arguments as a JSON Schema
+dump (12.6k characters of system prompt for 7 tools); v2 as one compact line per tool
+(:func:`compact_parameters`). A trained checkpoint records its version and keeps it."""
+PROMPT_VERSIONS = (1, 2)
+
+
+def compact_parameters(schema: dict) -> str:
+    """A JSON Schema object as one line a model reads easily: ``name: type`` per argument, ``?`` for
+    optional ones, ``= default`` where set, then its description.
+
+    >>> compact_parameters({"properties": {"query": {"type": "string", "description": "a name"},
+    ...     "limit": {"type": "integer", "default": 5}}, "required": ["query"]})
+    'query: string - a name; limit: integer? = 5'
+    """
+    defs = schema.get("$defs", {})
+    props, required = schema.get("properties", {}), set(schema.get("required", []))
+    parts = []
+    for name, p in props.items():
+        s = f"{name}: {_type_of(p, defs)}" + ("" if name in required else "?")
+        if p.get("default") is not None:
+            s += f" = {json.dumps(p['default'], ensure_ascii=False)}"
+        if p.get("description"):
+            s += f" - {p['description']}"
+        parts.append(s)
+    return "; ".join(parts) or "none"
+
+
+def _type_of(p: dict, defs: dict, depth: int = 0) -> str:
+    if "$ref" in p:
+        p = defs.get(p["$ref"].split("/")[-1], {})
+    if "enum" in p:
+        return "|".join(json.dumps(v) for v in p["enum"])
+    if "anyOf" in p or "oneOf" in p:
+        kinds = [_type_of(x, defs, depth) for x in p.get("anyOf", p.get("oneOf")) if x.get("type") != "null"]
+        return "|".join(dict.fromkeys(kinds)) or "null"
+    t = p.get("type")
+    if t == "array":
+        if "prefixItems" in p:
+            return "[" + ", ".join(_type_of(x, defs, depth) for x in p["prefixItems"]) + "]"
+        return f"list[{_type_of(p.get('items', {}), defs, depth)}]"
+    if t == "object" or "properties" in p:
+        if depth >= 2 or not p.get("properties"):
+            return "object"
+        req = set(p.get("required", []))
+        inner = ", ".join(
+            f"{k}{'' if k in req else '?'}: {_type_of(v, defs, depth + 1)}"
+            for k, v in p["properties"].items()
+        )
+        return "{" + inner + "}"
+    return t or "any"
 
 
 def render_observation(obs_kind: str, text: str, evidence_id: str | None = None) -> str:
@@ -49,23 +98,33 @@ def render_observation(obs_kind: str, text: str, evidence_id: str | None = None)
 
 
 @functools.cache
-def _env() -> jinja2.Environment:
-    return jinja2.Environment(
-        loader=jinja2.FileSystemLoader(str(_DIR)),
+def _env(version: int = PROMPT_VERSION) -> jinja2.Environment:
+    if version not in PROMPT_VERSIONS:
+        raise ValueError(f"unknown prompt version {version}; known: {', '.join(map(str, PROMPT_VERSIONS))}")
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(Path(__file__).parent / f"v{version}")),
         undefined=jinja2.StrictUndefined,
         keep_trailing_newline=False,
         autoescape=False,
     )
+    env.filters["compact"] = compact_parameters
+    return env
 
 
-def _render(name: str, **kw: Any) -> str:
-    return _env().get_template(name).render(**kw).strip()
+def _render(name: str, version: int = PROMPT_VERSION, **kw: Any) -> str:
+    return _env(version).get_template(name).render(**kw).strip()
 
 
-def system_prompt(tool_schemas: list[dict], budget) -> str:
-    """The system prompt: the Chain of Region, the grammar, the tools (from the registry's schemas)."""
+def system_prompt(tool_schemas: list[dict], budget, version: int = PROMPT_VERSION) -> str:
+    """The system prompt: the Chain of Region, the grammar, the tools (from the registry's schemas),
+    in prompt ``version`` (:data:`PROMPT_VERSIONS`).
+
+    Raises:
+        ValueError: an unknown version.
+    """
     return _render(
         "system.j2",
+        version,
         tools=tool_schemas,
         order=" -> ".join(lv.value for lv in LEVELS),
         levels=", ".join(f'"{lv.value}"' for lv in LEVELS),
@@ -73,13 +132,14 @@ def system_prompt(tool_schemas: list[dict], budget) -> str:
     )
 
 
-def _status(state: EpisodeState, t: int) -> str:
+def _status(state: EpisodeState, t: int, version: int = PROMPT_VERSION) -> str:
     """The status line after turn ``t``, from what was recorded then (so earlier messages never change
     and each turn's prompt is a prefix of the next one's)."""
     chain = state.turns[t].chain_after
     nxt = next_level(Level(c["level"]) for c in chain)
     return _render(
         "status.j2",
+        version,
         chain=chain,
         next_step=f"commit '{nxt.value}' (or investigate further)"
         if nxt and nxt is not Level.COORDINATES
@@ -89,20 +149,23 @@ def _status(state: EpisodeState, t: int) -> str:
     )
 
 
-def build_messages(state: EpisodeState, tool_schemas: list[dict]) -> list[dict[str, Any]]:
-    """Chat messages for the policy's next turn, from the episode state alone.
+def build_messages(
+    state: EpisodeState, tool_schemas: list[dict], version: int = PROMPT_VERSION
+) -> list[dict[str, Any]]:
+    """Chat messages for the policy's next turn, from the episode state alone, in prompt ``version``.
 
     Deterministic: the same state gives byte-identical messages (training re-renders with it).
     """
+    system = system_prompt(tool_schemas, state.budget, version)
     msgs: list[dict[str, Any]] = [
-        {"role": "system", "content": [{"type": "text", "text": system_prompt(tool_schemas, state.budget)}]},
+        {"role": "system", "content": [{"type": "text", "text": system}]},
         {
             "role": "user",
             "content": [
                 {"type": "image", "ref": "photo"},
                 {
                     "type": "text",
-                    "text": _render("task.j2", width=state.image.width, height=state.image.height),
+                    "text": _render("task.j2", version, width=state.image.width, height=state.image.height),
                 },
             ],
         },
@@ -115,7 +178,7 @@ def build_messages(state: EpisodeState, tool_schemas: list[dict]) -> list[dict[s
             parts.append({"type": "text", "text": render_observation(obs.kind, obs.text, obs.evidence_id)})
             if obs.evidence_id in zoom_ok:
                 parts.append({"type": "image", "ref": obs.evidence_id})
-        parts.append({"type": "text", "text": _status(state, t)})
+        parts.append({"type": "text", "text": _status(state, t, version)})
         msgs.append({"role": "user", "content": parts})
     return msgs
 
@@ -147,11 +210,13 @@ def chat_text(processor, messages: list[dict[str, Any]], add_generation_prompt: 
     )
 
 
-def render_prompt(processor, state: EpisodeState, tool_schemas: list[dict]) -> str:
+def render_prompt(
+    processor, state: EpisodeState, tool_schemas: list[dict], version: int = PROMPT_VERSION
+) -> str:
     """THE prompt text for the next turn of an episode: :func:`build_messages` under the model's chat
     template. The transformers policy and GRPO rollouts both call this, so what is trained is what runs;
     the prompt after turn k starts with the prompt before it plus turn k's completion."""
-    return chat_text(processor, build_messages(state, tool_schemas))
+    return chat_text(processor, build_messages(state, tool_schemas, version))
 
 
 def fit_pixels(image, max_pixels: int):

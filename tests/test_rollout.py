@@ -133,3 +133,38 @@ def test_vllm_path_steps_in_lock_step_with_the_per_turn_budget(setup):
     fake.accelerator.num_processes = 1
     with pytest.raises(RuntimeError, match="no finite log-probability"):
         rollout([_prompt(data[0])], fake)
+
+
+def test_the_compact_prompt_and_a_checkpoint_that_records_how_it_was_trained(setup, tmp_path, plain_photo):
+    import json
+    import shutil
+
+    from geolocate.agent.cli import main
+    from geolocate.agent.policies.transformers_policy import TRAINING_METADATA
+    from geolocate.policy_training.train import write_metadata
+    from geolocate.prompts.render import system_prompt
+    from geolocate.tools.registry import ToolSet
+
+    schemas = ToolSet.parse_spec("all").schemas()
+    v1, v2 = system_prompt(schemas, Budget(), 1), system_prompt(schemas, Budget(), 2)
+    assert len(v2) < 0.5 * len(v1)  # 17.8k -> 7.9k characters for the 9 default tools
+    for s in schemas:  # every argument is still named
+        assert all(f"{arg}:" in v2 for arg in s["function"]["parameters"].get("properties", {}))
+
+    trainer, _data, _processor = setup
+    ckpt = tmp_path / "trained"
+    shutil.copytree(trainer.args.model_name_or_path, ckpt)
+    cfg = trainer.args
+    cfg.tools, cfg.max_turns, cfg.max_tool_calls = "ocr,gazetteer", 2, 3
+    write_metadata(cfg, ckpt)
+    assert json.loads((ckpt / TRAINING_METADATA).read_text())["prompt_version"] == 2
+    out = tmp_path / "t.json"
+    rc = main(["locate", str(plain_photo), "--model", str(ckpt), "--json", str(out), "--quiet",
+               "--max-new-tokens", "8", "--no-exif"])  # fmt: skip
+    t = json.loads(out.read_text())
+    assert rc == 0 and t["tools"] == ["ocr", "gazetteer"]
+    assert t["budget"]["max_turns"] == 2 and t["budget"]["max_tool_calls"] == 3
+    rc = main(["locate", str(plain_photo), "--model", str(ckpt), "--json", str(out), "--quiet",
+               "--max-new-tokens", "8", "--tools", "ocr", "--max-turns", "1"])  # fmt: skip
+    t = json.loads(out.read_text())
+    assert t["tools"] == ["ocr"] and t["budget"]["max_turns"] == 1  # told otherwise

@@ -13,7 +13,7 @@ import io
 import threading
 from typing import Any
 
-from geolocate.prompts.render import build_messages, episode_images, image_refs
+from geolocate.prompts.render import PROMPT_VERSION, build_messages, episode_images, image_refs
 
 STOP = ("</answer>", "<tool_response>")
 """Stop sequences: nothing useful follows an answer, and a model that starts writing a
@@ -75,6 +75,7 @@ class OpenAICompatiblePolicy:
         top_p: float = 0.9,
         seed: int | None = None,
         max_pixels: int = 1280 * 28 * 28,
+        prompt_version: int = PROMPT_VERSION,
     ):
         from openai import OpenAI
 
@@ -92,11 +93,12 @@ class OpenAICompatiblePolicy:
                 (base_url, max_concurrency), threading.BoundedSemaphore(max_concurrency)
             )
         self.last_stats: dict[str, Any] = {}
-        self.token_field = "max_tokens"  # newer OpenAI-style APIs want max_completion_tokens instead
+        self.token_field = "max_tokens"
+        self.prompt_version = prompt_version  # newer OpenAI-style APIs want max_completion_tokens instead
 
     def request(self, episode) -> dict[str, Any]:
         """The chat-completions request body for the episode's next turn."""
-        messages = build_messages(episode.state, episode.tools.schemas())
+        messages = build_messages(episode.state, episode.tools.schemas(), self.prompt_version)
         images = episode_images(episode, messages, self.max_pixels)
         assert len(images) == len(image_refs(messages))
         body: dict[str, Any] = dict(

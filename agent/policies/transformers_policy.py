@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from geolocate.prompts.render import build_messages, episode_images, render_prompt
+from geolocate.prompts.render import PROMPT_VERSION, build_messages, episode_images, render_prompt
 
 DEFAULT_MAX_PIXELS = 1280 * 28 * 28
 """Pixel budget per image (Qwen2.5-VL's recommended upper bound: 1280 visual tokens of 28x28)."""
@@ -99,6 +99,23 @@ def load_vlm(id_or_path: str | Path, dtype: str = "auto", device: str | None = N
     return model, load_processor(id_or_path)
 
 
+TRAINING_METADATA = "geolocate_training.json"
+"""Written by ``geolocate train`` into its output folder and every checkpoint: the tool set, budgets,
+per-turn token budget and prompt version the planner was trained with."""
+
+
+def training_metadata(model: str | Path) -> dict[str, Any] | None:
+    """The :data:`TRAINING_METADATA` of a local checkpoint folder, or None (a hub id, an untrained
+    model, an unreadable file)."""
+    import json
+
+    path = Path(str(model)) / TRAINING_METADATA
+    try:
+        return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+    except (OSError, ValueError):
+        return None
+
+
 class TransformersPolicy:
     """A Qwen-VL checkpoint as the planner.
 
@@ -108,6 +125,8 @@ class TransformersPolicy:
         max_new_tokens, temperature, top_p, do_sample, seed: sampling.
         max_pixels: per-image pixel budget (images are shrunk to it before the processor).
         generate_kwargs: extra arguments for ``model.generate`` (e.g. a ``logits_processor``).
+        prompt_version: the prompt templates (default: the one a trained checkpoint records in
+            :data:`TRAINING_METADATA`, else the current one).
     """
 
     name = "transformers"
@@ -126,6 +145,7 @@ class TransformersPolicy:
         seed: int | None = None,
         max_pixels: int = DEFAULT_MAX_PIXELS,
         generate_kwargs: dict[str, Any] | None = None,
+        prompt_version: int | None = None,
     ):
         if loaded is None:
             if model is None:
@@ -140,19 +160,23 @@ class TransformersPolicy:
             seed,
         )
         self.max_pixels = max_pixels
+        meta = training_metadata(model) if model is not None else None
+        self.prompt_version = prompt_version or (meta or {}).get("prompt_version") or PROMPT_VERSION
         self.generate_kwargs = dict(generate_kwargs or {})
         self.last_stats: dict[str, float] = {}
         self._lock = threading.Lock()  # one generate at a time on a shared model
 
     def prompt_text(self, episode) -> str:
         """The prompt for the episode's next turn (:func:`geolocate.prompts.render.render_prompt`)."""
-        return render_prompt(self.processor, episode.state, episode.tools.schemas())
+        return render_prompt(self.processor, episode.state, episode.tools.schemas(), self.prompt_version)
 
     def inputs(self, episode) -> Any:
         """Processor inputs (token ids, pixel values) for the episode's next turn."""
         text = self.prompt_text(episode)
         images = episode_images(
-            episode, build_messages(episode.state, episode.tools.schemas()), self.max_pixels
+            episode,
+            build_messages(episode.state, episode.tools.schemas(), self.prompt_version),
+            self.max_pixels,
         )
         return self.processor(text=[text], images=images or None, return_tensors="pt").to(self.model.device)
 
