@@ -1,4 +1,4 @@
-"""``geolocate train --config FILE``: GRPO training of the planner."""
+"""``geolocate train --config FILE [--sft]``: SFT warm start and GRPO training of the planner."""
 
 from __future__ import annotations
 
@@ -16,6 +16,12 @@ def register(sub) -> None:
         metavar="FILE",
         help="YAML or JSON GeoGRPOConfig (any trl.GRPOConfig field too)",
     )
+    tr.add_argument(
+        "--sft",
+        action="store_true",
+        help="SFT warm start on teacher trajectories (sft_source in the config) into <output_dir>/sft, "
+        "instead of GRPO; then point model_name_or_path there for GRPO",
+    )
     tr.set_defaults(run=cmd_train)
 
 
@@ -30,6 +36,15 @@ def cmd_train(args: argparse.Namespace) -> int:
         cfg = load_config(args.config)
     except (FileNotFoundError, ValueError) as e:
         return fail(e)
+    if args.sft:
+        from geolocate.policy_training.sft import train_sft
+
+        try:
+            out = train_sft(cfg)
+        except ValueError as e:
+            return fail(e)
+        print(f"SFT model and processor saved in {out}; for GRPO set model_name_or_path: {out}")
+        return 0
     out = train(cfg)
     print(f"trained model and processor saved in {out}")
     return 0

@@ -52,6 +52,20 @@ class GeoGRPOConfig(GRPOConfig):
         metadata={"help": "Geo-R breakpoints in km (paper: 750,2500,20000; released code: 750,3000,20000)"},
     )
     resume: bool = field(default=False, metadata={"help": "resume from the last checkpoint in output_dir"})
+    sft_source: str = field(
+        default="heuristic",
+        metadata={"help": "SFT warm start (geolocate train --sft): heuristic, server or sessions"},
+    )
+    sft_max_error_km: float = field(
+        default=750.0, metadata={"help": "SFT: keep teacher episodes whose answer is this close to the truth"}
+    )
+    sft_server: str | None = field(
+        default=None, metadata={"help": "SFT teacher endpoint (sft_source server)"}
+    )
+    sft_server_model: str | None = field(default=None, metadata={"help": "SFT teacher model name"})
+    sft_sessions: str | None = field(
+        default=None, metadata={"help": "SFT session store (sft_source sessions)"}
+    )
 
     def weights(self) -> dict[str, float]:
         out = {}
