@@ -3,8 +3,9 @@
     python benchmarks/rollout_throughput.py [--episodes 8] [--turn-tokens 64]
 
 Episodes run through ``policy_training.rollout.GeoRollout`` exactly as in training (free sampling from
-random weights, so turns are parse errors until the turn budget ends them). Prints episodes/s and
-generated tokens/s.
+random weights, so turns are parse errors until the turn budget ends them). Prints episodes/s,
+generated tokens/s, and the overhead of the Episode and tools over plain generation of the same
+number of tokens per turn from the same prompts with the same sampling (TRL's GRPO without tools).
 """
 
 from __future__ import annotations
@@ -47,11 +48,14 @@ def main() -> None:
         max_pixels=56 * 56 * 4,
     )
     prompts = [prepare_multimodal_messages(r["prompt"], images=[r["image"]]) for r in data]
+    from accelerate import Accelerator
+
     trainer = SimpleNamespace(
         processing_class=processor,
         model=model,
-        accelerator=SimpleNamespace(unwrap_model=lambda m: m),
-        args=SimpleNamespace(temperature=1.0, top_p=1.0),
+        model_wrapped=model,
+        accelerator=Accelerator(cpu=True),
+        args=SimpleNamespace(temperature=1.0, top_p=1.0, top_k=0),
         use_vllm=False,
     )
     rollout = GeoRollout(tools, budget, max_turn_tokens=args.turn_tokens)
@@ -66,6 +70,31 @@ def main() -> None:
         f"{len(prompts)} episodes x {args.max_turns} turns x {args.turn_tokens} tokens in {dt:.1f} s: "
         f"{len(prompts) / dt:.2f} episodes/s, {n_tok / dt:.0f} generated tokens/s "
         f"({total - n_tok} observation tokens masked out of {total})"
+    )
+    # Plain generation: the same turns' worth of tokens from the turn-0 prompts, no Episode, no tools.
+    import torch
+
+    cfg = rollout.generation_config(trainer)
+    t = time.perf_counter()
+    plain_tokens = 0
+    for r in data:
+        from geolocate.agent.episode import Episode
+        from geolocate.policy_training.rollout import _loaded
+        from geolocate.prompts.render import render_prompt
+        from geolocate.tools.registry import ToolSet
+
+        ts = ToolSet.from_names(tools)
+        text = render_prompt(processor, Episode(_loaded(r["image"]), ts, budget=budget).state, ts.schemas())
+        enc = processor(text=[text], images=[r["image"]], return_tensors="pt")
+        for _ in range(args.max_turns):
+            with torch.no_grad():
+                out_ids = model.generate(**enc, generation_config=cfg)
+            plain_tokens += out_ids.shape[1] - enc["input_ids"].shape[1]
+    dp = time.perf_counter() - t
+    print(
+        f"plain generation of {plain_tokens} tokens in {dp:.1f} s ({plain_tokens / dp:.0f} tokens/s); "
+        f"Episode + tools overhead: {100 * (dt / n_tok - dp / plain_tokens) / (dp / plain_tokens):.0f}% "
+        "per generated token"
     )
 
 

@@ -109,16 +109,15 @@ class GeoRollout:
         mm = torch.zeros_like(input_ids)
         mm[:, :prompt_len] = (input_ids[:, :prompt_len] == tok.convert_tokens_to_ids("<|image_pad|>")).long()
         kwargs["mm_token_type_ids"] = mm
-        kwargs["suppress_tokens"] = vision_token_ids(tok)
+        cfg = self.generation_config(trainer)
+        cfg.suppress_tokens = vision_token_ids(tok)
+        cfg.output_scores, cfg.return_dict_in_generate, cfg.use_cache = True, True, True
         extra = self.generation_hook(index, turn) if self.generation_hook else {}
         with torch.no_grad():
             out = model.generate(
                 input_ids=input_ids,
                 attention_mask=torch.ones_like(input_ids),
-                generation_config=self.generation_config(trainer),
-                output_scores=True,
-                return_dict_in_generate=True,
-                use_cache=True,
+                generation_config=cfg,
                 **kwargs,
                 **extra,
             )
