@@ -158,6 +158,10 @@ def test_the_sun_tool_reports_countries_and_misses():
         SunInput(time_utc=t, object_height=1.0, shadow_length=length, hypothesis=(-33.9, 18.4)), None
     )
     assert "JP" in out.countries and out.region["type"] == "MultiPolygon"
+    from shapely.geometry import shape
+
+    core, region = shape(out.core), shape(out.region)  # the best-fitting half, inside the region
+    assert 0 < core.area < region.area and core.difference(region.buffer(0.5)).area < 1e-6
     assert not out.hypothesis.consistent and out.hypothesis.distance_to_region_km > 1000
     assert "does NOT fit" in out.summary()
     with pytest.raises(ValueError, match="give a measurement"):

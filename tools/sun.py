@@ -178,6 +178,10 @@ class HypothesisCheck(ToolOutput):
 
 class SunOutput(ToolOutput):
     region: dict = Field(description="the feasible region, a GeoJSON MultiPolygon geometry (lon, lat)")
+    core: dict = Field(
+        description="the cells that fit best (chi-square within its 50% quantile): the region's likeliest "
+        "part, a GeoJSON MultiPolygon; each cell's score is exp(-chi2/2), 1 where the sun fits exactly"
+    )
     area_km2: float = Field(description="area of the feasible cells on the sphere")
     share_of_earth: float
     countries: dict[str, float] = Field(description="ISO alpha-2 -> share of the region's land cells")
@@ -218,6 +222,11 @@ class SunRegion:
     elevation: np.ndarray
     azimuth: np.ndarray
     measurements: list[str] = field(default_factory=list)
+    n_terms: int = 0
+
+    def score(self) -> np.ndarray:
+        """Each cell's score in 0..1: exp(-chi2/2) (1 where every measurement fits exactly)."""
+        return np.exp(-0.5 * np.minimum(self.chi2, 1e6))
 
     def area_km2(self) -> float:
         return float(self.grid.cell_area_km2()[self.feasible].sum())
@@ -340,7 +349,7 @@ def sun_region(args: SunInput) -> SunRegion:
                 best_el[sel] = np.where(better, pos.elevation, best_el[sel])
                 best_az[sel] = np.where(better, pos.azimuth, best_az[sel])
     feasible = best <= threshold
-    return SunRegion(g, best, feasible, threshold, best_el, best_az, terms)
+    return SunRegion(g, best, feasible, threshold, best_el, best_az, terms, n_terms)
 
 
 class SunTool(Tool):
@@ -358,8 +367,12 @@ class SunTool(Tool):
     def run(self, args: SunInput, ctx: ToolContext) -> SunOutput:
         r = sun_region(args)
         area = r.area_km2()
+        from scipy.stats import chi2 as chi2_dist
+
+        core = r.chi2 <= chi2_dist.ppf(0.5, max(1, r.n_terms)) if r.n_terms else r.feasible
         return SunOutput(
             region=region_geojson(r.grid, r.feasible),
+            core=region_geojson(r.grid, core),
             area_km2=round(area, 1),
             share_of_earth=round(area / (4 * math.pi * 6371.0088**2), 5),
             countries=countries_in(r.grid, r.feasible),

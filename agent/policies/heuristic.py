@@ -362,6 +362,13 @@ class HeuristicPolicy:
         )
         gazetteer = [(e, e.arguments.get("query", ""), e.typed().matches) for e in self._ok(ep, "gazetteer")]
         ocr_ids = [e.id for e in self._ok(ep, "ocr")]
+        vis = next(iter(self._ok(ep, "visual_candidates")), None)
+        if vis is not None:
+            from geolocate.tools.visual import country_shares
+
+            visual_share = country_shares(vis.typed().candidates)
+        else:
+            visual_share = {}
         best = None
         for e, q, matches in gazetteer:
             from_hint = normalize_name(q) in hint_queries
@@ -377,11 +384,12 @@ class HeuristicPolicy:
                 # The analyst's own words outrank script and language clues.
                 support = self._support(q, m, gazetteer)
                 s = self._score_match(q, m, {} if from_hint else scores, languages, support)
-                rank = (from_hint and s >= CITY_MIN_SCORE, s)
+                # GeoCLIP's candidates only break ties between equally good text hypotheses.
+                rank = (from_hint and s >= CITY_MIN_SCORE, round(s, 3), visual_share.get(m.country_code, 0.0))
                 if best is None or rank > best[0]:
                     best = (rank, m, e.id)
         if best is not None and best[0][1] >= CITY_MIN_SCORE:
-            (_, s), m, gid = best
+            (_, s, _v), m, gid = best
             ev = ocr_ids + [gid] + ([clue_ev.id] if clue_ev and scores.get(m.country_code, 0) > 0 else [])
             if best[0][0]:
                 ev = [h.id for h in hints] + [gid]
