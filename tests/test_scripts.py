@@ -4,7 +4,7 @@ the city: 20 signs in 12 scripts (Cyrillic in six countries and Warsaw, Greek, H
 Thai, Devanagari, Armenian, Hangul, Georgian, Khmer, kana, simplified and traditional Han).
 Photo: OSV-5M sample 1105240373293389 (Mapillary, CC-BY-SA 4.0).
 
-Needs Debian's ``tesseract-ocr-script-*`` packs and ``fonts-noto-core`` (installed here when the test
+Needs Debian's ``tesseract-ocr-script-*`` packs, ``fonts-noto-core`` and ``fonts-noto-cjk`` (installed here when the test
 runs as root on Debian, as CI does; skipped otherwise).
 """
 
@@ -25,7 +25,9 @@ from geolocate.tools.image import load_image
 from geolocate.tools.registry import ToolSet
 
 NOTO = Path("/usr/share/fonts/truetype/noto")
-HAN = Path("/usr/share/fonts/truetype/wqy/wqy-zenhei.ttc")
+NOTO_CJK = Path("/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc")
+HAN = NOTO_CJK if NOTO_CJK.exists() else Path("/usr/share/fonts/truetype/wqy/wqy-zenhei.ttc")
+"""Han, kana and Hangul signs: Debian's Noto CJK (fonts-noto-cjk), else WenQuanYi Zen Hei."""
 PACKS = ["cyrl", "grek", "hebr", "thai", "deva", "armn", "arab", "hang", "geor", "ethi", "khmr"]
 
 SIGNS = [  # text, country, (lat, lon) of the city, font
@@ -61,6 +63,7 @@ def script_packs():
         pkgs = [f"tesseract-ocr-script-{p}" for p in PACKS] + [
             "tesseract-ocr",
             "fonts-noto-core",
+            "fonts-noto-cjk",
             "fonts-wqy-zenhei",
         ]
         subprocess.run(["apt-get", "install", "-y", "-qq", *pkgs], capture_output=True, timeout=900)
