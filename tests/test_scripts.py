@@ -4,8 +4,8 @@ the city: 20 signs in 12 scripts (Cyrillic in six countries and Warsaw, Greek, H
 Thai, Devanagari, Armenian, Hangul, Georgian, Khmer, kana, simplified and traditional Han).
 Photo: OSV-5M sample 1105240373293389 (Mapillary, CC-BY-SA 4.0).
 
-Needs Debian's ``tesseract-ocr-script-*`` packs, ``fonts-noto-core`` and ``fonts-noto-cjk`` (installed here when the test
-runs as root on Debian, as CI does; skipped otherwise).
+Needs Debian's ``tesseract-ocr-script-*`` packs, ``fonts-noto-core`` and ``fonts-noto-cjk`` (installed
+here when the test runs as root on Debian, as CI does; skipped otherwise).
 """
 
 from __future__ import annotations
