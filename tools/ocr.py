@@ -420,37 +420,17 @@ class MultiScriptBackend(OcrBackend):
                 reads = list(pool.map(lambda s, c=crop: (s, *self._tesseract(c, s)), self.scripts))
                 script, text, conf = max(reads, key=lambda r: r[2] * purity(r[1], r[0]))
                 quality = conf * purity(text, script)
+                reread = {"text": text, "score": round(conf, 4), "script": script, "engine": "tesseract",
+                          "model": f"script/{script}"}  # fmt: skip
                 if text and quality >= 0.6 and quality > plausible[i]:
                     first = {"text": ln.text, "score": ln.score, "engine": "rapidocr"}
-                    out.append(
-                        ln.model_copy(
-                            update={
-                                "text": text,
-                                "score": round(conf, 4),
-                                "script": script,
-                                "engine": "tesseract",
-                                "model": f"script/{script}",
-                                "alternatives": [first],
-                            }
-                        )
-                    )
+                    out.append(ln.model_copy(update={**reread, "alternatives": [first]}))
                     continue
                 if ln.text.strip() and ln.score >= min_score:
                     out.append(ln)
                 if text and conf >= SEEN_MIN_CONFIDENCE and purity(text, script) >= 0.9 and len(text) >= 2:
                     # Not read, but the script model recognised its letters: the script is a clue.
-                    out.append(
-                        ln.model_copy(
-                            update={
-                                "text": text,
-                                "score": round(conf, 4),
-                                "script": script,
-                                "engine": "tesseract",
-                                "model": f"script/{script}",
-                                "read": False,
-                            }
-                        )
-                    )
+                    out.append(ln.model_copy(update={**reread, "read": False}))
         return out
 
 
