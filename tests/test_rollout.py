@@ -168,3 +168,49 @@ def test_the_compact_prompt_and_a_checkpoint_that_records_how_it_was_trained(set
                "--max-new-tokens", "8", "--tools", "ocr", "--max-turns", "1"])  # fmt: skip
     t = json.loads(out.read_text())
     assert t["tools"] == ["ocr"] and t["budget"]["max_turns"] == 1  # told otherwise
+
+
+def test_left_padding_keeps_multimodal_positions_in_the_loss_pass(setup):
+    """Two photos of different sizes (different numbers of image tokens) in one left-padded batch:
+    the per-token log-probabilities TRL's loss pass computes for each completion equal those of the
+    same sequence alone (tolerance LOGPROB_ATOL), so image tokens and rope positions stay aligned."""
+    from PIL import Image
+
+    trainer, data, processor = setup
+    tok = processor.tokenizer
+    model = trainer.accelerator.unwrap_model(trainer.model).eval()
+    pad_image = tok.convert_tokens_to_ids("<|image_pad|>")
+    completion = tok('<think>fjord</think><answer>{"lat": 60.3}</answer>', add_special_tokens=False).input_ids
+    photos = [data[0]["image"], data[0]["image"].resize((112, 56), Image.Resampling.LANCZOS)]
+    seqs, visions = [], []
+    for im in photos:
+        text = processor.apply_chat_template(
+            [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "Where?"}]}],
+            tokenize=False, add_generation_prompt=True,
+        )  # fmt: skip
+        enc = processor(text=[text], images=[im], return_tensors="pt")
+        seqs.append(enc["input_ids"][0].tolist() + completion)
+        visions.append(enc)
+    assert len(seqs[0]) != len(seqs[1])  # different numbers of image tokens
+
+    def logps(batch_seqs, batch_visions):
+        n = max(len(s) for s in batch_seqs)
+        ids = torch.full((len(batch_seqs), n), tok.pad_token_id, dtype=torch.long)
+        mask = torch.zeros_like(ids)
+        for i, s in enumerate(batch_seqs):  # left padding, as TRL pads prompts
+            ids[i, n - len(s) :] = torch.tensor(s)
+            mask[i, n - len(s) :] = 1
+        with torch.no_grad():
+            out, _, _ = trainer._get_per_token_logps_and_entropies(
+                model, ids, mask, len(completion),
+                pixel_values=torch.cat([v["pixel_values"] for v in batch_visions]),
+                image_grid_thw=torch.cat([v["image_grid_thw"] for v in batch_visions]),
+                num_images=[1] * len(batch_seqs),
+                mm_token_type_ids=(ids == pad_image).long(),
+            )  # fmt: skip
+        return out
+
+    together = logps(seqs, visions)
+    for i in range(2):
+        alone = logps([seqs[i]], [visions[i]])[0]
+        assert together[i].tolist() == pytest.approx(alone.tolist(), abs=LOGPROB_ATOL)
