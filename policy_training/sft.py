@@ -164,9 +164,8 @@ def approved_sessions(store_url: str | None) -> Iterable[tuple[EpisodeState, Any
     if not store_url:
         raise ValueError("sft_source sessions needs sft_sessions (a session store path or URL)")
     store = SessionStore(store_url)
-    for info in store.list():
-        view = store.view(info.id)
-        ep = view.episode
+    for sid in store.ids():
+        ep = store.view(sid, with_branches=False).episode
         approved = any(
             e.tool == "review"
             and (e.output or {}).get("decision") == "approve"

@@ -74,3 +74,25 @@ def test_sft_two_steps_then_grpo_from_it(osv_dir, tmp_path, monkeypatch):
     trainer.train()
     logs = [h for h in trainer.state.log_history if "loss" in h]
     assert len(logs) == 2 and all(math.isfinite(h["loss"]) for h in logs)
+
+
+def test_approved_investigator_sessions_are_teacher_trajectories(tmp_path, plain_photo):
+    """A session whose analyst approved the answer is a teacher trajectory; one still waiting for
+    review, or whose answer was never approved, is not."""
+    from geolocate.agent.session import SessionStore
+    from geolocate.policy_training.sft import approved_sessions
+    from tests.conftest import render_sign
+
+    store_url = str(tmp_path / "sessions.sqlite")
+    store = SessionStore(store_url)
+    sign = render_sign(plain_photo, ["WELCOME TO KALAMUNDA"], tmp_path / "sign.jpg", size=40)
+    approved = store.create(sign, review=["answer"], tools="all,-exif")
+    assert approved.status == "review"
+    approved = store.move(approved.info.id, {"kind": "approve"})
+    waiting = store.create(sign, review=["answer"], tools="all,-exif")
+    unreviewed = store.create(sign, tools="all,-exif")
+    assert approved.episode.answer is not None and unreviewed.episode.answer is not None
+    got = list(approved_sessions(store_url))
+    assert [ep.image.sha256 for ep, _ in got] == [approved.episode.image.sha256]
+    assert got[0][1].size == (approved.episode.image.width, approved.episode.image.height)
+    assert waiting.info.id != approved.info.id
