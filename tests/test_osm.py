@@ -567,7 +567,7 @@ def test_osm_search_tool_in_an_episode(dbs, plain_photo):
         )
     )
     assert [o.kind for o in obs] == ["tool_result", "tool_error"]
-    assert "3+ match(es) via local" in obs[0].text
+    assert "16 distinct place(s) via local (showing 1-3; offset 3 for more)" in obs[0].text
     assert "narrow it" in obs[1].text
     unconfigured = Episode(image, ToolSet([create("osm_search")]))
     o = unconfigured.step(render_turn("x", [ToolCall(name="osm_search", arguments=q)]))[0]
@@ -637,3 +637,32 @@ def test_a_catastrophic_regex_ends_within_its_timeout_with_a_clear_message(dbs, 
     assert time.perf_counter() - t < 30
     assert main([*args, "--name", "x" * 201]) == 2
     assert "at most 100 characters" in capsys.readouterr().err
+
+
+def test_restaurants_near_benches_come_back_once_each_with_a_true_total(dbs):
+    """423 restaurant-bench combinations within 100 m on the Helsinki extract are 53 restaurants: the
+    places view lists each once with its nearest bench, ranked by distance, with the true total and
+    pages; the combinations view is capped at the limit and says so."""
+    q = FeatureQuery.model_validate(
+        {"features": [{"id": "restaurant", "tags": [{"key": "amenity", "value": "restaurant"}]},
+                      {"id": "bench", "tags": [{"key": "amenity", "value": "bench"}]}],
+         "relations": [{"a": "restaurant", "b": "bench", "max_m": 100}],
+         "scope": {"kind": "bbox", "south": 60.15, "west": 24.90, "north": 60.20, "east": 25.00},
+         "limit": 500}
+    )  # fmt: skip
+    b = LocalBackend(dbs["helsinki"])
+    full = b.query(q)
+    assert not full.truncated and len(full.matches) > len(full.places)
+    nearest: dict[str, float] = {}
+    for m in full.matches:  # the reference: every combination, reduced by hand
+        rid, d = m.features["restaurant"].id, m.distances_m["restaurant~bench"]
+        nearest[rid] = min(d, nearest.get(rid, float("inf")))
+    ids = [p.feature.id for p in full.places]
+    assert len(ids) == len(set(ids)) == full.total_places == len(nearest)
+    assert {p.feature.id: p.distances_m["restaurant~bench"] for p in full.places} == nearest
+    assert [p.total_m for p in full.places] == sorted(p.total_m for p in full.places)
+    page = b.query(q.model_copy(update={"limit": 50}))
+    assert page.truncated and len(page.matches) == 50  # combinations: capped, and flagged
+    assert page.total_places == len(nearest) and [p.feature.id for p in page.places] == ids[:50]
+    rest = b.query(q.model_copy(update={"limit": 50, "offset": 50}))
+    assert [p.feature.id for p in rest.places] == ids[50:]

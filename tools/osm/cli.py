@@ -54,14 +54,30 @@ def register(sub) -> None:
     oq.add_argument(
         "--within", type=float, metavar="M", help="every other feature within M metres of the first"
     )
-    oq.add_argument("--bbox", metavar="S,W,N,E")
+    oq.add_argument(
+        "--bbox", metavar="S,W,N,E", help="write --bbox=-34.1,18.3,-33.8,18.6 when it starts with a minus"
+    )
+    for edge in ("south", "west", "north", "east"):
+        oq.add_argument(f"--{edge}", type=float, metavar="DEG", help=f"bbox {edge} edge (instead of --bbox)")
     oq.add_argument("--around", metavar="LAT,LON,RADIUS_M")
     oq.add_argument("--area", metavar="ISO_OR_NAME", help="admin area: ISO 3166 code (LI, CH-ZH) or name")
-    oq.add_argument("--limit", type=int, default=50)
-    oq.add_argument("--max-area-km2", type=float, default=2500.0, help="area guard (default: %(default)s)")
     oq.add_argument(
-        "--geojson", action="store_true", help="print a GeoJSON FeatureCollection instead of a table"
+        "--kinds",
+        metavar="LIST",
+        help="geometry kinds of every feature: point, line, area (comma list; default: all)",
     )
+    oq.add_argument("--limit", type=int, default=50, help="places (or combinations) per page")
+    oq.add_argument("--offset", type=int, default=0, help="skip this many places (next page)")
+    oq.add_argument(
+        "--combinations",
+        action="store_true",
+        help="list every combination of features instead of one row per distinct place",
+    )
+    oq.add_argument("--max-area-km2", type=float, default=2500.0, help="area guard (default: %(default)s)")
+    fmt = oq.add_mutually_exclusive_group()
+    fmt.add_argument("--geojson", action="store_true", help="print a GeoJSON FeatureCollection")
+    fmt.add_argument("--csv", action="store_true", help="print CSV, one row per place (or combination)")
+    fmt.add_argument("--kml", action="store_true", help="print KML (simplekml)")
     osm.set_defaults(run=cmd_osm)
 
 
@@ -106,9 +122,19 @@ def _query_from_flags(args: argparse.Namespace):
         raise ValueError("give a FeatureQuery JSON file, or at least one --feature / --preset")
     if args.name:
         feats[0] = feats[0].model_copy(update={"name": args.name})
+    if args.kinds:
+        kinds = [k.strip() for k in args.kinds.split(",") if k.strip()]
+        feats = [FeatureSpec.model_validate({**f.model_dump(), "kinds": kinds}) for f in feats]
+    edges = [args.south, args.west, args.north, args.east]
+    if any(e is not None for e in edges):
+        if any(e is None for e in edges):
+            raise ValueError("give all four of --south --west --north --east")
+        args.bbox = ",".join(str(e) for e in edges)
     scopes = [x for x in (args.bbox, args.around, args.area) if x]
     if len(scopes) != 1:
-        raise ValueError("give exactly one scope: --bbox, --around or --area")
+        raise ValueError(
+            "give exactly one scope: --bbox (or --south/--west/--north/--east), --around or --area"
+        )
     if args.bbox:
         s, w, n, e = (float(x) for x in args.bbox.split(","))
         scope = {"kind": "bbox", "south": s, "west": w, "north": n, "east": e}
@@ -128,8 +154,9 @@ def _query_from_flags(args: argparse.Namespace):
             raise ValueError("several features need --within M (each within M metres of the first)")
         rels = [{"a": feats[0].id, "b": f.id, "max_m": args.within} for f in feats[1:]]
     return FeatureQuery.model_validate(
-        {"features": [f.model_dump() for f in feats], "relations": rels, "scope": scope, "limit": args.limit}
-    )
+        {"features": [f.model_dump() for f in feats], "relations": rels, "scope": scope, "limit": args.limit,
+         "offset": args.offset}
+    )  # fmt: skip
 
 
 def cmd_osm(args: argparse.Namespace) -> int:
@@ -172,54 +199,113 @@ def cmd_osm(args: argparse.Namespace) -> int:
         backend = make_backend(
             args.db, args.overpass, QueryLimits(max_area_km2=args.max_area_km2), timeout_s=args.timeout
         )
-        result = backend.query(q, with_geometry=args.geojson)
+        if args.query and args.offset:
+            q = q.model_copy(update={"offset": args.offset})
+        result = backend.query(q, with_geometry=args.geojson or args.kml)
     except ValidationError as e:
         return fail(f"invalid query: {format_validation_error(e)}")
     except KeyError as e:
         return fail(e.args[0])
     except (GeolocateError, ValueError, OSError) as e:
         return fail(e)
+    rows = _rows(q, result, args.combinations)
     if args.geojson:
-        feats = []
-        for i, m in enumerate(result.matches):
-            for role, f in m.features.items():
-                feats.append(
-                    {
-                        "type": "Feature",
-                        "id": f.id,
-                        "geometry": f.geometry,
-                        "properties": {
-                            "match": i,
-                            "role": role,
-                            "kind": f.kind,
-                            **f.tags,
-                            **{f"distance_m:{k}": v for k, v in m.distances_m.items()},
-                        },
-                    }
-                )
-        print(json.dumps({"type": "FeatureCollection", "features": feats}, ensure_ascii=False))
-        return 0
+        print(json.dumps(_geojson(q, result, rows, args.combinations), ensure_ascii=False))
+    elif args.csv:
+        _print_csv(q, result, rows)
+    elif args.kml:
+        print(_kml(result, rows))
+    else:
+        _print_table(q, result, rows, args.combinations)
+    return 0
+
+
+def _rows(q, result, combinations: bool) -> list[tuple[dict, dict]]:
+    """(features by query id, distances) per row: one per distinct place, or per combination."""
+    if combinations:
+        return [(m.features, m.distances_m) for m in result.matches]
+    first = q.features[0].id
+    return [({first: p.feature, **p.support}, p.distances_m) for p in result.places]
+
+
+def _cap_note(result, combinations: bool) -> str:
+    if combinations:
+        return f"{len(result.matches)}{'+ (capped at the limit)' if result.truncated else ''} combination(s)"
+    end = result.offset + len(result.places)
+    more = f"; --offset {end} for the next page" if end < result.total_places else ""
+    start = result.offset + 1 if result.places else 0
+    return f"{result.total_places} distinct place(s), showing {start}-{end}{more}"
+
+
+def _geojson(q, result, rows, combinations: bool) -> dict:
+    feats = []
+    for i, (features, dists) in enumerate(rows):
+        for role, f in features.items():
+            feats.append(
+                {
+                    "type": "Feature",
+                    "id": f.id,
+                    "geometry": f.geometry,
+                    "properties": {"row": i, "role": role, "kind": f.kind, **f.tags,
+                                   **{f"distance_m:{k}": v for k, v in dists.items()}},
+                }
+            )  # fmt: skip
+    props = {
+        "view": "combinations" if combinations else "places",
+        "truncated": result.truncated,
+        "total_places": result.total_places,
+        "offset": result.offset,
+        "backend": result.backend,
+    }
+    return {"type": "FeatureCollection", "properties": props, "features": feats}
+
+
+def _print_csv(q, result, rows) -> None:
+    import csv
+
+    w = csv.writer(sys.stdout)
+    ids = [f.id for f in q.features]
+    rels = [f"{r.a}~{r.b}" for r in q.relations]
+    w.writerow(["row", *(f"{i}_{c}" for i in ids for c in ("osm_id", "name", "lat", "lon")),
+                *(f"{r}_m" for r in rels), "truncated", "total_places"])  # fmt: skip
+    for n, (features, dists) in enumerate(rows):
+        cells = []
+        for i in ids:
+            f = features.get(i)
+            cells += [f.id, f.tags.get("name", ""), f"{f.lat:.6f}", f"{f.lon:.6f}"] if f else ["", "", "", ""]
+        w.writerow([n, *cells, *(dists.get(r, "") for r in rels), result.truncated, result.total_places])
+
+
+def _kml(result, rows) -> str:
+    import simplekml
+
+    doc = simplekml.Kml(name=f"geolocate osm query ({result.backend})")
+    for n, (features, dists) in enumerate(rows):
+        folder = doc.newfolder(name=f"place {n + 1}")
+        for role, f in features.items():
+            pt = folder.newpoint(name=f"{role}: {f.tags.get('name', f.id)}", coords=[(f.lon, f.lat)])
+            pt.description = json.dumps({"osm_id": f.id, **f.tags, **dists}, ensure_ascii=False)
+    return doc.kml()
+
+
+def _print_table(q, result, rows, combinations: bool) -> None:
     from rich.console import Console
     from rich.markup import escape
     from rich.table import Table
 
-    t = Table(
-        title=f"{len(result.matches)}{'+' if result.truncated else ''} match(es) ({result.backend} backend)"
-    )
+    t = Table(title=f"{_cap_note(result, combinations)} ({result.backend} backend)")
     t.add_column("#")
     for f in q.features:
         t.add_column(f.id)
     if q.relations:
         t.add_column("distances (m)")
-    for i, m in enumerate(result.matches):
-        cells = [str(i + 1)] + [
-            f"{m.features[f.id].id} "
-            f"{m.features[f.id].tags.get('name', '')}\n({m.features[f.id].lat:.5f}, "
-            f"{m.features[f.id].lon:.5f})"
+    for i, (features, dists) in enumerate(rows):
+        cells = [str(result.offset + i + 1 if not combinations else i + 1)] + [
+            f"{features[f.id].id} {features[f.id].tags.get('name', '')}\n"
+            f"({features[f.id].lat:.5f}, {features[f.id].lon:.5f})"
             for f in q.features
         ]
         if q.relations:
-            cells.append(", ".join(f"{k}: {v:.1f}" for k, v in m.distances_m.items()))
+            cells.append(", ".join(f"{k}: {v:.1f}" for k, v in dists.items()))
         t.add_row(*(escape(c) for c in cells))
     Console(soft_wrap=True).print(t)
-    return 0

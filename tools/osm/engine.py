@@ -26,6 +26,7 @@ from geolocate.tools.osm.query import (
     Feature,
     FeatureQuery,
     Match,
+    Place,
     QueryLimits,
     QueryResult,
 )
@@ -170,15 +171,11 @@ def pair_distances_shapely(
     return out
 
 
-def join(
-    query: FeatureQuery, candidates: dict[str, list[Candidate]], pairs: PairDistances, limit: int
-) -> tuple[list[Match], bool]:
-    """All combinations of candidates (one per feature) that satisfy every relation, given each
-    relation's satisfying pairs (:data:`PairDistances`). Returns (matches, truncated)."""
+def _matcher(query: FeatureQuery, candidates: dict[str, list[Candidate]], pairs: PairDistances):
+    """The combination search, indexed once: ``combos(k, cap)`` lists up to ``cap`` combinations
+    (placed candidate indices per feature id, distances per relation) whose first feature is
+    candidate ``k`` of the query's first feature."""
     ids = [f.id for f in query.features]
-    if len(ids) == 1:
-        cands = candidates[ids[0]]
-        return [Match(features={ids[0]: c.feature}) for c in cands[:limit]], len(cands) > limit
     # Place features breadth-first from the first, so each new one has a placed neighbour.
     order = [ids[0]]
     while len(order) < len(ids):
@@ -192,39 +189,106 @@ def join(
         for (i, j), d in ps.items():
             by_side.setdefault((f"{a}~{b}", "a", i), {})[j] = d
             by_side.setdefault((f"{a}~{b}", "b", j), {})[i] = d
-    matches: list[Match] = []
 
-    def extend(i: int, placed: dict[str, int], dists: dict[str, float]) -> bool:
-        if i == len(order):
-            matches.append(
-                Match(
-                    features={f: candidates[f][k].feature for f, k in placed.items()}, distances_m=dict(dists)
+    def combos(k: int, cap: int) -> list[tuple[dict[str, int], dict[str, float]]]:
+        found: list[tuple[dict[str, int], dict[str, float]]] = []
+
+        def extend(i: int, placed: dict[str, int], dists: dict[str, float]) -> bool:
+            if i == len(order):
+                found.append((placed, dists))
+                return len(found) >= cap
+            fid = order[i]
+            options: dict[int, dict[str, float]] | None = None
+            for r in query.relations:
+                key = f"{r.a}~{r.b}"
+                if r.a == fid and r.b in placed:
+                    near = by_side.get((key, "b", placed[r.b]), {})
+                elif r.b == fid and r.a in placed:
+                    near = by_side.get((key, "a", placed[r.a]), {})
+                else:
+                    continue
+                new = {j: {key: d} for j, d in near.items()}
+                options = (
+                    new
+                    if options is None
+                    else {j: {**options[j], **v} for j, v in new.items() if j in options}
                 )
-            )
-            return len(matches) > limit
-        fid = order[i]
-        options: dict[int, dict[str, float]] | None = None
-        for r in query.relations:
-            key = f"{r.a}~{r.b}"
-            if r.a == fid and r.b in placed:
-                near = {k: d for k, d in by_side.get((key, "b", placed[r.b]), {}).items()}
-            elif r.b == fid and r.a in placed:
-                near = {k: d for k, d in by_side.get((key, "a", placed[r.a]), {}).items()}
-            else:
-                continue
-            new = {k: {key: d} for k, d in near.items()}
-            options = (
-                new if options is None else {k: {**options[k], **v} for k, v in new.items() if k in options}
-            )
-        for k in sorted(options or {}):
-            if extend(i + 1, {**placed, fid: k}, {**dists, **options[k]}):
-                return True
-        return False
+            for j in sorted(options or {}):
+                if extend(i + 1, {**placed, fid: j}, {**dists, **options[j]}):
+                    return True
+            return False
 
-    for k in range(len(candidates[order[0]])):
-        if extend(1, {order[0]: k}, {}):
+        extend(1, {order[0]: k}, {})
+        return found
+
+    return combos
+
+
+def join(
+    query: FeatureQuery, candidates: dict[str, list[Candidate]], pairs: PairDistances, limit: int
+) -> tuple[list[Match], bool]:
+    """All combinations of candidates (one per feature) that satisfy every relation, given each
+    relation's satisfying pairs (:data:`PairDistances`). Returns (matches, truncated)."""
+    first = query.features[0].id
+    combos = _matcher(query, candidates, pairs)
+    found: list[tuple[dict[str, int], dict[str, float]]] = []
+    for k in range(len(candidates[first])):
+        found += combos(k, limit + 1 - len(found))
+        if len(found) > limit:
             break
-    return matches[:limit], len(matches) > limit
+    matches = [
+        Match(features={f: candidates[f][j].feature for f, j in placed.items()}, distances_m=dict(d))
+        for placed, d in found[:limit]
+    ]
+    return matches, len(found) > limit
+
+
+MAX_COMBINATIONS_PER_PLACE = 1000
+"""Combinations counted per place (the ranking keeps the best of them)."""
+
+
+def answer(query: FeatureQuery, candidates: dict[str, list[Candidate]], pairs: PairDistances) -> dict:
+    """The fields of a :class:`QueryResult` every backend returns: the combinations (:func:`join`,
+    capped at the limit) and the distinct places (:func:`places`, a page from ``query.offset``)."""
+    matches, truncated = join(query, candidates, pairs, query.limit)
+    ranked, total = places(query, candidates, pairs)
+    page = ranked[query.offset : query.offset + query.limit]
+    return {"matches": matches, "truncated": truncated, "places": page, "total_places": total,
+            "offset": query.offset}  # fmt: skip
+
+
+def places(
+    query: FeatureQuery, candidates: dict[str, list[Candidate]], pairs: PairDistances
+) -> tuple[list[Place], int]:
+    """Every distinct feature of the first query feature that some combination supports, with the
+    combination of least summed distance, ranked by that sum, then named before unnamed, then id.
+    Returns (places, total): the count is exact, whatever the limit."""
+    first = query.features[0].id
+    combos = _matcher(query, candidates, pairs)
+    out: list[Place] = []
+    for k, cand in enumerate(candidates[first]):
+        found = combos(k, MAX_COMBINATIONS_PER_PLACE)
+        if not found:
+            continue
+        placed, dists = min(found, key=lambda c: (sum(c[1].values()), sorted(c[0].items())))
+        out.append(
+            Place(
+                feature=cand.feature,
+                support={f: candidates[f][j].feature for f, j in placed.items() if f != first},
+                distances_m=dict(dists),
+                combinations=len(found),
+            )
+        )
+    out.sort(key=lambda p: (p.total_m, "name" not in p.feature.tags, p.feature.id))
+    return out, len(out)
+
+
+def add_geometry(found: dict, geoms: dict[str, shapely.Geometry]) -> None:
+    """Fill the GeoJSON geometry of every feature in an :func:`answer` (matches and places)."""
+    feats = [f for m in found["matches"] for f in m.features.values()]
+    feats += [f for p in found["places"] for f in (p.feature, *p.support.values())]
+    for f in feats:
+        f.geometry = feature_geojson(geoms[f.id])
 
 
 def feature_geojson(geom: shapely.Geometry) -> dict:

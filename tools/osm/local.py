@@ -26,10 +26,10 @@ from geolocate.tools.osm.engine import (
     Candidate,
     OsmBackend,
     ResolvedScope,
-    feature_geojson,
+    add_geometry,
+    answer,
     geodesic_area_km2,
     in_scope,
-    join,
     pair_distances_shapely,
     projector,
     representative_point,
@@ -351,12 +351,7 @@ class LocalBackend(OsmBackend):
         scope = self.guarded_scope(q)
         project = projector(*scope.center)
         cands = {f.id: self._candidates(f, scope, project) for f in q.features}
-        matches, truncated = join(q, cands, pair_distances_shapely(q, cands, scope), q.limit)
+        found = answer(q, cands, pair_distances_shapely(q, cands, scope))
         if with_geometry:
-            geoms = {c.feature.id: c.geom for cs in cands.values() for c in cs}
-            for m in matches:
-                for f in m.features.values():
-                    f.geometry = feature_geojson(geoms[f.id])
-        return QueryResult(
-            matches=matches, truncated=truncated, backend=self.name, scope_km2=round(scope.area_km2, 3)
-        )
+            add_geometry(found, {c.feature.id: c.geom for cs in cands.values() for c in cs})
+        return QueryResult(**found, backend=self.name, scope_km2=round(scope.area_km2, 3))

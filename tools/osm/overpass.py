@@ -24,9 +24,9 @@ from geolocate.tools.osm.engine import (
     Candidate,
     OsmBackend,
     ResolvedScope,
-    feature_geojson,
+    add_geometry,
+    answer,
     in_scope,
-    join,
     pair_distances_shapely,
     projector,
     representative_point,
@@ -337,15 +337,9 @@ class OverpassBackend(OsmBackend):
                 )
                 mine = [c for c, k in zip(mine, mask) if k]
             per_spec[f.id] = sort_candidates(mine)
-        matches, truncated = join(q, per_spec, pair_distances_shapely(q, per_spec, scope), q.limit)
+        found = answer(q, per_spec, pair_distances_shapely(q, per_spec, scope))
         if with_geometry:
-            geoms = {c.feature.id: c.geom for c in cands}
-            for m in matches:
-                for feat in m.features.values():
-                    feat.geometry = feature_geojson(geoms[feat.id])
+            add_geometry(found, {c.feature.id: c.geom for c in cands})
         return QueryResult(
-            matches=matches,
-            truncated=truncated,
-            backend=self.name,
-            scope_km2=round(scope.area_km2, 3) if scope.area_km2 else None,
+            **found, backend=self.name, scope_km2=round(scope.area_km2, 3) if scope.area_km2 else None
         )

@@ -22,9 +22,9 @@ from geolocate.tools.osm.engine import (
     OsmBackend,
     PairDistances,
     ResolvedScope,
-    feature_geojson,
+    add_geometry,
+    answer,
     geodesic_area_km2,
-    join,
     representative_point,
     resolve_bbox_or_around,
     sort_candidates,
@@ -183,12 +183,7 @@ class PostGISBackend(OsmBackend):
     def _query(self, q: FeatureQuery, with_geometry: bool) -> QueryResult:
         scope = self.guarded_scope(q)
         cands = {f.id: self._candidates(f, q, scope) for f in q.features}
-        matches, truncated = join(q, cands, self._pairs(q, cands), q.limit)
+        found = answer(q, cands, self._pairs(q, cands))
         if with_geometry:
-            geoms = {c.feature.id: c.geom for cs in cands.values() for c in cs}
-            for m in matches:
-                for f in m.features.values():
-                    f.geometry = feature_geojson(geoms[f.id])
-        return QueryResult(
-            matches=matches, truncated=truncated, backend=self.name, scope_km2=round(scope.area_km2, 3)
-        )
+            add_geometry(found, {c.feature.id: c.geom for cs in cands.values() for c in cs})
+        return QueryResult(**found, backend=self.name, scope_km2=round(scope.area_km2, 3))

@@ -244,6 +244,7 @@ class FeatureQuery(BaseModel):
     relations: list[Relation] = Field(default_factory=list, max_length=6)
     scope: Scope
     limit: int = Field(50, ge=1)
+    offset: int = Field(0, ge=0, description="skip this many distinct places (pagination)")
 
     @model_validator(mode="after")
     def _graph(self) -> FeatureQuery:
@@ -298,11 +299,33 @@ class Match(BaseModel):
     distances_m: dict[str, float] = {}
 
 
+class Place(BaseModel):
+    """A distinct candidate place: one feature of the query's first feature, with the nearest
+    supporting feature of each other one (the combination with the least summed distance) and how
+    many combinations support it."""
+
+    feature: Feature
+    support: dict[str, Feature] = {}
+    distances_m: dict[str, float] = {}
+    combinations: int = Field(1, description="supporting combinations found (counted up to 1,000)")
+
+    @property
+    def total_m(self) -> float:
+        return float(sum(self.distances_m.values()))
+
+
 class QueryResult(BaseModel):
+    """A query's answer: ``places`` (distinct first features, ranked by summed distance, a page of
+    ``total_places`` from ``offset``) and ``matches`` (combinations, capped at the limit; ``truncated``
+    when more exist)."""
+
     matches: list[Match]
     truncated: bool = False
     backend: str
     scope_km2: float | None = None
+    places: list[Place] = []
+    total_places: int = 0
+    offset: int = 0
 
 
 NUMBER_RE = re.compile(r"^\s*(-?\d+(?:[.,]\d+)?)\s*([a-zA-Z/'\"]*)")

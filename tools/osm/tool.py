@@ -24,21 +24,28 @@ class OsmSearchOutput(ToolOutput):
 
     def summary(self) -> str:
         r = self.result
-        if not r.matches:
+        if not r.matches and not r.places:
             return "no matching features: relax a tag filter, widen a distance or the scope"
+        if not r.places:  # an older result
+            return f"{len(r.matches)}{'+' if r.truncated else ''} match(es) via {r.backend}"
         parts = []
-        for m in r.matches[:8]:
-            feats = ", ".join(
-                f"{fid} {f.tags.get('name', f.id)!r} ({f.lat:.5f}, {f.lon:.5f})"
-                for fid, f in m.features.items()
+        for p in r.places[:8]:
+            f = p.feature
+            near = ", ".join(
+                f"{fid} {g.tags.get('name', g.id)!r} {p.distances_m.get(k, 0.0):.0f} m"
+                for (fid, g), k in zip(p.support.items(), p.distances_m, strict=False)
             )
-            d = ", ".join(f"{k} {v:.0f} m" for k, v in m.distances_m.items())
-            parts.append(feats + (f" [{d}]" if d else ""))
-        more = f" (+{len(r.matches) - 8} more)" if len(r.matches) > 8 else ""
-        return (
-            f"{len(r.matches)}{'+' if r.truncated else ''} match(es) via {r.backend}: "
-            + "; ".join(parts)
-            + more
+            parts.append(
+                f"{f.tags.get('name', f.id)!r} ({f.lat:.5f}, {f.lon:.5f})" + (f" near {near}" if near else "")
+            )
+        shown = f"{r.offset + 1}-{r.offset + len(r.places)}" if r.places else "none"
+        more = (
+            f"; offset {r.offset + len(r.places)} for more"
+            if r.offset + len(r.places) < r.total_places
+            else ""
+        )
+        return f"{r.total_places} distinct place(s) via {r.backend} (showing {shown}{more}): " + "; ".join(
+            parts
         )
 
 
