@@ -43,6 +43,23 @@ LI_SMALL = {"kind": "bbox", "south": 47.12, "west": 9.50, "north": 47.15, "east"
 # Every query of these tests, by name: (extract, FeatureQuery JSON). The PostGIS backend is checked
 # against the local one on all of them (tests/test_services.py).
 QUERIES = {
+    "any_of": (
+        "helsinki",
+        {
+            "features": [
+                {
+                    "id": "a",
+                    "any_of": [
+                        [{"key": "amenity", "value": "cafe"}],
+                        [{"key": "shop", "value": "bakery"}],
+                        [{"key": "amenity", "value": "ice_cream"}],
+                    ],
+                }
+            ],
+            "scope": HEL_BBOX,
+            "limit": 500,
+        },
+    ),
     "tag_filter": (
         "helsinki",
         {
@@ -666,3 +683,33 @@ def test_restaurants_near_benches_come_back_once_each_with_a_true_total(dbs):
     assert page.total_places == len(nearest) and [p.feature.id for p in page.places] == ids[:50]
     rest = b.query(q.model_copy(update={"limit": 50, "offset": 50}))
     assert [p.feature.id for p in rest.places] == ids[50:]
+
+
+def test_or_across_keys_matches_reference_and_every_backend(dbs, overpass_server, tmp_path, monkeypatch):
+    """shop=bakery OR amenity=cafe OR amenity=ice_cream: the local index equals an independent pyosmium
+    pass; the CLI's '|' form builds the same query; Overpass gets one union statement (and the
+    PostGIS backend is checked on the same query in tests/test_services.py)."""
+    from geolocate.tools.osm.cli import feature_from_text
+    from geolocate.tools.osm.overpass import compile_ql
+
+    b = LocalBackend(dbs["helsinki"])
+    keep = lambda t: t.get("amenity") in ("cafe", "ice_cream") or t.get("shop") == "bakery"  # noqa: E731
+    ref = reference_features("helsinki.osm.pbf", HEL_BBOX, keep)
+    got = ids(b.query(Q("any_of")))
+    assert got == set(ref) and len(ref) >= 10
+    single = set()
+    for tag in ("amenity=cafe", "shop=bakery", "amenity=ice_cream"):  # the union of the three queries
+        q = FeatureQuery.model_validate({"features": [feature_from_text("a", tag).model_dump()],
+                                         "scope": HEL_BBOX, "limit": 500})  # fmt: skip
+        single |= ids(b.query(q))
+    assert got == single
+    spec = feature_from_text("a", "amenity=cafe|shop=bakery|amenity=ice_cream")
+    assert spec.model_dump() == Q("any_of").features[0].model_dump()
+    ql = compile_ql(Q("any_of"))
+    assert '(nwr["amenity"="cafe"](60.16,24.93,60.18,24.96);nwr["shop"="bakery"]' in ql and ")->.a;" in ql
+    monkeypatch.setenv("GEOLOCATE_CACHE_DIR", str(tmp_path))
+    church = feature_from_text("church", "building=church|amenity=x").model_dump()
+    pharmacy = feature_from_text("pharmacy", "shop=chemist|amenity=pharmacy").model_dump()
+    q = FeatureQuery.model_validate({**CHURCH_PHARMACY, "features": [church, pharmacy]})
+    r = OverpassBackend(overpass_server, user_agent="geolocate-tests/1.0", sleep=lambda s: None).query(q)
+    assert [(m.features["church"].id, m.features["pharmacy"].id) for m in r.matches] == [("w20", "n10")]

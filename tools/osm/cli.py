@@ -41,7 +41,8 @@ def register(sub) -> None:
         action="append",
         default=[],
         metavar="TAGS",
-        help="a feature as comma-separated filters: k=v, k!=v, k~regex, k, !k, k>=4 (repeatable)",
+        help="a feature as comma-separated filters: k=v, k!=v, k~regex, k, !k, k>=4; '|' between "
+        "alternatives ('shop=bakery|amenity=cafe'); repeatable",
     )
     oq.add_argument(
         "--preset",
@@ -112,11 +113,26 @@ def parse_tag_spec(text: str):
     return out
 
 
+def feature_from_text(fid: str, text: str):
+    """A FeatureSpec from the CLI's short form; ``|`` separates alternatives (OR across keys).
+
+    >>> f = feature_from_text("f1", "shop=bakery|amenity=cafe")
+    >>> f.tags, [[t.key for t in alt] for alt in f.any_of]
+    ([], [['shop'], ['amenity']])
+    """
+    from geolocate.tools.osm.query import FeatureSpec
+
+    alts = [parse_tag_spec(a) for a in text.split("|")]
+    if len(alts) == 1:
+        return FeatureSpec(id=fid, tags=alts[0])
+    return FeatureSpec(id=fid, any_of=alts)
+
+
 def _query_from_flags(args: argparse.Namespace):
     from geolocate.tools.osm.presets import preset
     from geolocate.tools.osm.query import FeatureQuery, FeatureSpec
 
-    feats = [FeatureSpec(id=f"f{i + 1}", tags=parse_tag_spec(t)) for i, t in enumerate(args.feature)]
+    feats = [feature_from_text(f"f{i + 1}", t) for i, t in enumerate(args.feature)]
     feats += [preset(p, id=f"p{i + 1}") for i, p in enumerate(args.preset)]
     if not feats:
         raise ValueError("give a FeatureQuery JSON file, or at least one --feature / --preset")

@@ -309,28 +309,32 @@ class LocalBackend(OsmBackend):
 
     def _candidates(self, spec: FeatureSpec, scope: ResolvedScope, project) -> list[Candidate]:
         s, w, n, e = scope.bbox
-        sql = (
-            "SELECT f.fid, f.kind, f.lat, f.lon, f.tags, f.geom "
-            "FROM features_rtree r JOIN features f ON f.rowid = r.rowid"
-        )
-        args: list = []
-        pos = next((t for t in spec.tags if t.op == "eq"), None) or next(
-            (t for t in spec.tags if t.op in ("exists", "regex", "lt", "le", "gt", "ge")), None
-        )
-        if pos is not None:
-            sql += " JOIN feature_tags t ON t.rowid = f.rowid AND t.key = ?" + (
-                " AND t.value = ?" if pos.op == "eq" else ""
+        found: dict[str, Candidate] = {}
+        for branch in spec.branches():  # OR: one indexed look-up per alternative, merged by id
+            sql = (
+                "SELECT f.fid, f.kind, f.lat, f.lon, f.tags, f.geom "
+                "FROM features_rtree r JOIN features f ON f.rowid = r.rowid"
             )
-            args += [pos.key] + ([pos.value] if pos.op == "eq" else [])
-        sql += " WHERE r.max_lon >= ? AND r.min_lon <= ? AND r.max_lat >= ? AND r.min_lat <= ?"
-        args += [w, e, s, n]
-        out = []
-        for fid, kind, lat, lon, tags_json, geom in self.con.execute(sql, args):
-            tags = json.loads(tags_json)
-            if spec.matches(tags, kind):
-                out.append(
-                    Candidate(Feature(id=fid, tags=tags, lat=lat, lon=lon, kind=kind), shapely.from_wkb(geom))
+            args: list = []
+            pos = next((t for t in branch if t.op == "eq"), None) or next(
+                (t for t in branch if t.op in ("exists", "regex", "lt", "le", "gt", "ge")), None
+            )
+            if pos is not None:
+                sql += " JOIN feature_tags t ON t.rowid = f.rowid AND t.key = ?" + (
+                    " AND t.value = ?" if pos.op == "eq" else ""
                 )
+                args += [pos.key] + ([pos.value] if pos.op == "eq" else [])
+            sql += " WHERE r.max_lon >= ? AND r.min_lon <= ? AND r.max_lat >= ? AND r.min_lat <= ?"
+            args += [w, e, s, n]
+            for fid, kind, lat, lon, tags_json, geom in self.con.execute(sql, args):
+                if fid in found:
+                    continue
+                tags = json.loads(tags_json)
+                if spec.matches(tags, kind):
+                    found[fid] = Candidate(
+                        Feature(id=fid, tags=tags, lat=lat, lon=lon, kind=kind), shapely.from_wkb(geom)
+                    )
+        out = list(found.values())
         if not out:
             return out
         mask = in_scope(

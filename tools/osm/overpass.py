@@ -115,7 +115,13 @@ def compile_ql(q: FeatureQuery, timeout_s: int = 60) -> str:
         scope = "(area.scope)"
     for f in q.features:
         name = f'["name"~{ql_string(f.name)},i]' if f.name else ""
-        lines.append(f"{_selector(f)}{''.join(_filter(t) for t in f.tags)}{name}{scope}->.{f.id};")
+        stmts = [
+            f"{_selector(f)}{''.join(_filter(t) for t in branch)}{name}{scope}" for branch in f.branches()
+        ]
+        if len(stmts) == 1:
+            lines.append(f"{stmts[0]}->.{f.id};")
+        else:  # OR across keys: a union of one statement per alternative
+            lines.append("(" + "".join(f"{x};" for x in stmts) + f")->.{f.id};")
     for r in q.relations:
         lines.append(f"nwr.{r.a}(around.{r.b}:{r.max_m:g})->.{r.a};")
         lines.append(f"nwr.{r.b}(around.{r.a}:{r.max_m:g})->.{r.b};")

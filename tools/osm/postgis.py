@@ -112,14 +112,18 @@ class PostGISBackend(OsmBackend):
     # -- candidates
     # --------------------------------------------------------------------------------------------
     def _candidates(self, spec: FeatureSpec, q: FeatureQuery, scope: ResolvedScope) -> list[Candidate]:
-        where, args = [], []
-        for t in spec.tags:
-            if t.op == "eq":
-                where.append("tags @> hstore(%s, %s)")
-                args += [t.key, t.value]
-            elif t.op in ("exists", "regex", "lt", "le", "gt", "ge"):
-                where.append("tags ? %s")
-                args.append(t.key)
+        ors, args = [], []
+        for branch in spec.branches():  # OR across keys: each alternative's prefilter, ORed
+            ands = []
+            for t in branch:
+                if t.op == "eq":
+                    ands.append("tags @> hstore(%s, %s)")
+                    args += [t.key, t.value]
+                elif t.op in ("exists", "regex", "lt", "le", "gt", "ge"):
+                    ands.append("tags ? %s")
+                    args.append(t.key)
+            ors.append(" AND ".join(ands) or "TRUE")
+        where = [f"(({') OR ('.join(ors)}))"]
         s, w, n, e = scope.bbox
         if isinstance(q.scope, AroundScope):
             scope_sql = "ST_DWithin(way::geography, ST_SetSRID(ST_MakePoint(%s, %s), 4326)::geography, %s)"

@@ -136,20 +136,35 @@ class TagFilter(BaseModel):
 
 
 class FeatureSpec(BaseModel):
-    """A kind of map feature: all ``tags`` filters must hold; ``name`` is a case-insensitive regex on
-    ``name`` (and ``name:*``); ``kinds`` restricts the geometry type."""
+    """A kind of map feature: all ``tags`` filters must hold, and all filters of at least one
+    ``any_of`` alternative (OR across keys); ``name`` is a case-insensitive regex on ``name`` (and
+    ``name:*``); ``kinds`` restricts the geometry type."""
 
     model_config = ConfigDict(extra="forbid")
     id: str = Field("a", pattern=ID_RE, description="short name used by relations, e.g. 'church'")
     tags: list[TagFilter] = Field(default_factory=list, max_length=8)
+    any_of: list[list[TagFilter]] | None = Field(
+        None,
+        max_length=6,
+        description="alternatives: the feature also needs ALL filters of at least ONE of these lists "
+        "(shop=bakery OR amenity=cafe)",
+    )
     name: str | None = Field(None, max_length=100)
     kinds: list[Literal["point", "line", "area"]] | None = None
 
     @model_validator(mode="after")
     def _check(self) -> FeatureSpec:
-        if not self.tags and not self.name:
+        if not self.tags and not self.name and not self.any_of:
             raise ValueError(f"feature {self.id!r} needs at least one tag filter or a name")
-        if self.tags and all(t.op in ("neq", "absent") for t in self.tags) and not self.name:
+        for alt in self.any_of or []:
+            if not alt or all(t.op in ("neq", "absent") for t in alt):
+                raise ValueError(f"feature {self.id!r}: every any_of alternative needs a positive filter")
+        if (
+            self.tags
+            and all(t.op in ("neq", "absent") for t in self.tags)
+            and not self.name
+            and not self.any_of
+        ):
             raise ValueError(
                 f"feature {self.id!r} has only negative filters: add a positive one (eq, regex, exists, "
                 "a comparison)"
@@ -158,10 +173,17 @@ class FeatureSpec(BaseModel):
             check_regex(self.name, "name regex")
         return self
 
+    def branches(self) -> list[list[TagFilter]]:
+        """The feature as an OR of AND-lists: ``tags`` plus each ``any_of`` alternative (one list
+        without alternatives). Backends that cannot express OR query each branch and merge."""
+        return [self.tags + alt for alt in self.any_of] if self.any_of else [list(self.tags)]
+
     def matches(self, tags: dict[str, str], kind: str | None = None) -> bool:
         if self.kinds is not None and kind is not None and kind not in self.kinds:
             return False
         if not all(t.matches(tags) for t in self.tags):
+            return False
+        if self.any_of and not any(all(t.matches(tags) for t in alt) for alt in self.any_of):
             return False
         if self.name:
             names = [v for k, v in tags.items() if k == "name" or k.startswith("name:")]
