@@ -713,3 +713,24 @@ def test_or_across_keys_matches_reference_and_every_backend(dbs, overpass_server
     q = FeatureQuery.model_validate({**CHURCH_PHARMACY, "features": [church, pharmacy]})
     r = OverpassBackend(overpass_server, user_agent="geolocate-tests/1.0", sleep=lambda s: None).query(q)
     assert [(m.features["church"].id, m.features["pharmacy"].id) for m in r.matches] == [("w20", "n10")]
+
+
+def test_the_area_guard_refuses_the_world_and_wide_boxes(dbs, capsys):
+    """A world bbox and a 360-degree band are measured on the sphere (a polygon routine sees the world
+    box as area 0); a country named on Overpass is held to the guard."""
+    from geolocate.tools.osm.engine import ScopeTooLargeError, bbox_area_km2
+
+    b = LocalBackend(dbs["helsinki"])
+    feat = [{"id": "a", "tags": [{"key": "amenity", "value": "cafe"}]}]
+    for box in ({"south": -90, "west": -180, "north": 90, "east": 180},
+                {"south": 60.0, "west": -180, "north": 60.2, "east": 180}):  # fmt: skip
+        q = FeatureQuery.model_validate({"features": feat, "scope": {"kind": "bbox", **box}})
+        with pytest.raises(ScopeTooLargeError, match="over the limit"):
+            b.query(q)
+    assert bbox_area_km2(-90, -180, 90, 180) == pytest.approx(510.07e6, rel=1e-3)  # the Earth's surface
+    assert main(["osm", "query", "--db", str(dbs["helsinki"]), "--feature", "amenity=cafe",
+                 "--bbox=-90,-180,90,180"]) == 2  # fmt: skip
+    assert "over the limit" in capsys.readouterr().err
+    named = FeatureQuery.model_validate({"features": feat, "scope": {"kind": "area", "name": "Finland"}})
+    with pytest.raises(ScopeTooLargeError):
+        OverpassBackend("http://127.0.0.1:9/api/interpreter").query(named)  # refused before any request

@@ -92,6 +92,32 @@ def projector(lat: float, lon: float):
     return project
 
 
+AUTHALIC_RADIUS_KM = 6371.0072
+"""Radius of the sphere with the WGS84 ellipsoid's area (km)."""
+
+
+def bbox_area_km2(south: float, west: float, north: float, east: float) -> float:
+    """Area of a latitude/longitude box, km^2, on the authalic sphere: R^2 * dlon * (sin north - sin
+    south); ``west > east`` crosses the antimeridian, and a box of 360 degrees or more is the whole
+    band. (A polygon area routine sees a world box as a degenerate ring of area 0.)
+
+    >>> round(bbox_area_km2(-90, -180, 90, 180)), round(bbox_area_km2(0, 170, 1, -170))
+    (510065625, 247274)
+    """
+    dlon = east - west
+    if dlon <= 0:
+        dlon += 360.0
+    dlon = min(dlon, 360.0)
+    return (
+        AUTHALIC_RADIUS_KM**2
+        * math.radians(dlon)
+        * (
+            math.sin(math.radians(max(-90.0, min(90.0, north))))
+            - math.sin(math.radians(max(-90.0, min(90.0, south))))
+        )
+    )
+
+
 def resolve_bbox_or_around(scope: BBoxScope | AroundScope) -> ResolvedScope:
     if isinstance(scope, BBoxScope):
         poly = box(scope.west, scope.south, scope.east, scope.north)
@@ -99,7 +125,7 @@ def resolve_bbox_or_around(scope: BBoxScope | AroundScope) -> ResolvedScope:
             poly,
             (scope.south, scope.west, scope.north, scope.east),
             ((scope.south + scope.north) / 2, (scope.west + scope.east) / 2),
-            geodesic_area_km2(poly),
+            bbox_area_km2(scope.south, scope.west, scope.north, scope.east),
         )
     from geolocate.tools.geo import bbox_around
 

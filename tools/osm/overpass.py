@@ -312,7 +312,17 @@ class OverpassBackend(OsmBackend):
             return ResolvedScope(
                 shapely.Polygon(), (-90, -180, 90, 180), (c.lat or 0.0, c.lon or 0.0), c.area_km2
             )
-        return None  # a named area: its size is unknown here, and the area guard does not apply to it
+        if s.name and not s.iso:
+            from geolocate.tools.geonames import get_db
+
+            db = get_db()
+            cc = db.resolve_country(s.name)  # a country by name is held to the guard like its ISO code
+            c = db.countries.get(cc) if cc else None
+            if c is not None:
+                return ResolvedScope(
+                    shapely.Polygon(), (-90, -180, 90, 180), (c.lat or 0.0, c.lon or 0.0), c.area_km2
+                )
+        return None  # a smaller named area or an ISO 3166-2 code: sized by the server only
 
     def query(self, q: FeatureQuery, with_geometry: bool = False) -> QueryResult:
         """Answer ``q`` through Overpass. Raises the tool error types (see module docstring)."""
