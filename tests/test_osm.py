@@ -734,3 +734,13 @@ def test_the_area_guard_refuses_the_world_and_wide_boxes(dbs, capsys):
     named = FeatureQuery.model_validate({"features": feat, "scope": {"kind": "area", "name": "Finland"}})
     with pytest.raises(ScopeTooLargeError):
         OverpassBackend("http://127.0.0.1:9/api/interpreter").query(named)  # refused before any request
+
+
+def test_a_key_no_feature_has_is_an_error_with_the_near_keys(dbs, capsys):
+    assert main(["osm", "query", "--db", str(dbs["helsinki"]), "--feature", "amenty=cafe",
+                 "--bbox", "60.15,24.90,60.20,25.00"]) == 2  # fmt: skip
+    err = capsys.readouterr().err
+    assert "no feature in this extract has the tag key 'amenty'" in err and "amenity (" in err
+    tags = [{"key": "amenity", "value": "cafe"}, {"key": "amenty", "op": "absent"}]
+    ok = FeatureQuery.model_validate({"features": [{"id": "a", "tags": tags}], "scope": HEL_BBOX})
+    assert LocalBackend(dbs["helsinki"]).query(ok).total_places > 0  # a negative filter may name any key

@@ -256,6 +256,38 @@ class LocalBackend(OsmBackend):
                 f"{self.path}: index version {meta.get('index_version')} != {INDEX_VERSION}; rebuild it"
             )
         self.meta = meta
+        self._keys: dict[str, int] | None = None
+
+    def key_counts(self) -> dict[str, int]:
+        """Every tag key of the index with the number of features carrying it (computed once)."""
+        if self._keys is None:
+            self._keys = dict(
+                self.con.execute("SELECT key, COUNT(*) FROM feature_tags GROUP BY key").fetchall()
+            )
+        return self._keys
+
+    def check_keys(self, q: FeatureQuery) -> None:
+        """Tag keys that no feature of this extract has cannot match: say so, with the near keys.
+
+        Raises:
+            ToolInputError: a positive filter's key is absent from the index (the message lists the
+                closest keys by edit similarity, rapidfuzz, with their feature counts).
+        """
+        from rapidfuzz import process
+
+        have = self.key_counts()
+        for f in q.features:
+            for branch in f.branches():
+                for t in branch:
+                    if t.op in ("neq", "absent") or t.key in have:
+                        continue
+                    near = process.extract(t.key, list(have), limit=4, score_cutoff=60)
+                    hint = (
+                        "near keys in this extract: " + ", ".join(f"{k} ({have[k]:,})" for k, _s, _i in near)
+                        if near
+                        else "check the key on the OpenStreetMap wiki (taginfo)"
+                    )
+                    raise ToolInputError(f"no feature in this extract has the tag key {t.key!r}", hint=hint)
 
     @property
     def con(self) -> sqlite3.Connection:
@@ -353,6 +385,7 @@ class LocalBackend(OsmBackend):
             ToolInputError: limit over the maximum result count.
         """
         scope = self.guarded_scope(q)
+        self.check_keys(q)
         project = projector(*scope.center)
         cands = {f.id: self._candidates(f, scope, project) for f in q.features}
         found = answer(q, cands, pair_distances_shapely(q, cands, scope))

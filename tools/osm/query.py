@@ -1,13 +1,14 @@
 """The OSM feature query model: features with tag filters, a spatial scope, proximity relations.
 
-A query is data, never a string: features are sets of allow-listed tag filters (equals, not-equals,
+A query is data, never a string: features are sets of checked tag filters (equals, not-equals,
 regex, key exists, key absent, numeric comparisons on values with units) and an optional name match;
 the scope is a bounding box, a point and radius, or an admin area (name or ISO 3166 code); relations
 say "feature A within N metres of feature B" and several of them form a cluster, as Bellingcat's OSM
 search does. Distances are true metres (geodesic, WGS84), edge to edge between geometries.
 
-Validation guards the backends: keys and operators are allow-listed, regexes must compile, the scope
-must be smaller than :attr:`QueryLimits.max_area_km2`, and the result count is capped.
+Validation guards the backends: key syntax and operators are checked (the local index also refuses a
+key none of its features has, naming the near ones), regexes must compile, the scope must be smaller
+than :attr:`QueryLimits.max_area_km2`, and the result count is capped.
 """
 
 from __future__ import annotations
