@@ -162,7 +162,22 @@ def dbs(tmp_path_factory):
 
 
 # -- an independent reference: a direct pyosmium pass, WKT geometries, shapely in a national projection
-def reference_features(extract: str, bbox: dict, keep) -> dict[str, shapely.Geometry]:
+def id_area_rule(tags: dict[str, str]) -> bool:
+    """The test's own statement of iD's and osm2pgsql's rule for closed ways: area=yes/no decides,
+    riverbanks and docks are areas, and otherwise an area key (OSM wiki "Area") makes an area."""
+    if tags.get("area") in ("yes", "no"):
+        return tags["area"] == "yes"
+    keys = {"building", "landuse", "amenity", "leisure", "natural", "shop", "tourism", "man_made",
+            "historic", "public_transport", "parking", "place", "boundary", "military", "office"}  # fmt: skip
+    return tags.get("waterway") in ("riverbank", "dock") or any(k in keys for k in tags)
+
+
+def reference_features(
+    extract: str, bbox: dict, keep, area_rule=None, tags_out: dict | None = None
+) -> dict[str, shapely.Geometry]:
+    """Features with these tags from a direct pyosmium pass. Osmium makes an area of every closed
+    way; with ``area_rule``, a closed way it rejects is a line instead. ``tags_out`` collects the
+    features' tags by id."""
     wktf = osmium.geom.WKTFactory()
     box = shapely.box(bbox["west"], bbox["south"], bbox["east"], bbox["north"])
     out = {}
@@ -174,10 +189,18 @@ def reference_features(extract: str, bbox: dict, keep) -> dict[str, shapely.Geom
             if o.is_node():
                 g, fid = wkt.loads(wktf.create_point(o)), f"n{o.id}"
             elif o.is_area():
+                if area_rule is not None and o.from_way() and not area_rule(tags):
+                    continue  # a line, from the way itself below
                 g, fid = (
                     wkt.loads(wktf.create_multipolygon(o)),
                     ("w" if o.from_way() else "r") + str(o.orig_id()),
                 )
+            elif o.is_way() and o.is_closed() and area_rule is not None and not area_rule(tags):
+                fid = f"w{o.id}"
+                pts = [(n.lon, n.lat) for n in o.nodes if n.location.valid()]
+                if len(set(pts)) < 2:
+                    continue
+                g = shapely.LineString(pts)
             elif o.is_way() and not o.is_closed():
                 fid = f"w{o.id}"
                 pts = [
@@ -192,6 +215,8 @@ def reference_features(extract: str, bbox: dict, keep) -> dict[str, shapely.Geom
             continue
         if g.intersects(box):
             out[fid] = g
+            if tags_out is not None:
+                tags_out[fid] = tags
     return out
 
 
@@ -744,3 +769,70 @@ def test_a_key_no_feature_has_is_an_error_with_the_near_keys(dbs, capsys):
     tags = [{"key": "amenity", "value": "cafe"}, {"key": "amenty", "op": "absent"}]
     ok = FeatureQuery.model_validate({"features": [{"id": "a", "tags": tags}], "scope": HEL_BBOX})
     assert LocalBackend(dbs["helsinki"]).query(ok).total_places > 0  # a negative filter may name any key
+
+
+HEL_CENTRE = {"kind": "bbox", "south": 60.15, "west": 24.90, "north": 60.20, "east": 25.00}
+
+
+def _kind(g: shapely.Geometry) -> str:
+    return {"Point": "point", "LineString": "line"}.get(g.geom_type, "area")
+
+
+@pytest.mark.parametrize("extract, bbox", [("helsinki", HEL_CENTRE), ("liechtenstein", LI_BBOX)])
+def test_every_category_preset_counts_like_pyosmium(dbs, extract, bbox):
+    """Every fixed category preset (Bellingcat's OSM Search kinds and more), on both extracts: the
+    local index's points, lines and areas, counted apart, equal an independent pyosmium pass
+    (osmium's area assembly, closed ways held to iD's area rule as the test states it) filtered by
+    the preset's tags and kinds."""
+    from collections import Counter
+
+    from geolocate.tools.osm.presets import CATEGORIES, category
+
+    b = LocalBackend(dbs[extract])
+    specs = {name: category(name, "a") for name in CATEGORIES}
+    tags: dict[str, dict] = {}  # one pyosmium pass, filtered per preset below
+    every = reference_features(EXTRACTS[extract], bbox, lambda t: any(s.matches(t) for s in specs.values()),
+                               area_rule=id_area_rule, tags_out=tags)  # fmt: skip
+    agree = []
+    for name, spec in specs.items():
+        q = FeatureQuery.model_validate(
+            {"features": [spec.model_dump(exclude_none=True)], "scope": bbox, "limit": 500}
+        )
+        got = Counter()
+        r = b.query(q)
+        page = r
+        while True:  # every page of distinct places
+            got.update(p.feature.kind for p in page.places)
+            if page.offset + len(page.places) >= page.total_places:
+                break
+            page = b.query(q.model_copy(update={"offset": page.offset + len(page.places)}))
+        ref = [g for fid, g in every.items() if spec.matches(tags[fid])]
+        want = Counter(k for k in map(_kind, ref) if spec.kinds is None or k in spec.kinds)
+        assert got == want, f"{name}: local {dict(got)} != pyosmium {dict(want)}"
+        agree.append(name)
+    assert len(agree) == len(CATEGORIES) >= 46
+
+
+def test_presets_with_parameters_from_the_cli_and_the_planner(dbs, capsys):
+    from geolocate.tools.osm.presets import CATEGORIES, PRESETS
+
+    assert main(["osm", "presets"]) == 0
+    listing = capsys.readouterr().out
+    assert f"{len(PRESETS)} presets" in listing and "lanes: int | None = None" in listing
+    assert "highway=bus_stop" in listing and "water_tower" in listing
+    db = str(dbs["helsinki"])
+    assert main(["osm", "query", "--db", db, "--preset", "amenity", "--bbox", "60.15,24.90,60.20,25.00"]) == 2
+    assert "preset 'amenity' takes kind: str" in capsys.readouterr().err  # no traceback
+    assert main(["osm", "query", "--db", db, "--preset", "road", "lanes=3", "--preset", "bus_stop",
+                 "--within", "30", "--bbox", "60.15,24.90,60.20,25.00", "--csv"]) == 0  # fmt: skip
+    rows = capsys.readouterr().out.splitlines()
+    assert rows[0].startswith("row,p1_osm_id") and len(rows) > 5
+    # The planner names presets in the query it writes: the same features as the CLI's flags.
+    feats = [{"id": "r", "preset": "road", "params": {"lanes": 3}}, {"id": "s", "preset": "bus_stop"}]
+    rel = [{"a": "r", "b": "s", "max_m": 30}]
+    r = LocalBackend(dbs["helsinki"]).query(
+        FeatureQuery.model_validate({"features": feats, "relations": rel, "scope": HEL_CENTRE})
+    )
+    assert len(rows) - 1 == min(50, r.total_places) and r.total_places > 0
+    assert {"restaurant", "cafe", "bus_stop", "church", "petrol_station", "rail", "water_tower",
+            "sports_pitch", "power_line_any"} <= set(CATEGORIES) and len(CATEGORIES) >= 46  # fmt: skip

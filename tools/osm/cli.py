@@ -26,6 +26,7 @@ def register(sub) -> None:
         "amenity=place_of_worship "
         "--feature amenity=pharmacy --within 200 ; geolocate osm query --db li.sqlite query.json --geojson",
     )
+    osub.add_parser("presets", help="list the presets, with their parameters and tags")
     oq.add_argument("query", nargs="?", help="FeatureQuery JSON file, or '-' for stdin")
     oq.add_argument("--db", metavar="DB", help="local index (from 'geolocate osm index')")
     oq.add_argument("--overpass", metavar="URL", help="Overpass interpreter URL instead of a local index")
@@ -47,9 +48,11 @@ def register(sub) -> None:
     oq.add_argument(
         "--preset",
         action="append",
+        nargs="+",
         default=[],
-        metavar="NAME",
-        help="a preset feature (road, building, place_of_worship, shop, ...; repeatable)",
+        metavar="NAME [KEY=VALUE ...]",
+        help="a preset feature with its parameters: --preset road lanes=4, --preset cafe "
+        "(list them: geolocate osm presets; repeatable)",
     )
     oq.add_argument("--name", help="name regex for the first feature")
     oq.add_argument(
@@ -113,6 +116,28 @@ def parse_tag_spec(text: str):
     return out
 
 
+def preset_params(pairs: list[str]) -> dict:
+    """``["lanes=4", "oneway=no", "kind=bakery"]`` -> ``{"lanes": 4, "oneway": False, "kind": "bakery"}``.
+
+    Raises:
+        ValueError: a parameter without ``=``.
+    """
+    out: dict = {}
+    for p in pairs:
+        if "=" not in p:
+            raise ValueError(f"preset parameters are KEY=VALUE, got {p!r}")
+        k, v = p.split("=", 1)
+        low = v.strip().lower()
+        if low in ("true", "yes", "false", "no"):
+            out[k.strip()] = low in ("true", "yes")
+            continue
+        try:
+            out[k.strip()] = int(v) if v.strip().lstrip("-").isdigit() else float(v)
+        except ValueError:
+            out[k.strip()] = v
+    return out
+
+
 def feature_from_text(fid: str, text: str):
     """A FeatureSpec from the CLI's short form; ``|`` separates alternatives (OR across keys).
 
@@ -133,7 +158,7 @@ def _query_from_flags(args: argparse.Namespace):
     from geolocate.tools.osm.query import FeatureQuery, FeatureSpec
 
     feats = [feature_from_text(f"f{i + 1}", t) for i, t in enumerate(args.feature)]
-    feats += [preset(p, id=f"p{i + 1}") for i, p in enumerate(args.preset)]
+    feats += [preset(p[0], id=f"p{i + 1}", **preset_params(p[1:])) for i, p in enumerate(args.preset)]
     if not feats:
         raise ValueError("give a FeatureQuery JSON file, or at least one --feature / --preset")
     if args.name:
@@ -183,6 +208,23 @@ def cmd_osm(args: argparse.Namespace) -> int:
     from geolocate.tools.osm.query import FeatureQuery, QueryLimits
 
     err = stderr()
+    if args.osm_command == "presets":
+        from rich.console import Console
+        from rich.markup import escape
+        from rich.table import Table
+
+        from geolocate.tools.osm.presets import PRESETS, describe
+
+        t = Table(
+            title=f'{len(PRESETS)} presets: --preset NAME [KEY=VALUE ...], or {{"preset": NAME}} in a query'
+        )
+        for col in ("preset", "finds", "parameters"):
+            t.add_column(col)
+        for name in sorted(PRESETS):
+            what, params = describe(name)
+            t.add_row(name, escape(what), escape(", ".join(params)))
+        Console(soft_wrap=True).print(t)
+        return 0
     if args.osm_command == "index":
         from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 

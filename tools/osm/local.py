@@ -38,7 +38,7 @@ from geolocate.tools.osm.engine import (
 )
 from geolocate.tools.osm.query import AreaScope, Feature, FeatureQuery, FeatureSpec, QueryLimits, QueryResult
 
-INDEX_VERSION = 1
+INDEX_VERSION = 2
 
 # Closed ways with one of these keys are areas (OSM wiki "Area"), unless area=no.
 AREA_KEYS = {
@@ -68,17 +68,6 @@ AREA_KEYS = {
     "golf",
     "club",
 }
-LINEAR_KEYS = {
-    "highway",
-    "barrier",
-    "railway",
-    "waterway",
-    "power",
-    "route",
-    "aerialway",
-    "cable",
-    "pipeline",
-}
 IGNORED_TAGS = {"created_by", "source", "note", "fixme", "FIXME"}
 
 
@@ -91,13 +80,18 @@ class AreaNotFoundError(ToolInputError):
 
 
 def is_area_way(tags: dict[str, str]) -> bool:
-    """Whether a *closed* way with these tags is an area (OSM conventions; ``area=yes/no`` wins)."""
+    """Whether a *closed* way with these tags is an area, by iD's and osm2pgsql's rule: ``area=yes``
+    or ``area=no`` decides; otherwise any area key makes it one (a fenced playground is an area, the
+    fence notwithstanding), as do ``waterway=riverbank`` and ``waterway=dock``; a way with linear keys
+    only (a closed road, a fence) stays a line.
+
+    >>> is_area_way({"leisure": "playground", "barrier": "fence"}), is_area_way({"highway": "residential"})
+    (True, False)
+    """
     if tags.get("area") == "no":
         return False
-    if tags.get("area") == "yes":
+    if tags.get("area") == "yes" or tags.get("waterway") in ("riverbank", "dock"):
         return True
-    if any(k in tags for k in LINEAR_KEYS) and tags.get("waterway") not in ("riverbank", "dock"):
-        return False
     return any(k in AREA_KEYS for k in tags)
 
 
@@ -267,27 +261,36 @@ class LocalBackend(OsmBackend):
         return self._keys
 
     def check_keys(self, q: FeatureQuery) -> None:
-        """Tag keys that no feature of this extract has cannot match: say so, with the near keys.
+        """A feature that cannot match because a key of each of its alternatives is absent from this
+        extract, where that key is no key the presets use (a typo rather than a real key this extract
+        lacks): say so, with the near keys.
 
         Raises:
-            ToolInputError: a positive filter's key is absent from the index (the message lists the
-                closest keys by edit similarity, rapidfuzz, with their feature counts).
+            ToolInputError: such a key (the message lists the closest keys by edit similarity,
+                rapidfuzz, with their feature counts).
         """
         from rapidfuzz import process
 
-        have = self.key_counts()
+        from geolocate.tools.osm.presets import preset_keys
+
+        have, known = self.key_counts(), preset_keys()
         for f in q.features:
-            for branch in f.branches():
-                for t in branch:
-                    if t.op in ("neq", "absent") or t.key in have:
-                        continue
-                    near = process.extract(t.key, list(have), limit=4, score_cutoff=60)
-                    hint = (
-                        "near keys in this extract: " + ", ".join(f"{k} ({have[k]:,})" for k, _s, _i in near)
-                        if near
-                        else "check the key on the OpenStreetMap wiki (taginfo)"
-                    )
-                    raise ToolInputError(f"no feature in this extract has the tag key {t.key!r}", hint=hint)
+            missing = [
+                [t.key for t in branch if t.op not in ("neq", "absent") and t.key not in have]
+                for branch in f.branches()
+            ]
+            if not all(missing):  # some alternative can match here
+                continue
+            for key in (k for ks in missing for k in ks):
+                if key in known:  # a real OSM key this extract happens to lack: no match, not an error
+                    continue
+                near = process.extract(key, list(have), limit=4, score_cutoff=60)
+                hint = (
+                    "near keys in this extract: " + ", ".join(f"{k} ({have[k]:,})" for k, _s, _i in near)
+                    if near
+                    else "check the key on the OpenStreetMap wiki (taginfo)"
+                )
+                raise ToolInputError(f"no feature in this extract has the tag key {key!r}", hint=hint)
 
     @property
     def con(self) -> sqlite3.Connection:

@@ -3,11 +3,14 @@
 >>> preset("road", lanes=4).tags[1].model_dump()
 {'key': 'lanes', 'op': 'ge', 'value': 4.0}
 >>> sorted(PRESETS)[:4]
-['amenity', 'bridge', 'building', 'fuel']
+['amenity', 'bakery', 'bank', 'bar']
+>>> preset("cafe").tags[0].model_dump()
+{'key': 'amenity', 'op': 'eq', 'value': 'cafe'}
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 
 from geolocate.tools.osm.query import FeatureSpec, TagFilter
@@ -107,7 +110,103 @@ def fuel(brand: str | None = None, id: str = "fuel") -> FeatureSpec:
     )
 
 
-PRESETS: dict[str, Callable[..., FeatureSpec]] = {
+CATEGORIES: dict[str, tuple[str, list[str], list[str] | None]] = {
+    # name: (what it is, alternatives in the CLI's short form (OR), geometry kinds or None for all)
+    "restaurant": ("restaurants", ["amenity=restaurant"], None),
+    "cafe": ("cafés", ["amenity=cafe"], None),
+    "fast_food": ("fast-food places", ["amenity=fast_food"], None),
+    "bar": ("bars and pubs", ["amenity=bar", "amenity=pub"], None),
+    "bakery": ("bakeries", ["shop=bakery"], None),
+    "supermarket": ("supermarkets", ["shop=supermarket"], None),
+    "convenience": ("convenience stores", ["shop=convenience"], None),
+    "pharmacy": ("pharmacies", ["amenity=pharmacy", "shop=chemist"], None),
+    "hospital": ("hospitals", ["amenity=hospital"], None),
+    "school": ("schools", ["amenity=school"], None),
+    "university": ("universities and colleges", ["amenity=university", "amenity=college"], None),
+    "bank": ("banks and ATMs", ["amenity=bank", "amenity=atm"], None),
+    "post_office": ("post offices", ["amenity=post_office"], None),
+    "police": ("police stations", ["amenity=police"], None),
+    "fire_station": ("fire stations", ["amenity=fire_station"], None),
+    "hotel": (
+        "hotels, guest houses and hostels",
+        ["tourism=hotel", "tourism=guest_house", "tourism=hostel"],
+        None,
+    ),
+    "church": ("churches", ["amenity=place_of_worship,religion=christian", "building=church"], None),
+    "mosque": ("mosques", ["amenity=place_of_worship,religion=muslim", "building=mosque"], None),
+    "temple": (
+        "temples",
+        ["amenity=place_of_worship,religion~^(buddhist|hindu|shinto)$", "building=temple"],
+        None,
+    ),
+    "synagogue": ("synagogues", ["amenity=place_of_worship,religion=jewish", "building=synagogue"], None),
+    "cemetery": ("cemeteries and graveyards", ["landuse=cemetery", "amenity=grave_yard"], None),
+    "bus_stop": ("bus stops", ["highway=bus_stop", "public_transport=platform,bus=yes"], None),
+    "tram_stop": ("tram stops", ["railway=tram_stop"], None),
+    "train_station": ("railway stations and halts", ["railway=station", "railway=halt"], None),
+    "parking": ("car parks", ["amenity=parking"], None),
+    "petrol_station": ("petrol stations", ["amenity=fuel"], None),
+    "charging_station": ("charging stations", ["amenity=charging_station"], None),
+    "traffic_signals": ("traffic lights", ["highway=traffic_signals"], ["point"]),
+    "roundabout": ("roundabouts", ["junction=roundabout"], None),
+    "rail": ("railway tracks", ["railway~^(rail|light_rail|subway|narrow_gauge)$"], ["line"]),
+    "tram_track": ("tram tracks", ["railway=tram"], ["line"]),
+    "bridge_way": (
+        "bridges (as ways)",
+        ["bridge~^(yes|viaduct|aqueduct|boardwalk|cantilever|covered|movable)$"],
+        None,
+    ),
+    "power_line_any": ("power lines and minor lines", ["power=line", "power=minor_line"], ["line"]),
+    "power_tower": ("power towers and poles", ["power=tower", "power=pole"], ["point"]),
+    "water_tower": ("water towers", ["man_made=water_tower"], None),
+    "tower": ("towers and masts", ["man_made=tower", "man_made=mast"], None),
+    "chimney": ("chimneys", ["man_made=chimney"], None),
+    "wind_turbine": ("wind turbines", ["power=generator,generator:source=wind"], None),
+    "lighthouse": ("lighthouses", ["man_made=lighthouse"], None),
+    "sports_pitch": ("sports pitches", ["leisure=pitch"], None),
+    "stadium": ("stadiums and sports centres", ["leisure=stadium", "leisure=sports_centre"], None),
+    "swimming_pool": ("swimming pools", ["leisure=swimming_pool"], None),
+    "playground": ("playgrounds", ["leisure=playground"], None),
+    "golf_course": ("golf courses", ["leisure=golf_course"], None),
+    "forest": ("forests and woods", ["landuse=forest", "natural=wood"], ["area"]),
+    "tree": ("single trees", ["natural=tree"], ["point"]),
+    "lake": ("lakes and ponds", ["natural=water", "water~^(lake|pond|reservoir)$"], ["area"]),
+    "stream": ("streams and ditches", ["waterway~^(stream|ditch|drain)$"], ["line"]),
+    "beach": ("beaches", ["natural=beach"], None),
+    "peak": ("mountain peaks", ["natural=peak"], ["point"]),
+    "industrial": ("industrial land", ["landuse=industrial"], ["area"]),
+    "farmland": ("farmland", ["landuse=farmland"], ["area"]),
+    "bench": ("benches", ["amenity=bench"], None),
+    "fountain": ("fountains", ["amenity=fountain"], None),
+    "monument": ("monuments and memorials", ["historic=monument", "historic=memorial"], None),
+    "castle": ("castles and fortifications", ["historic=castle", "historic=fort"], None),
+    "toilets": ("public toilets", ["amenity=toilets"], None),
+    "billboard": ("billboards", ["advertising=billboard"], None),
+    "crossing": ("pedestrian crossings", ["highway=crossing"], ["point"]),
+    "speed_camera": ("speed cameras", ["highway=speed_camera"], ["point"]),
+}
+"""Fixed categories, the kinds of Bellingcat's OSM Search and the features investigators ask for most,
+with the tags the OpenStreetMap wiki documents for each (Map features, Key:amenity, Key:shop,
+Tag:amenity=place_of_worship, Key:power, Key:man_made, Key:leisure, ...). Each is a preset too."""
+
+
+def category(name: str, id: str | None = None) -> FeatureSpec:
+    """The FeatureSpec of a fixed :data:`CATEGORIES` entry (its alternatives ORed).
+
+    Raises:
+        KeyError: unknown category.
+    """
+    from geolocate.tools.osm.cli import parse_tag_spec
+
+    _what, alts, kinds = CATEGORIES[name]
+    branches = [parse_tag_spec(a) for a in alts]
+    spec = {"id": id or name, "kinds": kinds}
+    if len(branches) == 1:
+        return FeatureSpec(**spec, tags=branches[0])
+    return FeatureSpec(**spec, any_of=branches)
+
+
+_BUILDERS: dict[str, Callable[..., FeatureSpec]] = {
     "road": road,
     "building": building,
     "place_of_worship": place_of_worship,
@@ -124,14 +223,67 @@ PRESETS: dict[str, Callable[..., FeatureSpec]] = {
     "park": park,
     "fuel": fuel,
 }
+"""Presets with parameters (functions); :data:`CATEGORIES` adds the fixed ones."""
+PRESETS: dict[str, Callable[..., FeatureSpec]] = dict(_BUILDERS)
+
+
+for _name in CATEGORIES:
+    PRESETS.setdefault(_name, lambda id=None, _n=_name: category(_n, id))
+
+
+@functools.cache
+def preset_keys() -> frozenset[str]:
+    """Every tag key the presets use (real OSM keys, whatever an extract holds)."""
+    keys: set[str] = set()
+    for name in PRESETS:
+        try:
+            spec = preset(name) if name not in ("amenity",) else preset(name, kind="x")
+        except ValueError:
+            continue
+        keys |= {t.key for branch in spec.branches() for t in branch}
+    return frozenset(keys)
+
+
+def describe(name: str) -> tuple[str, list[str]]:
+    """(what the preset finds, its parameters as ``name: type = default``) for listings.
+
+    Raises:
+        KeyError: unknown preset.
+    """
+    import inspect
+
+    f = PRESETS[name]
+    if name in CATEGORIES and name not in _BUILDERS:
+        what, alts, kinds = CATEGORIES[name]
+        return f"{what}: {' | '.join(alts)}" + (f" ({', '.join(kinds)})" if kinds else ""), []
+    doc = (inspect.getdoc(f) or name.replace("_", " ")).split("\n")[0]
+    params = []
+    for p in inspect.signature(f).parameters.values():
+        if p.name == "id":
+            continue
+        ann = getattr(p.annotation, "__name__", None) or str(p.annotation).replace("typing.", "")
+        params.append(
+            f"{p.name}: {ann}" + ("" if p.default is inspect.Parameter.empty else f" = {p.default!r}")
+        )
+    return doc, params
 
 
 def preset(name: str, **params) -> FeatureSpec:
-    """The FeatureSpec of preset ``name`` with its parameters.
+    """The FeatureSpec of preset ``name`` with its parameters (``id`` names the feature).
 
     Raises:
         KeyError: unknown preset (the message lists them).
+        ValueError: a parameter the preset does not take, or a missing one (the message lists those
+            it takes).
     """
     if name not in PRESETS:
         raise KeyError(f"unknown preset {name!r}; presets: {', '.join(sorted(PRESETS))}")
-    return PRESETS[name](**params)
+    try:
+        return PRESETS[name](**params)
+    except TypeError:
+        _doc, takes = describe(name)
+        given = ", ".join(k for k in params if k != "id") or "none"
+        raise ValueError(
+            f"preset {name!r} takes {', '.join(takes) or 'no parameters'} (given: {given}); "
+            f"e.g. --preset {name} " + " ".join(f"{t.split(':')[0]}=..." for t in takes[:2])
+        ) from None

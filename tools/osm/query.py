@@ -152,6 +152,33 @@ class FeatureSpec(BaseModel):
     )
     name: str | None = Field(None, max_length=100)
     kinds: list[Literal["point", "line", "area"]] | None = None
+    preset: str | None = Field(
+        None,
+        exclude_if=lambda v: v is None,
+        description="instead of tags: a preset (restaurant, cafe, bus_stop, church, petrol_station, rail, "
+        "power_line_any, water_tower, sports_pitch, road, building, ...; geolocate osm presets)",
+    )
+    params: dict[str, Any] | None = Field(
+        None, exclude_if=lambda v: v is None, description='the preset\'s parameters, e.g. {"lanes": 4}'
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _preset(cls, data: Any) -> Any:
+        """``{"id": "a", "preset": "road", "params": {"lanes": 4}}``: a preset (``geolocate osm
+        presets``) expanded into its filters; a ``name`` or ``kinds`` given beside it still applies."""
+        if not isinstance(data, dict) or "preset" not in data:
+            return data
+        from geolocate.tools.osm.presets import preset
+
+        data = dict(data)
+        name, params = data.pop("preset"), data.pop("params", None) or {}
+        try:
+            spec = preset(name, **params, **({"id": data["id"]} if "id" in data else {}))
+        except (KeyError, ValueError) as e:
+            raise ValueError(str(e.args[0] if e.args else e)) from None
+        base = spec.model_dump(exclude_none=True)
+        return {**base, **{k: v for k, v in data.items() if v is not None}}
 
     @model_validator(mode="after")
     def _check(self) -> FeatureSpec:
