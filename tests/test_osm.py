@@ -167,8 +167,10 @@ def id_area_rule(tags: dict[str, str]) -> bool:
     riverbanks and docks are areas, and otherwise an area key (OSM wiki "Area") makes an area."""
     if tags.get("area") in ("yes", "no"):
         return tags["area"] == "yes"
-    keys = {"building", "landuse", "amenity", "leisure", "natural", "shop", "tourism", "man_made",
-            "historic", "public_transport", "parking", "place", "boundary", "military", "office"}  # fmt: skip
+    keys = {"building", "building:part", "landuse", "landcover", "amenity", "leisure", "natural", "water",
+            "shop", "tourism", "man_made", "historic", "public_transport", "parking", "place", "boundary",
+            "military", "office", "aeroway", "craft", "healthcare", "area:highway", "indoor", "golf",
+            "club"}  # fmt: skip
     return tags.get("waterway") in ("riverbank", "dock") or any(k in keys for k in tags)
 
 
@@ -195,12 +197,16 @@ def reference_features(
                     wkt.loads(wktf.create_multipolygon(o)),
                     ("w" if o.from_way() else "r") + str(o.orig_id()),
                 )
-            elif o.is_way() and o.is_closed() and area_rule is not None and not area_rule(tags):
+            elif o.is_way() and o.is_closed() and area_rule is not None:
                 fid = f"w{o.id}"
                 pts = [(n.lon, n.lat) for n in o.nodes if n.location.valid()]
-                if len(set(pts)) < 2:
-                    continue
+                complete = all(n.location.valid() for n in o.nodes)
+                if len(set(pts)) < 2 or (area_rule(tags) and complete):
+                    continue  # too little inside, or osmium's area above
                 g = shapely.LineString(pts)
+                if area_rule(tags) and len(set(pts)) >= 3:  # cut by the extract's edge
+                    poly = shapely.make_valid(shapely.Polygon(pts))
+                    g = poly if poly.area > 0 else g
             elif o.is_way() and not o.is_closed():
                 fid = f"w{o.id}"
                 pts = [
@@ -836,3 +842,33 @@ def test_presets_with_parameters_from_the_cli_and_the_planner(dbs, capsys):
     assert len(rows) - 1 == min(50, r.total_places) and r.total_places > 0
     assert {"restaurant", "cafe", "bus_stop", "church", "petrol_station", "rail", "water_tower",
             "sports_pitch", "power_line_any"} <= set(CATEGORIES) and len(CATEGORIES) >= 46  # fmt: skip
+
+
+def test_ways_cut_by_the_extracts_edge_are_kept_and_flagged(dbs):
+    """Every tagged way with nodes outside the Helsinki extract (and at least two inside) is in the
+    index with the part inside, flagged clipped; a closed one the area rule accepts is an area."""
+    import sqlite3
+
+    ignored = {"created_by", "source", "note", "fixme", "FIXME"}
+    want: dict[str, str] = {}
+    for o in osmium.FileProcessor(str(OSM / EXTRACTS["helsinki"])).with_locations():
+        if not o.is_way():
+            continue
+        tags = {t.k: t.v for t in o.tags if t.k not in ignored}
+        pts = {(n.lon, n.lat) for n in o.nodes if n.location.valid()}
+        if tags and len(pts) >= 2 and len(pts) < len({n.ref for n in o.nodes}):
+            area = o.is_closed() and id_area_rule(tags) and len(pts) >= 3
+            want[f"w{o.id}"] = "area" if area else "line"
+    con = sqlite3.connect(dbs["helsinki"])
+    got = dict(con.execute("SELECT fid, kind FROM features WHERE clipped = 1").fetchall())
+    assert len(want) > 100 and set(got) == set(want)
+    assert sum(k == "area" for k in got.values()) == sum(k == "area" for k in want.values()) > 50
+    edge = next(fid for fid, k in got.items() if k == "area")
+    lat, lon = con.execute("SELECT lat, lon FROM features WHERE fid = ?", (edge,)).fetchone()
+    tags = dict(json.loads(con.execute("SELECT tags FROM features WHERE fid = ?", (edge,)).fetchone()[0]))
+    key = next(iter(tags))
+    feat = {"id": "a", "tags": [{"key": key, "op": "exists"}], "kinds": ["area"]}
+    scope = {"kind": "around", "lat": lat, "lon": lon, "radius_m": 5}
+    q = FeatureQuery.model_validate({"features": [feat], "scope": scope})
+    hits = [p.feature for p in LocalBackend(dbs["helsinki"]).query(q).places if p.feature.id == edge]
+    assert hits and hits[0].clipped  # the query result says so too

@@ -112,7 +112,7 @@ class IndexStats:
 _SCHEMA = """
 CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT);
 CREATE TABLE features(rowid INTEGER PRIMARY KEY, fid TEXT UNIQUE, kind TEXT, lat REAL, lon REAL, tags TEXT,
-geom BLOB);
+geom BLOB, clipped INTEGER DEFAULT 0);
 CREATE TABLE feature_tags(rowid INTEGER, key TEXT, value TEXT);
 CREATE VIRTUAL TABLE features_rtree USING rtree(rowid, min_lon, max_lon, min_lat, max_lat);
 """
@@ -145,14 +145,25 @@ def build_index(
     tag_rows: list[tuple] = []
     rtree_rows: list[tuple] = []
 
-    def add(fid: str, kind: str, tags: dict[str, str], geom_hex: str) -> None:
+    def add(fid: str, kind: str, tags: dict[str, str], geom_hex: str, clipped: bool = False) -> None:
         g = shapely.from_wkb(geom_hex)
         if g.is_empty:
             return
         rowid = sum(counts.values()) + 1
         counts[kind] += 1
         lat, lon = representative_point(g)
-        rows.append((rowid, fid, kind, lat, lon, json.dumps(tags, ensure_ascii=False), shapely.to_wkb(g)))
+        rows.append(
+            (
+                rowid,
+                fid,
+                kind,
+                lat,
+                lon,
+                json.dumps(tags, ensure_ascii=False),
+                shapely.to_wkb(g),
+                int(clipped),
+            )
+        )
         tag_rows.extend((rowid, k, v) for k, v in tags.items())
         minx, miny, maxx, maxy = g.bounds
         rtree_rows.append((rowid, minx, maxx, miny, maxy))
@@ -178,20 +189,29 @@ def build_index(
                     add(f"n{o.id}", "point", tags, wkb.create_point(o))
             elif o.is_way():
                 tags = {t.k: t.v for t in o.tags if t.k not in IGNORED_TAGS}
-                if not tags or (o.is_closed() and is_area_way(tags)):
+                if not tags:
                     continue
-                try:
-                    geom = wkb.create_linestring(o)
-                except (RuntimeError, osmium.InvalidLocationError):
-                    # A way cut by the extract's edge: keep the part inside (as osm2pgsql does).
-                    pts = [(n.lon, n.lat) for n in o.nodes if n.location.valid()]
-                    if len(set(pts)) < 2:
+                complete = all(n.location.valid() for n in o.nodes)
+                area = o.is_closed() and is_area_way(tags)
+                if area and complete:
+                    continue  # the area assembler above has it
+                if complete:
+                    add(f"w{o.id}", "line", tags, wkb.create_linestring(o))
+                    continue
+                # Cut by the extract's edge: keep the part inside, flagged clipped (an area as the
+                # polygon of its present nodes), rather than drop it.
+                pts = [(n.lon, n.lat) for n in o.nodes if n.location.valid()]
+                if len(set(pts)) < 2:
+                    continue
+                if area and len(set(pts)) >= 3:
+                    poly = shapely.make_valid(shapely.Polygon(pts))
+                    if poly.area > 0:
+                        add(f"w{o.id}", "area", tags, shapely.to_wkb(poly, hex=True), clipped=True)
                         continue
-                    geom = shapely.to_wkb(shapely.LineString(pts), hex=True)
-                add(f"w{o.id}", "line", tags, geom)
+                add(f"w{o.id}", "line", tags, shapely.to_wkb(shapely.LineString(pts), hex=True), clipped=True)
         if not rows:
             raise OsmIndexError(f"{src}: the extract contains no tagged feature")
-        con.executemany("INSERT INTO features VALUES (?,?,?,?,?,?,?)", rows)
+        con.executemany("INSERT INTO features VALUES (?,?,?,?,?,?,?,?)", rows)
         con.executemany("INSERT INTO feature_tags VALUES (?,?,?)", tag_rows)
         con.executemany("INSERT INTO features_rtree VALUES (?,?,?,?,?)", rtree_rows)
         con.execute("CREATE INDEX feature_tags_kv ON feature_tags(key, value)")
@@ -347,7 +367,7 @@ class LocalBackend(OsmBackend):
         found: dict[str, Candidate] = {}
         for branch in spec.branches():  # OR: one indexed look-up per alternative, merged by id
             sql = (
-                "SELECT f.fid, f.kind, f.lat, f.lon, f.tags, f.geom "
+                "SELECT f.fid, f.kind, f.lat, f.lon, f.tags, f.geom, f.clipped "
                 "FROM features_rtree r JOIN features f ON f.rowid = r.rowid"
             )
             args: list = []
@@ -361,14 +381,13 @@ class LocalBackend(OsmBackend):
                 args += [pos.key] + ([pos.value] if pos.op == "eq" else [])
             sql += " WHERE r.max_lon >= ? AND r.min_lon <= ? AND r.max_lat >= ? AND r.min_lat <= ?"
             args += [w, e, s, n]
-            for fid, kind, lat, lon, tags_json, geom in self.con.execute(sql, args):
+            for fid, kind, lat, lon, tags_json, geom, clipped in self.con.execute(sql, args):
                 if fid in found:
                     continue
                 tags = json.loads(tags_json)
                 if spec.matches(tags, kind):
-                    found[fid] = Candidate(
-                        Feature(id=fid, tags=tags, lat=lat, lon=lon, kind=kind), shapely.from_wkb(geom)
-                    )
+                    feature = Feature(id=fid, tags=tags, lat=lat, lon=lon, kind=kind, clipped=bool(clipped))
+                    found[fid] = Candidate(feature, shapely.from_wkb(geom))
         out = list(found.values())
         if not out:
             return out

@@ -339,6 +339,11 @@ class Feature(BaseModel):
     lon: float
     kind: Literal["point", "line", "area"]
     geometry: dict[str, Any] | None = None
+    clipped: bool = Field(
+        False,
+        exclude_if=lambda v: not v,
+        description="cut by the extract's edge: the geometry is the part inside it",
+    )
 
 
 class Match(BaseModel):
