@@ -786,16 +786,19 @@ def _kind(g: shapely.Geometry) -> str:
 
 @pytest.mark.parametrize("extract, bbox", [("helsinki", HEL_CENTRE), ("liechtenstein", LI_BBOX)])
 def test_every_category_preset_counts_like_pyosmium(dbs, extract, bbox):
-    """Every fixed category preset (Bellingcat's OSM Search kinds and more), on both extracts: the
+    """Every preset (the fixed categories, Bellingcat's OSM Search kinds and more, and the
+    parameterised builders with their defaults), on both extracts: the
     local index's points, lines and areas, counted apart, equal an independent pyosmium pass
     (osmium's area assembly, closed ways held to iD's area rule as the test states it) filtered by
     the preset's tags and kinds."""
     from collections import Counter
 
-    from geolocate.tools.osm.presets import CATEGORIES, category
+    from geolocate.tools.osm.presets import CATEGORIES, PRESETS, category, preset
 
     b = LocalBackend(dbs[extract])
     specs = {name: category(name, "a") for name in CATEGORIES}
+    builders = {name: {"kind": "cafe"} if name == "amenity" else {} for name in PRESETS if name not in specs}
+    specs |= {name: preset(name, id="a", **params) for name, params in builders.items()}  # their defaults
     tags: dict[str, dict] = {}  # one pyosmium pass, filtered per preset below
     every = reference_features(EXTRACTS[extract], bbox, lambda t: any(s.matches(t) for s in specs.values()),
                                area_rule=id_area_rule, tags_out=tags)  # fmt: skip
@@ -816,7 +819,7 @@ def test_every_category_preset_counts_like_pyosmium(dbs, extract, bbox):
         want = Counter(k for k in map(_kind, ref) if spec.kinds is None or k in spec.kinds)
         assert got == want, f"{name}: local {dict(got)} != pyosmium {dict(want)}"
         agree.append(name)
-    assert len(agree) == len(CATEGORIES) >= 46
+    assert len(agree) == len(PRESETS) and len(CATEGORIES) >= 46
 
 
 def test_presets_with_parameters_from_the_cli_and_the_planner(dbs, capsys):
