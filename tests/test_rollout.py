@@ -16,8 +16,10 @@ from tests import tiny_vlm
 
 torch = pytest.importorskip("torch")
 TOOLS = ["ocr", "clues", "gazetteer", "geocode"]
-LOGPROB_ATOL = 1e-4
-"""Stated tolerance between the rollout's log-probabilities and a forward pass (float32, CPU)."""
+LOGPROB_ATOL = 5e-4
+"""Stated tolerance between the rollout's log-probabilities and a forward pass: float32 on CPU, where
+cached incremental decoding and one full-sequence pass sum in different orders (observed up to 1.1e-4;
+a misaligned token or position shows as differences of 0.1 and more)."""
 
 
 @pytest.fixture(scope="module")

@@ -301,7 +301,7 @@ def create_app(
         for name in sorted(PRESETS):
             try:
                 out[name] = preset(name, id=name).model_dump(mode="json", exclude_none=True)
-            except TypeError:  # needs a parameter (amenity: kind): offered with a typical one
+            except ValueError:  # needs a parameter (amenity: kind): offered with a typical one
                 out[name] = preset(name, id=name, kind="restaurant").model_dump(
                     mode="json", exclude_none=True
                 )
