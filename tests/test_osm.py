@@ -178,12 +178,25 @@ def reference_features(
     extract: str, bbox: dict, keep, area_rule=None, tags_out: dict | None = None
 ) -> dict[str, shapely.Geometry]:
     """Features with these tags from a direct pyosmium pass. Osmium makes an area of every closed
-    way; with ``area_rule``, a closed way it rejects is a line instead. ``tags_out`` collects the
+    way; with ``area_rule``, a closed way it rejects is a line instead, and a multipolygon or boundary
+    relation osmium cannot assemble (a member cut by the extract's edge) is built from the members
+    present (shapely.polygonize: areas where rings close, lines otherwise). ``tags_out`` collects the
     features' tags by id."""
     wktf = osmium.geom.WKTFactory()
     box = shapely.box(bbox["west"], bbox["south"], bbox["east"], bbox["north"])
     out = {}
+    rels, member_pts, assembled = {}, {}, set()
+    if area_rule is not None:  # relations osmium cannot assemble (a member cut or missing): kept below
+        for r in osmium.FileProcessor(str(OSM / extract), osmium.osm.RELATION):
+            rtags = dict(r.tags)
+            if rtags.get("type") in ("multipolygon", "boundary") and keep(rtags):
+                rels[r.id] = (rtags, [m.ref for m in r.members if m.type == "w"])
+    wanted = {w for _t, ws in rels.values() for w in ws}
     for o in osmium.FileProcessor(str(OSM / extract)).with_locations().with_areas():
+        if o.is_way() and o.id in wanted:
+            member_pts[o.id] = [(n.lon, n.lat) for n in o.nodes if n.location.valid()]
+        if o.is_area() and not o.from_way():
+            assembled.add(o.orig_id())
         tags = dict(o.tags)
         if not tags or not keep(tags):
             continue
@@ -223,6 +236,16 @@ def reference_features(
             out[fid] = g
             if tags_out is not None:
                 tags_out[fid] = tags
+    for rid, (rtags, ways) in rels.items():
+        lines = [shapely.LineString(member_pts[w]) for w in ways if len(set(member_pts.get(w, []))) >= 2]
+        if rid in assembled or not lines:
+            continue
+        polys = [p for p in shapely.get_parts(shapely.polygonize(lines)) if p.area > 0]
+        g = shapely.MultiPolygon(polys) if polys else shapely.MultiLineString(lines)
+        if g.intersects(box):
+            out[f"r{rid}"] = g
+            if tags_out is not None:
+                tags_out[f"r{rid}"] = rtags
     return out
 
 
@@ -781,7 +804,7 @@ HEL_CENTRE = {"kind": "bbox", "south": 60.15, "west": 24.90, "north": 60.20, "ea
 
 
 def _kind(g: shapely.Geometry) -> str:
-    return {"Point": "point", "LineString": "line"}.get(g.geom_type, "area")
+    return {"Point": "point", "LineString": "line", "MultiLineString": "line"}.get(g.geom_type, "area")
 
 
 @pytest.mark.parametrize("extract, bbox", [("helsinki", HEL_CENTRE), ("liechtenstein", LI_BBOX)])
@@ -849,7 +872,8 @@ def test_presets_with_parameters_from_the_cli_and_the_planner(dbs, capsys):
 
 def test_ways_cut_by_the_extracts_edge_are_kept_and_flagged(dbs):
     """Every tagged way with nodes outside the Helsinki extract (and at least two inside) is in the
-    index with the part inside, flagged clipped; a closed one the area rule accepts is an area."""
+    index with the part inside, flagged clipped; a closed one the area rule accepts is an area. So is
+    every multipolygon or boundary relation that osmium cannot assemble for a member cut or missing."""
     import sqlite3
 
     ignored = {"created_by", "source", "note", "fixme", "FIXME"}
@@ -862,8 +886,28 @@ def test_ways_cut_by_the_extracts_edge_are_kept_and_flagged(dbs):
         if tags and len(pts) >= 2 and len(pts) < len({n.ref for n in o.nodes}):
             area = o.is_closed() and id_area_rule(tags) and len(pts) >= 3
             want[f"w{o.id}"] = "area" if area else "line"
+    # Multipolygon and boundary relations with a member missing or cut: kept from the members inside.
+    rels = {
+        r.id: [m.ref for m in r.members if m.type == "w"]
+        for r in osmium.FileProcessor(str(OSM / EXTRACTS["helsinki"]), osmium.osm.RELATION)
+        if r.tags.get("type") in ("multipolygon", "boundary")
+        and len([t for t in r.tags if t.k not in ignored]) > 1
+    }
+    inside: dict[int, int] = {}
+    whole: set[int] = set()
+    for o in osmium.FileProcessor(str(OSM / EXTRACTS["helsinki"])).with_locations():
+        if o.is_way():
+            inside[o.id] = len({(n.lon, n.lat) for n in o.nodes if n.location.valid()})
+            if all(n.location.valid() for n in o.nodes):
+                whole.add(o.id)
+    cut_rels = {
+        f"r{rid}" for rid, ws in rels.items()
+        if not all(w in whole for w in ws) and any(inside.get(w, 0) >= 2 for w in ws)
+    }  # fmt: skip
     con = sqlite3.connect(dbs["helsinki"])
-    got = dict(con.execute("SELECT fid, kind FROM features WHERE clipped = 1").fetchall())
+    got = dict(con.execute("SELECT fid, kind FROM features WHERE clipped = 1 AND fid LIKE 'w%'").fetchall())
+    got_rels = {r for (r,) in con.execute("SELECT fid FROM features WHERE clipped = 1 AND fid LIKE 'r%'")}
+    assert len(cut_rels) >= 10 and got_rels == cut_rels
     assert len(want) > 100 and set(got) == set(want)
     assert sum(k == "area" for k in got.values()) == sum(k == "area" for k in want.values()) > 50
     edge = next(fid for fid, k in got.items() if k == "area")

@@ -172,10 +172,22 @@ def build_index(
 
     try:
         con.executescript("PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF;" + _SCHEMA)
+        # Multipolygon and boundary relations, to keep those cut by the extract's edge (osmium's area
+        # assembler drops an incomplete one): their tags and member ways, from a quick first pass.
+        relations: dict[int, tuple[dict[str, str], list[int]]] = {}
+        for r in osmium.FileProcessor(str(src), osmium.osm.RELATION):
+            rtags = {t.k: t.v for t in r.tags if t.k not in IGNORED_TAGS}
+            if rtags.get("type") in ("multipolygon", "boundary") and len(rtags) > 1:
+                relations[r.id] = (rtags, [m.ref for m in r.members if m.type == "w"])
+        members = {w for _t, ws in relations.values() for w in ws}
+        member_lines: dict[int, list[tuple[float, float]]] = {}
+        assembled: set[int] = set()
         fp = osmium.FileProcessor(str(src)).with_locations().with_areas()
         for o in fp:
             if o.is_area():
                 tags = {t.k: t.v for t in o.tags if t.k not in IGNORED_TAGS}
+                if not o.from_way():
+                    assembled.add(o.orig_id())
                 if not tags or (o.from_way() and not is_area_way(tags)):
                     continue
                 try:
@@ -188,6 +200,8 @@ def build_index(
                 if tags and o.location.valid():
                     add(f"n{o.id}", "point", tags, wkb.create_point(o))
             elif o.is_way():
+                if o.id in members:
+                    member_lines[o.id] = [(n.lon, n.lat) for n in o.nodes if n.location.valid()]
                 tags = {t.k: t.v for t in o.tags if t.k not in IGNORED_TAGS}
                 if not tags:
                     continue
@@ -209,6 +223,31 @@ def build_index(
                         add(f"w{o.id}", "area", tags, shapely.to_wkb(poly, hex=True), clipped=True)
                         continue
                 add(f"w{o.id}", "line", tags, shapely.to_wkb(shapely.LineString(pts), hex=True), clipped=True)
+        for rid, (rtags, ways) in relations.items():  # cut by the edge: the part inside, clipped
+            if rid in assembled:
+                continue
+            lines = [
+                shapely.LineString(member_lines[w]) for w in ways if len(set(member_lines.get(w, []))) >= 2
+            ]
+            if not lines:
+                continue
+            polys = [p for p in shapely.get_parts(shapely.polygonize(lines)) if p.area > 0]
+            if polys:
+                add(
+                    f"r{rid}",
+                    "area",
+                    rtags,
+                    shapely.to_wkb(shapely.MultiPolygon(polys), hex=True),
+                    clipped=True,
+                )
+            else:
+                add(
+                    f"r{rid}",
+                    "line",
+                    rtags,
+                    shapely.to_wkb(shapely.MultiLineString(lines), hex=True),
+                    clipped=True,
+                )
         if not rows:
             raise OsmIndexError(f"{src}: the extract contains no tagged feature")
         con.executemany("INSERT INTO features VALUES (?,?,?,?,?,?,?,?)", rows)
