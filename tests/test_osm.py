@@ -532,12 +532,16 @@ def _overpass_json():
 class _Overpass(BaseHTTPRequestHandler):
     script: list[int] = []
     seen: list[tuple[str, str]] = []
+    bounds: list[dict] = []  # what an "out ids bb" boundary look-up answers
 
     def do_POST(self):  # noqa: N802
         body = self.rfile.read(int(self.headers["Content-Length"])).decode()
         type(self).seen.append((self.headers.get("User-Agent"), body))
         code = type(self).script.pop(0) if type(self).script else 200
-        if code == 200:
+        if code == 200 and "out ids bb" in body:
+            els = [{"type": "relation", "id": i + 1, "bounds": b} for i, b in enumerate(type(self).bounds)]
+            data, ctype = json.dumps({"version": 0.6, "elements": els}).encode(), "application/json"
+        elif code == 200:
             data, ctype = json.dumps(_overpass_json()).encode(), "application/json"
         elif code == 400:
             data, ctype = (
@@ -566,7 +570,7 @@ class _Overpass(BaseHTTPRequestHandler):
 def overpass_server():
     srv = ThreadingHTTPServer(("127.0.0.1", 0), _Overpass)
     threading.Thread(target=srv.serve_forever, daemon=True).start()
-    _Overpass.script, _Overpass.seen = [], []
+    _Overpass.script, _Overpass.seen, _Overpass.bounds = [], [], []
     yield f"http://127.0.0.1:{srv.server_port}/api/interpreter"
     srv.shutdown()
 
@@ -919,3 +923,26 @@ def test_ways_cut_by_the_extracts_edge_are_kept_and_flagged(dbs):
     q = FeatureQuery.model_validate({"features": [feat], "scope": scope})
     hits = [p.feature for p in LocalBackend(dbs["helsinki"]).query(q).places if p.feature.id == edge]
     assert hits and hits[0].clipped  # the query result says so too
+
+
+def test_named_admin_areas_on_overpass_are_held_to_the_area_guard(overpass_server, tmp_path, monkeypatch):
+    """An ISO 3166-2 code or a name below country level is sized by the boundary's bounding box,
+    asked of the server first: too large, refused before the query; unknown, a clear error."""
+    from geolocate.tools.osm.engine import ScopeTooLargeError
+    from geolocate.tools.osm.local import AreaNotFoundError
+
+    monkeypatch.setenv("GEOLOCATE_CACHE_DIR", str(tmp_path))
+    b = OverpassBackend(overpass_server, user_agent="geolocate-tests/1.0", sleep=lambda s: None)
+    feat = [{"id": "a", "tags": [{"key": "amenity", "value": "pharmacy"}]}]
+    canton = FeatureQuery.model_validate({"features": feat, "scope": {"kind": "area", "iso": "CH-ZH"}})
+    _Overpass.bounds = [{"minlat": 47.16, "minlon": 8.36, "maxlat": 47.69, "maxlon": 8.98}]  # ~3,300 km^2
+    with pytest.raises(ScopeTooLargeError, match="over the limit"):
+        b.query(canton)
+    assert len(_Overpass.seen) == 1 and '["ISO3166-2"="CH-ZH"]' in _Overpass.seen[0][1]  # no query sent
+    town = FeatureQuery.model_validate({"features": feat, "scope": {"kind": "area", "name": "Vaduz"}})
+    _Overpass.bounds = [{"minlat": 47.12, "minlon": 9.50, "maxlat": 47.16, "maxlon": 9.55}]
+    assert b.query(town).backend == "overpass" and len(_Overpass.seen) == 3  # look-up, then the query
+    _Overpass.bounds = []
+    nowhere = FeatureQuery.model_validate({"features": feat, "scope": {"kind": "area", "name": "Atlantis"}})
+    with pytest.raises(AreaNotFoundError, match="Atlantis"):
+        b.query(nowhere)

@@ -10,6 +10,7 @@ Retries with exponential backoff on 429 and 504 (tenacity); answers are cached o
 
 from __future__ import annotations
 
+import json
 import time
 import urllib.error
 import urllib.request
@@ -26,6 +27,7 @@ from geolocate.tools.osm.engine import (
     ResolvedScope,
     add_geometry,
     answer,
+    bbox_area_km2,
     in_scope,
     pair_distances_shapely,
     projector,
@@ -82,6 +84,23 @@ def _selector(spec: FeatureSpec) -> str:
     return "nwr"
 
 
+def area_selector(s: AreaScope) -> str:
+    """The Overpass tag selector of an admin area scope (ISO code, name, admin level).
+
+    >>> area_selector(AreaScope(kind="area", iso="CH-ZH"))
+    '["ISO3166-2"="CH-ZH"]'
+    """
+    sel = ""
+    if s.iso:
+        key = "ISO3166-1" if len(s.iso) == 2 else "ISO3166-2"
+        sel += f"[{ql_string(key)}={ql_string(s.iso)}]"
+    if s.name:
+        sel += f'["name"={ql_string(s.name)}]'
+    if s.admin_level:
+        sel += f'["admin_level"="{s.admin_level}"]'
+    return sel
+
+
 def compile_ql(q: FeatureQuery, timeout_s: int = 60) -> str:
     """Overpass QL for ``q``: one named set per feature, pruned by ``around`` for each relation, then
     the sets with their member ways and nodes (``out body``) so geometries can be rebuilt.
@@ -103,15 +122,7 @@ def compile_ql(q: FeatureQuery, timeout_s: int = 60) -> str:
     elif isinstance(s, AroundScope):
         scope = f"(around:{s.radius_m:g},{s.lat:g},{s.lon:g})"
     else:
-        sel = ""
-        if s.iso:
-            key = "ISO3166-1" if len(s.iso) == 2 else "ISO3166-2"
-            sel += f"[{ql_string(key)}={ql_string(s.iso)}]"
-        if s.name:
-            sel += f'["name"={ql_string(s.name)}]'
-        if s.admin_level:
-            sel += f'["admin_level"="{s.admin_level}"]'
-        lines.append(f"area{sel}->.scope;")
+        lines.append(f"area{area_selector(s)}->.scope;")
         scope = "(area.scope)"
     for f in q.features:
         name = f'["name"~{ql_string(f.name)},i]' if f.name else ""
@@ -224,11 +235,45 @@ class OverpassBackend(OsmBackend):
             self._cache = diskcache.Cache(str(cache_dir() / "overpass"))
 
     def _fetch(self, ql: str):
-        """POST ``ql`` with a time-out (urllib), map the HTTP status and content type to tool errors,
-        and parse the JSON with overpy (parsing apart from the network call, as overpy is built)."""
-        import socket
-
+        """POST ``ql`` (:meth:`_post`) and parse the JSON with overpy (parsing apart from the network
+        call, as overpy is built)."""
         import overpy
+
+        body = self._post(ql)
+        try:
+            return overpy.Overpass().parse_json(body)
+        except (ValueError, KeyError, TypeError, overpy.exception.OverPyException) as e:
+            raise ToolUnavailableError(f"Overpass at {self.endpoint} sent a malformed answer: {e}") from None
+
+    def area_bounds(self, s: AreaScope) -> tuple[float, float, float, float]:
+        """(south, west, north, east) of the admin boundaries an area scope names, asked of the server
+        before the query itself (``out ids bb``), so the area guard holds for named areas too.
+
+        Raises:
+            AreaNotFoundError: no boundary relation has those tags.
+        """
+        ql = f'[out:json][timeout:25];rel{area_selector(s)}["boundary"="administrative"];out ids bb;'
+        try:
+            els = json.loads(self._post(ql)).get("elements", [])
+        except ValueError:
+            els = []
+        bounds = [e["bounds"] for e in els if isinstance(e, dict) and "bounds" in e]
+        if not bounds:
+            what = " ".join(x for x in (s.name, s.iso) if x)
+            raise AreaNotFoundError(
+                f"no admin boundary {what!r} on this Overpass server", hint="check the name or code"
+            )
+        return (
+            min(b["minlat"] for b in bounds),
+            min(b["minlon"] for b in bounds),
+            max(b["maxlat"] for b in bounds),
+            max(b["maxlon"] for b in bounds),
+        )
+
+    def _post(self, ql: str) -> bytes:
+        """POST ``ql`` with a time-out (urllib) and map the HTTP status and content type to tool
+        errors; the JSON body."""
+        import socket
 
         req = urllib.request.Request(
             self.endpoint, data=ql.encode("utf-8"), headers={"User-Agent": self.user_agent}, method="POST"
@@ -272,10 +317,7 @@ class OverpassBackend(OsmBackend):
                 f"{where} answered {ctype or 'no content type'}, not JSON (an error page?)",
                 hint="check the endpoint URL (it ends in /api/interpreter)",
             )
-        try:
-            return overpy.Overpass().parse_json(body)
-        except (ValueError, KeyError, TypeError, overpy.exception.OverPyException) as e:
-            raise ToolUnavailableError(f"{where} sent a malformed answer: {e}") from None
+        return body
 
     def fetch_candidates(self, ql: str) -> list[Candidate]:
         """Run ``ql`` (cached), retrying 429/504 with exponential backoff; parse into candidates."""
@@ -322,7 +364,13 @@ class OverpassBackend(OsmBackend):
                 return ResolvedScope(
                     shapely.Polygon(), (-90, -180, 90, 180), (c.lat or 0.0, c.lon or 0.0), c.area_km2
                 )
-        return None  # a smaller named area or an ISO 3166-2 code: sized by the server only
+        # A smaller named area or an ISO 3166-2 code: sized by its bounding box, asked of the server.
+        south, west, north, east = self.area_bounds(s)
+        area = bbox_area_km2(south, west, north, east)
+        return ResolvedScope(
+            shapely.box(west, south, east, north), (south, west, north, east),
+            ((south + north) / 2, (west + east) / 2), area,
+        )  # fmt: skip
 
     def query(self, q: FeatureQuery, with_geometry: bool = False) -> QueryResult:
         """Answer ``q`` through Overpass. Raises the tool error types (see module docstring)."""
