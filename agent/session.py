@@ -543,15 +543,17 @@ class SessionStore:
         parents = {(t.parent_config or {}).get("configurable", {}).get("checkpoint_id") for t in tuples}
         leaves = [t for t in tuples if t.config["configurable"]["checkpoint_id"] not in parents]
         out = []
-        for i, t in enumerate(leaves):
+        for t in leaves:
             cp = t.config["configurable"]["checkpoint_id"]
             values = t.checkpoint["channel_values"]
+            if "episode" not in values:  # a session being created: its first checkpoint holds the input only
+                continue
             out.append(
                 Branch(
                     head=cp,
                     short=short_id(cp),
                     updated=t.checkpoint.get("ts", ""),
-                    current=i == 0,
+                    current=not out,
                     episode=values["episode"],
                     concluded=bool(values.get("concluded")),
                 )
