@@ -485,6 +485,12 @@ class SessionStore:
             self._listing.pop(sid, None)
 
     # -- reading ---------------------------------------------------------------------------------------
+    def ready(self, sid: str) -> bool:
+        """Whether the session has its first real checkpoint (with an episode): a session being
+        created first writes one that holds only its input."""
+        head = self.saver.get_tuple({"configurable": {"thread_id": sid, "checkpoint_ns": ""}})
+        return head is not None and "episode" in head.checkpoint.get("channel_values", {})
+
     def view(self, sid: str, checkpoint: str | None = None, with_branches: bool = True) -> SessionView:
         """The session at its current checkpoint (or ``checkpoint``)."""
         snap = self._snapshot(sid, self.find_checkpoint(sid, checkpoint) if checkpoint else None)

@@ -204,7 +204,7 @@ def create_app(
 
     @app.get("/sessions/{sid}", response_class=HTMLResponse)
     def session_page(request: Request, sid: str):
-        if sid in running and sid not in store.ids():
+        if sid in running and (sid not in store.ids() or not store.ready(sid)):
             return page(request, "starting.html", sid=sid)
         try:
             sid = store.resolve(sid)

@@ -15,6 +15,8 @@
     $("status").textContent = "running";
   });
   es.addEventListener("paused", () => location.reload());
+  // The run may have ended between this page's rendering and the subscription: the first event says.
+  es.addEventListener("hello", (e) => { if (cfg.running && !JSON.parse(e.data).running) location.reload(); });
   es.addEventListener("error", (e) => {
     if (e.data) { const d = JSON.parse(e.data); alert(d.text); location.reload(); }
   });
