@@ -77,13 +77,13 @@ def main() -> None:
     cfg = rollout.generation_config(trainer)
     t = time.perf_counter()
     plain_tokens = 0
-    for r in data:
-        from geolocate.agent.episode import Episode
-        from geolocate.policy_training.rollout import _loaded
-        from geolocate.prompts.render import render_prompt
-        from geolocate.tools.registry import ToolSet
+    from geolocate.agent.episode import Episode
+    from geolocate.policy_training.rollout import _loaded
+    from geolocate.prompts.render import render_prompt
+    from geolocate.tools.registry import ToolSet
 
-        ts = ToolSet.from_names(tools)
+    ts = ToolSet.from_names(tools)
+    for r in data:
         text = render_prompt(processor, Episode(_loaded(r["image"]), ts, budget=budget).state, ts.schemas())
         enc = processor(text=[text], images=[r["image"]], return_tensors="pt")
         for _ in range(args.max_turns):

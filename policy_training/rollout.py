@@ -44,6 +44,24 @@ from geolocate.tools.image import decode_image
 from geolocate.tools.registry import ToolSet, create
 
 
+def observation_tokens(tok, prefix: str, nxt: str, ended_with_eos: bool) -> list[int]:
+    """The tokens between a turn and the next one: what the next turn's rendered prompt ``nxt`` adds
+    to ``prefix`` (the conversation so far plus the turn's completion), that is the end-of-turn
+    token (unless generation already produced it), the observations and the next assistant header.
+    The one token layout of GRPO rollouts and SFT rows; these tokens never carry loss.
+
+    Raises:
+        RuntimeError: ``nxt`` does not extend ``prefix`` (the prompt templates changed).
+    """
+    if not nxt.startswith(prefix):
+        raise RuntimeError("the rendered conversation does not extend the previous turn's prompt")
+    suffix = nxt[len(prefix) :]
+    eos_text = tok.eos_token or "<|im_end|>"
+    if ended_with_eos and suffix.startswith(eos_text):
+        suffix = suffix[len(eos_text) :]
+    return tok(suffix, add_special_tokens=False)["input_ids"]
+
+
 def prompt_image(prompt: list[dict]):
     """The PIL image of a TRL conversational prompt (its first image part)."""
     for m in prompt:
@@ -198,8 +216,7 @@ class GeoRollout:
         t0 = time.perf_counter()
         proc = trainer.processing_class
         tok = proc.tokenizer
-        eos_text = tok.eos_token or "<|im_end|>"
-        eos_id = tok.convert_tokens_to_ids(eos_text)
+        eos_id = tok.convert_tokens_to_ids(tok.eos_token or "<|im_end|>")
         model = trainer.accelerator.unwrap_model(trainer.model)  # for its device; generation unwraps again
         tools = ToolSet.from_names(self.tool_names)
         schemas = tools.schemas()
@@ -246,7 +263,6 @@ class GeoRollout:
                     dict(zip((id(r) for r in batch), outs, strict=True)),
                     proc,
                     schemas,
-                    eos_text,
                     eos_id,
                 )
                 turn += 1
@@ -312,7 +328,7 @@ class GeoRollout:
                 temperature,
             )
 
-    def _step_all(self, live, outs, proc, schemas, eos_text, eos_id) -> None:
+    def _step_all(self, live, outs, proc, schemas, eos_id: int) -> None:
         """Feed each live episode its generated turn; append the next observation as masked tokens."""
         tok = proc.tokenizer
         for r in live:
@@ -327,13 +343,7 @@ class GeoRollout:
             if r["ep"].done:
                 continue
             nxt = render_prompt(proc, r["ep"].state, schemas, self.prompt_version)
-            prefix = r["text"] + completion
-            if not nxt.startswith(prefix):  # pragma: no cover - guarded by tests of render_prompt
-                raise RuntimeError("the rendered conversation does not extend the previous turn's prompt")
-            suffix = nxt[len(prefix) :]
-            if gen and gen[-1] == eos_id and suffix.startswith(eos_text):
-                suffix = suffix[len(eos_text) :]
-            suf = tok(suffix, add_special_tokens=False)["input_ids"]
+            suf = observation_tokens(tok, r["text"] + completion, nxt, bool(gen) and gen[-1] == eos_id)
             r["completion"] += suf
             r["mask"] += [0] * len(suf)
             r["logps"] += [0.0] * len(suf)

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from geolocate.agent.state import Budget, EpisodeState
+from geolocate.policy_training.rollout import observation_tokens
 from geolocate.prompts.render import render_prompt
 
 
@@ -45,7 +46,7 @@ def trajectory_tokens(
     """``input_ids`` and ``labels`` of a finished episode in the GRPO token layout (module docstring).
 
     Raises:
-        ValueError: the rendered conversation does not extend itself turn by turn (a changed template).
+        RuntimeError: the rendered conversation does not extend itself turn by turn (a changed template).
     """
     tok = processor.tokenizer
     eos_text = tok.eos_token or "<|im_end|>"
@@ -62,13 +63,7 @@ def trajectory_tokens(
         if k + 1 == len(state.turns):
             break
         nxt = render_prompt(processor, _prefix_state(state, k + 1), schemas, version)
-        prefix = text + turn.completion
-        if not nxt.startswith(prefix):
-            raise ValueError("the rendered conversation does not extend the previous turn's prompt")
-        suffix = nxt[len(prefix) :]
-        if suffix.startswith(eos_text):
-            suffix = suffix[len(eos_text) :]
-        suf = tok(suffix, add_special_tokens=False)["input_ids"]
+        suf = observation_tokens(tok, text + turn.completion, nxt, ended_with_eos=True)
         ids += suf
         labels += [-100] * len(suf)
         text = nxt

@@ -747,8 +747,8 @@ def test_or_across_keys_matches_reference_and_every_backend(dbs, overpass_server
     """shop=bakery OR amenity=cafe OR amenity=ice_cream: the local index equals an independent pyosmium
     pass; the CLI's '|' form builds the same query; Overpass gets one union statement (and the
     PostGIS backend is checked on the same query in tests/test_services.py)."""
-    from geolocate.tools.osm.cli import feature_from_text
     from geolocate.tools.osm.overpass import compile_ql
+    from geolocate.tools.osm.query import feature_from_text
 
     b = LocalBackend(dbs["helsinki"])
     keep = lambda t: t.get("amenity") in ("cafe", "ice_cream") or t.get("shop") == "bakery"  # noqa: E731

@@ -108,6 +108,14 @@ def countries_in(g: Grid, mask: np.ndarray, max_points: int = 20_000) -> dict[st
 
 
 @functools.cache
+def timezone_finder():
+    """The process's timezonefinder (its polygons in memory, loaded once)."""
+    from timezonefinder import TimezoneFinder
+
+    return TimezoneFinder(in_memory=True)
+
+
+@functools.cache
 def timezone_grid(res: float = 0.5) -> tuple[np.ndarray, tuple[str, ...]]:
     """The IANA time zone of every cell (timezonefinder, offline; its oceans are ``Etc/GMT±N``), as an
     index array of the grid's shape and the zone names it indexes. Built once (~3 s at 0.5 degrees)
@@ -124,10 +132,8 @@ def timezone_grid(res: float = 0.5) -> tuple[np.ndarray, tuple[str, ...]]:
     if path.exists():
         with np.load(path) as z:
             return z["index"], tuple(str(n) for n in z["names"])
-    from timezonefinder import TimezoneFinder
-
     g = grid(res)
-    tf = TimezoneFinder(in_memory=True)
+    tf = timezone_finder()
     names = [
         tf.timezone_at(lng=float(lo), lat=float(la)) or "Etc/UTC"
         for la, lo in zip(g.lat.ravel(), g.lon.ravel())

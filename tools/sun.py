@@ -30,7 +30,7 @@ from pydantic import Field, model_validator
 from geolocate.tools.base import Tool, ToolContext, ToolInput, ToolOutput
 from geolocate.tools.earth_grid import Grid, countries_in, grid, region_geojson, utc_offset_grid
 from geolocate.tools.errors import ToolInputError
-from geolocate.tools.geo import haversine_km
+from geolocate.tools.geo import EARTH_RADIUS_KM, haversine_km
 
 DELTA_T_S = 69.0
 """TT - UT1 in seconds for the SPA (about 69 s in 2020-2026; a few seconds of error move the sun by
@@ -374,7 +374,7 @@ class SunTool(Tool):
             region=region_geojson(r.grid, r.feasible),
             core=region_geojson(r.grid, core),
             area_km2=round(area, 1),
-            share_of_earth=round(area / (4 * math.pi * 6371.0088**2), 5),
+            share_of_earth=round(area / (4 * math.pi * EARTH_RADIUS_KM**2), 5),
             countries=countries_in(r.grid, r.feasible),
             measurements=r.measurements,
             threshold_chi2=round(r.threshold, 3),

@@ -10,7 +10,6 @@ proof: the tool says so in its summary.
 
 from __future__ import annotations
 
-import functools
 import math
 import re
 from datetime import datetime, timedelta
@@ -19,7 +18,7 @@ import numpy as np
 from pydantic import Field, field_validator
 
 from geolocate.tools.base import Tool, ToolContext, ToolInput, ToolOutput
-from geolocate.tools.earth_grid import countries_in, grid, region_geojson, utc_offset_grid
+from geolocate.tools.earth_grid import countries_in, grid, region_geojson, timezone_finder, utc_offset_grid
 from geolocate.tools.errors import ToolInputError
 
 _OFFSET = re.compile(r"^([+-])(\d{1,2}):?(\d{2})?$")
@@ -49,15 +48,8 @@ def zone_offset(lat: float, lon: float, local: datetime) -> tuple[str, float]:
     naive local time ``local`` (zoneinfo, daylight saving included)."""
     from zoneinfo import ZoneInfo
 
-    name = _finder().timezone_at(lng=lon, lat=lat) or "Etc/UTC"
+    name = timezone_finder().timezone_at(lng=lon, lat=lat) or "Etc/UTC"
     return name, ZoneInfo(name).utcoffset(local.replace(tzinfo=None)).total_seconds() / 3600.0
-
-
-@functools.cache
-def _finder():
-    from timezonefinder import TimezoneFinder
-
-    return TimezoneFinder(in_memory=True)
 
 
 class TimezoneInput(ToolInput):

@@ -548,8 +548,9 @@ class HeuristicPolicy:
         from geolocate.tools.geocode import reverse_batch
 
         want = {lv: val for lv, val, _c, _e in levels}
-        for c in candidates:
-            cc = reverse_batch([(c.lat, c.lon)])[0].country_code
+        places = reverse_batch([(c.lat, c.lon) for c in candidates]) if candidates else []
+        for c, place in zip(candidates, places, strict=True):
+            cc = place.country_code
             country = get_db().countries.get(cc)
             if Level.COUNTRY in want and cc != want[Level.COUNTRY]:
                 continue

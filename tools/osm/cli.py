@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from geolocate.agent.cli_common import fail, positive_float, stderr
+from geolocate.tools.osm.query import feature_from_text
 
 
 def register(sub) -> None:
@@ -85,37 +86,6 @@ def register(sub) -> None:
     osm.set_defaults(run=cmd_osm)
 
 
-def parse_tag_spec(text: str):
-    """A list of TagFilter from 'k=v,k!=v,k~re,k,!k,k>=4' (the CLI's short form).
-
-    >>> [f.model_dump() for f in parse_tag_spec("amenity=pharmacy,lanes>=4,!disused")]
-    [{'key': 'amenity', 'op': 'eq', 'value': 'pharmacy'}, {'key': 'lanes', 'op': 'ge', 'value': 4.0},
-     {'key': 'disused', 'op': 'absent', 'value': None}]
-    """
-    import re
-
-    from geolocate.tools.osm.query import TagFilter
-
-    ops = [("!=", "neq"), (">=", "ge"), ("<=", "le"), ("=", "eq"), ("~", "regex"), (">", "gt"), ("<", "lt")]
-    out = []
-    for part in (p.strip() for p in text.split(",")):
-        if not part:
-            continue
-        if part.startswith("!"):
-            out.append(TagFilter(key=part[1:], op="absent"))
-            continue
-        for sym, op in ops:
-            if sym in part:
-                k, v = part.split(sym, 1)
-                out.append(TagFilter(key=k.strip(), op=op, value=v.strip()))
-                break
-        else:
-            if not re.match(r"^[A-Za-z0-9_:.\-]+$", part):
-                raise ValueError(f"cannot read the tag filter {part!r}")
-            out.append(TagFilter(key=part, op="exists"))
-    return out
-
-
 def preset_params(pairs: list[str]) -> dict:
     """``["lanes=4", "oneway=no", "kind=bakery"]`` -> ``{"lanes": 4, "oneway": False, "kind": "bakery"}``.
 
@@ -136,21 +106,6 @@ def preset_params(pairs: list[str]) -> dict:
         except ValueError:
             out[k.strip()] = v
     return out
-
-
-def feature_from_text(fid: str, text: str):
-    """A FeatureSpec from the CLI's short form; ``|`` separates alternatives (OR across keys).
-
-    >>> f = feature_from_text("f1", "shop=bakery|amenity=cafe")
-    >>> f.tags, [[t.key for t in alt] for alt in f.any_of]
-    ([], [['shop'], ['amenity']])
-    """
-    from geolocate.tools.osm.query import FeatureSpec
-
-    alts = [parse_tag_spec(a) for a in text.split("|")]
-    if len(alts) == 1:
-        return FeatureSpec(id=fid, tags=alts[0])
-    return FeatureSpec(id=fid, any_of=alts)
 
 
 def _query_from_flags(args: argparse.Namespace):

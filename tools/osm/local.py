@@ -145,8 +145,9 @@ def build_index(
     tag_rows: list[tuple] = []
     rtree_rows: list[tuple] = []
 
-    def add(fid: str, kind: str, tags: dict[str, str], geom_hex: str, clipped: bool = False) -> None:
-        g = shapely.from_wkb(geom_hex)
+    def add(fid: str, kind: str, tags: dict[str, str], geom, clipped: bool = False) -> None:
+        """Store a feature; ``geom`` is osmium's WKB (hex) or a shapely geometry."""
+        g = geom if isinstance(geom, shapely.Geometry) else shapely.from_wkb(geom)
         if g.is_empty:
             return
         rowid = sum(counts.values()) + 1
@@ -220,9 +221,9 @@ def build_index(
                 if area and len(set(pts)) >= 3:
                     poly = shapely.make_valid(shapely.Polygon(pts))
                     if poly.area > 0:
-                        add(f"w{o.id}", "area", tags, shapely.to_wkb(poly, hex=True), clipped=True)
+                        add(f"w{o.id}", "area", tags, poly, clipped=True)
                         continue
-                add(f"w{o.id}", "line", tags, shapely.to_wkb(shapely.LineString(pts), hex=True), clipped=True)
+                add(f"w{o.id}", "line", tags, shapely.LineString(pts), clipped=True)
         for rid, (rtags, ways) in relations.items():  # cut by the edge: the part inside, clipped
             if rid in assembled:
                 continue
@@ -232,22 +233,8 @@ def build_index(
             if not lines:
                 continue
             polys = [p for p in shapely.get_parts(shapely.polygonize(lines)) if p.area > 0]
-            if polys:
-                add(
-                    f"r{rid}",
-                    "area",
-                    rtags,
-                    shapely.to_wkb(shapely.MultiPolygon(polys), hex=True),
-                    clipped=True,
-                )
-            else:
-                add(
-                    f"r{rid}",
-                    "line",
-                    rtags,
-                    shapely.to_wkb(shapely.MultiLineString(lines), hex=True),
-                    clipped=True,
-                )
+            g = shapely.MultiPolygon(polys) if polys else shapely.MultiLineString(lines)
+            add(f"r{rid}", "area" if polys else "line", rtags, g, clipped=True)
         if not rows:
             raise OsmIndexError(f"{src}: the extract contains no tagged feature")
         con.executemany("INSERT INTO features VALUES (?,?,?,?,?,?,?,?)", rows)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable
 
-from geolocate.tools.osm.query import FeatureSpec, TagFilter
+from geolocate.tools.osm.query import FeatureSpec, TagFilter, parse_tag_spec
 
 ROAD_CLASSES = (
     "^(motorway|trunk|primary|secondary|tertiary|unclassified|residential|service|living_street)(_link)?$"
@@ -196,8 +196,6 @@ def category(name: str, id: str | None = None) -> FeatureSpec:
     Raises:
         KeyError: unknown category.
     """
-    from geolocate.tools.osm.cli import parse_tag_spec
-
     _what, alts, kinds = CATEGORIES[name]
     branches = [parse_tag_spec(a) for a in alts]
     spec = {"id": id or name, "kinds": kinds}

@@ -418,3 +418,45 @@ def parse_number(value: str, key: str = "") -> float | None:
     elif unit not in ("", "m", "km/h", "kmh", "t", "kg"):
         return None
     return round(n, 6)
+
+
+def parse_tag_spec(text: str):
+    """A list of TagFilter from 'k=v,k!=v,k~re,k,!k,k>=4' (the CLI's short form).
+
+    >>> [f.model_dump() for f in parse_tag_spec("amenity=pharmacy,lanes>=4,!disused")]
+    [{'key': 'amenity', 'op': 'eq', 'value': 'pharmacy'}, {'key': 'lanes', 'op': 'ge', 'value': 4.0},
+     {'key': 'disused', 'op': 'absent', 'value': None}]
+    """
+    import re
+
+    ops = [("!=", "neq"), (">=", "ge"), ("<=", "le"), ("=", "eq"), ("~", "regex"), (">", "gt"), ("<", "lt")]
+    out = []
+    for part in (p.strip() for p in text.split(",")):
+        if not part:
+            continue
+        if part.startswith("!"):
+            out.append(TagFilter(key=part[1:], op="absent"))
+            continue
+        for sym, op in ops:
+            if sym in part:
+                k, v = part.split(sym, 1)
+                out.append(TagFilter(key=k.strip(), op=op, value=v.strip()))
+                break
+        else:
+            if not re.match(r"^[A-Za-z0-9_:.\-]+$", part):
+                raise ValueError(f"cannot read the tag filter {part!r}")
+            out.append(TagFilter(key=part, op="exists"))
+    return out
+
+
+def feature_from_text(fid: str, text: str):
+    """A FeatureSpec from the CLI's short form; ``|`` separates alternatives (OR across keys).
+
+    >>> f = feature_from_text("f1", "shop=bakery|amenity=cafe")
+    >>> f.tags, [[t.key for t in alt] for alt in f.any_of]
+    ([], [['shop'], ['amenity']])
+    """
+    alts = [parse_tag_spec(a) for a in text.split("|")]
+    if len(alts) == 1:
+        return FeatureSpec(id=fid, tags=alts[0])
+    return FeatureSpec(id=fid, any_of=alts)
