@@ -53,14 +53,35 @@ def main(argv: list[str] | None = None) -> int:
 def console_main() -> int:
     """Entry point of the ``geolocate`` console script: :func:`main`, then a faster exit.
 
+    An exception no command handled is a bug: it is printed as one line (exit 1) unless
+    ``GEOLOCATE_DEBUG`` is set, which shows the traceback; Ctrl-C exits 130.
+
     ``gc.freeze()`` moves every live object to the permanent generation, so the interpreter's
     final collection does not walk the objects that langgraph, langchain-core, pydantic and the
     tools create at import (about 0.3 s of a 2-3 s run on 2 cores). ``atexit`` handlers and
     buffered files are still run and flushed as usual. In-process users call :func:`main`.
     """
     import gc
+    import os
 
-    rc = main()
+    try:
+        rc = main()
+    except KeyboardInterrupt:
+        print("\ninterrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:  # `geolocate ... | head`: the reader left
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - no error at the interpreter's final flush
+        return 0
+    except Exception as e:
+        if os.environ.get("GEOLOCATE_DEBUG"):
+            raise
+        from geolocate.agent.cli_common import EXIT_ERROR, fail
+
+        return fail(
+            f"internal error: {type(e).__name__}: {e} (a bug in geolocate; run again with "
+            "GEOLOCATE_DEBUG=1 for the traceback, and report it)",
+            EXIT_ERROR,
+        )
     gc.freeze()
     return rc
 

@@ -24,11 +24,26 @@ def stderr():
     return Console(stderr=True, soft_wrap=True)
 
 
+def one_line(message: object) -> str:
+    """``message`` as one line: a pydantic ``ValidationError`` as ``field: problem; ...``, any other
+    text with its line breaks folded.
+
+    >>> one_line("no such file\n  (check the path)")
+    'no such file (check the path)'
+    """
+    from pydantic import ValidationError
+
+    from geolocate.tools.errors import format_validation_error
+
+    text = format_validation_error(message) if isinstance(message, ValidationError) else str(message)
+    return " ".join(part.strip() for part in text.splitlines() if part.strip())
+
+
 def fail(message: object, code: int = EXIT_USAGE) -> int:
     """Print ``error: message`` on standard error as one line and return ``code``."""
     from rich.markup import escape
 
-    stderr().print(f"[red]error:[/red] {escape(str(message))}")
+    stderr().print(f"[red]error:[/red] {escape(one_line(message))}", soft_wrap=True)
     return code
 
 
@@ -63,6 +78,56 @@ def positive_float(text: str) -> float:
     return x
 
 
+def finite_float(text: str) -> float:
+    """argparse type: a finite number (no NaN, no infinity).
+
+    >>> finite_float("-33.9")
+    -33.9
+    """
+    import math
+
+    try:
+        x = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not math.isfinite(x):
+        raise argparse.ArgumentTypeError(f"{text!r} must be a finite number")
+    return x
+
+
+def numbers(text: str, n: int, what: str) -> list[float]:
+    """``n`` comma-separated finite numbers (a bbox, a circle).
+
+    >>> numbers("59.9, 10.7, 5", 3, "--circle LAT,LON,KM")
+    [59.9, 10.7, 5.0]
+
+    Raises:
+        ValueError: not ``n`` numbers, or one is NaN or infinite (the message names ``what``).
+    """
+    import math
+
+    try:
+        xs = [float(x) for x in str(text).split(",")]
+    except ValueError:
+        xs = []
+    if len(xs) != n:
+        raise ValueError(f"{what} needs {n} comma-separated numbers, got {text!r}")
+    if not all(math.isfinite(x) for x in xs):
+        raise ValueError(f"{what} needs finite numbers (no nan or inf), got {text!r}")
+    return xs
+
+
+def nonnegative_int(text: str) -> int:
+    """argparse type: an integer >= 0."""
+    try:
+        x = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if x < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be 0 or more")
+    return x
+
+
 def positive_int(text: str) -> int:
     """argparse type: an integer >= 1."""
     try:
@@ -84,7 +149,7 @@ def add_budget_args(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--max-tool-calls",
-        type=int,
+        type=nonnegative_int,
         default=None,
         help=f"tool-call budget (default: a trained checkpoint's, else {Budget().max_tool_calls})",
     )

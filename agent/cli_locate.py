@@ -1,8 +1,9 @@
 """``geolocate locate PHOTO [PHOTO ...]``: one-shot runs of the agent, printed with their evidence.
 
 Results are never lost to an output error: ``--json`` is checked before any photo runs, each photo's
-trajectory is written atomically (temporary file, then rename) as soon as it is done, a failed write
-is reported and the other photos still run, and the exit code says that something failed.
+trajectory is written as soon as it is done through :mod:`geolocate.tools.files` (atomically for a
+regular file, directly into a device, a FIFO or standard output), a failed write is reported and the
+other photos still run, and the exit code says that something failed.
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ import argparse
 import json
 import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -30,6 +30,7 @@ from geolocate.agent.cli_common import (
 )
 from geolocate.agent.options import RunOptions
 from geolocate.agent.state import TRAJECTORY_SCHEMA, EpisodeState
+from geolocate.tools.files import OutputError, check_target, write_output
 
 
 def register(sub) -> None:
@@ -141,47 +142,6 @@ def output_names(photos: list[str]) -> dict[str, str]:
     return out
 
 
-def write_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file in the same folder and a rename, so a reader
-    never sees half a file.
-
-    Raises:
-        OSError: the folder is not writable, the disk is full...
-    """
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def _check_output(target: str, several: bool) -> str | None:
-    """Why ``--json target`` cannot be written, or None when it can."""
-    if target == "-":
-        return None
-    p = Path(target)
-    if several:
-        if p.exists() and not p.is_dir():
-            return f"--json {target}: with several photos OUT must be a folder, and this is a file"
-        try:
-            p.mkdir(parents=True, exist_ok=True)
-        except OSError as e:
-            return f"--json {target}: cannot create the folder ({e.strerror or e})"
-        folder = p
-    else:
-        if p.is_dir():
-            return f"--json {target}: is a folder; give a file name"
-        folder = p.parent if str(p.parent) else Path(".")
-        if not folder.is_dir():
-            return f"--json {target}: the folder {folder} does not exist"
-    if not os.access(folder, os.W_OK):
-        return f"--json {target}: the folder {folder} is not writable"
-    return None
-
-
 def _progress_text(node: str, state: EpisodeState) -> str:
     turn = len(state.turns)
     last = state.turns[-1].observations[-1].text if state.turns and state.turns[-1].observations else ""
@@ -220,8 +180,11 @@ def _locate(args: argparse.Namespace, resume_gc: bool) -> int:
     err = stderr()
     out = Console()
     several = len(args.photo) > 1
-    if args.json and (why := _check_output(args.json, several)):
-        return fail(why)
+    if args.json:
+        try:
+            check_target(args.json, folder=several and args.json != "-")
+        except OutputError as e:
+            return fail(e)
     checkpoint_defaults(args)  # a trained planner runs with the tools, budgets and prompt it learned
     try:
         tools = ToolSet.parse_spec(tools_spec(args), exclude=["exif"] if args.no_exif else [])
@@ -251,14 +214,13 @@ def _locate(args: argparse.Namespace, resume_gc: bool) -> int:
                     status.update(escape(_progress_text(node, state)))
         assert state is not None
         state.elapsed_s = round(time.perf_counter() - t0, 4)
-        if args.json == "-":
-            print(json.dumps(state.dump(), ensure_ascii=False, indent=None if several else 2), flush=True)
-        elif args.json:
-            target = Path(args.json) / names[photo] if several else Path(args.json)
+        if args.json:
+            target = Path(args.json) / names[photo] if several and args.json != "-" else args.json
+            text = json.dumps(state.dump(), ensure_ascii=False, indent=None if several else 2) + "\n"
             try:
-                write_atomic(target, json.dumps(state.dump(), ensure_ascii=False, indent=2))
-            except OSError as e:
-                fail(f"{photo}: could not write {target}: {e.strerror or e}", EXIT_ERROR)
+                write_output(target, text)
+            except OutputError as e:
+                fail(f"{photo}: could not write the trajectory: {e}", EXIT_ERROR)
                 rc = max(rc, EXIT_ERROR)
         if args.json != "-":
             print_result(state, out)

@@ -144,6 +144,7 @@ class Episode:
             tools=tools.names,
             policy=policy,
             budget=budget or Budget(),
+            warnings=[f"image: {n}" for n in image.notes],
         )
         self._t0 = time.perf_counter() - self.state.elapsed_s
 
@@ -310,6 +311,10 @@ class Episode:
             msg = f"text in the photo reads like an instruction to the agent and was treated as data: {ln!r}"
             if msg not in self.state.warnings:
                 self.state.warnings.append(msg)
+        if call.name == "exif":
+            for w in getattr(out, "warnings", None) or []:
+                if f"metadata: {w}" not in self.state.warnings:
+                    self.state.warnings.append(f"metadata: {w}")
         return Observation(kind="tool_result", text=f"[{eid}] {call.name}: {ev.summary}", evidence_id=eid)
 
     def artifact(self, eid: str):

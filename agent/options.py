@@ -11,6 +11,30 @@ import math
 from pydantic import BaseModel, Field, field_validator
 
 
+def check_url(text: str, what: str = "URL") -> str:
+    """An http(s) URL with a host and, if any, a port from 1 to 65535.
+
+    >>> check_url("http://localhost:12345/api/interpreter")
+    'http://localhost:12345/api/interpreter'
+
+    Raises:
+        ValueError: another scheme, no host, spaces, a bad port (the message names ``what``).
+    """
+    from urllib.parse import urlsplit
+
+    from geolocate.tools.geocode import check_host_port
+
+    t = str(text).strip()
+    try:
+        u = urlsplit(t)
+    except ValueError as e:
+        raise ValueError(f"{what}: {text!r} is not a URL ({e})") from None
+    if u.scheme not in ("http", "https") or not u.netloc or any(ch.isspace() for ch in t):
+        raise ValueError(f"{what} must be an http(s) URL such as http://localhost:12345/api/interpreter")
+    check_host_port(u.netloc.rsplit("@", 1)[-1], what)
+    return t
+
+
 class RunOptions(BaseModel):
     """Tool backends and limits for a run.
 
@@ -34,6 +58,25 @@ class RunOptions(BaseModel):
         if v is not None and (not math.isfinite(v) or v <= 0):
             raise ValueError("the tool time-out must be a finite number of seconds above 0")
         return v
+
+    @field_validator("nominatim")
+    @classmethod
+    def _host_port(cls, v: str | None) -> str | None:
+        from geolocate.tools.geocode import check_host_port
+
+        return None if v is None else check_host_port(v, "--nominatim")
+
+    @field_validator("nominatim_scheme")
+    @classmethod
+    def _scheme(cls, v: str) -> str:
+        if v not in ("http", "https"):
+            raise ValueError(f"--nominatim-scheme must be http or https, got {v!r}")
+        return v
+
+    @field_validator("overpass")
+    @classmethod
+    def _url(cls, v: str | None) -> str | None:
+        return None if v is None else check_url(v, "--overpass")
 
     def build(self) -> dict:
         """The ``options`` dict the Episode passes to tools (backends constructed here).

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
 from rich.markup import escape
@@ -23,6 +22,7 @@ from geolocate.agent.cli_common import (
     print_result,
     stderr,
 )
+from geolocate.tools.files import OutputError, check_target, write_output
 
 
 def _store_arg(p: argparse.ArgumentParser) -> None:
@@ -250,6 +250,8 @@ def cmd_session(args: argparse.Namespace) -> int:
             return _dispatch(args, store, out)
     except ValidationError as e:
         return fail(format_validation_error(e))
+    except OutputError as e:
+        return fail(e, EXIT_ERROR)
     except (SessionError, GeolocateError, ValueError) as e:
         return fail(e)
     except OSError as e:
@@ -341,15 +343,18 @@ def _dispatch(args: argparse.Namespace, store, out) -> int:
         from geolocate.agent.report import render_report
 
         if args.format == "html" and not args.out:
-            raise ValueError("the HTML report is a file: give -o FILE")
-        text = render_report(store, sid, args.format)
+            raise ValueError("the HTML report is a file: give -o FILE (or -o - for standard output)")
         if args.out:
-            from geolocate.agent.cli_locate import write_atomic
-
-            write_atomic(Path(args.out), text)
+            try:
+                check_target(args.out)
+            except OutputError as e:
+                raise ValueError(str(e)) from None
+        text = render_report(store, sid, args.format)
+        if args.out and args.out != "-":
+            write_output(args.out, text, private=True)
             print(f"{args.format} report of session {sid}: {args.out}")
         else:
-            sys.stdout.write(text)
+            write_output("-", text)
         return 0
     view = store.move(sid, _move(args), on_step=on_step)
     print_view(view, out)

@@ -39,6 +39,7 @@ from geolocate.evals.metrics import THRESHOLDS_KM, evaluate_records
 from geolocate.evals.paired import compare
 from geolocate.evals.report import flat_row, plot_error_cdf, write_csv
 from geolocate.evals.runner import read_header, read_jsonl, run_dataset
+from geolocate.tools.files import save_figure, write_output
 from geolocate.tools.registry import ToolSet, builtin
 
 ALPHA = 0.05
@@ -237,8 +238,8 @@ def write_study(
             marginal_markdown(contrib),
             "",
         ]
-    (out / "ablation.md").write_text("\n".join(md), encoding="utf-8")
-    (out / "ablation.tex").write_text(latex_tables(rows, marks, contrib, title), encoding="utf-8")
+    write_output(out / "ablation.md", "\n".join(md))
+    write_output(out / "ablation.tex", latex_tables(rows, marks, contrib, title))
     plot_error_cdf(runs, out / "error_cdf.png")
     plot_accuracy(rows, out / "accuracy.png")
     if contrib:
@@ -410,8 +411,7 @@ def plot_accuracy(rows: Sequence[Mapping], path: Path) -> Path:
     ax.set_ylabel("share of photos within the distance (%)")
     ax.legend(fontsize=7, ncol=2)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path, dpi=110)
     return path
 
 
@@ -436,6 +436,5 @@ def plot_marginal(contrib: Sequence[Mapping], path: Path) -> Path:
     ax.axvline(0, color="black", lw=0.8)
     ax.set_xlabel("Δ GeoScore from the tool (paired, 95% interval)")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path, dpi=110)
     return path

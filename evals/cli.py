@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from geolocate.agent.cli_common import (
+    EXIT_ERROR,
     add_budget_args,
     add_policy_args,
     budget_from_args,
@@ -14,6 +15,7 @@ from geolocate.agent.cli_common import (
     positive_int,
     progress,
 )
+from geolocate.tools.files import OutputError, check_target
 
 ABLATE_HELP = (
     "Each value of --tools is one arm (a tool set): 'all' (every tool), '-ocr' (all but ocr), "
@@ -126,6 +128,12 @@ def _dataset_args(p: argparse.ArgumentParser) -> None:
         help="OUT holds results of a run with other settings: keep them as .bak and start afresh",
     )
     p.add_argument(
+        "--dedupe",
+        choices=["error", "first"],
+        default="error",
+        help="label ids that appear more than once: an error (default), or keep the first row",
+    )
+    p.add_argument(
         "--out",
         metavar="DIR",
         default="eval-out",
@@ -147,6 +155,7 @@ def dataset_from_args(args: argparse.Namespace):
         lon_col=args.lon_col,
         pattern=args.pattern,
         limit=args.limit,
+        dedupe=args.dedupe,
     )
 
 
@@ -159,6 +168,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
     out = Path(args.out)
     try:
+        check_target(out, folder=True)
         if args.predictions:
             if not args.labels:
                 raise ValueError("--predictions needs --labels CSV")
@@ -168,7 +178,6 @@ def cmd_eval(args: argparse.Namespace) -> int:
             ds = dataset_from_args(args)
             spec = args.tools if args.use_exif else f"{args.tools},-exif"
             ToolSet.parse_spec(spec)
-            out.mkdir(parents=True, exist_ok=True)
             policy = policy_from_args(args)
             name = f"{policy.name} ({args.tools})"
             recs = []
@@ -186,12 +195,20 @@ def cmd_eval(args: argparse.Namespace) -> int:
                 ):
                     recs.append(r)
                     bar.advance(task)
+        if not any("pred_lat" in r for r in recs):
+            errors = [r["error"] for r in recs if "error" in r]
+            first = f": {errors[0]}" if errors else ""
+            raise ValueError(
+                f"no photo could be evaluated ({len(recs)} record(s), none with a prediction){first}"
+            )
+        print(markdown_table([flat_row(name, evaluate_records(recs))]))
+        report = write_report(out, {name: recs})
+    except OutputError as e:
+        return fail(e, EXIT_ERROR)
     except KeyError as e:
         return fail(e.args[0])
     except (FileNotFoundError, ValueError) as e:
         return fail(e)
-    print(markdown_table([flat_row(name, evaluate_records(recs))]))
-    report = write_report(out, {name: recs})
     print(f"\nreport: {report}")
     return 0
 
@@ -201,6 +218,7 @@ def cmd_ablate(args: argparse.Namespace) -> int:
 
     out = Path(args.out)
     try:
+        check_target(out, folder=True)
         if args.compare:
             runs, specs = load_runs(args.compare)
             write_study(runs, out, f"Comparison of {len(runs)} runs", specs)
@@ -209,6 +227,7 @@ def cmd_ablate(args: argparse.Namespace) -> int:
                 args.tools, args.set, args.base, args.leave_one_out, args.add_one_in, args.use_exif
             )
             ds = dataset_from_args(args)
+            policy = policy_from_args(args)
             marginal = "leave_one_out" if args.leave_one_out else "add_one_in" if args.add_one_in else None
             with progress("ablation") as bar:
                 task = bar.add_task("ablate", total=len(ds) * len(arms))
@@ -216,7 +235,7 @@ def cmd_ablate(args: argparse.Namespace) -> int:
                     ds,
                     arms,
                     out,
-                    policy_from_args(args),
+                    policy,
                     budget_from_args(args),
                     args.workers,
                     args.use_exif,
@@ -225,6 +244,8 @@ def cmd_ablate(args: argparse.Namespace) -> int:
                     base="base" if args.base else None,
                     marginal=marginal,
                 )
+    except OutputError as e:
+        return fail(e, EXIT_ERROR)
     except KeyError as e:
         return fail(e.args[0])
     except (FileNotFoundError, ValueError) as e:

@@ -7,6 +7,7 @@ The world map uses matplotlib with basemap's bundled coastlines and country bord
 from __future__ import annotations
 
 import csv
+import io
 import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -14,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from geolocate.evals.metrics import THRESHOLDS_KM, evaluate_records
+from geolocate.tools.files import save_figure, write_output
 
 METRIC_KEYS = [f"acc@{t}km" for t in THRESHOLDS_KM] + ["median_km", "mean_km", "geoscore"]
 
@@ -82,10 +84,14 @@ def write_csv(rows: Sequence[Mapping], path: str | Path) -> Path:
     cols: list[str] = []
     for r in rows:
         cols += [k for k in r if k not in cols]
-    with open(path, "w", newline="", encoding="utf-8") as f:
-        w = csv.DictWriter(f, fieldnames=cols)
-        w.writeheader()
-        w.writerows(rows)
+    from geolocate.tools.files import open_output
+
+    buf = io.StringIO(newline="")
+    w = csv.DictWriter(buf, fieldnames=cols)
+    w.writeheader()
+    w.writerows(rows)
+    with open_output(path) as f:
+        f.write(buf.getvalue())
     return Path(path)
 
 
@@ -115,8 +121,7 @@ def plot_error_cdf(runs: Mapping[str, Sequence[Mapping]], path: str | Path) -> P
     ax.set_ylabel("share of photos within error")
     ax.legend(loc="lower right", fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path, dpi=110)
     return Path(path)
 
 
@@ -166,8 +171,7 @@ def plot_world_map(records: Sequence[Mapping], path: str | Path, title: str = ""
     if title:
         plt.title(title, fontsize=10)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path, dpi=110)
     return Path(path)
 
 
@@ -203,5 +207,5 @@ def write_report(
                 "(world map skipped: install basemap with `pip install 'geolocate-agent[report]'`)",
                 "",
             ]
-    (out / "report.md").write_text("\n".join(parts), encoding="utf-8")
+    write_output(out / "report.md", "\n".join(parts))
     return out / "report.md"

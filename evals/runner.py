@@ -8,8 +8,10 @@ there, so a killed run resumes where it stopped.
 from __future__ import annotations
 
 import concurrent.futures as cf
+import contextlib
 import json
 import logging
+import math
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -21,6 +23,7 @@ from geolocate.agent.policies import Policy, make_policy
 from geolocate.agent.state import Budget
 from geolocate.evals.datasets import Dataset, Sample
 from geolocate.tools.errors import InputImageError
+from geolocate.tools.files import OutputError, describe_os_error, open_append, write_output
 from geolocate.tools.geo import haversine_km
 from geolocate.tools.image import load_image
 from geolocate.tools.registry import ToolSet
@@ -28,33 +31,67 @@ from geolocate.tools.registry import ToolSet
 log = logging.getLogger(__name__)
 
 
+def valid_record(rec: object) -> str | None:
+    """Why ``rec`` is not a usable result record, or None when it is: a dict with a string ``id`` and
+    either an ``error`` (an unusable image) or finite numbers for ``lat``, ``lon``, ``pred_lat`` and
+    ``pred_lon`` in range (and ``error_km`` >= 0 when present)."""
+    if not isinstance(rec, dict):
+        return "not a JSON object"
+    if not isinstance(rec.get("id"), str):
+        return "no string id"
+    keys = ("lat", "lon") + (() if "error" in rec else ("pred_lat", "pred_lon"))
+    for k in keys + (("error_km",) if "error_km" in rec else ()):
+        v = rec.get(k)
+        if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
+            return f"{k} is {v!r}, not a finite number"
+        limit = 90.0 if k.endswith("lat") else 180.0 if k.endswith("lon") else math.inf
+        if abs(v) > limit or (k == "error_km" and v < 0):
+            return f"{k} {v!r} is out of range"
+    return None
+
+
 def read_jsonl(path: str | Path, repair: bool = False) -> list[dict[str, Any]]:
-    """Records of a results file (the header line apart). A line that is not a JSON record with an
-    ``id`` (a killed run's half line, ``{}``, ``null``) is skipped with a warning naming the line;
-    with ``repair`` the file is rewritten without such lines so that appending can go on safely."""
+    """Records of a results file (the header line apart). A line that is not a usable record (a
+    killed run's half line, ``{}``, ``null``, bytes that are not UTF-8, ``"lat": "oops"``) is skipped
+    with a warning giving its line number and byte offset; with ``repair`` the file is rewritten
+    without such lines so that appending can go on safely. A record whose id appears again later
+    replaces the earlier one (the later line is the newer result).
+
+    Raises:
+        OutputError: ``repair`` could not rewrite the file (disk full, read-only).
+    """
     p = Path(path)
     if not p.exists():
         return []
-    out, bad, header = [], [], None
-    text = p.read_text(encoding="utf-8")
-    for n, line in enumerate(text.splitlines(), 1):
+    raw = p.read_bytes()
+    out: dict[str, dict[str, Any]] = {}
+    bad, header, offset = 0, None, 0
+    for n, line in enumerate(raw.split(b"\n"), 1):
+        start, offset = offset, offset + len(line) + 1
+        if not line.strip():
+            continue
+        why = None
         try:
-            rec = json.loads(line)
+            rec = json.loads(line.decode("utf-8"))
+        except UnicodeDecodeError:
+            rec, why = None, "not UTF-8 text"
         except json.JSONDecodeError:
-            rec = None
-        if isinstance(rec, dict) and "header" in rec:
+            rec, why = None, "not JSON (a half-written line?)"
+        if isinstance(rec, dict) and "header" in rec and n == 1:
             header = rec
-        elif isinstance(rec, dict) and isinstance(rec.get("id"), str):
-            out.append(rec)
+            continue
+        why = why or valid_record(rec)
+        if why is None:
+            out[rec["id"]] = rec
         else:
-            bad.append(n)
-            log.warning("%s, line %d: not a result record (%s); skipped", p.name, n, line[:60] or "empty")
-    if repair and (bad or (text and not text.endswith("\n"))):
-        tmp = p.with_suffix(p.suffix + ".tmp")
-        lines = ([header] if header else []) + out
-        tmp.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in lines), encoding="utf-8")
-        tmp.replace(p)
-    return out
+            bad += 1
+            log.warning("%s, line %d (byte offset %d): %s; skipped", p.name, n, start, why)
+    if repair and (bad or not raw.endswith(b"\n")):
+        from geolocate.tools.files import write_output
+
+        lines = ([header] if header else []) + list(out.values())
+        write_output(p, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in lines))
+    return list(out.values())
 
 
 def read_header(path: str | Path) -> dict[str, Any] | None:
@@ -63,11 +100,11 @@ def read_header(path: str | Path) -> dict[str, Any] | None:
     p = Path(path)
     if not p.exists():
         return None
-    with open(p, encoding="utf-8") as f:
+    with open(p, "rb") as f:
         first = f.readline()
     try:
-        rec = json.loads(first)
-    except json.JSONDecodeError:
+        rec = json.loads(first.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError):
         return None
     return rec.get("header") if isinstance(rec, dict) else None
 
@@ -171,19 +208,22 @@ def run_dataset(
     if out:
         check_resume(out, settings, force)
         if not Path(out).exists() or Path(out).stat().st_size == 0:
-            Path(out).write_text(json.dumps({"header": settings}) + "\n", encoding="utf-8")
+            write_output(out, json.dumps({"header": settings}) + "\n")
     done = {r["id"]: r for r in read_jsonl(out, repair=True)} if out else {}
     yield from done.values()
     todo = [s for s in dataset if s.id not in done]
     lock = threading.Lock()
-    fh = open(out, "a", encoding="utf-8") if out else None
-    try:
+    with contextlib.ExitStack() as stack:
+        fh = stack.enter_context(open_append(out)) if out else None
 
         def emit(rec):
             with lock:
                 if fh is not None:
-                    fh.write(json.dumps(rec, ensure_ascii=False) + "\n")
-                    fh.flush()
+                    try:
+                        fh.write(json.dumps(rec, ensure_ascii=False) + "\n")
+                        fh.flush()
+                    except OSError as e:
+                        raise OutputError(describe_os_error(e, out)) from None
                 if on_record is not None:
                     on_record(rec)
             return rec
@@ -196,6 +236,3 @@ def run_dataset(
                 futures = [ex.submit(run_one, s, policy, tools, budget, keep_trajectory, seed) for s in todo]
                 for f in cf.as_completed(futures):
                     yield emit(f.result())
-    finally:
-        if fh is not None:
-            fh.close()

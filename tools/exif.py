@@ -1,6 +1,8 @@
-"""EXIF metadata: GPS position, capture time, camera and orientation (read with Pillow).
+"""The photo's metadata: EXIF GPS position, capture time, camera and orientation (Pillow); XMP/IPTC
+location fields; C2PA Content Credentials (``c2pa-python``). Every position is validated by
+:mod:`geolocate.tools.metadata` first: one that breaks a rule is not used, and a warning names the field.
 
-Benchmarks and evaluations strip EXIF (the answer must not come from metadata): there the ``exif``
+Benchmarks and evaluations strip metadata (the answer must not come from it): there the ``exif``
 tool is simply left out of the tool set (``--no-exif``).
 """
 
@@ -8,6 +10,7 @@ from __future__ import annotations
 
 import io
 import math
+from typing import Any
 
 from PIL import ExifTags, Image
 from pydantic import Field
@@ -17,19 +20,6 @@ from geolocate.tools.geo import valid_lat_lon
 
 _GPS = ExifTags.GPS
 _BASE = ExifTags.Base
-
-
-def _dms_to_degrees(dms, ref) -> float | None:
-    try:
-        d, m, s = (float(x) for x in dms)
-    except (TypeError, ValueError, ZeroDivisionError):
-        return None
-    deg = d + m / 60.0 + s / 3600.0
-    if isinstance(ref, bytes):
-        ref = ref.decode("ascii", "ignore")
-    if str(ref).strip().upper() in ("S", "W"):
-        deg = -deg
-    return deg if math.isfinite(deg) else None
 
 
 class ExifInput(ToolInput):
@@ -51,44 +41,102 @@ class ExifOutput(ToolOutput):
     camera: str | None = None
     orientation: int | None = None
     has_exif: bool = False
+    gps_error_m: float | None = Field(
+        None,
+        exclude_if=lambda v: v is None,
+        description="GPSHPositioningError: the horizontal error of the GPS fix, metres",
+    )
+    location_fields: dict[str, Any] | None = Field(
+        None,
+        exclude_if=lambda v: not v,
+        description="XMP/IPTC location: city, state, country, country_code, sublocation, lat, lon, and "
+        "'fields' naming where each came from (photoshop:City, Iptc4xmpExt:LocationShown/City...)",
+    )
+    content_credentials: dict[str, Any] | None = Field(
+        None,
+        exclude_if=lambda v: v is None,
+        description="C2PA Content Credentials: claim generator, signer, actions, validation state",
+    )
+    warnings: list[str] = Field(
+        default_factory=list,
+        exclude_if=lambda v: not v,
+        description="metadata that was read but not used, naming the field and why",
+    )
 
     def summary(self) -> str:
+        extra = []
+        if self.location_fields:
+            lf = self.location_fields
+            names = ", ".join(str(lf[k]) for k in ("sublocation", "city", "state", "country") if lf.get(k))
+            pos = f" GPS ({lf['lat']:.6f}, {lf['lon']:.6f})" if "lat" in lf else ""
+            extra.append(f"XMP/IPTC location: {names or '-'}{pos}")
+        if self.content_credentials:
+            cc = self.content_credentials
+            who = (cc.get("signer") or {}).get("common_name") or (cc.get("signer") or {}).get("issuer") or "?"
+            acts = ", ".join(a.get("action", "?") for a in cc.get("actions", [])[:4])
+            gen = cc.get("claim_generator") or "?"
+            extra.append(
+                f"C2PA Content Credentials: {cc.get('validation_state')}, by {gen}, signed by {who}"
+                + (f", actions {acts}" if acts else "")
+            )
+        if self.warnings:
+            extra.append("not used: " + "; ".join(self.warnings))
         if not self.has_exif:
-            return "no EXIF metadata in the file"
+            return "; ".join(["no EXIF metadata in the file", *extra])
         parts = []
-        parts.append(f"GPS ({self.lat:.6f}, {self.lon:.6f})" if self.lat is not None else "no GPS position")
+        if self.lat is not None:
+            err = f" +- {self.gps_error_m:g} m" if self.gps_error_m is not None else ""
+            parts.append(f"GPS ({self.lat:.6f}, {self.lon:.6f}){err}")
+        else:
+            parts.append("no GPS position")
         if self.timestamp:
             parts.append(
                 f"taken {self.timestamp}" + (f" (UTC offset {self.utc_offset})" if self.utc_offset else "")
             )
         if self.camera:
             parts.append(f"camera {self.camera}")
-        return "; ".join(parts)
+        return "; ".join(parts + extra)
 
 
-def read_exif(data: bytes) -> ExifOutput:
-    """Parse EXIF from image bytes. Missing or malformed fields are left None (never raises for them)."""
+def read_exif(data: bytes, image_format: str = "") -> ExifOutput:
+    """Parse the metadata of image bytes: EXIF, XMP/IPTC location fields, C2PA Content Credentials.
+    Malformed or invalid fields are left None, with a warning for a position that was not used
+    (never raises for them)."""
+    from geolocate.tools.metadata import content_credentials, exif_gps, xmp_location
+
+    out = ExifOutput()
     try:
-        exif = Image.open(io.BytesIO(data)).getexif()
+        im = Image.open(io.BytesIO(data))
+        exif = im.getexif()
+        image_format = image_format or (im.format or "")
     except Exception:  # noqa: BLE001 - corrupt metadata must not stop a run
-        return ExifOutput()
+        exif = None
+    loc, loc_warnings = xmp_location(data)
+    out.location_fields = loc or None
+    out.warnings += loc_warnings
+    try:
+        out.content_credentials = content_credentials(data, image_format)
+    except Exception as e:  # noqa: BLE001 - a broken manifest is reported, never fatal
+        out.content_credentials = {"validation_state": "Invalid", "error": str(e)[:300]}
     if not exif:
-        return ExifOutput()
-    out = ExifOutput(has_exif=True)
+        return out
+    out.has_exif = True
     try:
         gps = exif.get_ifd(ExifTags.IFD.GPSInfo)
     except Exception:  # noqa: BLE001
         gps = {}
     if gps:
-        lat = _dms_to_degrees(gps.get(_GPS.GPSLatitude), gps.get(_GPS.GPSLatitudeRef, "N"))
-        lon = _dms_to_degrees(gps.get(_GPS.GPSLongitude), gps.get(_GPS.GPSLongitudeRef, "E"))
-        if lat is not None and lon is not None and valid_lat_lon(lat, lon) and not (lat == 0 and lon == 0):
+        lat, lon, err, warnings = exif_gps(dict(gps))
+        out.warnings += warnings
+        if lat is not None and lon is not None and valid_lat_lon(lat, lon):
             out.lat, out.lon = round(lat, 7), round(lon, 7)
+            out.gps_error_m = err
         alt = gps.get(_GPS.GPSAltitude)
         if alt is not None:
             try:
                 a = float(alt)
-                out.altitude_m = -a if gps.get(_GPS.GPSAltitudeRef) in (1, b"\x01") else a
+                if math.isfinite(a):
+                    out.altitude_m = -a if gps.get(_GPS.GPSAltitudeRef) in (1, b"\x01") else a
             except (TypeError, ValueError, ZeroDivisionError):
                 pass
     try:
@@ -98,11 +146,11 @@ def read_exif(data: bytes) -> ExifOutput:
     ts = sub.get(_BASE.DateTimeOriginal) or exif.get(_BASE.DateTime)
     if ts:
         off = sub.get(_BASE.OffsetTimeOriginal)
-        out.timestamp = f"{str(ts).strip()}{str(off).strip() if off else ''}"
+        out.timestamp = f"{str(ts).strip()}{str(off).strip() if off else ''}"[:40]
         if off and str(off).strip():
-            out.utc_offset = str(off).strip().strip("\x00") or None
+            out.utc_offset = str(off).strip().strip("\x00")[:10] or None
     cam = " ".join(str(exif.get(t, "")).strip("\x00 ") for t in (_BASE.Make, _BASE.Model)).strip()
-    out.camera = cam or None
+    out.camera = cam[:100] or None
     if (o := exif.get(_BASE.Orientation)) is not None:
         try:
             out.orientation = int(o)
@@ -114,12 +162,13 @@ def read_exif(data: bytes) -> ExifOutput:
 class ExifTool(Tool):
     name = "exif"
     description = (
-        "Read the photo's EXIF metadata: GPS position, capture time, camera, orientation. A GPS position "
-        "is strong evidence but can be wrong or edited; check it against what the photo shows."
+        "Read the photo's metadata: EXIF GPS position, capture time, camera, orientation; XMP/IPTC "
+        "location fields; C2PA Content Credentials. A position is strong evidence but can be wrong or "
+        "edited; check it against what the photo shows."
     )
     Input = ExifInput
     Output = ExifOutput
     timeout_s = 10.0
 
     def run(self, args: ExifInput, ctx: ToolContext) -> ExifOutput:
-        return read_exif(ctx.image.data)
+        return read_exif(ctx.image.data, ctx.image.format)

@@ -253,6 +253,42 @@ def _well_formed(raw) -> bool:
     return True
 
 
+def check_host_port(text: str, what: str = "server") -> str:
+    """A ``HOST[:PORT]`` server address, checked: a host name (letters, digits, ``-``, ``.``), an IPv4
+    address or a bracketed IPv6 one (``[::1]:8088``), and a port from 1 to 65535. A URL is refused
+    with a hint (the scheme is a flag of its own).
+
+    >>> check_host_port("localhost:8088"), check_host_port("[::1]:8088")
+    ('localhost:8088', '[::1]:8088')
+
+    Raises:
+        ValueError: anything else (the message quotes it and names ``what``).
+    """
+    import ipaddress
+    import re
+
+    t = str(text).strip()
+    if "://" in t:
+        raise ValueError(f"{what} takes HOST[:PORT], not a URL ({text!r}); the scheme has a flag of its own")
+    m = re.fullmatch(r"\[([0-9A-Fa-f:.]+)\](?::(\d{1,5}))?|([A-Za-z0-9.-]{1,253})(?::(\d{1,5}))?", t)
+    if not m:
+        raise ValueError(f"{what} must be HOST[:PORT] (e.g. localhost:8088), got {text!r}")
+    host, port = (m.group(1), m.group(2)) if m.group(1) else (m.group(3), m.group(4))
+    if m.group(1):
+        try:
+            ipaddress.IPv6Address(host)
+        except ValueError:
+            raise ValueError(f"{what}: {host!r} is not an IPv6 address") from None
+    elif not re.fullmatch(
+        r"[A-Za-z0-9]([A-Za-z0-9-]{0,62}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,62}[A-Za-z0-9])?)*\.?",
+        host,
+    ):
+        raise ValueError(f"{what}: {host!r} is not a host name")
+    if port is not None and not 1 <= int(port) <= 65535:
+        raise ValueError(f"{what}: port {port} is out of range (1-65535)")
+    return t
+
+
 class NominatimGeocoder(Geocoder):
     """Nominatim through geopy, rate-limited and cached on disk.
 
@@ -281,16 +317,28 @@ class NominatimGeocoder(Geocoder):
         from geopy.extra.rate_limiter import RateLimiter
         from geopy.geocoders import Nominatim
 
-        self.domain = domain
+        self.domain = check_host_port(domain, "--nominatim")
+        if scheme not in ("http", "https"):
+            raise ValueError(f"--nominatim-scheme must be http or https, got {scheme!r}")
         self.base_url = f"{scheme}://{domain}"
+        self.timeout_s = timeout_s
         # geopy's RateLimiter logs each retry with its traceback: failures reach the caller as tool errors
         logging.getLogger("geopy").setLevel(logging.ERROR)
         self._geo = Nominatim(user_agent=user_agent, domain=domain, scheme=scheme, timeout=timeout_s)
+        # One quick retry on a transient error; 429/503 are reported at once, with their Retry-After.
         self._reverse = RateLimiter(
-            self._geo.reverse, min_delay_seconds=min_delay_s, max_retries=2, swallow_exceptions=False
+            self._geo.reverse,
+            min_delay_seconds=min_delay_s,
+            max_retries=1,
+            error_wait_seconds=1.0,
+            swallow_exceptions=False,
         )
         self._geocode = RateLimiter(
-            self._geo.geocode, min_delay_seconds=min_delay_s, max_retries=2, swallow_exceptions=False
+            self._geo.geocode,
+            min_delay_seconds=min_delay_s,
+            max_retries=1,
+            error_wait_seconds=1.0,
+            swallow_exceptions=False,
         )
         self._cache = None
         if cache:
@@ -306,14 +354,28 @@ class NominatimGeocoder(Geocoder):
         try:
             loc = fn(*args, **kwargs)
         except exc.GeocoderRateLimited as e:
+            wait = f" (retry after {e.retry_after:g} s)" if e.retry_after is not None else ""
             raise RateLimitedError(
-                f"Nominatim at {self.domain} rate-limited the request",
+                f"Nominatim at {self.domain} answered 429 Too Many Requests{wait}",
                 retry_after=e.retry_after,
                 hint="wait and retry, or use the offline geocoder",
             ) from e
         except exc.GeocoderTimedOut as e:
+            status = getattr(e.__cause__, "status_code", None)  # geopy maps HTTP 503 and 504 to "timed out"
+            if status in (503, 504):
+                from geolocate.tools.osm.overpass import retry_after_s
+
+                wait = retry_after_s((getattr(e.__cause__, "headers", None) or {}).get("Retry-After"))
+                what = "503 Service Unavailable" if status == 503 else "504 Gateway Timeout"
+                raise RateLimitedError(
+                    f"Nominatim at {self.domain} answered {what}"
+                    + (f" (retry after {wait:g} s)" if wait is not None else ""),
+                    retry_after=wait,
+                    hint="the server is overloaded or starting: retry later, or use the offline geocoder",
+                ) from e
             raise ToolTimeoutError(
-                f"Nominatim at {self.domain} timed out", hint="retry later or use the offline geocoder"
+                f"Nominatim at {self.domain} did not answer within {self.timeout_s:g} s",
+                hint="retry later or use the offline geocoder",
             ) from e
         except (exc.GeocoderServiceError, exc.GeocoderUnavailable) as e:
             raise ToolUnavailableError(

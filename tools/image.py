@@ -2,6 +2,13 @@
 
 Every way a photo can be unusable (missing, unreadable, not an image, truncated or corrupt, a
 decompression bomb) raises :class:`~geolocate.tools.errors.InputImageError` with a message meant for a person.
+
+Every image a phone or a camera makes is read: JPEG, PNG, WebP, TIFF, GIF, BMP, AVIF (Pillow) and
+HEIC/HEIF (``pillow-heif``, the format iPhones write). Whatever Pillow's mode (``1``, ``L``, ``LA``,
+``P`` with transparency, ``I;16`` and the other 16-bit modes, ``I``, ``F``, ``CMYK``, ``YCbCr``...), the
+tools see 8-bit RGB with the values scaled from the file's range (:func:`to_rgb8`): a 16-bit grey PNG
+is divided by 257, not clipped at 255. The EXIF orientation is applied; a multi-frame file (an animated
+GIF, a multi-page TIFF) is examined on its first frame, and a note says so.
 """
 
 from __future__ import annotations
@@ -24,8 +31,10 @@ DEFAULT_MAX_PIXELS = 80_000_000
 class LoadedImage:
     """A decoded photo and the bytes it came from.
 
-    ``image`` is RGB with the EXIF orientation applied; ``data`` is the original file content (EXIF
-    included: only the ``exif`` tool reads it); sizes are pixels of the decoded, rotated image.
+    ``image`` is 8-bit RGB with the EXIF orientation applied; ``data`` is the original file content
+    (EXIF included: only the ``exif`` tool reads it); sizes are pixels of the decoded, rotated image.
+    ``notes`` say what was done to read it that a person should know (the first of several frames,
+    a 16-bit range scaled down).
     """
 
     path: str
@@ -35,6 +44,74 @@ class LoadedImage:
     format: str
     width: int
     height: int
+    notes: tuple[str, ...] = ()
+
+
+_HEIF_REGISTERED = False
+
+
+def register_heif() -> bool:
+    """Let Pillow open HEIC/HEIF (``pillow-heif``); False when it is not installed."""
+    global _HEIF_REGISTERED
+    if not _HEIF_REGISTERED:
+        try:
+            import pillow_heif
+        except ImportError:
+            return False
+        pillow_heif.register_heif_opener()
+        _HEIF_REGISTERED = True
+    return True
+
+
+def to_rgb8(im: Image.Image) -> tuple[Image.Image, list[str]]:
+    """``im`` (any Pillow mode) as 8-bit RGB, and notes on what the conversion did.
+
+    Transparency (``LA``, ``RGBA``, ``PA``, ``P`` with a transparent colour) is composited over white, as
+    a viewer shows it. Integer modes are scaled from their range: 16-bit modes (``I;16`` and kin) and
+    ``I`` holding 16-bit values by 1/257, ``I`` beyond 16 bits by its own maximum; ``F`` in [0, 1] by
+    255, other float ranges stretched from min to max. ``1``, ``L``, ``P``, ``CMYK``, ``YCbCr``, ``LAB``
+    and ``HSV`` use Pillow's own conversion.
+
+    >>> import numpy as np
+    >>> im16 = Image.fromarray(np.full((2, 2), 65535, dtype=np.uint16))
+    >>> rgb, notes = to_rgb8(im16)
+    >>> rgb.mode, rgb.getpixel((0, 0))
+    ('RGB', (255, 255, 255))
+    """
+    import numpy as np
+
+    notes: list[str] = []
+    mode = im.mode
+    if mode == "RGB":
+        return im, notes
+    if mode == "P" and "transparency" in im.info:
+        im, mode = im.convert("RGBA"), "RGBA"
+    if mode in ("LA", "La", "PA", "RGBA", "RGBa"):
+        base = Image.new("RGBA", im.size, (255, 255, 255, 255))
+        return Image.alpha_composite(base, im.convert("RGBA")).convert("RGB"), notes
+    if mode.startswith("I;16") or mode in ("I", "F"):
+        a = np.asarray(im).astype(np.float64)
+        finite = a[np.isfinite(a)]
+        lo, hi = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 0.0)
+        if mode == "F":
+            if lo >= 0.0 and hi <= 1.0:
+                scale, offset = 255.0, 0.0
+            elif lo >= 0.0 and hi <= 255.0:
+                scale, offset = 1.0, 0.0
+            else:
+                scale, offset = 255.0 / max(hi - lo, 1e-12), lo
+                notes.append(f"floating-point image stretched from [{lo:g}, {hi:g}] to 8 bits")
+        elif mode.startswith("I;16") or (lo >= 0 and hi <= 65535 and hi > 255):
+            scale, offset = 1.0 / 257.0, 0.0
+        elif lo >= 0 and hi <= 255:
+            scale, offset = 1.0, 0.0
+        else:
+            scale, offset = 255.0 / max(hi - lo, 1.0), lo
+            notes.append(f"32-bit image stretched from [{lo:g}, {hi:g}] to 8 bits")
+        a = np.nan_to_num((a - offset) * scale, nan=0.0, posinf=255.0, neginf=0.0)
+        grey = Image.fromarray(np.clip(np.rint(a), 0, 255).astype(np.uint8), mode="L")
+        return grey.convert("RGB"), notes
+    return im.convert("RGB"), notes
 
 
 def load_image(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> LoadedImage:
@@ -60,6 +137,8 @@ def decode_image(data: bytes, name: str = "<bytes>", max_pixels: int = DEFAULT_M
     """Decode image bytes; same checks and errors as :func:`load_image`."""
     if not data:
         raise InputImageError(f"{name}: empty file")
+    register_heif()
+    notes: list[str] = []
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -71,9 +150,16 @@ def decode_image(data: bytes, name: str = "<bytes>", max_pixels: int = DEFAULT_M
                     f"{max_pixels / 1e6:.0f} (possible decompression bomb); downscale it first"
                 )
             fmt = im.format or "unknown"
+            frames = getattr(im, "n_frames", 1) or 1
+            if frames > 1:
+                im.seek(0)
+                notes.append(
+                    f"the file holds {frames} frames (animation or pages): the first one is examined"
+                )
             im.load()
-            im = ImageOps.exif_transpose(im)
-            rgb = im.convert("RGB")
+            im = ImageOps.exif_transpose(im) or im
+            rgb, more = to_rgb8(im)
+            notes += more
     except InputImageError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
@@ -90,4 +176,5 @@ def decode_image(data: bytes, name: str = "<bytes>", max_pixels: int = DEFAULT_M
         format=fmt,
         width=rgb.width,
         height=rgb.height,
+        notes=tuple(notes),
     )

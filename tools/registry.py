@@ -53,7 +53,16 @@ def create(name: str) -> Tool:
     )
     if factory is None:
         raise UnknownToolError(f"unknown tool {name!r}", hint=f"valid tools: {', '.join(available())}")
-    tool = factory()
+    if not callable(factory):
+        raise UnknownToolError(
+            f"{name!r} is not a geolocate Tool", hint="a plug-in tool subclasses geolocate.tools.base.Tool"
+        )
+    try:
+        tool = factory()
+    except TypeError as e:
+        raise UnknownToolError(
+            f"{name!r} could not be created: {e}", hint="a Tool takes no arguments"
+        ) from None
     if not isinstance(tool, Tool):
         raise UnknownToolError(
             f"{name!r} is not a geolocate Tool", hint="a plug-in tool subclasses geolocate.tools.base.Tool"
@@ -88,12 +97,28 @@ class ToolSet:
 
     @classmethod
     def parse_spec(cls, spec: str | None, exclude: Iterable[str] = ()) -> ToolSet:
-        """From a comma list (``"ocr,clues"``), ``"all"``, or ``"all,-exif"`` style exclusions."""
+        """From a comma list (``"ocr,clues"``), ``"all"``, ``"all,-exif"`` style exclusions, or
+        ``"none"`` (no tool: a baseline). ``None`` means ``"all"``.
+
+        Raises:
+            UnknownToolError: an unknown tool (the message lists the valid ones), an empty mask
+                (``""``: say ``none`` for no tool), or ``-all``/``-none``.
+        """
+        if spec is None:
+            spec = "all"
+        parts = [p.strip() for p in str(spec).split(",")]
+        if not any(parts):
+            raise UnknownToolError(
+                f"empty tool mask {spec!r}", hint="give tool names, 'all', 'all,-ocr', or 'none' for no tool"
+            )
         names: list[str] = []
-        for part in (spec or "all").split(","):
-            part = part.strip()
-            if not part:
+        for part in parts:
+            if not part or part == "none":
                 continue
+            if part in ("-all", "-none"):
+                raise UnknownToolError(
+                    f"{part!r} is not a tool to leave out", hint="write 'none' for a run without tools"
+                )
             if part == "all":
                 names.extend(n for n in builtin() if n not in names)
             elif part.startswith("-"):

@@ -42,14 +42,20 @@ def make_policy(name: str, **kwargs) -> Policy:
     """Instantiate the policy ``name``: built in, a plug-in's, or ``module:attr`` of a policy class.
 
     Raises:
-        UnknownNameError: unknown name; the message lists the valid ones.
+        UnknownNameError: unknown name, or a name that is no planner; the message lists the valid
+            ones. ValueError: the planner cannot be created with these options.
     """
     factory = POLICIES.get(name) or load_plugin("geolocate.policies", name)
     if factory is None and is_import_spec(name):
         factory = import_spec(name, "policy")
     if factory is None:
         raise UnknownNameError("policy", name, available())
-    policy = factory(**kwargs)
+    if not callable(factory):
+        raise UnknownNameError("policy", name, [f"{n} (a planner class or factory)" for n in available()])
+    try:
+        policy = factory(**kwargs)
+    except TypeError as e:  # not a planner's signature, or wrong options
+        raise ValueError(f"policy {name!r} could not be created: {e}") from None
     if not isinstance(policy, Policy):
         raise UnknownNameError(
             "policy", name, [f"{n} (a plug-in must have .name and .act(episode))" for n in available()]

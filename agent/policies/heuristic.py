@@ -146,6 +146,21 @@ def hint_candidates(text: str, limit: int = MAX_PLACE_QUERIES) -> list[str]:
     return sorted(cands, key=lambda c: not all(w[:1].isupper() for w in c.split()))
 
 
+def metadata_position(out) -> tuple[float, float, float, str] | None:
+    """(lat, lon, radius in km, source) of the position a metadata result (``ExifOutput``) gives, or
+    None: EXIF GPS first (its radius GPSHPositioningError, at least 50 m), then the GPS position of the
+    XMP/IPTC location fields. Positions were validated by :mod:`geolocate.tools.metadata`."""
+    if out is None:
+        return None
+    if out.lat is not None and out.lon is not None:
+        err_km = (out.gps_error_m or 0.0) / 1000.0
+        return out.lat, out.lon, round(max(0.05, err_km), 3), "EXIF GPS"
+    lf = out.location_fields or {}
+    if "lat" in lf and "lon" in lf:
+        return float(lf["lat"]), float(lf["lon"]), 0.05, "XMP GPS"
+    return None
+
+
 class HeuristicPolicy:
     """Rule-based planner; see the module docstring. Deterministic; reads only the evidence log."""
 
@@ -178,17 +193,20 @@ class HeuristicPolicy:
                 "Start with the file's metadata: an EXIF GPS position would settle it.",
                 [ToolCall(name="exif")],
             )
-        gps = next(((e.id, e.typed()) for e in self._ok(ep, "exif") if e.typed().lat is not None), None)
+        gps = next(
+            ((e.id, pos) for e in self._ok(ep, "exif") if (pos := metadata_position(e.typed())) is not None),
+            None,
+        )
         if gps is not None:
-            eid, out = gps
+            eid, pos = gps
             rev = next((e for e in self._ok(ep, "geocode") if e.arguments.get("op") == "reverse"), None)
             if rev is None and "geocode" in tools and not self._called(ep, "geocode"):
                 return render_turn(
-                    f"EXIF has a GPS position ({out.lat:.5f}, {out.lon:.5f}); reverse-geocode it to name "
-                    "the regions.",
-                    [ToolCall(name="geocode", arguments={"op": "reverse", "lat": out.lat, "lon": out.lon})],
+                    f"{pos[3].split()[0]} has a GPS position ({pos[0]:.5f}, {pos[1]:.5f}); "
+                    "reverse-geocode it to name the regions.",
+                    [ToolCall(name="geocode", arguments={"op": "reverse", "lat": pos[0], "lon": pos[1]})],
                 )
-            plan = self._plan_from_gps(eid, out, rev)
+            plan = self._plan_from_gps(eid, pos, rev)
         else:
             ex = next((e.typed() for e in self._ok(ep, "exif")), None)
             if ex is not None and ex.utc_offset and "timezone" in tools and not self._called(ep, "timezone"):
@@ -314,10 +332,11 @@ class HeuristicPolicy:
         return [ln for ln in lines if ln.strip() and ln.strip() not in bad]
 
     # -- plans: target chain + answer ----------------------------------------------------------------
-    def _plan_from_gps(self, eid: str, out, rev) -> dict[str, Any]:
+    def _plan_from_gps(self, eid: str, pos: tuple[float, float, float, str], rev) -> dict[str, Any]:
+        lat, lon, radius_km, source = pos
         plan: dict[str, Any] = {
-            "why": f"EXIF GPS ({out.lat:.5f}, {out.lon:.5f})",
-            "answer": Answer(lat=out.lat, lon=out.lon, radius_km=0.05, localizability=0.95),
+            "why": f"{source} ({lat:.5f}, {lon:.5f})",
+            "answer": Answer(lat=lat, lon=lon, radius_km=radius_km, localizability=0.95),
             "levels": [],
         }
         if rev is not None:

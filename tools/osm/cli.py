@@ -7,7 +7,16 @@ import json
 import sys
 from pathlib import Path
 
-from geolocate.agent.cli_common import fail, positive_float, stderr
+from geolocate.agent.cli_common import (
+    EXIT_ERROR,
+    fail,
+    finite_float,
+    nonnegative_int,
+    numbers,
+    positive_float,
+    positive_int,
+    stderr,
+)
 from geolocate.tools.osm.query import feature_from_text
 
 
@@ -57,13 +66,15 @@ def register(sub) -> None:
     )
     oq.add_argument("--name", help="name regex for the first feature")
     oq.add_argument(
-        "--within", type=float, metavar="M", help="every other feature within M metres of the first"
+        "--within", type=positive_float, metavar="M", help="every other feature within M metres of the first"
     )
     oq.add_argument(
         "--bbox", metavar="S,W,N,E", help="write --bbox=-34.1,18.3,-33.8,18.6 when it starts with a minus"
     )
     for edge in ("south", "west", "north", "east"):
-        oq.add_argument(f"--{edge}", type=float, metavar="DEG", help=f"bbox {edge} edge (instead of --bbox)")
+        oq.add_argument(
+            f"--{edge}", type=finite_float, metavar="DEG", help=f"bbox {edge} edge (instead of --bbox)"
+        )
     oq.add_argument("--around", metavar="LAT,LON,RADIUS_M")
     oq.add_argument("--area", metavar="ISO_OR_NAME", help="admin area: ISO 3166 code (LI, CH-ZH) or name")
     oq.add_argument(
@@ -71,14 +82,19 @@ def register(sub) -> None:
         metavar="LIST",
         help="geometry kinds of every feature: point, line, area (comma list; default: all)",
     )
-    oq.add_argument("--limit", type=int, default=50, help="places (or combinations) per page")
-    oq.add_argument("--offset", type=int, default=0, help="skip this many places (next page)")
+    oq.add_argument("--limit", type=positive_int, default=50, help="places (or combinations) per page")
+    oq.add_argument("--offset", type=nonnegative_int, default=0, help="skip this many places (next page)")
     oq.add_argument(
         "--combinations",
         action="store_true",
         help="list every combination of features instead of one row per distinct place",
     )
-    oq.add_argument("--max-area-km2", type=float, default=2500.0, help="area guard (default: %(default)s)")
+    oq.add_argument(
+        "--max-area-km2",
+        type=positive_float,
+        default=2500.0,
+        help="area guard, a finite number of km^2 above 0 (default: %(default)s)",
+    )
     fmt = oq.add_mutually_exclusive_group()
     fmt.add_argument("--geojson", action="store_true", help="print a GeoJSON FeatureCollection")
     fmt.add_argument("--csv", action="store_true", help="print CSV, one row per place (or combination)")
@@ -132,10 +148,10 @@ def _query_from_flags(args: argparse.Namespace):
             "give exactly one scope: --bbox (or --south/--west/--north/--east), --around or --area"
         )
     if args.bbox:
-        s, w, n, e = (float(x) for x in args.bbox.split(","))
+        s, w, n, e = numbers(args.bbox, 4, "--bbox S,W,N,E")
         scope = {"kind": "bbox", "south": s, "west": w, "north": n, "east": e}
     elif args.around:
-        lat, lon, r = (float(x) for x in args.around.split(","))
+        lat, lon, r = numbers(args.around, 3, "--around LAT,LON,RADIUS_M")
         scope = {"kind": "around", "lat": lat, "lon": lon, "radius_m": r}
     else:
         a = args.area
@@ -183,6 +199,7 @@ def cmd_osm(args: argparse.Namespace) -> int:
     if args.osm_command == "index":
         from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
+        from geolocate.tools.files import OutputError
         from geolocate.tools.osm.local import OsmIndexError, build_index
 
         try:
@@ -196,6 +213,8 @@ def cmd_osm(args: argparse.Namespace) -> int:
             ) as bar:
                 task = bar.add_task(f"indexing {Path(args.extract).name}", total=None)
                 stats = build_index(args.extract, args.out, progress=lambda n: bar.update(task, completed=n))
+        except OutputError as e:
+            return fail(e, EXIT_ERROR)
         except OsmIndexError as e:
             return fail(e)
         print(

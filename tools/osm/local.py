@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import sqlite3
 import time
 from collections.abc import Callable
@@ -21,6 +20,7 @@ from pathlib import Path
 import shapely
 
 from geolocate.tools.errors import GeolocateError, ToolInputError
+from geolocate.tools.files import OutputError, check_target, output_path
 from geolocate.tools.geonames import readonly_sqlite
 from geolocate.tools.osm.engine import (
     Candidate,
@@ -38,7 +38,7 @@ from geolocate.tools.osm.engine import (
 )
 from geolocate.tools.osm.query import AreaScope, Feature, FeatureQuery, FeatureSpec, QueryLimits, QueryResult
 
-INDEX_VERSION = 2
+INDEX_VERSION = 3
 
 # Closed ways with one of these keys are areas (OSM wiki "Area"), unless area=no.
 AREA_KEYS = {
@@ -123,21 +123,43 @@ def build_index(
 ) -> IndexStats:
     """Build the SQLite index of ``extract`` at ``out`` (default: next to the extract, ``.sqlite``).
 
-    ``progress`` is called with the number of features stored so far (every 5,000).
+    ``progress`` is called with the number of features stored so far (every 5,000). The index is
+    written to a temporary file beside ``out`` and renamed at the end (:mod:`geolocate.tools.files`),
+    so a failed or interrupted build leaves neither a half index nor a temporary file behind.
 
     Raises:
-        OsmIndexError: missing or unreadable file, malformed data, or no tagged feature in it.
+        OsmIndexError: missing or unreadable file, malformed data, or no tagged feature in it;
+        OutputError: ``out`` cannot be written, or the disk filled up.
     """
-    import osmium
-    from osmium.geom import WKBFactory
-
     src = Path(extract)
     if not src.is_file():
         raise OsmIndexError(f"{src}: no such file")
     dst = Path(out) if out else src.with_name(src.name.split(".osm")[0] + ".sqlite")
-    tmp = dst.with_name(dst.name + f".tmp{os.getpid()}")
-    tmp.unlink(missing_ok=True)
+    check_target(dst)  # before the extract is read: a bad --out fails at once
     t0 = time.perf_counter()
+    with output_path(dst, suffix=".tmp") as tmp:
+        counts = _build(src, tmp, progress)
+    if progress:
+        progress(sum(counts.values()))
+    return IndexStats(
+        dst,
+        counts["point"],
+        counts["line"],
+        counts["area"],
+        time.perf_counter() - t0,
+        src.stat().st_size / 1e6,
+    )
+
+
+def _build(src: Path, tmp: Path, progress: Callable[[int], None] | None) -> dict[str, int]:
+    """Write the index of ``src`` into the SQLite file ``tmp``; the feature counts by kind.
+
+    Raises:
+        OsmIndexError: malformed data, or no tagged feature; OutputError: the disk is full.
+    """
+    import osmium
+    from osmium.geom import WKBFactory
+
     wkb = WKBFactory()
     con = sqlite3.connect(tmp)
     counts = {"point": 0, "line": 0, "area": 0}
@@ -216,7 +238,10 @@ def build_index(
                 # Cut by the extract's edge: keep the part inside, flagged clipped (an area as the
                 # polygon of its present nodes), rather than drop it.
                 pts = [(n.lon, n.lat) for n in o.nodes if n.location.valid()]
-                if len(set(pts)) < 2:
+                if len(set(pts)) == 1:  # one node inside: the way is there, as a point, clipped
+                    add(f"w{o.id}", "point", tags, shapely.Point(pts[0]), clipped=True)
+                    continue
+                if not pts:
                     continue
                 if area and len(set(pts)) >= 3:
                     poly = shapely.make_valid(shapely.Polygon(pts))
@@ -251,26 +276,15 @@ def build_index(
         }
         con.executemany("INSERT INTO meta VALUES (?,?)", [(k, str(v)) for k, v in meta.items()])
         con.commit()
-    except OsmIndexError:
-        con.close()
-        tmp.unlink(missing_ok=True)
-        raise
+    except sqlite3.Error as e:
+        if "full" in str(e):
+            raise OutputError(f"{tmp.name}: no space left on the device (disk full)") from None
+        raise OsmIndexError(f"cannot write the index: {e}") from None
     except RuntimeError as e:  # libosmium: malformed or unreadable input
-        con.close()
-        tmp.unlink(missing_ok=True)
         raise OsmIndexError(f"{src}: cannot read the extract ({e})") from e
-    con.close()
-    os.replace(tmp, dst)
-    if progress:
-        progress(sum(counts.values()))
-    return IndexStats(
-        dst,
-        counts["point"],
-        counts["line"],
-        counts["area"],
-        time.perf_counter() - t0,
-        src.stat().st_size / 1e6,
-    )
+    finally:
+        con.close()
+    return counts
 
 
 class LocalBackend(OsmBackend):
@@ -306,20 +320,22 @@ class LocalBackend(OsmBackend):
             )
         return self._keys
 
-    def check_keys(self, q: FeatureQuery) -> None:
-        """A feature that cannot match because a key of each of its alternatives is absent from this
-        extract, where that key is no key the presets use (a typo rather than a real key this extract
-        lacks): say so, with the near keys.
+    def check_keys(self, q: FeatureQuery) -> list[str]:
+        """Notes on the keys of ``q`` that no feature of this extract has: a feature that cannot match
+        because a key of each of its alternatives is absent. A key in common OSM use (the presets',
+        Bellingcat's, or the iD editor's, :func:`geolocate.tools.osm.presets.known_keys`) that this
+        extract lacks gives zero results and a note; any other such key is taken for a typo.
 
         Raises:
-            ToolInputError: such a key (the message lists the closest keys by edit similarity,
-                rapidfuzz, with their feature counts).
+            ToolInputError: an unknown key (the message lists the closest keys of the extract by edit
+                similarity, rapidfuzz, with their feature counts).
         """
         from rapidfuzz import process
 
-        from geolocate.tools.osm.presets import preset_keys
+        from geolocate.tools.osm.presets import known_keys
 
-        have, known = self.key_counts(), preset_keys()
+        have, known = self.key_counts(), known_keys()
+        notes: list[str] = []
         for f in q.features:
             missing = [
                 [t.key for t in branch if t.op not in ("neq", "absent") and t.key not in have]
@@ -327,8 +343,12 @@ class LocalBackend(OsmBackend):
             ]
             if not all(missing):  # some alternative can match here
                 continue
-            for key in (k for ks in missing for k in ks):
+            for key in dict.fromkeys(k for ks in missing for k in ks):
                 if key in known:  # a real OSM key this extract happens to lack: no match, not an error
+                    notes.append(
+                        f"feature {f.id!r}: no feature of this extract has the key {key!r} (in common OSM "
+                        "use): zero results here"
+                    )
                     continue
                 near = process.extract(key, list(have), limit=4, score_cutoff=60)
                 hint = (
@@ -337,6 +357,7 @@ class LocalBackend(OsmBackend):
                     else "check the key on the OpenStreetMap wiki (taginfo)"
                 )
                 raise ToolInputError(f"no feature in this extract has the tag key {key!r}", hint=hint)
+        return notes
 
     @property
     def con(self) -> sqlite3.Connection:
@@ -433,10 +454,10 @@ class LocalBackend(OsmBackend):
             ToolInputError: limit over the maximum result count.
         """
         scope = self.guarded_scope(q)
-        self.check_keys(q)
+        notes = self.check_keys(q)
         project = projector(*scope.center)
         cands = {f.id: self._candidates(f, scope, project) for f in q.features}
         found = answer(q, cands, pair_distances_shapely(q, cands, scope))
         if with_geometry:
             add_geometry(found, {c.feature.id: c.geom for cs in cands.values() for c in cs})
-        return QueryResult(**found, backend=self.name, scope_km2=round(scope.area_km2, 3))
+        return QueryResult(**found, backend=self.name, scope_km2=round(scope.area_km2, 3), notes=notes)

@@ -10,6 +10,7 @@ Retries with exponential backoff on 429 and 504 (tenacity); answers are cached o
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 import urllib.error
@@ -197,6 +198,53 @@ class _GatewayTimeout(ToolTimeoutError):
     """504 from the server (busy): retried with backoff, unlike a server that does not answer at all."""
 
 
+def read_before(response, deadline: float, where: str) -> bytes:
+    """The whole body of an HTTP ``response``, read in chunks, or :class:`ToolTimeoutError` once the
+    monotonic clock passes ``deadline``: a server that answers 200 and then trickles a byte a second
+    is cut off at the request's time-out, not after the last byte. Each read waits at most the time
+    left (the socket's time-out is lowered to it)."""
+    chunks = []
+    sock = getattr(getattr(getattr(response, "fp", None), "raw", None), "_sock", None)
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise ToolTimeoutError(
+                f"{where} did not finish its answer in time ({sum(map(len, chunks)):,} bytes so far)",
+                hint="narrow the scope, or use the local backend",
+            )
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.settimeout(max(0.01, left))
+        chunk = response.read1(65536) if hasattr(response, "read1") else response.read(65536)
+        if not chunk:
+            return b"".join(chunks)
+        chunks.append(chunk)
+
+
+def retry_after_s(value: str | None) -> float | None:
+    """Seconds to wait from an HTTP ``Retry-After`` header (seconds, or an HTTP date); None if absent
+    or unreadable.
+
+    >>> retry_after_s("120"), retry_after_s(None), retry_after_s("soon")
+    (120.0, None, None)
+    """
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    from email.utils import parsedate_to_datetime
+
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    import datetime as dt
+
+    return max(0.0, (when - dt.datetime.now(dt.UTC)).total_seconds())
+
+
 class OverpassBackend(OsmBackend):
     """Overpass API through overpy.
 
@@ -281,11 +329,18 @@ class OverpassBackend(OsmBackend):
         where = f"Overpass at {self.endpoint}"
         try:
             with urllib.request.urlopen(req, timeout=self.timeout_s) as f:
-                body, ctype = f.read(), f.headers.get_content_type()
+                body, ctype = (
+                    read_before(f, time.monotonic() + self.timeout_s, where),
+                    f.headers.get_content_type(),
+                )
         except urllib.error.HTTPError as e:
-            if e.code == 429:
+            if e.code in (429, 503):
+                wait = retry_after_s(e.headers.get("Retry-After"))
+                what = "429 Too Many Requests" if e.code == 429 else "503 Service Unavailable"
                 raise RateLimitedError(
-                    f"{where} answered 429 Too Many Requests", hint="wait, or use the local backend"
+                    f"{where} answered {what}" + (f" (retry after {wait:g} s)" if wait is not None else ""),
+                    retry_after=wait,
+                    hint="wait, or use the local backend",
                 ) from None
             if e.code == 504:
                 raise _GatewayTimeout(
@@ -300,6 +355,8 @@ class OverpassBackend(OsmBackend):
             raise ToolUnavailableError(
                 f"{where} answered HTTP {e.code}", hint="use the local backend"
             ) from None
+        except ToolTimeoutError:
+            raise
         except TimeoutError:
             raise ToolTimeoutError(
                 f"{where} did not answer within {self.timeout_s:g} s",

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
+from pathlib import Path
 
 from geolocate.tools.osm.query import FeatureSpec, TagFilter, parse_tag_spec
 
@@ -229,6 +230,61 @@ for _name in CATEGORIES:
     PRESETS.setdefault(_name, lambda id=None, _n=_name: category(_n, id))
 
 
+BELLINGCAT_FILE = Path(__file__).parent / "bellingcat-presets.json"
+"""Bellingcat's OSM Search presets (``frontend/src/assets/queries.js``, MIT; see
+``bellingcat-osm-search-LICENSE``), as data."""
+OSM_KEYS_FILE = Path(__file__).parent / "osm-keys.json"
+"""Tag keys in common OSM use: those the iD editor's presets and fields write
+(``@openstreetmap/id-tagging-schema`` 7.2.0, ISC; see ``osm-keys-LICENSE``)."""
+_BELLINGCAT_KINDS = {"point": ["point"], "line": ["line"], "polygon": ["area"], "any": None}
+_BELLINGCAT_OPS = {"=": "eq", "!=": "neq", ">=": "ge", "<=": "le", ">": "gt", "<": "lt"}
+
+
+def _slug(name: str) -> str:
+    """``Building (5-9 stories)`` -> ``building_5_9_stories``."""
+    import re
+
+    return re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_")
+
+
+@functools.cache
+def bellingcat_presets() -> dict[str, tuple[str, FeatureSpec]]:
+    """Bellingcat's OSM Search presets as FeatureSpecs, by preset name ``bellingcat:<slug>``
+    (``bellingcat:road_motorway``): (their display name, the spec). Their geometry types map to
+    kinds (point, line, polygon -> area, any -> all); OR presets become ``any_of`` alternatives, AND
+    presets a list of filters; ``is not null`` is ``exists``; ``cast_to_float`` comparisons are
+    numeric (:func:`geolocate.tools.osm.query.parse_number`)."""
+    import json
+
+    out: dict[str, tuple[str, FeatureSpec]] = {}
+    for p in json.loads(BELLINGCAT_FILE.read_text(encoding="utf-8"))["presets"]:
+        filters = []
+        for f in p["filters"]:
+            if f["comparison"] == "is not null":
+                filters.append(_t(f["parameter"], "exists"))
+            else:
+                filters.append(_t(f["parameter"], _BELLINGCAT_OPS[f["comparison"]], f["value"]))
+        name = f"bellingcat:{_slug(p['name'])}"
+        kinds = _BELLINGCAT_KINDS[p["type"]]
+        if p["method"] == "AND" or len(filters) == 1:
+            spec = FeatureSpec(id="a", tags=filters, kinds=kinds)
+        else:
+            spec = FeatureSpec(id="a", any_of=[[f] for f in filters], kinds=kinds)
+        out[name] = (p["name"], spec)
+    return out
+
+
+@functools.cache
+def known_keys() -> frozenset[str]:
+    """Tag keys in common OpenStreetMap use: the presets' (ours and Bellingcat's) and the iD
+    editor's (:data:`OSM_KEYS_FILE`). A query naming one that an extract lacks finds nothing there
+    (not an error)."""
+    import json
+
+    keys = set(json.loads(OSM_KEYS_FILE.read_text(encoding="utf-8"))["keys"])
+    return frozenset(keys | preset_keys())
+
+
 @functools.cache
 def preset_keys() -> frozenset[str]:
     """Every tag key the presets use (real OSM keys, whatever an extract holds)."""
@@ -251,6 +307,11 @@ def describe(name: str) -> tuple[str, list[str]]:
     import inspect
 
     f = PRESETS[name]
+    if name.startswith("bellingcat:"):
+        display, spec = bellingcat_presets()[name]
+        alts = [" & ".join(_filter_text(t) for t in b) for b in spec.branches()]
+        kinds = f" ({', '.join(spec.kinds)})" if spec.kinds else ""
+        return f"Bellingcat OSM Search: {display}: {' | '.join(alts)}{kinds}", []
     if name in CATEGORIES and name not in _BUILDERS:
         what, alts, kinds = CATEGORIES[name]
         return f"{what}: {' | '.join(alts)}" + (f" ({', '.join(kinds)})" if kinds else ""), []
@@ -264,6 +325,16 @@ def describe(name: str) -> tuple[str, list[str]]:
             f"{p.name}: {ann}" + ("" if p.default is inspect.Parameter.empty else f" = {p.default!r}")
         )
     return doc, params
+
+
+def _filter_text(t: TagFilter) -> str:
+    sym = {"eq": "=", "neq": "!=", "regex": "~", "lt": "<", "le": "<=", "gt": ">", "ge": ">="}
+    if t.op == "exists":
+        return t.key
+    if t.op == "absent":
+        return f"!{t.key}"
+    v = f"{t.value:g}" if isinstance(t.value, float) else t.value
+    return f"{t.key}{sym[t.op]}{v}"
 
 
 def preset(name: str, **params) -> FeatureSpec:
@@ -285,3 +356,12 @@ def preset(name: str, **params) -> FeatureSpec:
             f"preset {name!r} takes {', '.join(takes) or 'no parameters'} (given: {given}); "
             f"e.g. --preset {name} " + " ".join(f"{t.split(':')[0]}=..." for t in takes[:2])
         ) from None
+
+
+def _bellingcat(name: str, id: str | None = None) -> FeatureSpec:
+    spec = bellingcat_presets()[name][1]
+    return spec.model_copy(update={"id": id}) if id else spec
+
+
+for _name in bellingcat_presets():
+    PRESETS[_name] = functools.partial(_bellingcat, _name)

@@ -69,10 +69,21 @@ NUMERIC_OPS = {"lt": "<", "le": "<=", "gt": ">", "ge": ">="}
 
 
 class QueryLimits(BaseModel):
-    """Guards applied to every query: the largest scope in km^2 and the most results."""
+    """Guards applied to every query: the largest scope in km^2 (a finite number above 0) and the most
+    results (1 or more).
 
-    max_area_km2: float = 2500.0
-    max_results: int = 500
+    >>> QueryLimits(max_area_km2=float("nan"))
+    Traceback (most recent call last):
+    ...
+    pydantic_core._pydantic_core.ValidationError: 1 validation error for QueryLimits
+    max_area_km2
+      Input should be a finite number [type=finite_number, input_value=nan, input_type=float]
+    ...
+    """
+
+    model_config = ConfigDict(allow_inf_nan=False)
+    max_area_km2: float = Field(2500.0, gt=0)
+    max_results: int = Field(500, ge=1)
 
 
 class TagFilter(BaseModel):
@@ -381,6 +392,11 @@ class QueryResult(BaseModel):
     places: list[Place] = []
     total_places: int = 0
     offset: int = 0
+    notes: list[str] = Field(
+        default_factory=list,
+        exclude_if=lambda v: not v,
+        description="why a feature could find nothing here (a key in OSM use that the extract lacks)",
+    )
 
 
 NUMBER_RE = re.compile(r"^\s*(-?\d+(?:[.,]\d+)?)\s*([a-zA-Z/'\"]*)")
@@ -420,43 +436,119 @@ def parse_number(value: str, key: str = "") -> float | None:
     return round(n, 6)
 
 
+_OPERATORS = [
+    ("!=", "neq"),
+    (">=", "ge"),
+    ("<=", "le"),
+    ("=", "eq"),
+    ("~", "regex"),
+    (">", "gt"),
+    ("<", "lt"),
+]
+"""The short form's operators, longest first so that ``>=`` is not read as ``>``."""
+_OPERATOR_CHARS = set("=!~<>")
+
+
+def split_outside_quotes(text: str, sep: str) -> list[str]:
+    """``text`` split at ``sep`` where it is not inside double quotes (a backslash escapes a quote
+    or a backslash inside them). Quotes are kept: :func:`unquote` removes them from a value.
+
+    >>> split_outside_quotes('name~"^(Kirch|Dom)",amenity=cafe|shop=bakery', "|")
+    ['name~"^(Kirch|Dom)",amenity=cafe', 'shop=bakery']
+
+    Raises:
+        ValueError: a quote that is never closed.
+    """
+    parts, cur, quoted, escaped = [], [], False, False
+    for ch in text:
+        if escaped:
+            cur.append(ch)
+            escaped = False
+        elif ch == "\\" and quoted:
+            cur.append(ch)
+            escaped = True
+        elif ch == '"':
+            quoted = not quoted
+            cur.append(ch)
+        elif ch == sep and not quoted:
+            parts.append("".join(cur))
+            cur = []
+        else:
+            cur.append(ch)
+    if quoted:
+        raise ValueError(f"a double quote is not closed in {text!r}")
+    parts.append("".join(cur))
+    return parts
+
+
+def unquote(value: str) -> str:
+    """A value without its surrounding double quotes, escapes undone (``"a\\"b"`` -> ``a"b``).
+
+    >>> unquote('"a,b|c"'), unquote("plain")
+    ('a,b|c', 'plain')
+    """
+    v = value.strip()
+    if len(v) >= 2 and v[0] == v[-1] == '"':
+        v, out, escaped = v[1:-1], [], False
+        for ch in v:
+            if escaped or ch != "\\":
+                out.append(ch)
+                escaped = False
+            else:
+                escaped = True
+        return "".join(out)
+    return v
+
+
 def parse_tag_spec(text: str):
     """A list of TagFilter from 'k=v,k!=v,k~re,k,!k,k>=4' (the CLI's short form).
+
+    Filters are separated by commas. A value holding a comma, a ``|`` or leading or trailing spaces
+    is written in double quotes (``name~"^(Kirch|Dom)"``, ``name="Bar, Grill"``); inside quotes a
+    backslash escapes a quote. An operator must stand alone: ``amenity==cafe`` and ``k=~v`` are
+    errors, not a search for the value ``=cafe``.
 
     >>> [f.model_dump() for f in parse_tag_spec("amenity=pharmacy,lanes>=4,!disused")]
     [{'key': 'amenity', 'op': 'eq', 'value': 'pharmacy'}, {'key': 'lanes', 'op': 'ge', 'value': 4.0},
      {'key': 'disused', 'op': 'absent', 'value': None}]
-    """
-    import re
 
-    ops = [("!=", "neq"), (">=", "ge"), ("<=", "le"), ("=", "eq"), ("~", "regex"), (">", "gt"), ("<", "lt")]
+    Raises:
+        ValueError (pydantic's ValidationError is one): a filter that cannot be read, a bad key, an
+            operator written twice, a regex that does not compile, a quote never closed.
+    """
     out = []
-    for part in (p.strip() for p in text.split(",")):
+    for part in (p.strip() for p in split_outside_quotes(text, ",")):
         if not part:
             continue
-        if part.startswith("!"):
+        if part.startswith("!") and not any(sym in part for sym, _ in _OPERATORS if sym != "!="):
             out.append(TagFilter(key=part[1:], op="absent"))
             continue
-        for sym, op in ops:
-            if sym in part:
-                k, v = part.split(sym, 1)
-                out.append(TagFilter(key=k.strip(), op=op, value=v.strip()))
-                break
+        found = [(part.find(sym), -len(sym), sym, op) for sym, op in _OPERATORS if sym in part]
+        if found:  # the leftmost operator (the longest at that place): name~a=b is a regex "a=b"
+            i, _n, sym, op = min(found)
+            k, v = part[:i], part[i + len(sym) :]
+            if v[:1] in _OPERATOR_CHARS or k[-1:] in _OPERATOR_CHARS:
+                raise ValueError(
+                    f"cannot read the tag filter {part!r}: write one operator (= != ~ > >= < <=); "
+                    "quote a value that starts with one of these signs"
+                )
+            out.append(TagFilter(key=k.strip(), op=op, value=unquote(v)))
         else:
-            if not re.match(r"^[A-Za-z0-9_:.\-]+$", part):
+            if not KEY_RE.match(part):
                 raise ValueError(f"cannot read the tag filter {part!r}")
             out.append(TagFilter(key=part, op="exists"))
     return out
 
 
 def feature_from_text(fid: str, text: str):
-    """A FeatureSpec from the CLI's short form; ``|`` separates alternatives (OR across keys).
+    """A FeatureSpec from the CLI's short form; ``|`` separates alternatives (OR across keys), except
+    inside double quotes (a regex alternative: ``name~"^(Kirch|Dom)"``).
 
     >>> f = feature_from_text("f1", "shop=bakery|amenity=cafe")
     >>> f.tags, [[t.key for t in alt] for alt in f.any_of]
     ([], [['shop'], ['amenity']])
     """
-    alts = [parse_tag_spec(a) for a in text.split("|")]
+    alts = [parse_tag_spec(a) for a in split_outside_quotes(text, "|")]
     if len(alts) == 1:
         return FeatureSpec(id=fid, tags=alts[0])
     return FeatureSpec(id=fid, any_of=alts)
