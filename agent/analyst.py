@@ -28,9 +28,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field, TypeAdapter, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator, model_validator
 
-from geolocate.tools.geo import geodesic_circle, haversine_km
+from geolocate.tools.geo import HALF_CIRCUMFERENCE_KM, circle_geometry, haversine_km
 
 COUNTRIES = Path(__file__).parent / "web" / "static" / "vendor" / "countries-110m.geojson"
 """Natural Earth 1:110m admin-0 countries (public domain; see ``web/static/vendor/README.md``)."""
@@ -97,12 +97,15 @@ class Constraint(BaseModel):
     this city").
     """
 
+    model_config = ConfigDict(allow_inf_nan=False)
     kind: Literal["country", "not_country", "bbox", "circle", "region", "not_value"]
     country: str | None = Field(None, description="ISO 3166-1 alpha-2")
     bbox: tuple[float, float, float, float] | None = Field(None, description="south, west, north, east")
     lat: float | None = Field(None, ge=-90, le=90)
     lon: float | None = Field(None, ge=-180, le=180)
-    radius_km: float | None = Field(None, gt=0)
+    radius_km: float | None = Field(
+        None, description="km, above 0 and at most half the Earth's circumference"
+    )
     level: str | None = None
     value: str | None = None
     geometry: dict | None = Field(
@@ -129,6 +132,16 @@ class Constraint(BaseModel):
                 ) from None
         return c.alpha_2
 
+    @field_validator("radius_km")
+    @classmethod
+    def _radius(cls, v: float | None) -> float | None:
+        if v is not None and not 0 < v <= HALF_CIRCUMFERENCE_KM:
+            raise ValueError(
+                f"the radius must be above 0 km and at most half the Earth's circumference "
+                f"({HALF_CIRCUMFERENCE_KM:.1f} km), got {v:g}"
+            )
+        return v
+
     @model_validator(mode="after")
     def _complete(self) -> Constraint:
         need = {
@@ -150,13 +163,13 @@ class Constraint(BaseModel):
 
     def region(self):
         """The bbox or circle as a shapely polygon in (lon, lat); None for other kinds."""
-        from shapely.geometry import Polygon, box
+        from shapely.geometry import box
 
         if self.kind == "bbox":
             s, w, n, e = self.bbox
             return box(w, s, e, n) if w <= e else box(w, s, 180, n).union(box(-180, s, e, n))
         if self.kind == "circle":
-            return Polygon(geodesic_circle(self.lat, self.lon, self.radius_km))
+            return circle_geometry(self.lat, self.lon, self.radius_km)
         if self.kind == "region":
             return _region_shape(json.dumps(self.geometry, sort_keys=True))
         return None
@@ -230,8 +243,16 @@ class Constraint(BaseModel):
         return f"the {self.level} is not {self.value}"
 
 
+def _not_blank(v: str, what: str) -> str:
+    v = v.strip()
+    if not v:
+        raise ValueError(f"the {what} is blank: write something")
+    return v
+
+
 class _Move(BaseModel):
-    author: str = Field(default_factory=default_author)
+    model_config = ConfigDict(allow_inf_nan=False)
+    author: str = Field(default_factory=default_author, max_length=200)
 
 
 class Approve(_Move):
@@ -240,18 +261,33 @@ class Approve(_Move):
 
 class Reject(_Move):
     kind: Literal["reject"] = "reject"
-    reason: str = Field(min_length=1, description="why: the planner sees it")
+    reason: str = Field(max_length=5000, description="why: the planner sees it")
+
+    @field_validator("reason")
+    @classmethod
+    def _reason(cls, v: str) -> str:
+        return _not_blank(v, "reason")
 
 
 class Edit(_Move):
     kind: Literal["edit"] = "edit"
-    value: str = Field(min_length=1, description="the analyst's value for the pending level")
+    value: str = Field(max_length=500, description="the analyst's value for the pending level")
     confidence: float = Field(0.9, ge=0.0, le=1.0)
+
+    @field_validator("value")
+    @classmethod
+    def _value(cls, v: str) -> str:
+        return _not_blank(v, "value")
 
 
 class Hint(_Move):
     kind: Literal["hint"] = "hint"
-    text: str = Field(min_length=1)
+    text: str = Field(max_length=5000)
+
+    @field_validator("text")
+    @classmethod
+    def _text(cls, v: str) -> str:
+        return _not_blank(v, "hint")
 
 
 class Constrain(_Move):
@@ -261,18 +297,18 @@ class Constrain(_Move):
 
 class ManualTool(_Move):
     kind: Literal["tool"] = "tool"
-    name: str
+    name: str = Field(min_length=1, max_length=200)
     arguments: dict[str, Any] = {}
 
 
 class BacktrackTo(_Move):
     kind: Literal["backtrack"] = "backtrack"
-    level: str
+    level: str = Field(max_length=50)
 
 
 class Conclude(_Move):
     kind: Literal["conclude"] = "conclude"
-    note: str = ""
+    note: str = Field("", max_length=5000)
 
 
 Move = Annotated[

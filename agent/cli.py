@@ -16,15 +16,23 @@ from importlib.metadata import entry_points
 COMMAND_GROUP = "geolocate.commands"
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse with a one-line error: ``error: geolocate locate: argument --max-turns: '0' must be 1
+    or more (geolocate locate --help)`` on standard error, exit 2 (argparse prints the whole usage)."""
+
+    def error(self, message: str):
+        from geolocate.agent.cli_common import fail
+
+        raise SystemExit(fail(f"{self.prog}: {message} (see {self.prog} --help)"))
+
+
 def build_parser() -> tuple[argparse.ArgumentParser, list]:
     """The root parser with every registered command group, and the modules that registered them.
 
     Raises:
         RuntimeError: no command is registered (the package's metadata is missing: reinstall it).
     """
-    p = argparse.ArgumentParser(
-        prog="geolocate", description="Find where a photo was taken, with evidence (Chain of Region)."
-    )
+    p = Parser(prog="geolocate", description="Find where a photo was taken, with evidence (Chain of Region).")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
     modules = []
     # One per name: a checkout installed twice (an editable and a plain install) lists each twice.
@@ -46,7 +54,10 @@ def main(argv: list[str] | None = None) -> int:
         rewrite = getattr(m, "rewrite_argv", None)
         if rewrite is not None:
             argv = rewrite(argv)
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as e:  # --help, or a one-line usage error (Parser.error)
+        return int(e.code or 0) if not isinstance(e.code, str) else 2
     return args.run(args)
 
 

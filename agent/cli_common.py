@@ -28,7 +28,7 @@ def one_line(message: object) -> str:
     """``message`` as one line: a pydantic ``ValidationError`` as ``field: problem; ...``, any other
     text with its line breaks folded.
 
-    >>> one_line("no such file\n  (check the path)")
+    >>> one_line("no such file\\n  (check the path)")
     'no such file (check the path)'
     """
     from pydantic import ValidationError

@@ -56,8 +56,10 @@ from geolocate.agent.state import (
     Evidence,
     FinalAnswer,
     ImageInfo,
+    LedgerEntry,
     Observation,
     Turn,
+    entry_hash,
 )
 from geolocate.tools.base import ToolContext
 from geolocate.tools.errors import ToolError, ToolTimeoutError, format_validation_error
@@ -101,6 +103,94 @@ def _unknown_level(raw: str) -> Observation:
     return Observation(
         kind="illegal", text=f"unknown level {raw!r}; levels are {', '.join(lv.value for lv in LEVELS)}"
     )
+
+
+def resolve_level(geography: Geography, chain: dict, level: Level, value: str) -> Resolved:
+    """``value`` committed at ``level`` below the levels of ``chain``, resolved by ``geography``
+    (a continent, an ISO country, an admin-1 region of the committed country, a city; coordinates as
+    'lat, lon' in decimal degrees).
+
+    Raises:
+        InconsistentCommitment: the value is unknown there, or coordinates are malformed or out of range.
+    """
+    g = geography
+    if level is Level.CONTINENT:
+        return g.continent(value)
+    if level is Level.COUNTRY:
+        return g.country(value, chain[Level.CONTINENT].code)
+    if level is Level.REGION:
+        return g.region(value, chain[Level.COUNTRY].code)
+    if level is Level.CITY:
+        region = chain.get(Level.REGION)
+        return g.city(value, chain[Level.COUNTRY].code, region.value if region else None)
+    lat, lon = parse_lat_lon(value)
+    if (err := g.coordinates_error(lat, lon, chain)) is not None:
+        raise InconsistentCommitment(err)
+    return Resolved(f"{lat:.6f}, {lon:.6f}", "", lat, lon)
+
+
+def parse_lat_lon(value: str) -> tuple[float, float]:
+    """(lat, lon) from 'lat, lon' in decimal degrees.
+
+    >>> parse_lat_lon("59.91, 10.75")
+    (59.91, 10.75)
+
+    Raises:
+        InconsistentCommitment: not two numbers, or out of range.
+    """
+    m = _LAT_LON.fullmatch(value or "")
+    if not m:
+        raise InconsistentCommitment("coordinates must be 'lat, lon' in decimal degrees")
+    lat, lon = float(m.group(1)), float(m.group(2))
+    if not (-90 <= lat <= 90 and -180 <= lon <= 180):
+        raise InconsistentCommitment("latitude must be in [-90, 90] and longitude in [-180, 180]")
+    return lat, lon
+
+
+def move_error(
+    state: EpisodeState, pending: dict | None, move, geography: Geography | None = None
+) -> str | None:
+    """Why the analyst's ``move`` cannot be applied to ``state`` (paused with ``pending``), or None.
+
+    Checked before anything is recorded, so a move that fails changes nothing: a backtrack to a level
+    that is not committed, an edit whose value the geography cannot resolve at the pending level (or
+    an answer edit that is not 'lat, lon'), a tool that does not exist or arguments its schema
+    refuses. Blank hints and reasons and non-finite numbers are refused by the move models
+    themselves (:mod:`geolocate.agent.analyst`).
+    """
+    from geolocate.tools.errors import UnknownToolError
+
+    if isinstance(move, BacktrackTo):
+        level = parse_level(move.level)
+        if level is None:
+            return f"unknown level {move.level!r}; levels are {', '.join(lv.value for lv in LEVELS)}"
+        return backtrack_error(state.committed_levels(), level)
+    if isinstance(move, ManualTool):
+        try:
+            tool = create_tool(move.name)
+        except (UnknownToolError, ToolError) as e:
+            return str(e)
+        try:
+            tool.Input.model_validate(move.arguments)
+        except ValidationError as e:
+            return f"bad arguments for {move.name}: {format_validation_error(e, root='arguments')}"
+        return None
+    if isinstance(move, Edit) and pending and pending.get("kind") == "review":
+        level = pending.get("level")
+        if level == "answer":
+            try:
+                parse_lat_lon(move.value)
+            except InconsistentCommitment as e:
+                return f"cannot set the answer to {move.value!r}: {e}"
+            return None
+        lv = parse_level(str(level))
+        if lv is None:
+            return None
+        try:
+            resolve_level(geography or Geography(), state.chain, lv, move.value)
+        except (InconsistentCommitment, KeyError) as e:
+            return f"cannot set {lv.value} = {move.value!r}: {e}"
+    return None
 
 
 class Episode:
@@ -228,6 +318,28 @@ class Episode:
             self.state.turns[-1].env_s = round(self.state.turns[-1].env_s + time.perf_counter() - t, 4)
         return self._observe(obs)
 
+    def _ledger(self, kind: str, ref: str, content: dict[str, Any] | None = None) -> None:
+        """Append an entry to the evidence hash chain (:class:`~geolocate.agent.state.LedgerEntry`):
+        ``kind`` evidence (the entry ``ref`` of the evidence log), commit, backtrack, answer or reopen."""
+        seq, prev = len(self.state.ledger), self.state.chain_head()
+        body = self.state.evidence_by_id(ref).model_dump(mode="json") if kind == "evidence" else content or {}
+        self.state.ledger.append(
+            LedgerEntry(
+                seq=seq,
+                kind=kind,
+                ref=ref,
+                content=None if kind == "evidence" else body,
+                prev=prev,
+                sha256=entry_hash(seq, kind, ref, body, prev),
+            )
+        )
+
+    def _add_evidence(self, ev: Evidence) -> Evidence:
+        """Append ``ev`` to the evidence log and to the hash chain."""
+        self.state.evidence.append(ev)
+        self._ledger("evidence", ev.id)
+        return ev
+
     def _observe(self, obs: Observation) -> Observation:
         if not self.state.turns:
             self.state.turns.append(Turn(index=0, completion=""))
@@ -306,7 +418,7 @@ class Episode:
             turn=turn,
         )
         ev._typed = out
-        self.state.evidence.append(ev)
+        self._add_evidence(ev)
         for ln in getattr(out, "untrusted_lines", None) or []:
             msg = f"text in the photo reads like an instruction to the agent and was treated as data: {ln!r}"
             if msg not in self.state.warnings:
@@ -328,7 +440,7 @@ class Episode:
         return self.tools.get(ev.tool).artifact(ev.output, self.ctx)
 
     def _record_failure(self, eid: str, call: ToolCall, message: str, t: float, turn: int) -> Observation:
-        self.state.evidence.append(
+        self._add_evidence(
             Evidence(
                 id=eid,
                 tool=call.name,
@@ -374,6 +486,7 @@ class Episode:
             lon=r.lon,
             turn=len(self.state.turns) - 1,
         )
+        self._ledger("commit", level.value, self.state.chain[level].model_dump(mode="json"))
         nxt = next_level(self.state.committed_levels())
         return Observation(
             kind="committed",
@@ -382,25 +495,7 @@ class Episode:
         )
 
     def _resolve(self, level: Level, value: str) -> Resolved:
-        g, chain = self.geography, self.state.chain
-        if level is Level.CONTINENT:
-            return g.continent(value)
-        if level is Level.COUNTRY:
-            return g.country(value, chain[Level.CONTINENT].code)
-        if level is Level.REGION:
-            return g.region(value, chain[Level.COUNTRY].code)
-        if level is Level.CITY:
-            region = chain.get(Level.REGION)
-            return g.city(value, chain[Level.COUNTRY].code, region.value if region else None)
-        m = _LAT_LON.fullmatch(value)
-        if not m:
-            raise InconsistentCommitment("coordinates must be 'lat, lon' in decimal degrees")
-        lat, lon = float(m.group(1)), float(m.group(2))
-        if not (-90 <= lat <= 90 and -180 <= lon <= 180):
-            raise InconsistentCommitment("latitude must be in [-90, 90] and longitude in [-180, 180]")
-        if (err := g.coordinates_error(lat, lon, chain)) is not None:
-            raise InconsistentCommitment(err)
-        return Resolved(f"{lat:.6f}, {lon:.6f}", "", lat, lon)
+        return resolve_level(self.geography, self.state.chain, level, value)
 
     def _backtrack(self, b: Backtrack) -> Observation:
         level = parse_level(b.level)
@@ -412,6 +507,7 @@ class Episode:
         removed = backtrack_removes(committed, level)
         for lv in removed:
             del self.state.chain[lv]
+        self._ledger("backtrack", level.value, {"removed": [lv.value for lv in removed], "reason": b.reason})
         return Observation(
             kind="backtracked", text=f"removed {', '.join(lv.value for lv in removed)}; next: {level.value}"
         )
@@ -436,6 +532,7 @@ class Episode:
             lat=a.lat, lon=a.lon, radius_km=a.radius_km, localizability=a.localizability
         )
         self.state.status = "answered"
+        self._ledger("answer", "answer", self.state.answer.model_dump(mode="json"))
         return Observation(
             kind="final",
             text=f"answer recorded: ({a.lat:.5f}, {a.lon:.5f}) +- {a.radius_km:g} km, localizability "
@@ -460,6 +557,7 @@ class Episode:
             ans = FinalAnswer(lat=lat, lon=lon, radius_km=5000.0, localizability=0.0, source="fallback")
         self.state.answer = ans
         self.state.status = "budget_exhausted"
+        self._ledger("answer", "answer", ans.model_dump(mode="json"))
         self.state.warnings.append(
             f"{reason}: answered from the deepest committed level ({deepest.value if deepest else 'none'})"
         )
@@ -508,8 +606,7 @@ class Episode:
             author=author,
             utc=utc_now(),
         )
-        self.state.evidence.append(ev)
-        return ev
+        return self._add_evidence(ev)
 
     def reopen(self, reason: str) -> None:
         """Let the planner go on after an answer (the analyst added something): the answer is set
@@ -518,6 +615,7 @@ class Episode:
             return
         self.state.status = "running"
         self.state.answer = None
+        self._ledger("reopen", "answer", {"reason": reason})
         if len(self.state.turns) >= self.state.budget.max_turns:
             self.state.budget = self.state.budget.model_copy(update={"max_turns": len(self.state.turns) + 4})
         self._observe(Observation(kind="analyst", text=f"the analyst reopened the investigation: {reason}"))
@@ -607,6 +705,8 @@ class Episode:
                 self._tool(ToolCall(name=move.name, arguments=move.arguments), author=move.author)
             )
         if isinstance(move, BacktrackTo):
+            if (why := move_error(self.state, None, move, self.geography)) is not None:
+                return self._observe(Observation(kind="illegal", text=why))
             self._analyst_evidence(
                 "review",
                 move.author,

@@ -12,7 +12,6 @@ and KML (simplekml) carry the same geometry for other tools.
 from __future__ import annotations
 
 import base64
-import html
 import io
 import json
 from pathlib import Path
@@ -20,7 +19,7 @@ from typing import Any
 
 from geolocate.agent.analyst import countries
 from geolocate.agent.state import EpisodeState
-from geolocate.tools.geo import geodesic_circle
+from geolocate.tools.geo import HALF_CIRCUMFERENCE_KM, circle_geojson, geojson_geometry
 
 
 def evidence_points(ep: EpisodeState) -> list[dict[str, Any]]:
@@ -122,11 +121,10 @@ def geojson(ep: EpisodeState, info=None) -> dict:
                 "properties": props,
             }
         )
-        ring = geodesic_circle(a.lat, a.lon, a.radius_km)
         feats.append(
             {
                 "type": "Feature",
-                "geometry": {"type": "Polygon", "coordinates": [ring]},
+                "geometry": circle_geojson(a.lat, a.lon, min(a.radius_km, HALF_CIRCUMFERENCE_KM)),
                 "properties": {**props, "role": "answer_radius"},
             }
         )
@@ -140,14 +138,10 @@ def geojson(ep: EpisodeState, info=None) -> dict:
             }
         )
     for c in ep.constraints():
-        if c.kind == "bbox":
-            s, w, n, e = c.bbox
-            geometry = {"type": "Polygon", "coordinates": [[[w, s], [e, s], [e, n], [w, n], [w, s]]]}
+        if c.kind == "bbox":  # cut at the antimeridian when it crosses it (RFC 7946, 3.1.9)
+            geometry = geojson_geometry(c.region())
         elif c.kind == "circle":
-            geometry = {
-                "type": "Polygon",
-                "coordinates": [[list(x) for x in geodesic_circle(c.lat, c.lon, c.radius_km)]],
-            }
+            geometry = circle_geojson(c.lat, c.lon, c.radius_km)
         elif c.kind == "region":  # the sun's band, the clock's time zones, a drawn shape
             geometry = c.geometry
         else:
@@ -165,11 +159,14 @@ def geojson(ep: EpisodeState, info=None) -> dict:
     return fc
 
 
-def kml(ep: EpisodeState, info=None) -> str:
-    """The same features as :func:`geojson`, as KML 2.2 (simplekml)."""
+def kml(ep: EpisodeState, info=None, manifest_placeholder: str | None = None) -> str:
+    """The same features as :func:`geojson`, as KML 2.2 (simplekml); ``manifest_placeholder`` adds
+    the Document's ``ExtendedData`` entry that carries a report's manifest."""
     import simplekml
 
     doc = simplekml.Kml(name=f"geolocate session {info.id}" if info else "geolocate")
+    if manifest_placeholder is not None:
+        doc.document.extendeddata.newdata(name="geolocate_manifest", value=manifest_placeholder)
     for f in geojson(ep, info)["features"]:
         p, g = f["properties"], f["geometry"]
         name = p.get("label") or p.get("role")
@@ -254,24 +251,47 @@ def map_png(ep: EpisodeState, width_in: float = 7.0) -> bytes:
     return buf.getvalue()
 
 
-def photo_facts(path: str) -> dict[str, Any]:
-    """File name, size in bytes, SHA-256, pixel size, format and an EXIF summary (Pillow through the
-    ``exif`` tool); ``error`` when the file cannot be read any more."""
+def examined_photo(store, info) -> dict[str, Any]:
+    """The photo the session examined (the copy kept in the session store, by its SHA-256): name,
+    size in bytes, SHA-256, pixel size, format, a metadata summary (the ``exif`` tool), the decoded
+    image; and ``original``: what the file at the session's path holds now (``status``: ``same``,
+    ``changed`` with its new SHA-256, ``missing`` or ``unreadable``). Without a copy in the store (a
+    session made before copies were kept) the file is used only if its hash is still the examined one;
+    otherwise ``error`` says so and nothing else is shown as the examined photo."""
+    import hashlib
+
     from geolocate.tools.base import ToolContext
     from geolocate.tools.errors import GeolocateError
     from geolocate.tools.exif import ExifTool
-    from geolocate.tools.image import load_image
+    from geolocate.tools.image import decode_image
 
+    path = Path(info.photo)
     try:
-        img = load_image(path)
+        now = hashlib.sha256(path.read_bytes()).hexdigest()
+        original = {"path": str(path), "status": "same" if now == info.sha256 else "changed", "sha256": now}
+    except FileNotFoundError:
+        original = {"path": str(path), "status": "missing"}
+    except OSError as e:
+        original = {"path": str(path), "status": "unreadable", "error": e.strerror or str(e)}
+    facts: dict[str, Any] = {"name": path.name, "sha256": info.sha256, "original": original}
+    data = store.media(info.sha256)
+    if data is None and original["status"] == "same":
+        data = path.read_bytes()
+    if data is None:
+        facts["error"] = (
+            "the session store holds no copy of the examined photo and the file is not it any more"
+        )
+        return facts
+    facts["stored"] = store.media(info.sha256) is not None
+    try:
+        img = decode_image(data, str(path))
     except GeolocateError as e:
-        return {"name": Path(path).name, "error": str(e)}
+        facts["error"] = str(e)
+        return facts
     exif = ExifTool()
     summary = exif.run(exif.Input(), ToolContext(image=img)).summary()
-    return {
-        "name": Path(path).name,
+    return facts | {
         "bytes": len(img.data),
-        "sha256": img.sha256,
         "size": f"{img.width}x{img.height}",
         "format": img.format,
         "exif": summary,
@@ -279,28 +299,34 @@ def photo_facts(path: str) -> dict[str, Any]:
     }
 
 
+def original_note(photo: dict[str, Any]) -> str | None:
+    """One sentence on a changed, missing or unreadable original (None when it is unchanged)."""
+    o = photo["original"]
+    if o["status"] == "changed":
+        return (
+            f"the file at {o['path']} now has SHA-256 {o['sha256']}; this report is about the photo with "
+            f"SHA-256 {photo['sha256']}"
+        )
+    if o["status"] == "missing":
+        return (
+            f"the file at {o['path']} is gone; this report is about the photo with SHA-256 {photo['sha256']}"
+        )
+    if o["status"] == "unreadable":
+        return (
+            f"the file at {o['path']} cannot be read ({o.get('error')}); this report is about the photo with "
+            f"SHA-256 {photo['sha256']}"
+        )
+    return None
+
+
 def report_data(store, sid: str) -> dict[str, Any]:
-    """Everything a report shows, as plain data (the templates only lay it out)."""
+    """Everything a report shows, as plain data (the renderers only lay it out)."""
+    from geolocate.agent.provenance import final_chain, manifest_entries
+
     view = store.view(sid)
     ep = view.episode
-    ev = {e.id: e for e in ep.evidence}
-    chain = [
-        {
-            "level": lv.value,
-            "value": c.value,
-            "code": c.code,
-            "confidence": c.confidence,
-            "evidence": [
-                {
-                    "id": i,
-                    "tool": ev[i].tool if i in ev else "image",
-                    "summary": ev[i].summary if i in ev else "the photo",
-                }
-                for i in c.evidence
-            ],
-        }
-        for lv, c in ep.chain.items()
-    ]
+    entries = manifest_entries(ep)
+    chain, answer = final_chain(entries)
     ruled_out = [
         {
             "id": e.id,
@@ -313,90 +339,105 @@ def report_data(store, sid: str) -> dict[str, Any]:
         for e in ep.evidence
         if e.tool == "review" and (e.output or {}).get("decision") == "reject"
     ]
-    backtracks = [o.text for t in ep.turns for o in t.observations if o.kind == "backtracked"]
     return {
         "view": view,
         "info": view.info,
         "episode": ep,
-        "photo": photo_facts(view.info.photo),
+        "photo": examined_photo(store, view.info),
+        "entries": entries,
         "chain": chain,
-        "tool_calls": [e for e in ep.evidence if not e.is_analyst_move],
-        "moves": [e for e in ep.evidence if e.author is not None],
+        "answer": answer,
         "ruled_out": ruled_out,
-        "backtracks": backtracks,
         "other_branches": [b for b in view.branches if not b.current],
         "constraints": [c.describe() for c in ep.constraints()],
     }
 
 
+def manifest(d: dict[str, Any], fmt: str) -> dict[str, Any]:
+    """The machine-readable record of a report (see :mod:`geolocate.agent.provenance`), without its
+    body hash and signature."""
+    from geolocate.agent.analyst import utc_now
+    from geolocate.agent.provenance import REPORT_FORMAT
+
+    info, photo, entries = d["info"], d["photo"], d["entries"]
+    return {
+        "format": REPORT_FORMAT,
+        "report": fmt,
+        "generated": utc_now(),
+        "session": info.id,
+        "photo": {
+            "sha256": photo["sha256"],
+            "name": photo["name"],
+            "bytes": photo.get("bytes"),
+            "kept_in_store": bool(photo.get("stored")),
+        },
+        "original": photo["original"],
+        "entries": entries,
+        "chain_head": entries[-1]["sha256"] if entries else "0" * 64,
+    }
+
+
 def markdown(d: dict[str, Any]) -> str:
-    """The report as Markdown."""
+    """The report body as Markdown: every untrusted string (hints, reasons, OCR text, file names, tool
+    arguments) escaped by :func:`geolocate.agent.provenance.md_text`."""
+    from geolocate.agent.provenance import answer_line, md_chain_row, md_entry_row, md_text
+
     info, ep, photo = d["info"], d["episode"], d["photo"]
-    L = [f"# Geolocation report: session {info.id}", ""]
-    L += [f"- photo: `{photo['name']}`" + (f" ({photo['error']})" if "error" in photo else "")]
-    if "error" not in photo:
-        L += [
-            f"- SHA-256: `{photo['sha256']}`",
-            f"- size: {photo['bytes']:,} bytes, {photo['size']} px, {photo['format']}",
-        ]
-        L += [f"- EXIF: {photo['exif']}"]
+    L = [f"# Geolocation report: session {md_text(info.id)}", ""]
     L += [
-        f"- session by {info.author}, started {info.created}; planner `{info.policy}`; tools "
-        f"{', '.join(info.tools)}"
+        f"- photo: {md_text(photo['name'])}" + (f" ({md_text(photo['error'])})" if "error" in photo else "")
     ]
-    L += [f"- status: {d['view'].status}; review levels: {', '.join(info.review) or 'none'}", ""]
-    a = ep.answer
-    L += ["## Answer", ""]
-    if a is None:
-        L += ["No answer yet.", ""]
-    else:
-        L += [
-            f"**{a.lat:.5f}, {a.lon:.5f}** +- {a.radius_km:g} km, localizability {a.localizability:.2f} "
-            f"({a.source}); "
-            f"https://www.openstreetmap.org/?mlat={a.lat:.6f}&mlon={a.lon:.6f}",
-            "",
-        ]
+    kept = " (a copy is kept in the session store)" if photo.get("stored") else ""
+    L += [f"- SHA-256 of the examined photo: `{photo['sha256']}`{kept}"]
+    if (note := original_note(photo)) is not None:
+        L += [f"- **original changed**: {md_text(note)}"]
+    if "error" not in photo:
+        L += [f"- size: {photo['bytes']:,} bytes, {photo['size']} px, {md_text(photo['format'])}"]
+        L += [f"- metadata: {md_text(photo['exif'], 600)}"]
+    L += [
+        f"- session by {md_text(info.author)}, started {md_text(info.created)}; planner "
+        f"{md_text(info.policy)}; tools {md_text(', '.join(info.tools))}"
+    ]
+    L += [f"- status: {d['view'].status}; review levels: {md_text(', '.join(info.review) or 'none')}", ""]
+    L += ["## Answer", "", answer_line(d["answer"], "md"), ""]
     L += ["## Chain of Region", "", "| level | value | confidence | evidence |", "|---|---|---|---|"]
-    for c in d["chain"]:
-        cites = "; ".join(f"{x['id']} ({x['tool']}): {x['summary'][:80]}" for x in c["evidence"]).replace(
-            "|", "\\|"
-        )
-        code = f" ({c['code']})" if c["code"] and c["code"] != c["value"] else ""
-        L.append(f"| {c['level']} | {c['value']}{code} | {c['confidence']:.2f} | {cites} |")
-    L += ["", "## Tool calls", "", "| id | tool | arguments | result | s | by |", "|---|---|---|---|---|---|"]
-    for e in d["tool_calls"]:
-        args = json.dumps(e.arguments, ensure_ascii=False)[:80]
-        result = (e.summary if e.ok else f"FAILED: {e.error}")[:120].replace("|", "\\|")
-        L.append(
-            f"| {e.id} | {e.tool} | `{args}` | {result} | {e.elapsed_s:.2f} | {e.author or 'planner'} "
-            f"{e.utc or ''} |"
-        )
-    L += ["", "## Analyst moves", ""]
-    L += [f"- {e.id} {e.tool} by {e.author} at {e.utc}: {e.summary}" for e in d["moves"]] or ["None."]
+    L += [md_chain_row(lv, c) for lv, c in d["chain"].items()]
+    L += ["", "## Evidence chain", ""]
+    L += ["Every tool call, analyst move, commitment and answer, in order; each row's hash covers its full "
+          "content and the row before it (the manifest at the end holds them; `geolocate session verify` "
+          "checks them).", ""]  # fmt: skip
+    L += ["| seq | kind | ref | SHA-256 | what |", "|---|---|---|---|---|"]
+    L += [md_entry_row(e) for e in d["entries"]]
     L += ["", "## Ruled out", ""]
     L += [
-        f"- {r['level']} = {r['value']} rejected by {r['author']} at {r['utc']}: {r['reason']} ({r['id']})"
+        f"- {md_text(r['level'])} = {md_text(r['value'])} rejected by {md_text(r['author'])} at "
+        f"{md_text(r['utc'])}: {md_text(r['reason'])} ({md_text(r['id'])})"
         for r in d["ruled_out"]
     ]
-    L += [f"- backtracked: {t}" for t in d["backtracks"]]
-    L += [f"- constraint: {c}" for c in d["constraints"]]
-    if not (d["ruled_out"] or d["backtracks"] or d["constraints"]):
+    L += [f"- constraint: {md_text(c)}" for c in d["constraints"]]
+    if not (d["ruled_out"] or d["constraints"]):
         L += ["Nothing."]
     L += ["", "## Other branches", ""]
     for b in d["other_branches"]:
         chain = " > ".join(c.value for c in b.episode.chain.values()) or "-"
         ans = f"{b.episode.answer.lat:.5f}, {b.episode.answer.lon:.5f}" if b.episode.answer else "no answer"
-        L.append(f"- branch {b.short} (last change {b.updated[:19]}): {chain}; {ans}")
+        L.append(
+            f"- branch {md_text(b.short)} (last change {md_text(b.updated[:19])}): {md_text(chain)}; {ans}"
+        )
     if not d["other_branches"]:
         L.append("None.")
     if ep.warnings:
-        L += ["", "## Warnings", ""] + [f"- {w}" for w in ep.warnings]
-    return "\n".join(L) + "\n"
+        L += ["", "## Warnings", ""] + [f"- {md_text(w, 600)}" for w in ep.warnings]
+    return "\n".join(L) + "\n\n"
 
 
 def html_report(d: dict[str, Any]) -> str:
-    """The report as one self-contained HTML file (map and photo embedded as data URIs)."""
+    """The report body as one self-contained HTML file (map and photo embedded as data URIs; every
+    string escaped by Jinja's autoescape or :mod:`html`)."""
     import jinja2
+    from markupsafe import Markup
+
+    from geolocate.agent.provenance import answer_line, html_chain_row, html_entry_row
 
     photo = d["photo"]
     thumb = None
@@ -410,25 +451,41 @@ def html_report(d: dict[str, Any]) -> str:
         loader=jinja2.FileSystemLoader(str(Path(__file__).parent / "templates")), autoescape=True
     )
     return env.get_template("report.html.j2").render(
-        d=d, map_png=base64.b64encode(map_png(d["episode"])).decode(), thumb=thumb, json=json, html=html
+        d=d,
+        map_png=base64.b64encode(map_png(d["episode"])).decode(),
+        thumb=thumb,
+        note=original_note(photo),
+        answer=Markup(answer_line(d["answer"], "html")),
+        chain_rows=[Markup(html_chain_row(lv, c)) for lv, c in d["chain"].items()],
+        entry_rows=[Markup(html_entry_row(e)) for e in d["entries"]],
     )
 
 
-def render_report(store, sid: str, fmt: str) -> str:
-    """The report of session ``sid`` in ``fmt``: ``md``, ``html``, ``geojson`` or ``kml``.
+REPORT_FORMATS = ("md", "html", "geojson", "kml")
+
+
+def render_report(store, sid: str, fmt: str, sign_key=None) -> str:
+    """The report of session ``sid`` in ``fmt`` (``md``, ``html``, ``geojson`` or ``kml``), its
+    manifest embedded (:mod:`geolocate.agent.provenance`) and, with ``sign_key`` (an Ed25519
+    private key), signed.
 
     Raises:
         ValueError: unknown format; SessionError: unknown session.
     """
-    if fmt == "geojson":
-        view = store.view(sid, with_branches=False)
-        return json.dumps(geojson(view.episode, view.info), ensure_ascii=False, indent=1) + "\n"
-    if fmt == "kml":
-        view = store.view(sid, with_branches=False)
-        return kml(view.episode, view.info)
+    from geolocate.agent.provenance import KML_PLACEHOLDER, body_digest, embed, sign
+
+    if fmt not in REPORT_FORMATS:
+        raise ValueError(f"unknown report format {fmt!r}; valid: {', '.join(REPORT_FORMATS)}")
     d = report_data(store, sid)
     if fmt == "md":
-        return markdown(d)
-    if fmt == "html":
-        return html_report(d)
-    raise ValueError(f"unknown report format {fmt!r}; valid: md, html, geojson, kml")
+        body = markdown(d)
+    elif fmt == "html":
+        body = html_report(d)
+    elif fmt == "geojson":
+        body = json.dumps(geojson(d["episode"], d["info"]), ensure_ascii=False, indent=1)
+    else:
+        body = kml(d["episode"], d["info"], manifest_placeholder=KML_PLACEHOLDER)
+    m = manifest(d, fmt) | {"body_sha256": body_digest(fmt, body)}
+    if sign_key is not None:
+        m = sign(m, sign_key)
+    return embed(fmt, body, m)

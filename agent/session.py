@@ -21,10 +21,10 @@ photo that changed on disk, a store that cannot be opened, a session in use by a
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import os
 import secrets
 import sqlite3
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,6 +38,7 @@ from geolocate.agent.graph import END, AgentContext, build_graph, recursion_limi
 from geolocate.agent.options import RunOptions
 from geolocate.agent.state import Budget, EpisodeState
 from geolocate.tools.errors import GeolocateError
+from geolocate.tools.files import OutputError, make_private
 
 SERDE_TYPES = [
     ("geolocate.agent.state", "EpisodeState"),
@@ -55,6 +56,24 @@ SERDE_TYPES = [
 
 class SessionError(GeolocateError, ValueError):
     """A session operation that cannot be done; the message says why and what to do (CLI exit 2)."""
+
+
+def one_line(e: object) -> str:
+    return " ".join(str(e).split())
+
+
+def store_error(e: BaseException) -> str:
+    """A store's error in one line (``database or disk is full`` says the disk is full)."""
+    text = one_line(e)
+    return "no space left on the device (disk full)" if "full" in text.lower() else text
+
+
+def store_write_error(url: str, e: BaseException) -> Exception:
+    """An error writing the store: a full disk is an :class:`OutputError` (CLI exit 1; the steps
+    already checkpointed are kept and ``session resume`` goes on), anything else a SessionError."""
+    if "full" in str(e).lower():
+        return OutputError(f"session store {url}: no space left on the device (disk full)")
+    return SessionError(f"session store {url}: {one_line(e)}")
 
 
 def data_home() -> Path:
@@ -154,27 +173,41 @@ class SessionStore:
     def __init__(self, url: str | None = None):
         from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
 
-        self.url = url or default_store()
+        self.url = str(url or default_store())
         self._listing: dict[str, tuple] = {}
+        self._media_lock = threading.Lock()
         serde = JsonPlusSerializer(allowed_msgpack_modules=SERDE_TYPES)
         try:
             if self.url.startswith(("postgresql://", "postgres://")):
                 self._open_postgres(serde)
             else:
-                self._open_sqlite(serde)
+                self._open_sqlite(serde, create_folder=url is None)
+        except SessionError:
+            raise
         except (sqlite3.Error, OSError) as e:
-            raise SessionError(f"cannot open the session store {self.url}: {e}") from None
+            if "full" in str(e).lower():
+                raise store_write_error(self.url, e) from None
+            raise SessionError(f"cannot open the session store {self.url}: {store_error(e)}") from None
         except Exception as e:  # psycopg errors: the module is optional
             if type(e).__module__.startswith("psycopg"):
-                raise SessionError(f"cannot open the session store {self.url}: {e}".strip()) from None
+                raise SessionError(f"cannot open the session store {self.url}: {one_line(e)}") from None
             raise
         self.graph = build_graph(self.saver)
 
-    def _open_sqlite(self, serde) -> None:
+    def _open_sqlite(self, serde, create_folder: bool) -> None:
         from langgraph.checkpoint.sqlite import SqliteSaver
 
         path = Path(self.url.removeprefix("sqlite:///"))
-        path.parent.mkdir(parents=True, exist_ok=True)
+        if create_folder:  # the default store's folder (the user data folder) is made, private
+            path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        elif not path.parent.is_dir():
+            raise SessionError(
+                f"cannot open the session store {self.url}: the folder {path.parent} does not exist"
+            )
+        if path.is_dir():
+            raise SessionError(f"cannot open the session store {self.url}: it is a folder")
+        if not path.exists():  # private from the first byte: investigations are nobody else's business
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
         self.kind, self.path = "sqlite", path
         self.conn = sqlite3.connect(str(path), check_same_thread=False, timeout=30)
         self.conn.execute(
@@ -183,16 +216,104 @@ class SessionStore:
         self.saver = SqliteSaver(self.conn, serde=serde)
         self.saver.setup()
         self.conn.execute("SELECT count(*) FROM checkpoints").fetchone()
+        with self.saver.lock:
+            self.conn.execute(
+                "CREATE TABLE IF NOT EXISTS geolocate_media (sha256 TEXT PRIMARY KEY, data BLOB NOT NULL, "
+                "name TEXT, format TEXT, added TEXT)"
+            )
+            self.conn.commit()
+        for suffix in ("", "-wal", "-shm"):
+            make_private(f"{path}{suffix}")
 
     def _open_postgres(self, serde) -> None:
-        import psycopg
-        from langgraph.checkpoint.postgres import PostgresSaver
-        from psycopg.rows import dict_row
+        try:
+            import psycopg
+            from langgraph.checkpoint.postgres import PostgresSaver
+            from psycopg.rows import dict_row
+        except ImportError:
+            raise SessionError(
+                "a PostgreSQL session store needs the postgres extra: pip install 'geolocate-agent[postgres]'"
+            ) from None
 
         self.kind, self.path = "postgres", None
         self.conn = psycopg.connect(self.url, autocommit=True, prepare_threshold=0, row_factory=dict_row)
         self.saver = PostgresSaver(self.conn, serde=serde)
         self.saver.setup()
+        self.conn.execute(
+            "CREATE TABLE IF NOT EXISTS geolocate_media (sha256 TEXT PRIMARY KEY, data BYTEA NOT NULL, "
+            "name TEXT, format TEXT, added TEXT)"
+        )
+
+    # -- the examined bytes, content-addressed -----------------------------------------------------
+    def put_media(self, data: bytes, name: str, image_format: str) -> str:
+        """Keep ``data`` (a photo's bytes) in the store under its SHA-256; returns the hash. The same
+        bytes are stored once, whatever their name.
+
+        Raises:
+            SessionError: the store cannot be written (a full disk says so).
+        """
+        import hashlib
+
+        sha = hashlib.sha256(data).hexdigest()
+        row = (sha, data, Path(name).name[:255], image_format, utc_now())
+        try:
+            if self.kind == "postgres":
+                self.conn.execute(
+                    "INSERT INTO geolocate_media VALUES (%s, %s, %s, %s, %s) ON CONFLICT (sha256) DO NOTHING",
+                    row,
+                )
+            else:
+                with self.saver.lock:
+                    self.conn.execute("INSERT OR IGNORE INTO geolocate_media VALUES (?, ?, ?, ?, ?)", row)
+                    self.conn.commit()
+        except sqlite3.Error as e:
+            raise store_write_error(self.url, e) from None
+        return sha
+
+    def media(self, sha256: str) -> bytes | None:
+        """The bytes stored under ``sha256`` (checked against it), or None when the store has none
+        (a session made before the store kept copies)."""
+        import hashlib
+
+        if self.kind == "postgres":
+            row = self.conn.execute(
+                "SELECT data FROM geolocate_media WHERE sha256 = %s", (sha256,)
+            ).fetchone()
+            data = bytes(row["data"]) if row else None
+        else:
+            with self.saver.lock:
+                row = self.conn.execute(
+                    "SELECT data FROM geolocate_media WHERE sha256 = ?", (sha256,)
+                ).fetchone()
+            data = bytes(row[0]) if row else None
+        if data is not None and hashlib.sha256(data).hexdigest() != sha256:
+            raise SessionError(f"the stored copy of photo {sha256[:12]}... is damaged (its hash differs)")
+        return data
+
+    def examined_image(self, info: SessionInfo):
+        """The photo the session examines, decoded from the store's copy (or, for a session made before
+        the store kept copies, from its path, checked against its SHA-256).
+
+        Raises:
+            SessionError: no copy and the file is gone, unreadable or changed.
+        """
+        from geolocate.tools.errors import InputImageError
+        from geolocate.tools.image import decode_image, load_image
+
+        data = self.media(info.sha256)
+        try:
+            if data is not None:
+                return decode_image(data, info.photo)
+            image = load_image(info.photo)
+        except InputImageError as e:
+            raise SessionError(f"session {info.id}: {e}") from None
+        if image.sha256 != info.sha256:
+            raise SessionError(
+                f"session {info.id}: the photo {info.photo} changed on disk since the session started "
+                f"(SHA-256 {image.sha256[:12]}... != {info.sha256[:12]}...) and the store has no copy of the "
+                "examined one"
+            )
+        return image
 
     def close(self) -> None:
         with contextlib.suppress(Exception):
@@ -331,6 +452,7 @@ class SessionStore:
             "session": info,
         }
         with self.lock(sid):
+            self.put_media(image.data, image.path, image.format)
             self._stream(
                 info, inputs, self._config(sid, episode.budget), on_step, image=image, policy=policy_obj
             )
@@ -344,22 +466,10 @@ class SessionStore:
 
     def _context(self, info: SessionInfo, force: bool = False, image=None, policy=None) -> AgentContext:
         from geolocate.agent.policies import make_policy
-        from geolocate.tools.errors import InputImageError
-        from geolocate.tools.image import load_image
         from geolocate.tools.registry import ToolSet
 
         if image is None:
-            try:
-                image = load_image(info.photo)
-            except InputImageError as e:
-                raise SessionError(f"session {info.id}: {e}") from None
-            if image.sha256 != info.sha256 and not force:
-                raise SessionError(
-                    f"session {info.id}: the photo {info.photo} changed on disk since the session started "
-                    f"(SHA-256 {image.sha256[:12]}... != {info.sha256[:12]}...); use --force to go on with it"
-                )
-            if image.sha256 != info.sha256:
-                image = dataclasses.replace(image, sha256=info.sha256)
+            image = self.examined_image(info)
         return AgentContext(
             image=image,
             tools=ToolSet.from_names(info.tools),
@@ -374,10 +484,15 @@ class SessionStore:
 
         get_db()  # built (first run) before any tool's time-out starts
         ctx = self._context(info, force=force, image=image, policy=policy)
-        for chunk in self.graph.stream(inputs, config, context=ctx, stream_mode="updates", durability="sync"):
-            for node, value in chunk.items():
-                if on_step is not None and isinstance(value, dict) and "episode" in value:
-                    on_step(node, value["episode"])
+        try:
+            for chunk in self.graph.stream(
+                inputs, config, context=ctx, stream_mode="updates", durability="sync"
+            ):
+                for node, value in chunk.items():
+                    if on_step is not None and isinstance(value, dict) and "episode" in value:
+                        on_step(node, value["episode"])
+        except sqlite3.Error as e:  # every step so far is checkpointed: resume goes on from there
+            raise store_write_error(self.url, e) from None
 
     def _snapshot(self, sid: str, checkpoint: str | None = None):
         snap = self.graph.get_state(self._config(sid, Budget(), checkpoint))
@@ -417,6 +532,10 @@ class SessionStore:
                 raise SessionError(
                     f"nothing is pending review in session {sid}: {m.kind} needs a review point"
                 )
+            from geolocate.agent.episode import move_error
+
+            if (why := move_error(snap.values["episode"], pending, m)) is not None:
+                raise SessionError(f"session {sid}: {why}")
             config = self._config(sid, snap.values["episode"].budget)
             self._stream(info, Command(resume=m.model_dump(mode="json")), config, on_step, force=force)
         return self.view(sid)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 from rich.markup import escape
@@ -113,11 +114,82 @@ def register(sub) -> None:
     p.add_argument("checkpoint")
     p = cmd("switch", "make another branch the current one (see show)")
     p.add_argument("branch")
-    p = cmd("report", "evidence report: Markdown, self-contained HTML, GeoJSON or KML")
+    p = cmd("report", "evidence report: Markdown, self-contained HTML, GeoJSON or KML, with its manifest")
     p.add_argument("--format", choices=["md", "html", "geojson", "kml"], default="md")
-    p.add_argument("-o", "--out", metavar="FILE", help="write here (default: stdout; html needs -o)")
+    p.add_argument(
+        "-o", "--out", metavar="FILE", help="write here ('-' or nothing: standard output; html needs -o)"
+    )
+    p.add_argument(
+        "--sign",
+        metavar="KEY",
+        help="sign the report's manifest with this Ed25519 private key (geolocate keys new makes one)",
+    )
+    v = ss.add_parser(
+        "verify",
+        help="check a report from the file alone: its evidence chain, its text and its signature",
+        description="Recompute every evidence hash, the chain head, each entry's rendering, the body hash "
+        "and the signature of a report (md, html, geojson or kml); exit 0 when intact, 1 naming the first "
+        "entry that differs, 2 when the file holds no readable manifest.",
+    )
+    v.add_argument("report", help="the report file ('-' for standard input)")
+    v.add_argument("--key", metavar="PUBLIC_KEY", help="the signer's Ed25519 public key (PEM) you trust")
+    v.set_defaults(session_command="verify")
     cmd("delete", "delete a session and all its checkpoints")
     s.set_defaults(run=cmd_session)
+    k = sub.add_parser("keys", help="Ed25519 keys to sign evidence reports")
+    ks = k.add_subparsers(dest="keys_command", required=True, metavar="ACTION")
+    kn = ks.add_parser("new", help="make a key pair: PREFIX.key (private, mode 0600) and PREFIX.pub")
+    kn.add_argument(
+        "--out", metavar="PREFIX", default="geolocate-ed25519", help="file name prefix (default: %(default)s)"
+    )
+    k.set_defaults(run=cmd_keys)
+
+
+def cmd_keys(args: argparse.Namespace) -> int:
+    """``geolocate keys new``: a new Ed25519 key pair for ``session report --sign``."""
+    from geolocate.agent.provenance import ProvenanceError, fingerprint, load_public_key, new_keypair
+
+    try:
+        key, pub = new_keypair(args.out)
+    except OutputError as e:
+        return fail(e, EXIT_ERROR)
+    except ProvenanceError as e:
+        return fail(e)
+    print(f"private key: {key} (keep it secret)\npublic key:  {pub} (give it to whoever verifies)")
+    print(f"fingerprint: {fingerprint(load_public_key(pub))}")
+    return 0
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    """``geolocate session verify REPORT [--key PUB]``: exit 0 intact, 1 a difference, 2 unreadable."""
+    from geolocate.agent.provenance import ProvenanceError, load_public_key, verify_report
+
+    try:
+        text = sys.stdin.read() if args.report == "-" else Path(args.report).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        return fail(f"{args.report}: cannot read the report ({getattr(e, 'strerror', None) or e})")
+    try:
+        key = load_public_key(args.key) if args.key else None
+        v = verify_report(text, key)
+    except ProvenanceError as e:
+        return fail(f"{args.report}: {e}")
+    if not v.ok:
+        return fail(f"{args.report}: NOT intact: {v.problem}", EXIT_ERROR)
+    who = (
+        f"signed by {v.signed_by}"
+        + (
+            ""
+            if v.key_checked
+            else " (the key the report carries; pass --key to check it is the signer you trust)"
+        )  # fmt: skip
+        if v.signed_by
+        else "not signed"
+    )
+    print(
+        f"{args.report}: intact ({v.format}): {', '.join(v.checked)}; chain head {v.chain_head}; photo "
+        f"SHA-256 {v.photo_sha256}; {who}"
+    )
+    return 0
 
 
 def _printer(quiet: bool):
@@ -204,6 +276,8 @@ def _move(args: argparse.Namespace) -> dict:
             arguments = json.loads(args.args)
         except json.JSONDecodeError as e:
             raise ValueError(f"--args is not JSON: {e}") from None
+        if not isinstance(arguments, dict):
+            raise ValueError('--args must be a JSON object, e.g. \'{"query": "Vaduz"}\'')
         return {"kind": "tool", "name": args.name, "arguments": arguments}
     return {"kind": "constrain", "constraint": constraint_from_args(args)}
 
@@ -212,17 +286,9 @@ def constraint_from_args(args: argparse.Namespace) -> dict:
     """The constraint dict of ``session constrain`` flags.
 
     Raises:
-        ValueError: a box or circle that is not numbers.
+        ValueError: a box or circle that is not finite numbers.
     """
-
-    def numbers(text: str, n: int, what: str) -> list[float]:
-        try:
-            xs = [float(x) for x in text.split(",")]
-        except ValueError:
-            xs = []
-        if len(xs) != n:
-            raise ValueError(f"{what} needs {n} comma-separated numbers, got {text!r}")
-        return xs
+    from geolocate.agent.cli_common import numbers
 
     if args.country:
         return {"kind": "country", "country": args.country}
@@ -245,6 +311,8 @@ def cmd_session(args: argparse.Namespace) -> int:
     from geolocate.tools.errors import GeolocateError, format_validation_error
 
     out = Console(soft_wrap=True)
+    if args.session_command == "verify":  # from the file alone: no store is opened
+        return cmd_verify(args)
     try:
         with SessionStore(args.store or os.environ.get("GEOLOCATE_STORE")) as store:
             return _dispatch(args, store, out)
@@ -349,7 +417,15 @@ def _dispatch(args: argparse.Namespace, store, out) -> int:
                 check_target(args.out)
             except OutputError as e:
                 raise ValueError(str(e)) from None
-        text = render_report(store, sid, args.format)
+        key = None
+        if args.sign:
+            from geolocate.agent.provenance import ProvenanceError, load_private_key
+
+            try:
+                key = load_private_key(args.sign)
+            except ProvenanceError as e:
+                raise ValueError(str(e)) from None
+        text = render_report(store, sid, args.format, sign_key=key)
         if args.out and args.out != "-":
             write_output(args.out, text, private=True)
             print(f"{args.format} report of session {sid}: {args.out}")

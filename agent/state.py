@@ -142,6 +142,43 @@ class Turn(BaseModel):
     )
 
 
+GENESIS = "0" * 64
+"""The ``prev`` of the first ledger entry."""
+
+
+class LedgerEntry(BaseModel):
+    """One link of the evidence hash chain: an evidence entry (tool call with arguments and output,
+    analyst move with author and UTC time), a commitment, a backtrack, an answer or a reopening.
+
+    ``sha256`` is the SHA-256 of the canonical JSON (RFC 8785 JCS) of ``{"seq", "kind", "ref",
+    "content", "prev"}`` (:func:`entry_hash`); ``prev`` is the previous entry's ``sha256``
+    (:data:`GENESIS` for the first), so changing any entry changes every hash after it. ``content``
+    is kept here for commitments, backtracks and answers; for evidence it is the evidence entry
+    itself (``EpisodeState.evidence``), never copied.
+    """
+
+    seq: int = Field(ge=0)
+    kind: Literal["evidence", "commit", "backtrack", "answer", "reopen"]
+    ref: str
+    content: dict[str, Any] | None = Field(None, exclude_if=lambda v: v is None)
+    prev: str
+    sha256: str
+
+
+def entry_hash(seq: int, kind: str, ref: str, content: dict[str, Any], prev: str) -> str:
+    """The SHA-256 (hex) of an entry's canonical JSON (RFC 8785, ``rfc8785``).
+
+    >>> entry_hash(0, "answer", "answer", {"lat": 1.5}, GENESIS)[:16]
+    '0681bab2dfe71ee5'
+    """
+    import hashlib
+
+    import rfc8785
+
+    doc = {"seq": seq, "kind": kind, "ref": ref, "content": content, "prev": prev}
+    return hashlib.sha256(rfc8785.dumps(doc)).hexdigest()
+
+
 class FinalAnswer(BaseModel):
     """The episode's prediction. ``source``: 'answer' (the policy answered) or 'fallback' (budget ran
     out; the deepest committed level's point is used)."""
@@ -168,8 +205,29 @@ class EpisodeState(BaseModel):
     status: Literal["running", "answered", "budget_exhausted"] = "running"
     warnings: list[str] = []
     elapsed_s: float = 0.0
+    ledger: list[LedgerEntry] = Field(
+        default_factory=list,
+        description="the evidence hash chain: evidence entries, commitments, backtracks, answers, in order",
+    )
 
     model_config = {"populate_by_name": True}
+
+    def ledger_content(self, entry: LedgerEntry) -> dict[str, Any]:
+        """What ``entry`` hashes: its own content, or (evidence) the evidence entry it names.
+
+        Raises:
+            KeyError: the evidence entry is not in this state.
+        """
+        if entry.kind != "evidence":
+            return entry.content or {}
+        ev = self.evidence_by_id(entry.ref)
+        if ev is None:
+            raise KeyError(entry.ref)
+        return ev.model_dump(mode="json")
+
+    def chain_head(self) -> str:
+        """The ``sha256`` of the last ledger entry (:data:`GENESIS` when empty)."""
+        return self.ledger[-1].sha256 if self.ledger else GENESIS
 
     @property
     def tool_calls(self) -> int:

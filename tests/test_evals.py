@@ -183,7 +183,7 @@ def test_eval_resume_skips_corrupt_lines_and_refuses_other_settings(tmp_path, os
     jl.write_text("\n".join([lines[0], lines[1], "{}", "null", lines[2][:40]]) + "\n")
     capsys.readouterr()
     assert main([*base, "--tools", "ocr,clues"]) == 0  # resumes: the corrupt lines are named and skipped
-    assert "line 3: not a result record" in caplog.text and "line 4" in caplog.text
+    assert "line 3 (byte offset" in caplog.text and "line 4 (byte offset" in caplog.text
     assert len([x for x in jl.read_text().splitlines() if x.strip()]) == 3  # header + 2 records
     assert main([*base, "--tools", "all"]) == 2
     err = capsys.readouterr().err

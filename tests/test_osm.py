@@ -214,9 +214,9 @@ def reference_features(
                 fid = f"w{o.id}"
                 pts = [(n.lon, n.lat) for n in o.nodes if n.location.valid()]
                 complete = all(n.location.valid() for n in o.nodes)
-                if len(set(pts)) < 2 or (area_rule(tags) and complete):
-                    continue  # too little inside, or osmium's area above
-                g = shapely.LineString(pts)
+                if not pts or (area_rule(tags) and complete):
+                    continue  # nothing inside, or osmium's area above
+                g = shapely.LineString(pts) if len(set(pts)) >= 2 else shapely.Point(pts[0])
                 if area_rule(tags) and len(set(pts)) >= 3:  # cut by the extract's edge
                     poly = shapely.make_valid(shapely.Polygon(pts))
                     g = poly if poly.area > 0 else g
@@ -224,10 +224,10 @@ def reference_features(
                 fid = f"w{o.id}"
                 pts = [
                     (n.lon, n.lat) for n in o.nodes if n.location.valid()
-                ]  # ways cut at the extract's edge keep their inside part
-                if len(set(pts)) < 2:
+                ]  # ways cut at the extract's edge keep their inside part: one node, a point
+                if not pts:
                     continue
-                g = shapely.LineString(pts)
+                g = shapely.LineString(pts) if len(set(pts)) >= 2 else shapely.Point(pts[0])
             else:
                 continue
         except RuntimeError:
@@ -875,8 +875,9 @@ def test_presets_with_parameters_from_the_cli_and_the_planner(dbs, capsys):
 
 
 def test_ways_cut_by_the_extracts_edge_are_kept_and_flagged(dbs):
-    """Every tagged way with nodes outside the Helsinki extract (and at least two inside) is in the
-    index with the part inside, flagged clipped; a closed one the area rule accepts is an area. So is
+    """Every tagged way with nodes outside the Helsinki extract (and at least one inside) is in the
+    index with the part inside, flagged clipped: a closed one the area rule accepts is an area, one
+    node inside is a point, others are lines. So is
     every multipolygon or boundary relation that osmium cannot assemble for a member cut or missing."""
     import sqlite3
 
@@ -887,9 +888,9 @@ def test_ways_cut_by_the_extracts_edge_are_kept_and_flagged(dbs):
             continue
         tags = {t.k: t.v for t in o.tags if t.k not in ignored}
         pts = {(n.lon, n.lat) for n in o.nodes if n.location.valid()}
-        if tags and len(pts) >= 2 and len(pts) < len({n.ref for n in o.nodes}):
+        if tags and pts and len(pts) < len({n.ref for n in o.nodes}):
             area = o.is_closed() and id_area_rule(tags) and len(pts) >= 3
-            want[f"w{o.id}"] = "area" if area else "line"
+            want[f"w{o.id}"] = "area" if area else "line" if len(pts) >= 2 else "point"
     # Multipolygon and boundary relations with a member missing or cut: kept from the members inside.
     rels = {
         r.id: [m.ref for m in r.members if m.type == "w"]

@@ -100,7 +100,7 @@ def check_target(target: str | Path, folder: bool = False) -> None:
     st = _stat(p)
     if folder:
         if st is not None and not stat.S_ISDIR(st.st_mode):
-            raise OutputError(f"{p}: exists and is not a folder")
+            raise OutputError(f"{p}: OUT must be a folder (several outputs go there), and this is a file")
         if st is None:
             parent = p.parent if str(p.parent) else Path(".")
             if not parent.exists():

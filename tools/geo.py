@@ -104,3 +104,67 @@ def geodesic_circle(lat: float, lon: float, radius_km: float, n: int = 72) -> li
     lons, lats, _ = g.fwd([lon] * n, [lat] * n, az, [min(radius_km, 19_000.0) * 1000.0] * n)
     ring = [(round(x, 6), round(y, 6)) for x, y in zip(lons, lats)]
     return [*ring, ring[0]]
+
+
+HALF_CIRCUMFERENCE_KM = math.pi * EARTH_RADIUS_KM
+"""Half the Earth's circumference, 20,015.1 km: the largest great-circle distance, and the largest
+radius a circle (a constraint, an answer's radius) may have."""
+
+
+def circle_geometry(lat: float, lon: float, radius_km: float, n: int = 128):
+    """The region within ``radius_km`` of (lat, lon) as a valid shapely geometry in (lon, lat)
+    degrees, for any radius up to :data:`HALF_CIRCUMFERENCE_KM`, at the poles and across the
+    antimeridian: a Polygon, or a MultiPolygon cut at 180 degrees (RFC 7946, section 3.1.9; the
+    ``antimeridian`` library). A circle around a pole is closed along the pole; one holding both
+    poles is the world without the circle around the antipode.
+
+    >>> g = circle_geometry(0.0, 179.5, 200.0)
+    >>> g.geom_type, g.is_valid
+    ('MultiPolygon', True)
+    >>> circle_geometry(41.26, 69.22, 5984.0).is_valid  # reaches over the north pole
+    True
+
+    Raises:
+        ValueError: a coordinate or radius that is not finite, out of range, or a radius <= 0.
+    """
+    import antimeridian
+    from shapely.geometry import Polygon, box
+
+    if not valid_lat_lon(lat, lon):
+        raise ValueError(f"({lat}, {lon}) is not a WGS84 position")
+    if not math.isfinite(radius_km) or not 0 < radius_km <= HALF_CIRCUMFERENCE_KM:
+        raise ValueError(f"radius {radius_km} km must be above 0 and at most {HALF_CIRCUMFERENCE_KM:.1f} km")
+    north = haversine_km(lat, lon, 90.0, 0.0) < radius_km
+    south = haversine_km(lat, lon, -90.0, 0.0) < radius_km
+    if north and south:  # the complement of the circle around the antipode
+        rest = HALF_CIRCUMFERENCE_KM - radius_km
+        world = box(-180.0, -90.0, 180.0, 90.0)
+        if rest <= 0.5:
+            return world
+        anti_lon = lon - 180.0 if lon > 0 else lon + 180.0
+        return world.difference(circle_geometry(-lat, anti_lon, rest, n)).buffer(0)
+    ring = geodesic_circle(lat, lon, radius_km, n)[::-1]  # counter-clockwise, as RFC 7946 asks
+    g = antimeridian.fix_polygon(
+        Polygon(ring), force_north_pole=north, force_south_pole=south, fix_winding=True
+    )
+    return g if g.is_valid else g.buffer(0)
+
+
+def circle_geojson(lat: float, lon: float, radius_km: float, n: int = 128) -> dict:
+    """:func:`circle_geometry` as a GeoJSON geometry ((lon, lat) order, RFC 7946)."""
+    return geojson_geometry(circle_geometry(lat, lon, radius_km, n))
+
+
+def geojson_geometry(g) -> dict:
+    """A shapely geometry in (lon, lat) degrees as a GeoJSON geometry dict, coordinates as lists
+    rounded to 1e-6 degrees (about 0.1 m)."""
+    from shapely.geometry import mapping
+
+    m = mapping(g)
+    return {"type": m["type"], "coordinates": _lists(m["coordinates"])}
+
+
+def _lists(x):
+    if isinstance(x, (list, tuple)) and x and isinstance(x[0], (int, float)):
+        return [round(float(v), 6) for v in x]
+    return [_lists(v) for v in x]

@@ -186,15 +186,21 @@ def cmd_osm(args: argparse.Namespace) -> int:
 
         from geolocate.tools.osm.presets import PRESETS, describe
 
-        t = Table(
-            title=f'{len(PRESETS)} presets: --preset NAME [KEY=VALUE ...], or {{"preset": NAME}} in a query'
-        )
+        title = f'{len(PRESETS)} presets: --preset NAME [KEY=VALUE ...], or {{"preset": NAME}} in a query'
+        console = Console(soft_wrap=True)
+        if not console.is_terminal:  # piped: one line per preset, nothing cut to a terminal's width
+            print(title)
+            for name in sorted(PRESETS):
+                what, params = describe(name)
+                print("\t".join([name, what, ", ".join(params)]))
+            return 0
+        t = Table(title=title)
         for col in ("preset", "finds", "parameters"):
-            t.add_column(col)
+            t.add_column(col, overflow="fold")
         for name in sorted(PRESETS):
             what, params = describe(name)
             t.add_row(name, escape(what), escape(", ".join(params)))
-        Console(soft_wrap=True).print(t)
+        console.print(t)
         return 0
     if args.osm_command == "index":
         from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
