@@ -298,7 +298,7 @@ def print_result(state, console) -> None:
     if not state.chain:
         console.print("No region could be committed from the evidence: treat the answer as a guess.")
     for w in state.warnings:
-        console.print(f"[yellow]warning:[/yellow] {escape(w)}")
+        console.print(f"[yellow]warning:[/yellow] {escape(w)}", soft_wrap=True)
     n_fail = sum(not e.ok for e in state.evidence)
     console.print(
         f"{len(state.turns)} turns, {len(state.evidence)} tool calls ({n_fail} failed), "

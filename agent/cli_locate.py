@@ -82,7 +82,7 @@ def options_from_args(args: argparse.Namespace) -> RunOptions:
 def tools_spec(args: argparse.Namespace) -> str:
     """The tool mask of ``--tools``, with visual_candidates added when ``--clip-model`` is given and
     the mask does not exclude it."""
-    spec = args.tools or "all"
+    spec = "all" if args.tools is None else args.tools
     if getattr(args, "clip_model", None) and "visual_candidates" not in spec.split(","):
         if "-visual_candidates" not in spec:
             spec += ",visual_candidates"

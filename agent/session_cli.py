@@ -23,7 +23,7 @@ from geolocate.agent.cli_common import (
     print_result,
     stderr,
 )
-from geolocate.tools.files import OutputError, check_target, write_output
+from geolocate.tools.files import OutputError, OutputTargetError, check_target, write_output
 
 
 def _store_arg(p: argparse.ArgumentParser) -> None:
@@ -151,6 +151,8 @@ def cmd_keys(args: argparse.Namespace) -> int:
 
     try:
         key, pub = new_keypair(args.out)
+    except OutputTargetError as e:
+        return fail(e)
     except OutputError as e:
         return fail(e, EXIT_ERROR)
     except ProvenanceError as e:
@@ -318,6 +320,8 @@ def cmd_session(args: argparse.Namespace) -> int:
             return _dispatch(args, store, out)
     except ValidationError as e:
         return fail(format_validation_error(e))
+    except OutputTargetError as e:
+        return fail(e)
     except OutputError as e:
         return fail(e, EXIT_ERROR)
     except (SessionError, GeolocateError, ValueError) as e:

@@ -15,7 +15,7 @@ from geolocate.agent.cli_common import (
     positive_int,
     progress,
 )
-from geolocate.tools.files import OutputError, check_target
+from geolocate.tools.files import OutputError, OutputTargetError, check_target
 
 ABLATE_HELP = (
     "Each value of --tools is one arm (a tool set): 'all' (every tool), '-ocr' (all but ocr), "
@@ -176,8 +176,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
             name = Path(args.predictions).stem
         else:
             ds = dataset_from_args(args)
+            ToolSet.parse_spec(args.tools)  # the user's mask as written ("" is an error)
             spec = args.tools if args.use_exif else f"{args.tools},-exif"
-            ToolSet.parse_spec(spec)
             policy = policy_from_args(args)
             name = f"{policy.name} ({args.tools})"
             recs = []
@@ -203,6 +203,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
             )
         print(markdown_table([flat_row(name, evaluate_records(recs))]))
         report = write_report(out, {name: recs})
+    except OutputTargetError as e:
+        return fail(e)
     except OutputError as e:
         return fail(e, EXIT_ERROR)
     except KeyError as e:
@@ -244,6 +246,8 @@ def cmd_ablate(args: argparse.Namespace) -> int:
                     base="base" if args.base else None,
                     marginal=marginal,
                 )
+    except OutputTargetError as e:
+        return fail(e)
     except OutputError as e:
         return fail(e, EXIT_ERROR)
     except KeyError as e:

@@ -16,24 +16,103 @@ from geolocate.agent.state import Budget
 from geolocate.policy_training.config import GeoGRPOConfig
 
 
-def load_config(path: str | Path) -> GeoGRPOConfig:
-    """A :class:`GeoGRPOConfig` from a YAML or JSON file.
+def load_config(path: str | Path, overrides: dict | None = None) -> GeoGRPOConfig:
+    """A :class:`GeoGRPOConfig` from a YAML or JSON file (and ``overrides`` on top).
+
+    Every problem is one line naming the file and the key: YAML or JSON that does not parse (with
+    its line), a file that is not a mapping, an unknown key (with the near ones), a value of the wrong
+    type. On a machine without a GPU, ``use_cpu`` is set and ``bf16`` off unless the file says
+    otherwise.
 
     Raises:
-        FileNotFoundError, ValueError (unknown keys or bad values, from HfArgumentParser).
+        FileNotFoundError; ValueError (the message names the file and the key).
     """
-    from transformers import HfArgumentParser
+    import dataclasses
+    import difflib
+    import json
+    import typing
+
+    import yaml
 
     p = Path(path)
     if not p.is_file():
         raise FileNotFoundError(f"config file not found: {p}")
-    parser = HfArgumentParser(GeoGRPOConfig)
-    (cfg,) = (
-        parser.parse_yaml_file(str(p), allow_extra_keys=False)
-        if p.suffix in (".yaml", ".yml")
-        else parser.parse_json_file(str(p), allow_extra_keys=False)
-    )
-    return cfg
+    try:
+        text = p.read_text(encoding="utf-8")
+        raw = json.loads(text) if p.suffix == ".json" else yaml.safe_load(text)
+    except UnicodeDecodeError as e:
+        raise ValueError(f"{p}: not UTF-8 text (byte offset {e.start})") from None
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{p}: not valid JSON (line {e.lineno}: {e.msg})") from None
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f"line {mark.line + 1}: " if mark is not None else ""
+        raise ValueError(f"{p}: not valid YAML ({where}{getattr(e, 'problem', None) or e})") from None
+    raw = {} if raw is None else raw
+    if not isinstance(raw, dict):
+        raise ValueError(f"{p}: a config is a mapping of settings (key: value), not a {type(raw).__name__}")
+    raw = {**raw, **(overrides or {})}
+    fields = {f.name: f for f in dataclasses.fields(GeoGRPOConfig) if f.init}
+    unknown = [k for k in raw if k not in fields]
+    if unknown:
+        near = {k: difflib.get_close_matches(str(k), list(fields), n=2) for k in unknown}
+        hints = "; ".join(
+            f"{k!r}" + (f" (did you mean {', '.join(v)}?)" if v else "") for k, v in near.items()
+        )
+        raise ValueError(f"{p}: unknown setting(s) {hints}")
+    hints_ = typing.get_type_hints(GeoGRPOConfig)
+    for k, v in raw.items():
+        if (why := _type_error(hints_.get(k), v)) is not None:
+            raise ValueError(f"{p}: {k}: {why}")
+    try:
+        import torch
+
+        gpu = torch.cuda.is_available()
+    except ImportError:  # pragma: no cover - torch comes with the train extra
+        gpu = False
+    if not gpu and not any(k in raw for k in ("use_cpu", "bf16", "fp16")):
+        raw.update(use_cpu=True, bf16=False)
+    try:
+        return GeoGRPOConfig(**raw)
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"{p}: {' '.join(str(e).split())}") from None
+
+
+def _type_error(hint, value) -> str | None:
+    """Why ``value`` does not fit the annotation ``hint`` (int, float, bool, str, lists, optionals,
+    literals and enums of TrainingArguments), or None."""
+    import enum
+    import typing
+
+    if hint is None or value is None:
+        return None
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
+        errors = [_type_error(a, value) for a in args if a is not type(None)]
+        return None if any(e is None for e in errors) else errors[0]
+    if origin is typing.Literal:
+        return None if value in args else f"must be one of {', '.join(map(repr, args))}, got {value!r}"
+    if origin in (list, tuple):
+        return None if isinstance(value, (list, tuple)) else f"must be a list, got {value!r}"
+    if origin is dict:
+        return None if isinstance(value, dict) else f"must be a mapping, got {value!r}"
+    if hint is bool:
+        return None if isinstance(value, bool) else f"must be true or false, got {value!r}"
+    if hint is int:
+        return (
+            None
+            if isinstance(value, int) and not isinstance(value, bool)
+            else f"must be an integer, got {value!r}"
+        )
+    if hint is float:
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        return None if ok else f"must be a number, got {value!r}"
+    if hint is str:
+        return None if isinstance(value, str) else f"must be text, got {value!r}"
+    if isinstance(hint, type) and issubclass(hint, enum.Enum):
+        valid = [m.value for m in hint]
+        return None if value in valid or isinstance(value, hint) else f"must be one of {valid}, got {value!r}"
+    return None
 
 
 def training_dataset(cfg: GeoGRPOConfig):

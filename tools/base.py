@@ -14,7 +14,7 @@ from geolocate.tools.image import LoadedImage
 class ToolInput(BaseModel):
     """Base of tool argument models: unknown fields are an error the model is told about."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 class ToolOutput(BaseModel):

@@ -36,7 +36,12 @@ FULL_DISK = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
 
 class OutputError(GeolocateError, OSError):
     """An output cannot be written; the message is one line naming the path and the reason
-    (the CLI prints it and exits 1, or 2 when the target was unusable from the start)."""
+    (the CLI prints it and exits 1)."""
+
+
+class OutputTargetError(OutputError, ValueError):
+    """:func:`check_target` found before any work that the target cannot be written (a bad argument:
+    the CLI exits 2)."""
 
 
 def describe_os_error(e: OSError, path: str | Path | None = None) -> str:
@@ -72,14 +77,14 @@ def _probe_folder(folder: Path, shown: str | Path) -> None:
     """Create and remove a temporary file in ``folder``: the one check that catches ``/proc``,
     ``/sys``, read-only mounts, missing permission and a full disk before any work is done."""
     if not folder.exists():
-        raise OutputError(f"{shown}: the folder {folder} does not exist")
+        raise OutputTargetError(f"{shown}: the folder {folder} does not exist")
     if not folder.is_dir():
-        raise OutputError(f"{shown}: {folder} is not a folder")
+        raise OutputTargetError(f"{shown}: {folder} is not a folder")
     try:
         fd, tmp = tempfile.mkstemp(dir=folder, prefix=".geolocate-probe-")
     except OSError as e:
         why = describe_os_error(e, folder).split(": ", 1)[-1]
-        raise OutputError(f"{shown}: cannot write in {folder} ({why})") from None
+        raise OutputTargetError(f"{shown}: cannot write in {folder} ({why})") from None
     os.close(fd)
     with contextlib.suppress(OSError):
         os.unlink(tmp)
@@ -94,31 +99,34 @@ def check_target(target: str | Path, folder: bool = False) -> None:
     """
     if str(target) == "-":
         if folder:
-            raise OutputError("-: standard output cannot hold several files; give a folder")
+            raise OutputTargetError("-: standard output cannot hold several files; give a folder")
         return
     p = Path(target)
-    st = _stat(p)
+    try:
+        st = _stat(p)
+    except OutputError as e:
+        raise OutputTargetError(str(e)) from None
     if folder:
         if st is not None and not stat.S_ISDIR(st.st_mode):
-            raise OutputError(f"{p}: OUT must be a folder (several outputs go there), and this is a file")
+            raise OutputTargetError(f"{p}: OUT must be a folder (several outputs go there); this is a file")
         if st is None:
             parent = p.parent if str(p.parent) else Path(".")
             if not parent.exists():
-                raise OutputError(f"{p}: the folder {parent} does not exist")
+                raise OutputTargetError(f"{p}: the folder {parent} does not exist")
             try:
                 p.mkdir()
             except OSError as e:
-                raise OutputError(describe_os_error(e, p)) from None
+                raise OutputTargetError(describe_os_error(e, p)) from None
         _probe_folder(p, p)
         return
     if st is not None:
         if stat.S_ISDIR(st.st_mode):
-            raise OutputError(f"{p}: is a folder; give a file name")
+            raise OutputTargetError(f"{p}: is a folder; give a file name")
         if stat.S_ISSOCK(st.st_mode):
-            raise OutputError(f"{p}: is a socket; give a file name")
+            raise OutputTargetError(f"{p}: is a socket; give a file name")
         if _special(st):
             if not os.access(p, os.W_OK):
-                raise OutputError(f"{p}: no permission to write")
+                raise OutputTargetError(f"{p}: no permission to write")
             return
     real = Path(os.path.realpath(p))
     _probe_folder(real.parent if str(real.parent) else Path("."), p)

@@ -141,7 +141,9 @@ def decode_image(data: bytes, name: str = "<bytes>", max_pixels: int = DEFAULT_M
     notes: list[str] = []
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            # Our own limit (max_pixels, checked below from the header) is the one that applies;
+            # Pillow's warning threshold (89 megapixels) would only say it in other words.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             im = Image.open(io.BytesIO(data))
             w, h = im.size
             if w * h > max_pixels:
@@ -163,7 +165,14 @@ def decode_image(data: bytes, name: str = "<bytes>", max_pixels: int = DEFAULT_M
     except InputImageError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
-        raise InputImageError(f"{name}: image too large (possible decompression bomb): {e}") from e
+        import re
+
+        m = re.search(r"\((\d+) pixels\)", str(e))
+        size = f"{int(m.group(1)) / 1e6:.0f} megapixels" if m else "too many megapixels"
+        raise InputImageError(
+            f"{name}: image is {size}, over the limit of {max_pixels / 1e6:.0f} (possible decompression "
+            "bomb); downscale it first"
+        ) from None
     except UnidentifiedImageError as e:
         raise InputImageError(f"{name}: not an image, or a format Pillow cannot read") from e
     except (OSError, SyntaxError, ValueError, EOFError) as e:

@@ -26,15 +26,17 @@ def make_backend(
     Backends import shapely and pyproj, so they load only here, when a query will run.
 
     Raises:
-        ValueError: neither is given.
+        ValueError: neither is given, or the Overpass URL is not an http(s) URL.
     """
     if db:
         from geolocate.tools.osm.local import LocalBackend
 
         return LocalBackend(db, limits) if limits else LocalBackend(db)
     if overpass:
+        from geolocate.agent.options import check_url
         from geolocate.tools.osm.overpass import OverpassBackend
 
+        check_url(overpass, "--overpass")
         return OverpassBackend(overpass, limits=limits or QueryLimits(), timeout_s=timeout_s)
     raise ValueError("give --db INDEX (from 'geolocate osm index') or --overpass URL")
 

@@ -205,7 +205,7 @@ def cmd_osm(args: argparse.Namespace) -> int:
     if args.osm_command == "index":
         from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-        from geolocate.tools.files import OutputError
+        from geolocate.tools.files import OutputError, OutputTargetError
         from geolocate.tools.osm.local import OsmIndexError, build_index
 
         try:
@@ -219,6 +219,8 @@ def cmd_osm(args: argparse.Namespace) -> int:
             ) as bar:
                 task = bar.add_task(f"indexing {Path(args.extract).name}", total=None)
                 stats = build_index(args.extract, args.out, progress=lambda n: bar.update(task, completed=n))
+        except OutputTargetError as e:
+            return fail(e)
         except OutputError as e:
             return fail(e, EXIT_ERROR)
         except OsmIndexError as e:
@@ -247,6 +249,8 @@ def cmd_osm(args: argparse.Namespace) -> int:
     except (GeolocateError, ValueError, OSError) as e:
         return fail(e)
     rows = _rows(q, result, args.combinations)
+    for note in result.notes:  # e.g. a key in OSM use that this extract lacks: zero results, said why
+        err.print(f"note: {note}", soft_wrap=True, markup=False)
     if args.geojson:
         print(json.dumps(_geojson(q, result, rows, args.combinations), ensure_ascii=False))
     elif args.csv:
