@@ -520,25 +520,37 @@ class SessionStore:
         with self.lock(sid):
             snap = self._snapshot(sid)
             info = snap.values["session"]
-            if snap.values.get("concluded"):
-                raise SessionError(f"session {sid} is concluded; fork it from an earlier checkpoint to go on")
-            if not snap.interrupts:
-                raise SessionError(
-                    f"session {sid} is not paused for the analyst (it stopped mid-run): "
-                    f"geolocate session resume {sid}"
-                )
-            pending = snap.interrupts[0].value
-            if m.kind in DECISIONS and pending.get("kind") != "review":
-                raise SessionError(
-                    f"nothing is pending review in session {sid}: {m.kind} needs a review point"
-                )
-            from geolocate.agent.episode import move_error
-
-            if (why := move_error(snap.values["episode"], pending, m)) is not None:
-                raise SessionError(f"session {sid}: {why}")
+            self._check_move(sid, snap, m)
             config = self._config(sid, snap.values["episode"].budget)
             self._stream(info, Command(resume=m.model_dump(mode="json")), config, on_step, force=force)
         return self.view(sid)
+
+    def check_move(self, sid: str, move: dict | BaseModel) -> None:
+        """Raise :class:`SessionError` when ``move`` cannot be applied to session ``sid`` now (not
+        paused, concluded, nothing pending for a decision, or :func:`~geolocate.agent.episode.move_error`);
+        nothing is changed. The web workbench checks a move with this before running it.
+
+        Raises:
+            SessionError; pydantic ``ValidationError``: a malformed move.
+        """
+        m = move if isinstance(move, BaseModel) else MOVE.validate_python(move)
+        self._check_move(sid, self._snapshot(sid), m)
+
+    def _check_move(self, sid: str, snap, m) -> None:
+        from geolocate.agent.episode import move_error
+
+        if snap.values.get("concluded"):
+            raise SessionError(f"session {sid} is concluded; fork it from an earlier checkpoint to go on")
+        if not snap.interrupts:
+            raise SessionError(
+                f"session {sid} is not paused for the analyst (it stopped mid-run): "
+                f"geolocate session resume {sid}"
+            )
+        pending = snap.interrupts[0].value
+        if m.kind in DECISIONS and pending.get("kind") != "review":
+            raise SessionError(f"nothing is pending review in session {sid}: {m.kind} needs a review point")
+        if (why := move_error(snap.values["episode"], pending, m)) is not None:
+            raise SessionError(f"session {sid}: {why}")
 
     def resume(
         self, sid: str, *, force: bool = False, on_step: Callable[[str, EpisodeState], None] | None = None

@@ -113,14 +113,32 @@ def test_a_non_loopback_bind_needs_a_token(capsys):
     assert "give --token" in capsys.readouterr().err
 
 
+def local_client(app) -> TestClient:
+    """A TestClient that talks to the app as a browser on this machine would: Host 127.0.0.1, and
+    the CSRF token of its first page kept for the forms it posts (:func:`post`)."""
+    import re
+
+    client = TestClient(app, base_url="http://127.0.0.1:8765")
+    page = client.get("/")
+    m = re.search(r'name="csrf_token" value="([0-9a-f]+)"', page.text)
+    client.csrf = m.group(1) if m else ""  # type: ignore[attr-defined]
+    return client
+
+
+def post(client: TestClient, url: str, data: dict | None = None, **kw):
+    """POST a form with the client's CSRF token, as the page's forms do."""
+    return client.post(url, data={**(data or {}), "csrf_token": client.csrf}, **kw)
+
+
 def test_a_wrong_token_gets_401_on_pages_api_and_stream(tmp_path):
-    client = TestClient(create_app(str(tmp_path / "s.sqlite"), token="s3cret"))
-    for path in ("/", "/api/sessions", "/sessions/abcd/events", "/static/app.js"):
+    client = TestClient(create_app(str(tmp_path / "s.sqlite"), token="s3cret"), base_url="http://127.0.0.1")
+    for path in ("/", "/api/sessions", "/sessions/abcd/events", "/static/app.js", "/openapi.json"):
         assert client.get(path).status_code == 401
         assert client.get(path, headers={"Authorization": "Bearer wrong"}).status_code == 401
     assert client.get("/api/sessions", headers={"Authorization": "Bearer s3cret"}).status_code == 200
-    r = client.get("/?token=s3cret")
-    assert r.status_code == 200 and "geolocate_token" in r.headers.get("set-cookie", "")
+    r = client.get("/?token=s3cret", follow_redirects=False)  # the token leaves the address at once
+    assert r.status_code == 303 and r.headers["location"] == "/"
+    assert "geolocate_token" in r.headers.get("set-cookie", "")
     assert client.get("/api/sessions").status_code == 200  # the cookie from the visit above
 
 
@@ -148,8 +166,8 @@ def _bomb() -> bytes:
 )
 def test_bad_uploads_get_a_clear_message_and_4xx(tmp_path, monkeypatch, name, data, message):
     monkeypatch.setenv("GEOLOCATE_HOME", str(tmp_path / "home"))
-    client = TestClient(create_app(str(tmp_path / "s.sqlite")))
-    r = client.post("/sessions", files={"photo": (name, data, "image/jpeg")}, follow_redirects=False)
+    client = local_client(create_app(str(tmp_path / "s.sqlite")))
+    r = post(client, "/sessions", files={"photo": (name, data, "image/jpeg")}, follow_redirects=False)
     assert 400 <= r.status_code < 500
     assert message in r.text and name in r.text
     assert client.get("/api/sessions").json()["sessions"] == []
@@ -157,8 +175,8 @@ def test_bad_uploads_get_a_clear_message_and_4xx(tmp_path, monkeypatch, name, da
 
 def test_a_good_upload_redirects_to_its_session(tmp_path, monkeypatch):
     monkeypatch.setenv("GEOLOCATE_HOME", str(tmp_path / "home"))
-    client = TestClient(create_app(str(tmp_path / "s.sqlite")))
-    r = client.post("/sessions", files={"photo": ("gray.jpg", _jpeg(), "image/jpeg")}, follow_redirects=False)
+    client = local_client(create_app(str(tmp_path / "s.sqlite")))
+    r = post(client, "/sessions", files={"photo": ("gray.jpg", _jpeg(), "image/jpeg")}, follow_redirects=False)
     assert r.status_code == 303 and r.headers["location"].startswith("/sessions/")
 
 
@@ -178,7 +196,7 @@ def test_the_map_draws_the_local_osm_index_around_the_answer(tmp_path, monkeypat
     sid = store.create(HAN_SIGN, tools="all,-exif", options=RunOptions(osm_db=str(db))).info.id
     store.move(sid, {"kind": "hint", "text": "a sign for Vaduz"})
     assert store.view(sid).episode.chain[list(store.view(sid).episode.chain)[-1]].value == "Vaduz"
-    client = TestClient(app)
+    client = local_client(app)
     fc = client.get(f"/sessions/{sid}/osm.geojson").json()
     layers = {f["properties"]["layer"] for f in fc["features"]}
     assert {"road", "building"} <= layers and len(fc["features"]) > 50
@@ -189,7 +207,7 @@ def test_osm_presets_fill_the_manual_tool_form(tmp_path, monkeypatch):
     from geolocate.tools.osm.query import FeatureSpec
 
     monkeypatch.setenv("GEOLOCATE_HOME", str(tmp_path / "home"))
-    presets = TestClient(create_app(str(tmp_path / "s.sqlite"))).get("/api/osm/presets").json()
+    presets = local_client(create_app(str(tmp_path / "s.sqlite"))).get("/api/osm/presets").json()
     assert {"road", "place_of_worship", "fuel", "amenity"} <= set(presets)
     for spec in presets.values():
         FeatureSpec.model_validate(spec)  # each is a valid FeatureQuery feature

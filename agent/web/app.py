@@ -4,8 +4,12 @@ live updates by Server-Sent Events. A thin view over :mod:`geolocate.agent.sessi
 calls the same session functions as the CLI.
 
 Offline by design: Leaflet and the Natural Earth world outline are served from the package, nothing
-from a CDN; a tile server is used only when the user names one (``--tiles URL``). When bound to an
-address other than loopback a token is required on every request (pages, API and event streams).
+from a CDN; a tile server is used only when the user names one (``--tiles URL``).
+
+Every request passes :class:`geolocate.agent.web.security.Security` (Host allow-list, token, Origin and
+CSRF checks). Server-side paths (``path=``, ``osm_db=``) are read only under the folders given with
+``--allow-dir``; uploads are stored under a sanitised name, mode 0600, and shown through thumbnails
+made once. The photo a session examines is served from the store's copy, never from its path.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import io
 import json
 import secrets
 import threading
@@ -28,10 +33,51 @@ from fastapi.templating import Jinja2Templates
 from geolocate.agent.options import RunOptions
 from geolocate.agent.session import SessionError, SessionStore, data_home, short_id
 from geolocate.tools.errors import GeolocateError
+from geolocate.tools.files import write_output
 
 HERE = Path(__file__).parent
 MAX_UPLOAD_MB = 50
 """Largest photo accepted by upload, MB (the image checks then refuse decompression bombs)."""
+THUMB_PX = 320
+"""Longest side of the thumbnails the sessions list shows, pixels."""
+
+
+def safe_upload_name(name: str | None) -> str:
+    """A file name from an upload's ``filename`` that is safe to create: the last path component
+    (``/`` and ``\\`` both separate), control characters and anything but letters, digits, ``. _ - +``
+    and spaces replaced, no leading dots (``..`` and ``.bashrc`` are not kept as such), at most 100
+    characters; ``photo`` when nothing is left.
+
+    >>> safe_upload_name("../../etc/passwd"), safe_upload_name(".."), safe_upload_name("a\x00b c.jpg")
+    ('passwd', 'photo', 'a_b c.jpg')
+    """
+    import re
+
+    base = re.split(r"[\\/]", str(name or ""))[-1]
+    base = re.sub(r"[^\w.+\- ]", "_", base, flags=re.UNICODE).strip(" ").lstrip(".")
+    base = re.sub(r"_+", "_", base)[:100].strip()
+    return base if base and base.strip("._") else "photo"
+
+
+def allowed_path(text: str, allow_dirs: list[Path]) -> Path:
+    """The file a form's server-side path names, when it lies under one of ``allow_dirs`` (symbolic
+    links resolved first) and is a readable regular file.
+
+    Raises:
+        ValueError: server-side paths are off, or the path is outside the folders, missing or
+            unreadable; the message is the same for those three, so nobody learns which files exist.
+    """
+    import os
+
+    if not allow_dirs:
+        raise ValueError(
+            "server-side paths are off: upload the file, or start geolocate serve with --allow-dir FOLDER"
+        )
+    p = Path(os.path.realpath(os.path.expanduser(text.strip())))
+    inside = any(p.is_relative_to(d) for d in allow_dirs)
+    if not inside or not p.is_file() or not os.access(p, os.R_OK):
+        raise ValueError(f"{text.strip()}: no readable image there under the allowed folders")
+    return p
 
 
 class Events:
@@ -68,6 +114,8 @@ def create_app(
     token: str | None = None,
     tiles: str | None = None,
     osm_db: str | None = None,
+    hosts: list[str] | tuple[str, ...] = (),
+    allow_dirs: list[str | Path] | tuple = (),
 ) -> FastAPI:
     """The workbench app over the session store ``store_url`` (default store when None).
 
@@ -76,47 +124,56 @@ def create_app(
             parameter, or the cookie that a page visit with ``?token=`` sets).
         tiles: an XYZ tile URL template of the user's own tile server (``.../{z}/{x}/{y}.png``).
         osm_db: the local OSM index offered by default to new sessions.
+        hosts: Host names allowed besides the loopback names (the bind address, ``--allow-host``).
+        allow_dirs: folders whose files a form may name by path (``--allow-dir``); none by default.
     """
+    import os
+
+    from geolocate.agent.web.security import Security
+
     store = SessionStore(store_url)
-    workers = ThreadPoolExecutor(max_workers=2, thread_name_prefix="geolocate-session")
+    allowed = [Path(os.path.realpath(d)) for d in allow_dirs]
+    default_db = osm_db
+    pool: dict[str, ThreadPoolExecutor] = {}
+
+    def workers() -> ThreadPoolExecutor:
+        if "now" not in pool:
+            pool["now"] = ThreadPoolExecutor(max_workers=2, thread_name_prefix="geolocate-session")
+        return pool["now"]
 
     @contextlib.asynccontextmanager
     async def lifespan(_app):
         yield
-        workers.shutdown(wait=True)  # let a running session reach its next checkpoint
-        store.close()
+        # Let a running session reach its next checkpoint. The store stays open: every step is
+        # committed as it is made, and an app served again (tests, a reload) goes on using it.
+        if "now" in pool:
+            pool.pop("now").shutdown(wait=True)
 
     app = FastAPI(
-        title="geolocate workbench", docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan
+        title="geolocate workbench",
+        docs_url=None,
+        redoc_url=None,
+        openapi_url="/openapi.json",
+        lifespan=lifespan,
+    )
+    app.add_middleware(
+        Security, token=token, hosts=list(hosts), max_body=MAX_UPLOAD_MB * 1024 * 1024 + 1024 * 1024
     )
     templates = Jinja2Templates(directory=str(HERE / "templates"))
     events = Events()
     running: dict[str, str] = {}
     uploads = data_home() / "uploads"
+    thumbs = data_home() / "thumbs"
     app.state.store, app.state.workers = store, workers
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
 
-    @app.middleware("http")
-    async def check_token(request: Request, call_next):
-        if token is None:
-            return await call_next(request)
-        given = (
-            request.headers.get("authorization", "").removeprefix("Bearer ").strip()
-            or request.query_params.get("token")
-            or request.cookies.get("geolocate_token")
-        )
-        if not given or not secrets.compare_digest(given, token):
-            return Response(
-                "401: a valid token is required (?token=...)", status_code=401, media_type="text/plain"
-            )
-        response = await call_next(request)
-        if request.query_params.get("token"):
-            response.set_cookie("geolocate_token", token, httponly=True, samesite="strict")
-        return response
-
     def page(request: Request, name: str, status: int = 200, **ctx) -> HTMLResponse:
+        csrf = getattr(request.state, "csrf_token", "")
         return templates.TemplateResponse(
-            request, name, {"tiles": tiles, "osm_db": osm_db, **ctx}, status_code=status
+            request,
+            name,
+            {"tiles": tiles, "osm_db": osm_db, "csrf_token": csrf, "allow_paths": bool(allowed), **ctx},
+            status_code=status,
         )
 
     def error_page(request: Request, message: str, status: int) -> HTMLResponse:
@@ -139,7 +196,7 @@ def create_app(
             finally:
                 running.pop(sid, None)
 
-        workers.submit(job)
+        workers().submit(job)
 
     # -- pages ---------------------------------------------------------------------------------------
     @app.get("/", response_class=HTMLResponse)
@@ -156,43 +213,60 @@ def create_app(
         no_exif: bool = Form(False),
         osm_db: str = Form(""),
     ):
+        from geolocate.agent.analyst import parse_review_levels
+        from geolocate.agent.cli_common import one_line
         from geolocate.tools.errors import InputImageError
-        from geolocate.tools.image import load_image
+        from geolocate.tools.files import write_output
+        from geolocate.tools.image import decode_image, load_image
+        from geolocate.tools.registry import ToolSet
 
         if photo is not None and photo.filename:
             data = await photo.read(MAX_UPLOAD_MB * 1024 * 1024 + 1)
+            shown = safe_upload_name(photo.filename)
             if len(data) > MAX_UPLOAD_MB * 1024 * 1024:
-                return error_page(request, f"{photo.filename}: over the {MAX_UPLOAD_MB} MB upload limit", 413)
+                return error_page(request, f"{shown}: over the {MAX_UPLOAD_MB} MB upload limit", 413)
             if not data:
-                return error_page(request, f"{photo.filename}: empty file (0 bytes)", 400)
+                return error_page(request, f"{shown}: empty file (0 bytes)", 400)
+            try:
+                decode_image(data, shown)  # refuse a bad image before anything is kept
+            except InputImageError as e:
+                return error_page(request, str(e), 400)
             folder = uploads / hashlib.sha256(data).hexdigest()[:16]  # one folder per content: no clashes
-            folder.mkdir(parents=True, exist_ok=True)
-            target = folder / (Path(photo.filename).name.replace("/", "_") or "photo.jpg")
-            target.write_bytes(data)
-            source, shown = target, photo.filename
+            folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+            source = folder / shown
+            write_output(source, data, private=True)
         elif path.strip():
-            source, shown = Path(path.strip()).expanduser(), path.strip()
+            try:
+                source = allowed_path(path, allowed)
+                load_image(source)
+            except InputImageError:  # the same words as for a missing file: nothing is learnt
+                return error_page(
+                    request, f"{path.strip()}: no readable image there under the allowed folders", 400
+                )
+            except ValueError as e:
+                return error_page(request, str(e), 400)
         else:
             return error_page(request, "choose a photo to upload or give a path", 400)
-        try:
-            load_image(source)
-        except InputImageError as e:
-            if photo is not None and photo.filename:
-                source.unlink(missing_ok=True)
-            return error_page(request, f"{shown}: {e}".replace(str(source), shown), 400)
         sid = secrets.token_hex(4)
         while sid in store.ids():
             sid = secrets.token_hex(4)
         levels = [r for r in review if r]
-        if osm_db.strip() and not Path(osm_db.strip()).is_file():
-            return error_page(request, f"OSM index {osm_db.strip()}: no such file", 400)
-        options = RunOptions(osm_db=osm_db.strip() or None)
+        try:
+            parse_review_levels(",".join(levels))
+            ToolSet.parse_spec(tools)
+            db = osm_db.strip() or None
+            if db is not None and db != default_db:  # the server's own index, or one under --allow-dir
+                db = str(allowed_path(db, allowed))
+            options = RunOptions(osm_db=db)
+            options.build()
+        except (ValueError, GeolocateError) as e:
+            return error_page(request, one_line(e), 400)
 
         def start(on_step):
             store.create(
                 source,
                 review=levels,
-                tools=tools or "all",
+                tools=tools,
                 no_exif=no_exif,
                 options=options,
                 on_step=on_step,
@@ -227,13 +301,17 @@ def create_app(
 
     @app.post("/sessions/{sid}/move")
     async def session_move(request: Request, sid: str):
+        from geolocate.agent.cli_common import one_line
+
         form = await request.form()
         try:
             sid = store.resolve(sid)
-            move = _move_from_form(dict(form))
-            store.view(sid, with_branches=False)
+            move = _move_from_form({k: v for k, v in form.items() if isinstance(v, str)})
+            if sid in running:
+                raise SessionError(f"session {sid} is running ({running[sid]}): wait until it pauses")
+            store.check_move(sid, move)  # a bad move changes nothing and is said at once
         except (SessionError, ValueError) as e:
-            return error_page(request, str(e), 400)
+            return error_page(request, one_line(e), 400)
         run_in_background(sid, move["kind"], lambda on_step: store.move(sid, move, on_step=on_step))
         return RedirectResponse(f"/sessions/{sid}", status_code=303)
 
@@ -241,6 +319,7 @@ def create_app(
     def session_fork(request: Request, sid: str, checkpoint: str = Form(...)):
         try:
             sid = store.resolve(sid)
+            store.find_checkpoint(sid, checkpoint)
         except SessionError as e:
             return error_page(request, str(e), 404)
         run_in_background(sid, "fork", lambda on_step: store.fork(sid, checkpoint, on_step=on_step))
@@ -250,6 +329,8 @@ def create_app(
     def session_switch(request: Request, sid: str, branch: str = Form(...)):
         try:
             sid = store.resolve(sid)
+            if store.find_checkpoint(sid, branch) not in {b.head for b in store.branches(sid)}:
+                raise SessionError(f"{branch!r} is not the head of a branch of session {sid}")
         except SessionError as e:
             return error_page(request, str(e), 404)
         run_in_background(sid, "switch", lambda on_step: store.switch(sid, branch))
@@ -266,13 +347,35 @@ def create_app(
     # -- files and data ---------------------------------------------------------------------------------
     @app.get("/sessions/{sid}/photo")
     def session_photo(sid: str):
+        """The examined photo: the copy kept in the store (never a file at the session's path)."""
+        try:
+            info = store.view(store.resolve(sid), with_branches=False).info
+            image = store.examined_image(info)
+        except SessionError as e:
+            return JSONResponse({"error": str(e)}, status_code=404)
+        media = "image/" + {"JPEG": "jpeg", "PNG": "png", "WEBP": "webp", "GIF": "gif"}.get(image.format, "")
+        if media == "image/":  # HEIC, TIFF, AVIF...: shown as a JPEG the browser can display
+            buf = io.BytesIO()
+            image.image.save(buf, format="JPEG", quality=90)
+            return Response(buf.getvalue(), media_type="image/jpeg")
+        return Response(image.data, media_type=media)
+
+    @app.get("/sessions/{sid}/thumb")
+    def session_thumb(sid: str):
+        """A JPEG of at most :data:`THUMB_PX` pixels a side, made once per photo and kept (mode 0600)."""
         try:
             info = store.view(store.resolve(sid), with_branches=False).info
         except SessionError as e:
             return JSONResponse({"error": str(e)}, status_code=404)
-        if not Path(info.photo).is_file():
-            return JSONResponse({"error": f"{info.photo} is gone"}, status_code=404)
-        return FileResponse(info.photo)
+        path = thumbs / f"{info.sha256}.jpg"
+        if not path.is_file():
+            try:
+                data = thumbnail(store, info)
+            except (SessionError, GeolocateError) as e:
+                return JSONResponse({"error": str(e)}, status_code=404)
+            thumbs.mkdir(parents=True, exist_ok=True, mode=0o700)
+            write_output(path, data, private=True)
+        return FileResponse(path, media_type="image/jpeg")
 
     @app.get("/sessions/{sid}/report.{fmt}")
     def session_report(sid: str, fmt: str):
@@ -300,11 +403,9 @@ def create_app(
         out = {}
         for name in sorted(PRESETS):
             try:
-                out[name] = preset(name, id=name).model_dump(mode="json", exclude_none=True)
+                out[name] = preset(name, id="f").model_dump(mode="json", exclude_none=True)
             except ValueError:  # needs a parameter (amenity: kind): offered with a typical one
-                out[name] = preset(name, id=name, kind="restaurant").model_dump(
-                    mode="json", exclude_none=True
-                )
+                out[name] = preset(name, id="f", kind="restaurant").model_dump(mode="json", exclude_none=True)
         return out
 
     @app.get("/api/sessions")
@@ -368,6 +469,34 @@ def create_app(
         return EventSourceResponse(stream())
 
     return app
+
+
+def thumbnail(store, info) -> bytes:
+    """A small JPEG of the session's photo (the store's copy), at most :data:`THUMB_PX` a side. JPEGs
+    are decoded at a reduced size (Pillow's draft mode), so a huge photo is never held whole.
+
+    Raises:
+        SessionError: no copy and no unchanged file; GeolocateError: not an image.
+    """
+    from PIL import Image
+
+    from geolocate.tools.errors import InputImageError
+    from geolocate.tools.image import register_heif, to_rgb8
+
+    data = store.media(info.sha256)
+    if data is None:
+        data = store.examined_image(info).data
+    register_heif()
+    try:
+        im = Image.open(io.BytesIO(data))
+        im.draft("RGB", (THUMB_PX, THUMB_PX))
+        im.thumbnail((THUMB_PX, THUMB_PX))
+        rgb, _ = to_rgb8(im)
+    except (OSError, ValueError, Image.DecompressionBombError) as e:
+        raise InputImageError(f"cannot make a thumbnail: {e}") from None
+    buf = io.BytesIO()
+    rgb.save(buf, format="JPEG", quality=80)
+    return buf.getvalue()
 
 
 def _candidate_countries(view) -> dict[str, str]:
