@@ -1658,7 +1658,7 @@ def test_fault(case: Case, env, store, tmp_path, capsys, caplog, monkeypatch):
         copy = tmp_path / "sessions.sqlite"
         before = _session_checkpoints(copy) if copy.exists() and case.code != 0 else None
         rc, out, err = run(argv, capsys)
-        err += "".join(f"{r.levelname.lower()}: {r.getMessage()}\n" for r in caplog.records)  # logged warnings
+        err += "".join(f"{r.levelname.lower()}: {r.getMessage()}\n" for r in caplog.records)  # logged
         assert_outcome(case, rc, out, err)
         if case.check is not None:
             case.check(env, tmp_path, out, err)

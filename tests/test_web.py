@@ -176,7 +176,8 @@ def test_bad_uploads_get_a_clear_message_and_4xx(tmp_path, monkeypatch, name, da
 def test_a_good_upload_redirects_to_its_session(tmp_path, monkeypatch):
     monkeypatch.setenv("GEOLOCATE_HOME", str(tmp_path / "home"))
     client = local_client(create_app(str(tmp_path / "s.sqlite")))
-    r = post(client, "/sessions", files={"photo": ("gray.jpg", _jpeg(), "image/jpeg")}, follow_redirects=False)
+    photo = {"photo": ("gray.jpg", _jpeg(), "image/jpeg")}
+    r = post(client, "/sessions", files=photo, follow_redirects=False)
     assert r.status_code == 303 and r.headers["location"].startswith("/sessions/")
 
 

@@ -135,15 +135,47 @@ def place_candidates(lines: list[str], limit: int = MAX_PLACE_QUERIES) -> list[s
     return out[: limit * 3]
 
 
-def hint_candidates(text: str, limit: int = MAX_PLACE_QUERIES) -> list[str]:
-    """Place-name candidates from an analyst's sentence: those whose words are all capitalised (the
-    names in "the sign says Rua Augusta") first, then the rest as :func:`place_candidates` orders them.
+HINT_COMMON_ZIPF = 4.5
+"""A lower-case word group of the analyst's note at least this frequent in English (wordfreq Zipf) is
+an everyday phrase ("a white van", "the bus stop"), not a place name, unless it is written capitalised."""
 
-    >>> hint_candidates("the bus stop sign says Kaohsiung")[:2]
-    ['Kaohsiung', 'the bus stop']
+
+def hint_candidates(text: str, limit: int = MAX_PLACE_QUERIES) -> list[str]:
+    """Place-like phrases of an analyst's note, wherever they stand in the sentence: word groups of one
+    to three words that are written capitalised (the names in "the sign says Rua Augusta"), or that are
+    a GeoNames place name as they are (lower case: "it says kaohsiung"), everyday phrases left out.
+    Capitalised groups come first, longer before shorter, then the rest by the population of the
+    place they name.
+
+    >>> hint_candidates("I can see a red car, a white van and the bus stop sign says Kaohsiung")[0]
+    'Kaohsiung'
+    >>> hint_candidates("the bus stop sign says Kaohsiung")[:1]
+    ['Kaohsiung']
     """
-    cands = place_candidates([text], limit)
-    return sorted(cands, key=lambda c: not all(w[:1].isupper() for w in c.split()))
+    from geolocate.tools.geonames import get_db
+
+    db = get_db()
+    tokens = [m.group(0).strip(".-'’") for m in _WORD.finditer(text)]
+    tokens += regex.findall(r"[\p{Han}\p{Hiragana}\p{Katakana}\p{Hangul}]{2,}", text)
+    seen: set[str] = set()
+    ranked: list[tuple[tuple, str]] = []
+    for n in (3, 2, 1):
+        for i in range(len(tokens) - n + 1):
+            words = tokens[i : i + n]
+            cand = " ".join(words)
+            key = normalize_name(cand)
+            letters = sum(ch.isalpha() for ch in cand)
+            if not key or key in seen or (letters < 3 and not _CJK.search(cand)):
+                continue
+            seen.add(key)
+            capitalised = all(w[:1].isupper() for w in words) and not (i == 0 and n == 1 and len(cand) < 4)
+            places = db.places_by_key(key)
+            if not capitalised:
+                if not places or _zipf(key, ("en",)) >= HINT_COMMON_ZIPF:
+                    continue
+            pop = max((int(p.population or 0) for p, _ in places), default=0)
+            ranked.append(((not capitalised, -n if capitalised else 0, -pop, i), cand))
+    return [c for _, c in sorted(ranked)][: limit * 3]
 
 
 def metadata_position(out) -> tuple[float, float, float, str] | None:
