@@ -272,8 +272,7 @@ def test_two_runs_made_separately_join_into_one_table(tmp_path, osv_dir, capsys)
 def test_ablate_help_and_arm_errors(capsys):
     from geolocate.agent.cli import main
 
-    with pytest.raises(SystemExit) as e:
-        main(["ablate", "-h"])
-    assert e.value.code == 0 and "--leave-one-out" in capsys.readouterr().out
+    assert main(["ablate", "-h"]) == 0
+    assert "--leave-one-out" in capsys.readouterr().out
     assert main(["ablate", "--dataset", "osv5m", "--data", "x", "--leave-one-out"]) == 2
     assert "need --base" in capsys.readouterr().err

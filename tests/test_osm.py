@@ -24,7 +24,7 @@ from geolocate.tools.image import load_image
 from geolocate.tools.osm.engine import ScopeTooLargeError
 from geolocate.tools.osm.local import LocalBackend, OsmIndexError, build_index
 from geolocate.tools.osm.overpass import OverpassBackend, compile_ql
-from geolocate.tools.osm.query import FeatureQuery, TagFilter
+from geolocate.tools.osm.query import FeatureQuery, QueryLimits, TagFilter
 from geolocate.tools.osm.tool import OsmSearchTool
 from geolocate.tools.registry import ToolSet, create
 from tests.conftest import SHARED
@@ -554,6 +554,29 @@ class _Overpass(BaseHTTPRequestHandler):
             return
         elif code == 2:  # an HTML error page with status 200 (a proxy, a wrong URL)
             code, data, ctype = 200, b"<html><body>Service temporarily down</body></html>", "text/html"
+        elif code == 3:  # 200 at once, then a byte a second: never done
+            data = json.dumps(_overpass_json()).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            for b in data:
+                try:
+                    self.wfile.write(bytes([b]))
+                    self.wfile.flush()
+                except OSError:
+                    return
+                time.sleep(1.0)
+            return
+        elif code in (429, 503):
+            data, ctype = b"busy", "text/plain"
+            self.send_response(code)
+            self.send_header("Content-Type", ctype)
+            self.send_header("Retry-After", "7")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+            return
         else:
             data, ctype = b"busy", "text/plain"
         self.send_response(code)
@@ -664,6 +687,34 @@ def test_a_silent_overpass_ends_within_its_timeout_with_a_clear_message(
     assert main(["osm", "query", str(q), "--overpass", overpass_server]) == 2
     err = capsys.readouterr().err
     assert "answered text/html, not JSON" in err and "Traceback" not in err
+
+
+def test_an_overpass_that_trickles_is_cut_off_at_the_whole_request_deadline(
+    overpass_server, capsys, tmp_path, monkeypatch
+):
+    """A server that answers 200 at once and then sends a byte a second: the request ends at its
+    time-out (the whole request, not each read), with a message."""
+    monkeypatch.setenv("GEOLOCATE_CACHE_DIR", str(tmp_path))
+    q = tmp_path / "q.json"
+    q.write_text(json.dumps(CHURCH_PHARMACY))
+    _Overpass.script = [3]
+    t = time.perf_counter()
+    assert main(["osm", "query", str(q), "--overpass", overpass_server, "--timeout", "3"]) == 2
+    took = time.perf_counter() - t
+    err = capsys.readouterr().err
+    assert took < 8, took
+    assert "did not finish its answer in time" in err and "Traceback" not in err
+
+
+def test_overpass_429_and_503_say_so_with_retry_after(overpass_server, tmp_path, monkeypatch):
+    monkeypatch.setenv("GEOLOCATE_CACHE_DIR", str(tmp_path))
+    b = OverpassBackend(overpass_server, retries=0, cache=False, sleep=lambda s: None)
+    q = FeatureQuery.model_validate(CHURCH_PHARMACY)
+    for code, words in ((429, "429 Too Many Requests"), (503, "503 Service Unavailable")):
+        _Overpass.script = [code]
+        with pytest.raises(RateLimitedError) as e:
+            b.query(q)
+        assert words in str(e.value) and "retry after 7 s" in str(e.value) and e.value.retry_after == 7.0
 
 
 @pytest.mark.parametrize(
@@ -847,6 +898,60 @@ def test_every_category_preset_counts_like_pyosmium(dbs, extract, bbox):
         assert got == want, f"{name}: local {dict(got)} != pyosmium {dict(want)}"
         agree.append(name)
     assert len(agree) == len(PRESETS) and len(CATEGORIES) >= 46
+
+
+def _extract_bbox(extract: str) -> dict:
+    """The whole extract's bounding box (its header's, or its nodes' when the header has none)."""
+    import osmium
+
+    box = osmium.io.Reader(str(OSM / extract), osmium.osm.osm_entity_bits.NOTHING).header().box()
+    if box.valid():
+        bl, tr = box.bottom_left, box.top_right
+        return {"kind": "bbox", "south": bl.lat, "west": bl.lon, "north": tr.lat, "east": tr.lon}
+    lats, lons = [], []
+    for n in osmium.FileProcessor(str(OSM / extract), osmium.osm.NODE):
+        if n.location.valid():
+            lats.append(n.location.lat)
+            lons.append(n.location.lon)
+    return {"kind": "bbox", "south": min(lats), "west": min(lons), "north": max(lats), "east": max(lons)}
+
+
+@pytest.mark.parametrize("extract", ["helsinki", "liechtenstein"])
+def test_every_bellingcat_osm_search_preset_counts_like_pyosmium_on_the_whole_extract(dbs, extract):
+    """Bellingcat's OSM Search presets (its queries.js, vendored as data), each as the local index
+    answers it over the whole extract, points, lines and areas counted apart: equal to an independent
+    pyosmium pass filtered by the preset's own filters (geometry type point / line / polygon / any).
+    Ways cut by the extract's edge count with what is inside (one node: a point), as the index keeps
+    them; a key absent from the extract (``building:levels`` in Liechtenstein) gives zero, not an error."""
+    from collections import Counter
+
+    from geolocate.tools.osm.presets import bellingcat_presets
+
+    presets = bellingcat_presets()
+    assert len(presets) == 46
+    bbox = _extract_bbox(EXTRACTS[extract])
+    b = LocalBackend(dbs[extract], limits=QueryLimits(max_area_km2=50_000))
+    specs = {name: spec for name, (_display, spec) in presets.items()}
+    tags: dict[str, dict] = {}
+    every = reference_features(EXTRACTS[extract], bbox, lambda t: any(s.matches(t) for s in specs.values()),
+                               area_rule=id_area_rule, tags_out=tags)  # fmt: skip
+    exact, counted = [], 0
+    for name, spec in specs.items():
+        q = FeatureQuery.model_validate(
+            {"features": [spec.model_dump(exclude_none=True)], "scope": bbox, "limit": 500}
+        )
+        got, page = Counter(), b.query(q)
+        while True:
+            got.update(p.feature.kind for p in page.places)
+            if page.offset + len(page.places) >= page.total_places:
+                break
+            page = b.query(q.model_copy(update={"offset": page.offset + len(page.places)}))
+        ref = [g for fid, g in every.items() if spec.matches(tags[fid])]
+        want = Counter(k for k in map(_kind, ref) if spec.kinds is None or k in spec.kinds)
+        assert got == want, f"{name}: local {dict(got)} != pyosmium {dict(want)}"
+        exact.append(name)
+        counted += sum(want.values())
+    assert len(exact) == 46 and counted > 1000
 
 
 def test_presets_with_parameters_from_the_cli_and_the_planner(dbs, capsys):

@@ -118,9 +118,10 @@ def test_reports_in_every_format(store, tmp_path):
     store.move(v.info.id, {"kind": "reject", "reason": "the shop fronts look Singaporean"})
     store.move(v.info.id, {"kind": "approve"})
     md = render_report(store, v.info.id, "md")
-    assert "SHA-256: `13e4afffa00f3bd2" in md and "2872700852992867.jpg" in md
-    assert "country = CN rejected by" in md and "the shop fronts look Singaporean" in md
-    assert "| e1 | ocr |" in md and "Singapore" in md
+    plain = md.replace("\\", "")  # Markdown escapes of untrusted text
+    assert "SHA-256 of the examined photo: `13e4afffa00f3bd2" in md and "2872700852992867.jpg" in plain
+    assert "country = CN rejected by" in plain and "the shop fronts look Singaporean" in plain
+    assert "| 0 | evidence | e1 |" in md and "ocr" in md and "Singapore" in md
     gj = json.loads(render_report(store, v.info.id, "geojson"))
     roles = [f["properties"]["role"] for f in gj["features"]]
     assert roles[:2] == ["answer", "answer_radius"]
@@ -170,6 +171,7 @@ def _kill_and_resume(tmp_path, store_url: str | None):
     """Kill a session run at three points (mid tool call, waiting at a review point, writing the
     report), resume it, and compare with the same session run without a kill."""
     env = {**os.environ, "GEOLOCATE_HOME": str(tmp_path / "home")}
+    (tmp_path / "home").mkdir(exist_ok=True)  # a --store in a missing folder is an error
     url = store_url or str(tmp_path / "home" / "sessions.sqlite")
     store_args = ["--store", url]
     # 1. Killed mid tool call: the OCR call is pending (its checkpoint is written) and running.
@@ -265,16 +267,21 @@ def test_approve_with_nothing_pending_and_invalid_constraints(store, capsys):
     assert store.view(sid).status == "answered"  # nothing was lost or half-written
 
 
-def test_a_photo_changed_on_disk_is_refused_unless_forced(store, tmp_path, capsys):
+def test_a_photo_changed_on_disk_does_not_change_the_examined_one(store, tmp_path, capsys):
+    """The store keeps the examined bytes: after the file is replaced, the session goes on with the
+    photo it started with (its SHA-256), and the report says what the file holds now."""
     photo = tmp_path / "p.jpg"
     photo.write_bytes(HAN_SIGN.read_bytes())
-    sid = store.create(photo, review=["country"], tools="all,-exif").info.id
+    v = store.create(photo, review=["country"], tools="all,-exif")
+    sid, examined = v.info.id, v.info.sha256
     from PIL import Image
 
     Image.open(HAN_SIGN).rotate(1).save(photo)
-    assert main(["session", "approve", sid, "--store", store.url]) == 2
-    assert "changed on disk" in capsys.readouterr().err
-    assert store.view(sid).status == "review"
+    assert main(["session", "approve", sid, "--store", store.url]) == 0
+    view = store.view(sid)
+    assert view.episode.image.sha256 == examined and view.episode.answer is not None
+    assert main(["session", "report", sid, "--store", store.url]) == 0
+    assert "now has SHA" in capsys.readouterr().out.replace("\\-", "-")
 
 
 def test_a_corrupt_store_is_a_one_line_error(tmp_path, capsys):

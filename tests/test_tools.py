@@ -221,6 +221,46 @@ def test_nominatim_backend_against_loopback_server(tmp_path, monkeypatch):
         NominatimGeocoder(user_agent="")
 
 
+class _Busy(BaseHTTPRequestHandler):
+    """A Nominatim that answers every request with ``status`` and ``Retry-After: 30``."""
+
+    status = 503
+
+    def do_GET(self):  # noqa: N802
+        self.send_response(type(self).status)
+        self.send_header("Retry-After", "30")
+        self.send_header("Content-Length", "4")
+        self.end_headers()
+        self.wfile.write(b"busy")
+
+    def log_message(self, *a):
+        pass
+
+
+@pytest.mark.parametrize("status, words", [(503, "503 Service Unavailable"), (429, "429 Too Many Requests")])
+def test_a_busy_nominatim_is_reported_as_busy_with_its_retry_after(tmp_path, monkeypatch, status, words):
+    """A 503 is not "timed out" (geopy maps it to GeocoderTimedOut): it is said as it is, with the
+    server's Retry-After, and at once (no long retries)."""
+    import time
+
+    from geolocate.tools.errors import RateLimitedError
+
+    monkeypatch.setenv("GEOLOCATE_CACHE_DIR", str(tmp_path))
+    _Busy.status = status
+    srv = ThreadingHTTPServer(("127.0.0.1", 0), _Busy)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    try:
+        geo = NominatimGeocoder("geolocate-tests/0.1", domain=f"127.0.0.1:{srv.server_port}", scheme="http",
+                                min_delay_s=0.0, cache=False)  # fmt: skip
+        t = time.perf_counter()
+        with pytest.raises(RateLimitedError) as e:
+            geo.reverse(47.14, 9.52)
+        assert words in str(e.value) and "retry after 30 s" in str(e.value) and e.value.retry_after == 30.0
+        assert "timed out" not in str(e.value) and time.perf_counter() - t < 5
+    finally:
+        srv.shutdown()
+
+
 def test_tesseract_backend_reads_the_sign_or_says_how_to_install(plain_photo, tmp_path):
     import shutil
 

@@ -324,21 +324,24 @@ class NominatimGeocoder(Geocoder):
         self.timeout_s = timeout_s
         # geopy's RateLimiter logs each retry with its traceback: failures reach the caller as tool errors
         logging.getLogger("geopy").setLevel(logging.ERROR)
-        self._geo = Nominatim(user_agent=user_agent, domain=domain, scheme=scheme, timeout=timeout_s)
-        # One quick retry on a transient error; 429/503 are reported at once, with their Retry-After.
+        from geopy.adapters import URLLibAdapter
+
+        # urllib, not requests: requests' urllib3 retries obey a server's Retry-After and would block
+        # the tool for minutes; a 429 or 503 is reported at once, with its Retry-After.
+        self._geo = Nominatim(
+            user_agent=user_agent,
+            domain=domain,
+            scheme=scheme,
+            timeout=timeout_s,
+            adapter_factory=URLLibAdapter,
+        )
+        # No retries inside the tool (geopy's would wait out a Retry-After of minutes): a 429 or 503 is
+        # reported at once with its Retry-After, and the planner decides what to do next.
         self._reverse = RateLimiter(
-            self._geo.reverse,
-            min_delay_seconds=min_delay_s,
-            max_retries=1,
-            error_wait_seconds=1.0,
-            swallow_exceptions=False,
+            self._geo.reverse, min_delay_seconds=min_delay_s, max_retries=0, swallow_exceptions=False
         )
         self._geocode = RateLimiter(
-            self._geo.geocode,
-            min_delay_seconds=min_delay_s,
-            max_retries=1,
-            error_wait_seconds=1.0,
-            swallow_exceptions=False,
+            self._geo.geocode, min_delay_seconds=min_delay_s, max_retries=0, swallow_exceptions=False
         )
         self._cache = None
         if cache:
@@ -365,7 +368,10 @@ class NominatimGeocoder(Geocoder):
             if status in (503, 504):
                 from geolocate.tools.osm.overpass import retry_after_s
 
-                wait = retry_after_s((getattr(e.__cause__, "headers", None) or {}).get("Retry-After"))
+                headers = {
+                    str(k).lower(): v for k, v in dict(getattr(e.__cause__, "headers", None) or {}).items()
+                }
+                wait = retry_after_s(headers.get("retry-after"))
                 what = "503 Service Unavailable" if status == 503 else "504 Gateway Timeout"
                 raise RateLimitedError(
                     f"Nominatim at {self.domain} answered {what}"

@@ -48,7 +48,7 @@ def safe_upload_name(name: str | None) -> str:
     and spaces replaced, no leading dots (``..`` and ``.bashrc`` are not kept as such), at most 100
     characters; ``photo`` when nothing is left.
 
-    >>> safe_upload_name("../../etc/passwd"), safe_upload_name(".."), safe_upload_name("a\x00b c.jpg")
+    >>> safe_upload_name("../../etc/passwd"), safe_upload_name(".."), safe_upload_name("a\\tb c.jpg")
     ('passwd', 'photo', 'a_b c.jpg')
     """
     import re
