@@ -28,6 +28,22 @@ def rss_mb(pid: int) -> tuple[float, float]:
     return get("VmRSS"), get("VmHWM")
 
 
+def children(pid: int) -> list[int]:
+    """Every descendant process of ``pid`` (the worker that runs the sessions)."""
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                fields = stat.read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == p:
+                out.append(int(stat.parent.name))
+                todo.append(int(stat.parent.name))
+    return out
+
+
 def main() -> int:
     import httpx
     from PIL import Image
@@ -56,7 +72,8 @@ def main() -> int:
                     break
                 except httpx.HTTPError:
                     time.sleep(0.1)
-            print("idle server: RSS %.0f MB, peak %.0f MB" % rss_mb(srv.pid))
+            rss, hwm = rss_mb(srv.pid)
+            print(f"idle server: RSS {rss:.0f} MB, peak {hwm:.0f} MB")
             token = re.search(r'name="csrf_token" value="([0-9a-f]+)"', page.text).group(1)
             t = time.perf_counter()
             r = c.post(
@@ -67,20 +84,28 @@ def main() -> int:
                 follow_redirects=False,
             )
             sid = r.headers["location"].rsplit("/", 1)[-1]
-            peak = 0.0
+            peak, worker_peak = 0.0, 0.0
             while True:
                 rss, hwm = rss_mb(srv.pid)
                 peak = max(peak, hwm)
+                for child in children(srv.pid):
+                    try:
+                        worker_peak = max(worker_peak, rss_mb(child)[1])
+                    except (OSError, AttributeError):
+                        pass
                 s = c.get("/api/sessions").json()
                 if sid not in s["running"] and any(x["id"] == sid for x in s["sessions"]):
                     break
                 time.sleep(0.2)
-            print(f"session done in {time.perf_counter() - t:.1f} s: RSS {rss:.0f} MB, peak {peak:.0f} MB")
+            print(f"session done in {time.perf_counter() - t:.1f} s: server RSS {rss:.0f} MB, peak {peak:.0f} MB; "
+                  f"worker process peak {worker_peak:.0f} MB")  # fmt: skip
             t = time.perf_counter()
             c.get("/")
             c.get(f"/sessions/{sid}/thumb")
-            print(f"index page and its thumbnail: {time.perf_counter() - t:.2f} s; RSS %.0f MB, peak %.0f MB"
-                  % rss_mb(srv.pid))  # fmt: skip
+            rss, hwm = rss_mb(srv.pid)
+            print(
+                f"index page and its thumbnail: {time.perf_counter() - t:.2f} s; RSS {rss:.0f} MB, peak {hwm:.0f} MB"
+            )
     finally:
         srv.terminate()
         srv.wait(10)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import math
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +26,10 @@ from geolocate.tools.errors import InputImageError
 
 DEFAULT_MAX_PIXELS = 80_000_000
 """Largest accepted image (width * height), 80 megapixels: larger files are refused before decoding."""
+ANALYSIS_MAX_PIXELS = 24_000_000
+"""Largest image the tools examine: a larger photo (a 48 or 80 megapixel phone shot) is reduced by a
+whole factor per side (Pillow's ``draft`` for JPEG, ``reduce`` otherwise) to at most this many pixels,
+with a note. 24 MP keeps a 6000 x 4000 camera frame whole; OCR detection works at 2,000 px anyway."""
 
 
 @dataclass(frozen=True)
@@ -158,8 +163,25 @@ def decode_image(data: bytes, name: str = "<bytes>", max_pixels: int = DEFAULT_M
                 notes.append(
                     f"the file holds {frames} frames (animation or pages): the first one is examined"
                 )
+            factor = max(1, math.ceil(math.sqrt(w * h / ANALYSIS_MAX_PIXELS)))
+            if factor > 1 and im.format == "JPEG":  # decode at a reduced size: the whole frame never exists
+                im.draft(im.mode, (w // factor, h // factor))
             im.load()
-            im = ImageOps.exif_transpose(im) or im
+            if factor > 1:
+                k = max(1, math.ceil(math.sqrt(im.size[0] * im.size[1] / ANALYSIS_MAX_PIXELS)))
+                if k > 1:
+                    im = (
+                        im.reduce(k)
+                        if im.mode in ("RGB", "L", "RGBA", "LA", "CMYK", "I", "F")
+                        else im.resize((im.size[0] // k, im.size[1] // k))
+                    )
+                notes.append(
+                    f"the photo is {w}x{h} ({w * h / 1e6:.0f} MP): the tools examine it reduced to "
+                    f"{im.size[0]}x{im.size[1]}"
+                )
+            orientation = im.getexif().get(0x0112, 1) if hasattr(im, "getexif") else 1
+            if orientation not in (None, 1):  # rotate only when the file says so (no needless copy)
+                im = ImageOps.exif_transpose(im) or im
             rgb, more = to_rgb8(im)
             notes += more
     except InputImageError:

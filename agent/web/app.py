@@ -21,7 +21,6 @@ import io
 import json
 import secrets
 import threading
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -32,14 +31,13 @@ from fastapi.templating import Jinja2Templates
 
 from geolocate.agent.options import RunOptions
 from geolocate.agent.session import SessionError, SessionStore, data_home, short_id
+from geolocate.agent.web.worker import SessionWorker
 from geolocate.tools.errors import GeolocateError
 from geolocate.tools.files import write_output
 
 HERE = Path(__file__).parent
 MAX_UPLOAD_MB = 50
 """Largest photo accepted by upload, MB (the image checks then refuse decompression bombs)."""
-THUMB_PX = 320
-"""Longest side of the thumbnails the sessions list shows, pixels."""
 
 
 def safe_upload_name(name: str | None) -> str:
@@ -134,11 +132,12 @@ def create_app(
     store = SessionStore(store_url)
     allowed = [Path(os.path.realpath(d)) for d in allow_dirs]
     default_db = osm_db
-    pool: dict[str, ThreadPoolExecutor] = {}
+    pool: dict[str, SessionWorker] = {}
 
-    def workers() -> ThreadPoolExecutor:
+    def worker() -> SessionWorker:
+        """The worker process that runs sessions (started on first use; see web/worker.py)."""
         if "now" not in pool:
-            pool["now"] = ThreadPoolExecutor(max_workers=2, thread_name_prefix="geolocate-session")
+            pool["now"] = SessionWorker(store.url, lambda sid, ev: events.publish(sid, ev))
         return pool["now"]
 
     @contextlib.asynccontextmanager
@@ -147,7 +146,7 @@ def create_app(
         # Let a running session reach its next checkpoint. The store stays open: every step is
         # committed as it is made, and an app served again (tests, a reload) goes on using it.
         if "now" in pool:
-            pool.pop("now").shutdown(wait=True)
+            pool.pop("now").shutdown()
 
     app = FastAPI(
         title="geolocate workbench",
@@ -164,7 +163,7 @@ def create_app(
     running: dict[str, str] = {}
     uploads = data_home() / "uploads"
     thumbs = data_home() / "thumbs"
-    app.state.store, app.state.workers = store, workers
+    app.state.store, app.state.worker = store, worker
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
 
     def page(request: Request, name: str, status: int = 200, **ctx) -> HTMLResponse:
@@ -179,24 +178,22 @@ def create_app(
     def error_page(request: Request, message: str, status: int) -> HTMLResponse:
         return page(request, "index.html", status, sessions=store.summaries(), error=message, running=running)
 
-    def run_in_background(sid: str, what: str, fn) -> None:
-        """Run a session call in a worker thread, publishing each step and the end as events."""
+    def run_in_background(sid: str, what: str, op: str, **kwargs) -> None:
+        """Run a session job in the worker process; its steps come back as live events, then its end."""
         running[sid] = what
 
-        def on_step(node: str, ep) -> None:
-            last = ep.turns[-1].observations[-1].text if ep.turns and ep.turns[-1].observations else ""
-            events.publish(sid, {"type": "step", "node": node, "turn": len(ep.turns), "text": last[:200]})
-
-        def job() -> None:
+        def done(future) -> None:
             try:
-                fn(on_step)
+                result = future.result()
+            except Exception as e:  # noqa: BLE001 - the worker died: said on the page, the server goes on
+                result = {"error": f"the worker process stopped ({type(e).__name__}); resume the session"}
+            running.pop(sid, None)
+            if "error" in result:
+                events.publish(sid, {"type": "error", "text": result["error"]})
+            else:
                 events.publish(sid, {"type": "paused"})
-            except (SessionError, GeolocateError, ValueError) as e:
-                events.publish(sid, {"type": "error", "text": str(e)})
-            finally:
-                running.pop(sid, None)
 
-        workers().submit(job)
+        worker().submit(op, sid, **kwargs).add_done_callback(done)
 
     # -- pages ---------------------------------------------------------------------------------------
     @app.get("/", response_class=HTMLResponse)
@@ -215,9 +212,7 @@ def create_app(
     ):
         from geolocate.agent.analyst import parse_review_levels
         from geolocate.agent.cli_common import one_line
-        from geolocate.tools.errors import InputImageError
         from geolocate.tools.files import write_output
-        from geolocate.tools.image import decode_image, load_image
         from geolocate.tools.registry import ToolSet
 
         if photo is not None and photo.filename:
@@ -227,24 +222,23 @@ def create_app(
                 return error_page(request, f"{shown}: over the {MAX_UPLOAD_MB} MB upload limit", 413)
             if not data:
                 return error_page(request, f"{shown}: empty file (0 bytes)", 400)
-            try:
-                decode_image(data, shown)  # refuse a bad image before anything is kept
-            except InputImageError as e:
-                return error_page(request, str(e), 400)
             folder = uploads / hashlib.sha256(data).hexdigest()[:16]  # one folder per content: no clashes
             folder.mkdir(parents=True, exist_ok=True, mode=0o700)
             source = folder / shown
             write_output(source, data, private=True)
+            checked = worker().call("validate", path=str(source))  # decoded there, not in the server
+            if "error" in checked:
+                source.unlink(missing_ok=True)
+                return error_page(request, checked["error"].replace(str(source), shown), 400)
         elif path.strip():
             try:
                 source = allowed_path(path, allowed)
-                load_image(source)
-            except InputImageError:  # the same words as for a missing file: nothing is learnt
+            except ValueError as e:
+                return error_page(request, str(e), 400)
+            if "error" in worker().call("validate", path=str(source)):  # the words of a missing file
                 return error_page(
                     request, f"{path.strip()}: no readable image there under the allowed folders", 400
                 )
-            except ValueError as e:
-                return error_page(request, str(e), 400)
         else:
             return error_page(request, "choose a photo to upload or give a path", 400)
         sid = secrets.token_hex(4)
@@ -262,18 +256,16 @@ def create_app(
         except (ValueError, GeolocateError) as e:
             return error_page(request, one_line(e), 400)
 
-        def start(on_step):
-            store.create(
-                source,
-                review=levels,
-                tools=tools,
-                no_exif=no_exif,
-                options=options,
-                on_step=on_step,
-                sid=sid,
-            )
-
-        run_in_background(sid, "starting", start)
+        run_in_background(
+            sid,
+            "starting",
+            "create",
+            photo=str(source),
+            review=levels,
+            tools=tools,
+            no_exif=no_exif,
+            options=options.model_dump(mode="json"),
+        )
         return RedirectResponse(f"/sessions/{sid}", status_code=303)
 
     @app.get("/sessions/{sid}", response_class=HTMLResponse)
@@ -312,7 +304,7 @@ def create_app(
             store.check_move(sid, move)  # a bad move changes nothing and is said at once
         except (SessionError, ValueError) as e:
             return error_page(request, one_line(e), 400)
-        run_in_background(sid, move["kind"], lambda on_step: store.move(sid, move, on_step=on_step))
+        run_in_background(sid, move["kind"], "move", move=move)
         return RedirectResponse(f"/sessions/{sid}", status_code=303)
 
     @app.post("/sessions/{sid}/fork")
@@ -322,7 +314,7 @@ def create_app(
             store.find_checkpoint(sid, checkpoint)
         except SessionError as e:
             return error_page(request, str(e), 404)
-        run_in_background(sid, "fork", lambda on_step: store.fork(sid, checkpoint, on_step=on_step))
+        run_in_background(sid, "fork", "fork", checkpoint=checkpoint)
         return RedirectResponse(f"/sessions/{sid}", status_code=303)
 
     @app.post("/sessions/{sid}/switch")
@@ -333,7 +325,7 @@ def create_app(
                 raise SessionError(f"{branch!r} is not the head of a branch of session {sid}")
         except SessionError as e:
             return error_page(request, str(e), 404)
-        run_in_background(sid, "switch", lambda on_step: store.switch(sid, branch))
+        run_in_background(sid, "switch", "switch", branch=branch)
         return RedirectResponse(f"/sessions/{sid}", status_code=303)
 
     @app.post("/sessions/{sid}/delete")
@@ -369,12 +361,11 @@ def create_app(
             return JSONResponse({"error": str(e)}, status_code=404)
         path = thumbs / f"{info.sha256}.jpg"
         if not path.is_file():
-            try:
-                data = thumbnail(store, info)
-            except (SessionError, GeolocateError) as e:
-                return JSONResponse({"error": str(e)}, status_code=404)
+            made = worker().call("thumbnail", sid)  # a huge photo is decoded there, not in the server
+            if "error" in made:
+                return JSONResponse({"error": made["error"]}, status_code=404)
             thumbs.mkdir(parents=True, exist_ok=True, mode=0o700)
-            write_output(path, data, private=True)
+            write_output(path, made["ok"], private=True)
         return FileResponse(path, media_type="image/jpeg")
 
     @app.get("/sessions/{sid}/report.{fmt}")
@@ -469,34 +460,6 @@ def create_app(
         return EventSourceResponse(stream())
 
     return app
-
-
-def thumbnail(store, info) -> bytes:
-    """A small JPEG of the session's photo (the store's copy), at most :data:`THUMB_PX` a side. JPEGs
-    are decoded at a reduced size (Pillow's draft mode), so a huge photo is never held whole.
-
-    Raises:
-        SessionError: no copy and no unchanged file; GeolocateError: not an image.
-    """
-    from PIL import Image
-
-    from geolocate.tools.errors import InputImageError
-    from geolocate.tools.image import register_heif, to_rgb8
-
-    data = store.media(info.sha256)
-    if data is None:
-        data = store.examined_image(info).data
-    register_heif()
-    try:
-        im = Image.open(io.BytesIO(data))
-        im.draft("RGB", (THUMB_PX, THUMB_PX))
-        im.thumbnail((THUMB_PX, THUMB_PX))
-        rgb, _ = to_rgb8(im)
-    except (OSError, ValueError, Image.DecompressionBombError) as e:
-        raise InputImageError(f"cannot make a thumbnail: {e}") from None
-    buf = io.BytesIO()
-    rgb.save(buf, format="JPEG", quality=80)
-    return buf.getvalue()
 
 
 def _candidate_countries(view) -> dict[str, str]:
