@@ -97,15 +97,15 @@ def main() -> int:
                 if sid not in s["running"] and any(x["id"] == sid for x in s["sessions"]):
                     break
                 time.sleep(0.2)
-            print(f"session done in {time.perf_counter() - t:.1f} s: server RSS {rss:.0f} MB, peak {peak:.0f} MB; "
+            took = time.perf_counter() - t
+            print(f"session done in {took:.1f} s: server RSS {rss:.0f} MB, peak {peak:.0f} MB; "
                   f"worker process peak {worker_peak:.0f} MB")  # fmt: skip
             t = time.perf_counter()
             c.get("/")
             c.get(f"/sessions/{sid}/thumb")
             rss, hwm = rss_mb(srv.pid)
-            print(
-                f"index page and its thumbnail: {time.perf_counter() - t:.2f} s; RSS {rss:.0f} MB, peak {hwm:.0f} MB"
-            )
+            took = time.perf_counter() - t
+            print(f"index page and its thumbnail: {took:.2f} s; RSS {rss:.0f} MB, peak {hwm:.0f} MB")
     finally:
         srv.terminate()
         srv.wait(10)
