@@ -35,6 +35,8 @@ from geolocate.tools.geonames import CONTINENTS, get_db, min_expected_distance_p
 
 FLOOR: dict[str, float] = {
     "phone": 1e-5,
+    "phone_national": 1e-3,
+    "postcode": 1e-3,
     "domain": 1e-4,
     "email": 1e-4,
     "script": 1e-4,
@@ -49,6 +51,11 @@ FLOOR: dict[str, float] = {
 """Likelihood of a clue of each kind in a country it does not point to (hand-set: how often such a
 clue is seen away from home; a phone number almost never, a language on a sign sometimes)."""
 DEFAULT_FLOOR = 1e-3
+LINGUA_FRANCA_FLOOR: dict[str, float] = {"en": 1.0}
+"""Floor of a language clue that may be English: shop names, tourist and station signs are written in
+English in every country, so English words make an English-speaking country at most about twice as
+likely as another (hand-set, as :data:`FLOOR`; CLDR's English shares are uneven besides: 90% in the
+Netherlands, none in Norway)."""
 MAX_CANDIDATES = 300
 """Candidate answer points: the most probable places."""
 
@@ -232,6 +239,8 @@ def fuse(
         if not clue.countries:
             continue
         floor = FLOOR.get(clue.kind, DEFAULT_FLOOR)
+        if clue.kind == "language":
+            floor = max([floor] + [LINGUA_FRANCA_FLOOR.get(lang, 0.0) for lang in str(clue.value).split("/")])
         share = {v.country_code: (v.share if v.share is not None else v.weight) for v in clue.countries}
         for cc in logp:
             logp[cc] += float(np.log(floor + min(1.0, share.get(cc, 0.0))))

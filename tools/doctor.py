@@ -15,15 +15,15 @@ SCRIPT_PACKAGES = {
     "Cyrillic": "cyrl", "Greek": "grek", "Arabic": "arab", "Hebrew": "hebr", "Thai": "thai", "Hangul": "hang",
     "Devanagari": "deva", "Georgian": "geor", "Armenian": "armn", "Ethiopic": "ethi", "Khmer": "khmr",
     "Lao": "laoo", "Myanmar": "mymr", "Sinhala": "sinh", "Bengali": "beng", "Tamil": "taml",
+    "Telugu": "telu", "Kannada": "knda", "Malayalam": "mlym", "Gujarati": "gujr", "Gurmukhi": "guru",
+    "Oriya": "orya", "Tibetan": "tibt", "Syriac": "syrc", "Thaana": "thaa",
 }  # fmt: skip
 """Tesseract script model -> suffix of its Debian package ``tesseract-ocr-script-<suffix>``."""
 
 
-OCR_SCRIPTS = (
-    "Cyrillic", "Greek", "Arabic", "Hebrew", "Thai", "Hangul", "Devanagari", "Georgian", "Armenian",
-    "Ethiopic", "Khmer",
-)  # fmt: skip
-"""The script models ``geolocate doctor --install`` adds (those the tests read signs in)."""
+OCR_SCRIPTS = tuple(SCRIPT_PACKAGES)
+"""The script models ``geolocate doctor --install`` adds: every script of :data:`SCRIPT_PACKAGES`, the
+scripts signs are written in that RapidOCR does not read (Latin, Han and kana it reads itself)."""
 OCR_PACKAGES = ("tesseract-ocr", *(f"tesseract-ocr-script-{SCRIPT_PACKAGES[s]}" for s in OCR_SCRIPTS))
 """Debian packages of the multi-script OCR path."""
 

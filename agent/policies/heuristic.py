@@ -20,10 +20,10 @@ Every decision reads only the Episode's evidence log, so the policy is stateless
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import logging
 import math
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -60,30 +60,25 @@ _CJK = regex.compile(r"[\p{Han}\p{Hiragana}\p{Katakana}\p{Hangul}]")
 
 @functools.cache
 def _zipf(word: str, langs: tuple[str, ...]) -> float:
-    """Highest Zipf frequency of ``word`` over ``langs`` (wordfreq). A language whose tokenizer is not
-    installed (Chinese needs jieba, Japanese and Korean MeCab: ``wordfreq[cjk]``) is skipped with a
-    logged warning, never an error: the planner must not fail on a missing optional package."""
-    from wordfreq import available_languages, zipf_frequency
+    """Highest Zipf frequency of ``word`` over ``langs`` (wordfreq, through the on-disk index of
+    :mod:`geolocate.tools.words`). A language wordfreq lacks, or whose tokenizer is not installed
+    (Chinese needs jieba, Japanese and Korean MeCab: ``wordfreq[cjk]``), counts 0: the planner must not
+    fail on a missing optional package."""
+    from geolocate.tools.words import zipf
 
-    ok = available_languages()
-    if "zh" in langs:
-        with contextlib.suppress(ImportError):  # jieba logs its start-up at DEBUG level when imported
-            import jieba
+    return max((zipf(word, lang) for lang in langs), default=0.0)
 
-            jieba.setLogLevel(logging.WARNING)
-    best = 0.0
-    for lang in langs:
-        if lang not in ok:
-            continue
-        try:
-            best = max(best, zipf_frequency(word, lang))
-        except ImportError as e:  # wordfreq's CJK tokenizers are optional packages
-            log.warning("word frequency for %s skipped: %s (pip install 'wordfreq[cjk]')", lang, e)
-    return best
+
+ALTERNATE_NAME_PEOPLE = 0.001
+"""Share of a place's people that an alternate name's expected word frequency is reckoned from."""
 
 
 def commonness_factor(
-    name: str, population: int, languages: tuple[str, ...] = ("en",), country_code: str = ""
+    name: str,
+    population: int,
+    languages: tuple[str, ...] = ("en",),
+    country_code: str = "",
+    alternate: bool = False,
 ) -> float:
     """In (0, 1]: how much to trust that ``name`` in a photo means the place rather than the word.
 
@@ -91,18 +86,40 @@ def commonness_factor(
     those the clues detect) is discounted unless the place is populous enough to be that frequent
     itself: expected Zipf frequency (``wordfreq``) 1.5 + 0.65 log10(pop). The languages of the
     place's own country count only for places under :data:`SELF_REFERENCE_POP`: above that, the
-    name is frequent there because of the place itself (Bergen in Norwegian, Oslo, Barcelona).
+    name is frequent there because of the place itself (Bergen in Norwegian, Oslo, Barcelona). An
+    ``alternate`` name (not the place's GeoNames name) explains its frequency only in the languages
+    of the place's country (München, Минск, 上海); in any other language it is expected as if the
+    place had :data:`ALTERNATE_NAME_PEOPLE` of its people: "Leie", an exonym of Leiden, is frequent in
+    Norwegian because it means "rent".
 
     >>> round(commonness_factor("Stop", 2000), 2), commonness_factor("Oslo", 700_000, country_code="NO")
     (0.32, 1.0)
+    >>> round(commonness_factor("Leie", 119_713, ("en", "nb"), "NL", alternate=True), 2)
+    0.36
     """
+    c = get_db().countries.get(country_code)
+    own = {x.split("-")[0] for x in c.languages} if c is not None else set()
     langs = list(languages)
-    c = get_db().countries.get(country_code) if population < SELF_REFERENCE_POP else None
-    if c is not None:
+    if c is not None and population < SELF_REFERENCE_POP:
         langs += [x.split("-")[0] for x in c.languages[:2]]
-    z = _zipf(normalize_name(name), tuple(dict.fromkeys(langs)))
-    expected = 1.5 + 0.65 * math.log10(max(population, 1))
-    return math.exp(-0.6 * max(0.0, z - expected))
+    elif not alternate:  # frequent in its own languages because of the place itself (Bergen in Norwegian)
+        langs = [x for x in langs if x not in own]
+    langs = list(dict.fromkeys(langs))
+    key = normalize_name(name)
+
+    def factor(ls: list[str], people: float) -> float:
+        if not ls:
+            return 1.0
+        expected = 1.5 + 0.65 * math.log10(max(people, 1))
+        return math.exp(-0.6 * max(0.0, _zipf(key, tuple(ls)) - expected))
+
+    if not alternate:
+        return factor(langs, population)
+    foreign = [x for x in langs if x not in own]
+    return min(
+        factor([x for x in langs if x in own], population),
+        factor(foreign, population * ALTERNATE_NAME_PEOPLE),
+    )
 
 
 def place_candidates(lines: list[str], limit: int = MAX_PLACE_QUERIES) -> list[str]:
@@ -121,6 +138,8 @@ def place_candidates(lines: list[str], limit: int = MAX_PLACE_QUERIES) -> list[s
                 grams.append((1, -li, run))
             continue
         words = _WORD.findall(line)
+        if 4 <= len(words) <= 6:  # a long name whole: "Santa Cruz de la Sierra"
+            grams.append((len(words), -li, " ".join(words).strip(".-'’")))
         for n in (3, 2, 1):
             for i in range(len(words) - n + 1):
                 cand = " ".join(words[i : i + n]).strip(".-'’")
@@ -176,6 +195,98 @@ def hint_candidates(text: str, limit: int = MAX_PLACE_QUERIES) -> list[str]:
             pop = max((int(p.population or 0) for p, _ in places), default=0)
             ranked.append(((not capitalised, -n if capitalised else 0, -pop, i), cand))
     return [c for _, c in sorted(ranked)][: limit * 3]
+
+
+FUZZY_MIN_POPULATION = 100_000
+"""A gazetteer hit that is not an exact name match counts only for a place this populous: an OCR
+slip may turn "Bageri" into "Bagheria", a common word may look like a small town's name."""
+PLACE_PRIOR_FLOOR = 1_000
+ALTERNATE_NAME_WEIGHT = 0.5
+"""Prior weight of a namesake that bears the words only as an alternate name (an exonym: Mons is
+"Bergen" in Dutch) next to namesakes that bear them as their own name: signs mostly use the local name."""
+"""People added to every namesake's population: a village is not impossible next to a city."""
+
+
+def resolve_places(
+    gazetteer: list,
+    lr: dict[str, float] | Callable[[str], dict[str, float]],
+    languages: tuple[str, ...] = ("en",),
+    agreement_lr: dict[str, float] | None = None,
+) -> list[dict]:
+    """Every place the sign's words may name, scored 0..1, best first.
+
+    For each query (a word group of the sign), its **exact** GeoNames matches are its namesakes; only
+    a query without any exact match falls back to near matches, and then only to places of
+    :data:`FUZZY_MIN_POPULATION` or more. A query whose words are inside a longer query with an
+    exact match is left out (the longest name wins: "Flying Fish Cove", not "Cove"). Among namesakes,
+    P(place | name) is proportional to its people (plus :data:`PLACE_PRIOR_FLOOR`; times
+    :data:`ALTERNATE_NAME_WEIGHT` for a name that is only an alternate one) times ``lr`` of its
+    country (the other clues' likelihood ratio): a name shared by many places is resolved by the
+    clues, a unique name (Vaduz, Tórshavn) is its place whatever its size. The score is that
+    probability times how surely the words are a place name at all (:func:`commonness_factor`; short
+    fragments and near matches count less), times how well the writing agrees with the namesakes at
+    all (the people-weighted mean of ``agreement_lr`` over them, its square root, at most 1: a ř on
+    the sign speaks against every Croatian "Reka"; language clues are left out of it by the caller,
+    English stands on signs everywhere), and a bonus for other words of the sign naming places
+    within :data:`SUPPORT_KM`.
+
+    ``lr`` is a country -> likelihood-ratio map, or a function of the query giving one (so that a
+    query's own words do not vote for their language: "Lagos" reads as Portuguese, yet names a city
+    of Nigeria first). An empty map means no clues.
+
+    Returns dicts with ``evidence``, ``query``, ``place`` (a ``PlaceMatch``), ``score`` and
+    ``score_without_clues`` (the same with ``lr`` ignored: for an analyst's note).
+    """
+    per_query: dict[str, tuple[Any, list, bool]] = {}
+    for e, q, matches in gazetteer:
+        exact = [m for m in matches if m.method == "exact" or m.score >= 0.999]
+        if exact:
+            per_query[q] = (e, exact, True)
+            continue
+        near = [m for m in matches if m.score >= 0.9 and int(m.population or 0) >= FUZZY_MIN_POPULATION]
+        if near:
+            per_query[q] = (e, near, False)
+    keys = {q: normalize_name(q) for q in per_query}
+    longer = [k for q, k in keys.items() if per_query[q][2]]
+    out: list[dict] = []
+    for q, (e, ms, exact) in per_query.items():
+        k = keys[q]
+        if any(k != other and f" {k} " in f" {other} " for other in longer):
+            continue  # part of a longer name that matched exactly
+        ratios = lr(q) if callable(lr) else lr
+        own = any(m.score >= 0.999 for m in ms)
+        pops = {
+            id(m): (int(m.population or 0) + PLACE_PRIOR_FLOOR)
+            * (ALTERNATE_NAME_WEIGHT if own and exact and m.score < 0.999 else 1.0)
+            for m in ms
+        }
+        missing = 1.0 if not ratios else 1e-3
+        with_clues = {id(m): pops[id(m)] * ratios.get(m.country_code, missing) for m in ms}
+        z, z0 = sum(with_clues.values()) or 1.0, sum(pops.values())
+        agreement = 1.0
+        if agreement_lr:
+            agreement = (
+                min(1.0, sum(pops[id(m)] * agreement_lr.get(m.country_code, 1e-3) for m in ms) / z0) ** 0.5
+            )
+        top = max(ms, key=lambda m: int(m.population or 0))
+        name_is_place = commonness_factor(
+            top.matched, int(top.population or 0), languages, top.country_code, alternate=top.score < 0.999
+        )
+        short = len(k) < 4 and not _CJK.search(q)
+        quality = name_is_place * (0.5 if not exact else 1.0) * (0.7 if short else 1.0)
+        for m in ms:
+            support = min(2, HeuristicPolicy._support(q, m, gazetteer))
+            bonus = 1.0 + 0.15 * support
+            out.append(
+                {
+                    "evidence": e,
+                    "query": q,
+                    "place": m,
+                    "score": min(1.0, with_clues[id(m)] / z * quality * agreement * bonus),
+                    "score_without_clues": min(1.0, pops[id(m)] / z0 * quality * bonus),
+                }
+            )
+    return sorted(out, key=lambda c: -c["score"])
 
 
 def metadata_position(out) -> tuple[float, float, float, str] | None:
@@ -405,11 +516,12 @@ class HeuristicPolicy:
         hint_queries = {normalize_name(q) for h in hints for q in self._hint_queries(ep, h)}
         hint_texts = {h.output["text"] for h in hints}
         languages = ("en",) + tuple(
-            c.value
+            lang
             for e in clue_evs
             if e.arguments.get("text") not in hint_texts
             for c in e.typed().clues
             if c.kind == "language"
+            for lang in str(c.value).split("/")  # "nb/nl/af": the likeliest languages, best first
         )
         gazetteer = [(e, e.arguments.get("query", ""), e.typed().matches) for e in self._ok(ep, "gazetteer")]
         ocr_ids = [e.id for e in self._ok(ep, "ocr")]
@@ -420,27 +532,36 @@ class HeuristicPolicy:
             visual_share = country_shares(vis.typed().candidates)
         else:
             visual_share = {}
+        lr = self._clue_likelihood_ratio(ep, clue_evs, hint_texts, constraints)
         best = None
-        for e, q, matches in gazetteer:
+        for cand in resolve_places(gazetteer, lr, languages, agreement_lr=lr(None)):
+            e, q, m, s = cand["evidence"], cand["query"], cand["place"], cand["score"]
             from_hint = normalize_name(q) in hint_queries
-            for m in matches:
-                if constraints and (
-                    not self._allowed(constraints, m.country_code, m.lat, m.lon)
-                    or any(
-                        c.rules_out("city", m.name) or c.rules_out("region", m.admin1 or "")
-                        for c in constraints
-                    )
-                ):
-                    continue
-                # The analyst's own words outrank script and language clues.
-                support = self._support(q, m, gazetteer)
-                s = self._score_match(q, m, {} if from_hint else scores, languages, support)
-                # GeoCLIP's candidates only break ties between equally good text hypotheses.
-                rank = (from_hint and s >= CITY_MIN_SCORE, round(s, 3), visual_share.get(m.country_code, 0.0))
-                if best is None or rank > best[0]:
-                    best = (rank, m, e.id)
-        if best is not None and best[0][1] >= CITY_MIN_SCORE:
-            (_, s, _v), m, gid = best
+            if constraints and (
+                not self._allowed(constraints, m.country_code, m.lat, m.lon)
+                or any(
+                    c.rules_out("city", m.name) or c.rules_out("region", m.admin1 or "") for c in constraints
+                )
+            ):
+                continue
+            if from_hint:  # the analyst's own words: script and language clues do not weigh against them
+                s = cand["score_without_clues"]
+            # Among places sure enough to commit, the one the rest of the sign's writing supports (by
+            # orders of magnitude of its likelihood ratio) wins: a true "MADRID / ESTACIÓN DE ATOCHA"
+            # over a "Perth" slipped onto it. GeoCLIP's candidates only break the last ties.
+            ratios = lr(q)
+            agrees = round(math.log10(max(ratios.get(m.country_code, 1e-3), 1e-6))) if ratios else 0
+            rank = (
+                from_hint and s >= CITY_MIN_SCORE,
+                s >= CITY_MIN_SCORE,
+                agrees if s >= CITY_MIN_SCORE and not from_hint else 0,
+                round(s, 3),
+                visual_share.get(m.country_code, 0.0),
+            )
+            if best is None or rank > best[0]:
+                best = (rank, m, e.id)
+        if best is not None and best[0][3] >= CITY_MIN_SCORE:
+            (_, _sure, _a, s, _v), m, gid = best
             ev = ocr_ids + [gid] + ([clue_ev.id] if clue_ev and scores.get(m.country_code, 0) > 0 else [])
             if best[0][0]:
                 ev = [h.id for h in hints] + [gid]
@@ -462,6 +583,43 @@ class HeuristicPolicy:
                 ),
             }
         return self._plan_from_posterior(ep, clue_evs, hint_texts, constraints, languages)
+
+    @staticmethod
+    def _clue_likelihood_ratio(ep, clue_evs, hint_texts, constraints) -> Callable[[str], dict[str, float]]:
+        """For a gazetteer query: P(country | the text's clues) / P(country), from the clue fusion
+        without place clues (an analyst's note counts for what it says, not its script or language):
+        how much more likely the clues make each country than its people alone. The language clues
+        are read again from the text without the query's own words (a place name's language is its
+        namesakes' business, not a clue); for ``None``, language clues are left out altogether.
+        Empty (all 1) without clues."""
+        from geolocate.tools.clues import language_evidence
+
+        base = [
+            (e.id, c)
+            for e in clue_evs
+            for c in e.typed().clues
+            if c.kind != "language" and (e.arguments.get("text") not in hint_texts or c.kind != "script")
+        ]
+        texts = [(e.id, e.arguments.get("text") or "") for e in clue_evs]
+        texts = [(eid, t) for eid, t in texts if t not in hint_texts]
+        prior = fusion.prior()
+
+        @functools.cache
+        def ratios(query: str | None) -> dict[str, float]:
+            q = (query or "").strip()
+            words = regex.compile(rf"(?i)(?<!\w){regex.escape(q)}(?!\w)") if q else None
+            pairs = list(base)
+            for eid, text in texts if query is not None else ():
+                flagged = set(instruction_lines(text))
+                trusted = "\n".join(ln for ln in text.splitlines() if ln.strip() not in flagged)
+                rest = words.sub(" ", trusted) if words else trusted
+                pairs += [(eid, c) for c in language_evidence(rest)]
+            post = fusion.fuse(pairs)
+            if not post.informative:
+                return {}
+            return {cc: p / prior[cc] for cc, p in post.probs.items() if prior.get(cc)}
+
+        return ratios
 
     def _seen_script_clues(self, ep) -> list[tuple[str, Any]]:
         """Scripts the OCR saw but could not read (``OcrOutput.scripts_seen``) as weak ``script_seen``
@@ -493,23 +651,31 @@ class HeuristicPolicy:
     @staticmethod
     def _place_clues(ep, languages: tuple[str, ...]) -> list[tuple[str, Any]]:
         """Gazetteer matches too weak to commit a city, as clues for the fusion: per query, the countries
-        of its near-exact matches (score >= 0.9) that are not just common words (:func:`commonness_factor`
-        >= 0.5), each weighted by that factor (``place`` clues have a high floor, see fusion.FLOOR)."""
+        of its namesakes (:func:`resolve_places`, without the other clues: the fusion adds those),
+        each country's share the probability that the words name a place there (``place`` clues have
+        a high floor, see fusion.FLOOR). Words that are likelier a common word than a place name
+        (``Leie``, Norwegian for "rent", an exonym of Leiden) are a mixture: share + (1 - P(place)),
+        so they move the posterior little."""
         from geolocate.tools.clues import Clue, CountryVote
 
+        gazetteer = [
+            (e, e.arguments.get("query", ""), e.typed().matches) for e in HeuristicPolicy._ok(ep, "gazetteer")
+        ]
+        by_query: dict[str, tuple[str, dict[str, float]]] = {}
+        for cand in resolve_places(gazetteer, {}, languages):
+            eid, shares = by_query.setdefault(cand["query"], (cand["evidence"].id, {}))
+            cc = cand["place"].country_code
+            shares[cc] = shares.get(cc, 0.0) + cand["score_without_clues"]
         out = []
-        for e in (e for e in ep.state.evidence if e.tool == "gazetteer" and e.ok):
-            shares: dict[str, float] = {}
-            for m in e.typed().matches:
-                if m.score < 0.9:
-                    continue
-                w = commonness_factor(m.matched, int(m.population or 0), languages, m.country_code)
-                if w >= 0.5:
-                    shares[m.country_code] = max(shares.get(m.country_code, 0.0), round(w, 3))
+        floor = fusion.FLOOR["place"]
+        for q, (eid, shares) in by_query.items():
+            # The words name a place with probability ~ the sum of the shares; else they are a word and
+            # say nothing: likelihood share + max(floor, 1 - that), scaled to the fusion's fixed floor.
+            scale = floor / max(floor, 1.0 - min(1.0, sum(shares.values())))
+            shares = {cc: round(min(1.0, w * scale), 3) for cc, w in shares.items() if w * scale >= 0.05}
             if shares:
                 votes = [CountryVote(country_code=cc, weight=w, share=w) for cc, w in shares.items()]
-                q = e.arguments.get("query", "")
-                out.append((e.id, Clue(kind="place", value=q, countries=votes, source="GeoNames gazetteer")))
+                out.append((eid, Clue(kind="place", value=q, countries=votes, source="GeoNames gazetteer")))
         return out
 
     def _plan_from_posterior(

@@ -1,0 +1,123 @@
+"""Word frequencies in every wordfreq language without holding them in memory.
+
+``wordfreq`` (Robyn Speer et al., MIT licence; data CC-BY-SA 4.0) loads each language's frequency list
+into a Python dict the first time a word of that language is looked up: a sign's words checked in 42
+languages cost about 1.2 GB of memory per process. This module copies the lists once into a SQLite
+table in geolocate's cache directory (words of Zipf >= :data:`INDEX_MIN_ZIPF`, about 4 million rows,
+built in about 30 s, then read through the page cache) and answers :func:`zipf` from it with
+wordfreq's own tokenization and combination rules. Words rarer than :data:`INDEX_MIN_ZIPF` read as
+0.0 (absent), which nothing in geolocate distinguishes: a word matters from Zipf 3 on.
+
+Zipf frequency: log10 of a word's occurrences per billion words (wordfreq's scale, 0 to about 8).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import math
+import os
+import sqlite3
+import threading
+from importlib.metadata import version
+from pathlib import Path
+
+INDEX_MIN_ZIPF = 2.0
+"""Words rarer than this (per billion words: 100) are left out of the index and read as 0.0."""
+_LOCK = threading.Lock()
+
+
+def _index_path() -> Path:
+    from geolocate.tools.geonames import cache_dir
+
+    return cache_dir() / f"wordfreq-{version('wordfreq')}-z{INDEX_MIN_ZIPF:g}.sqlite"
+
+
+def build_index(path: Path) -> None:
+    """Write every wordfreq language's ``best`` list (words of Zipf >= :data:`INDEX_MIN_ZIPF`) to a
+    SQLite table ``words(lang, word, freq)`` at ``path`` (a temporary file renamed into place:
+    an interrupted build leaves nothing half-written)."""
+    from wordfreq import available_languages, get_frequency_dict
+
+    tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
+    tmp.unlink(missing_ok=True)
+    try:
+        con = sqlite3.connect(tmp)
+        con.execute("PRAGMA journal_mode = OFF")  # a temporary file: nothing to roll back to
+        con.execute("PRAGMA synchronous = OFF")
+        con.execute(
+            "CREATE TABLE words (lang TEXT, word TEXT, freq REAL, PRIMARY KEY (lang, word)) WITHOUT ROWID"
+        )
+        floor = 10.0 ** (INDEX_MIN_ZIPF - 9)
+        for lang in sorted(available_languages("best")):
+            d = get_frequency_dict(lang, "best")
+            # in key order, so that the B-tree grows at its end (fast and compact)
+            rows = sorted((lang, w, f) for w, f in d.items() if f >= floor)
+            con.executemany("INSERT INTO words VALUES (?, ?, ?)", rows)
+            get_frequency_dict.cache_clear()  # one language's dict in memory at a time
+        con.commit()
+        con.close()
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+@functools.cache
+def _connection() -> sqlite3.Connection:
+    path = _index_path()
+    if not path.exists():
+        from filelock import FileLock
+
+        with _LOCK, FileLock(str(path) + ".lock", timeout=900):  # one build for parallel first runs
+            if not path.exists():
+                build_index(path)
+    return sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
+
+
+@functools.cache
+def _quiet_jieba() -> None:
+    """jieba (wordfreq's Chinese tokenizer) prints its dictionary loading to stderr; keep it quiet."""
+    import logging
+
+    with contextlib.suppress(ImportError):
+        import jieba
+
+        jieba.setLogLevel(logging.WARNING)
+
+
+@functools.lru_cache(maxsize=65536)
+def zipf(word: str, lang: str) -> float:
+    """Zipf frequency of ``word`` in ``lang`` (a wordfreq language code), as ``wordfreq.zipf_frequency``
+    gives it (its tokenizer; several tokens combined as 1/f = sum 1/f_i; Chinese inferred word breaks
+    discounted), but read from the on-disk index. 0.0 for a word rarer than :data:`INDEX_MIN_ZIPF`,
+    an unknown language, or a CJK tokenizer that is not installed (``wordfreq[cjk]``)."""
+    from wordfreq import INFERRED_SPACE_FACTOR, available_languages, get_language_info, lossy_tokenize
+    from wordfreq.numbers import digit_freq, smash_numbers
+
+    if lang not in available_languages("best"):
+        return 0.0
+    if lang == "zh":
+        _quiet_jieba()
+    try:
+        tokens = lossy_tokenize(word, lang)
+    except ImportError:
+        return 0.0
+    if not tokens:
+        return 0.0
+    con = _connection()
+    inverse = 0.0
+    for token in tokens:
+        smashed = smash_numbers(token)
+        with _LOCK:
+            row = con.execute(
+                "SELECT freq FROM words WHERE word = ? AND lang = ?", (smashed, lang)
+            ).fetchone()
+        if row is None:
+            return 0.0
+        f = row[0] * (digit_freq(token) if smashed != token else 1.0)
+        inverse += 1.0 / f
+    freq = 1.0 / inverse
+    with contextlib.suppress(KeyError):
+        if get_language_info(lang)["tokenizer"] == "jieba":
+            freq *= INFERRED_SPACE_FACTOR ** -(len(tokens) - 1)
+    return round(math.log10(freq) + 9, 2) if freq > 0 else 0.0
