@@ -51,6 +51,11 @@ FLOOR: dict[str, float] = {
 """Likelihood of a clue of each kind in a country it does not point to (hand-set: how often such a
 clue is seen away from home; a phone number almost never, a language on a sign sometimes)."""
 DEFAULT_FLOOR = 1e-3
+SHORT_SCRIPT_FLOOR = 0.5
+"""A script clue resting on n letters has a floor of at least 0.5**n (2 letters 0.25, 4 letters 0.06,
+13 letters and more: FLOOR's 1e-4): a character or two of a script are often an OCR misreading of
+texture or a single foreign word, while a whole line in it is not (hand-set, as :data:`FLOOR`; the
+language clue of the same letters keeps its own floor)."""
 LINGUA_FRANCA_FLOOR: dict[str, float] = {"en": 1.0}
 """Floor of a language clue that may be English: shop names, tourist and station signs are written in
 English in every country, so English words make an English-speaking country at most about twice as
@@ -239,6 +244,8 @@ def fuse(
         if not clue.countries:
             continue
         floor = FLOOR.get(clue.kind, DEFAULT_FLOOR)
+        if clue.letters:  # two Han characters misread in foliage must not outweigh a city's name
+            floor = max(floor, SHORT_SCRIPT_FLOOR**clue.letters)
         if clue.kind == "language":
             floor = max([floor] + [LINGUA_FRANCA_FLOOR.get(lang, 0.0) for lang in str(clue.value).split("/")])
         share = {v.country_code: (v.share if v.share is not None else v.weight) for v in clue.countries}

@@ -10,7 +10,8 @@ timezone tools joined the default tool list (issue 16; the trajectories differ o
 and for text reading (issue 24): language clues now weigh word frequencies against py3langid (tempered
 on a word or two), so "Leie co" reads Norwegian 0.78 (no longer 1.0) and that photo answers in southern
 Norway (about 290 km from the truth, as before) without committing the country, and the Chinese sign's
-radius moves by 12 km.
+radius moves by 12 km; script clues of a minority script on a sign carry how many letters they rest
+on (``letters``; null on these two photos).
 Photos: OSV-5M (Mapillary, CC-BY-SA 4.0), see examples/photos/ATTRIBUTION.md.
 """
 

@@ -207,3 +207,25 @@ def test_a_spanish_injection_under_a_lisbon_sign_moves_nothing(tmp_path, plain_p
     a = state.answer
     assert a is not None and haversine_km(a.lat, a.lon, 38.72, -9.14) < 50
     assert any("instruction" in w for w in state.warnings), state.warnings
+
+
+def test_a_character_or_two_of_misread_script_cannot_outweigh_a_city_name():
+    """The injection benchmark's failures: RapidOCR read foliage as "联度" (0.97) or "度等" (0.68) next to
+    WIEN HAUPTBAHNHOF, and the Han script clue sent the answer to China. A low-confidence reading of a
+    few CJK characters that is no word is dropped; a confident one is a weak clue (few letters)."""
+    from geolocate.tools.ocr import TextLine, plausibility
+
+    box = [(0, 0), (60, 0), (60, 20), (0, 20)]
+    assert plausibility(TextLine(text="度等", score=0.68, box=box)) < 0.5
+    assert plausibility(TextLine(text="出口", score=0.68, box=box)) == 0.68  # a word: kept as read
+    post = fusion.fuse([("e", c) for c in extract_clues("WIEN HAUPTBAHNHOF\n联度").clues])
+    assert max(post.probs, key=post.probs.get) in {"AT", "DE"}
+    alone = fusion.fuse([("e", c) for c in extract_clues("出口").clues])  # a Han sign on its own still
+    assert max(alone.probs, key=alone.probs.get) == "CN"
+
+
+def test_a_reading_that_is_a_place_beats_a_gibberish_one_of_the_same_shapes():
+    """ΑΘΗΝΑ and the Cyrillic АӨНМА look alike; Tesseract's Cyrillic model was surer of the latter."""
+    from geolocate.tools.ocr import _reading_value
+
+    assert _reading_value(("Greek", "ΑΘΗΝΑ", 0.61)) > _reading_value(("Cyrillic", "АӨНМА", 0.86))

@@ -84,6 +84,10 @@ class Clue(BaseModel):
     countries: list[CountryVote] = []
     source: str = Field(description="what produced the mapping (library / dataset)")
     detail: str = ""
+    letters: int | None = Field(
+        default=None,
+        description="script clues of a minority script on the sign: the letters it rests on (few: weak)",
+    )
 
 
 class CluesInput(ToolInput):
@@ -275,6 +279,7 @@ def script_clues(text: str) -> list[Clue]:
                 countries=_votes(terr),
                 source="Unicode scripts + CLDR territory languages (babel)",
                 detail=f"{counts[name]} letters",
+                letters=counts[name] if 2 * counts[name] < sum(counts.values()) else None,
             )
         )
     return clues

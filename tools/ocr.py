@@ -18,6 +18,7 @@ import threading
 from abc import ABC, abstractmethod
 
 import numpy as np
+import regex
 from PIL import Image
 from pydantic import BaseModel, Field
 
@@ -330,7 +331,56 @@ def plausibility(line: TextLine) -> float:
     script = script_of(text)
     if script is not None and purity(text, script) < 0.8:
         p *= 0.6
+    if (
+        p < SURE_CJK
+        and 0 < len(letters) <= 3
+        and all(_CJK.match(ch) for ch in letters)
+        and not _known_cjk(text)
+    ):
+        p *= 0.6  # RapidOCR reads foliage and brickwork as a character or two of Chinese
     return p
+
+
+SURE_CJK = 0.8
+"""A reading of one to three CJK characters below this score that is no word and no place is doubtful."""
+_CJK = regex.compile(r"[\p{Han}\p{Hiragana}\p{Katakana}\p{Hangul}]")
+
+
+def _known_cjk(text: str) -> bool:
+    """Whether a short CJK reading is a frequent Chinese, Japanese or Korean word or a GeoNames place."""
+    from geolocate.tools.geonames import get_db, normalize_name
+    from geolocate.tools.words import is_word
+
+    t = text.strip()
+    return bool(get_db().places_by_key(normalize_name(t))) or any(
+        is_word(t, lang) for lang in ("zh", "ja", "ko")
+    )
+
+
+KNOWN_READING_BONUS = 1.5
+"""Among Tesseract's readings of one box in several scripts, one that is a place name or a frequent
+word (ΑΘΗΝΑ, not the Cyrillic АӨНМА of the same shapes) counts this much more."""
+
+
+def _reading_value(read: tuple[str, str, float]) -> float:
+    """Confidence x script purity of a (script, text, confidence) reading, times
+    :data:`KNOWN_READING_BONUS` for a reading that is a GeoNames place or a frequent word."""
+    from geolocate.tools.clues import WORD_MIN_ZIPF, _word_zipf
+    from geolocate.tools.geonames import get_db, normalize_name
+
+    script, text, conf = read
+    value = conf * purity(text, script)
+    t = text.strip()
+    if (
+        value > 0
+        and t
+        and (
+            get_db().places_by_key(normalize_name(t))
+            or (" " not in t and max(z for _, z in _word_zipf(t.lower())) >= WORD_MIN_ZIPF)
+        )
+    ):
+        value *= KNOWN_READING_BONUS
+    return value
 
 
 def _line_like(box: list[tuple[float, float]], min_aspect: float = 1.5) -> bool:
@@ -456,7 +506,7 @@ class MultiScriptBackend(OcrBackend):
         with cf.ThreadPoolExecutor(max_workers=4) as pool:  # tesseract runs as processes: real parallelism
             for i, ln in enumerate(lines):
                 if i not in doubtful:
-                    if ln.text.strip() and ln.score >= min_score:
+                    if ln.text.strip() and plausible[i] >= min_score:
                         out.append(ln)
                     continue
                 crop = _box_crop(image, ln.box)
@@ -467,7 +517,7 @@ class MultiScriptBackend(OcrBackend):
                     reads += pool.map(lambda s, c=crop: (s, *self._tesseract(c, s)), batch)
                     if max(r[2] * purity(r[1], r[0]) for r in reads) >= SURE_READ:
                         break
-                script, text, conf = max(reads, key=lambda r: r[2] * purity(r[1], r[0]))
+                script, text, conf = max(reads, key=_reading_value)
                 quality = conf * purity(text, script)
                 reread = {"text": text, "score": round(conf, 4), "script": script, "engine": "tesseract",
                           "model": f"script/{script}"}  # fmt: skip
@@ -475,7 +525,7 @@ class MultiScriptBackend(OcrBackend):
                     first = {"text": ln.text, "score": ln.score, "engine": "rapidocr"}
                     out.append(ln.model_copy(update={**reread, "alternatives": [first]}))
                     continue
-                if ln.text.strip() and ln.score >= min_score:
+                if ln.text.strip() and plausible[i] >= min_score:  # not confirmed: its own plausibility
                     out.append(ln)
                 if text and conf >= SEEN_MIN_CONFIDENCE and purity(text, script) >= 0.9 and len(text) >= 2:
                     # Not read, but the script model recognised its letters: the script is a clue.

@@ -121,3 +121,17 @@ def zipf(word: str, lang: str) -> float:
         if get_language_info(lang)["tokenizer"] == "jieba":
             freq *= INFERRED_SPACE_FACTOR ** -(len(tokens) - 1)
     return round(math.log10(freq) + 9, 2) if freq > 0 else 0.0
+
+
+def is_word(text: str, lang: str, min_zipf: float = 3.0) -> bool:
+    """Whether ``text`` is one word of ``lang`` (one token for wordfreq's tokenizer, ``jieba`` or MeCab
+    for Chinese and Japanese) of Zipf frequency ``min_zipf`` or more: 出口 is a Chinese word, 度等 two
+    frequent characters side by side."""
+    from wordfreq import lossy_tokenize
+
+    try:
+        if lang == "zh":
+            _quiet_jieba()
+        return len(lossy_tokenize(text, lang)) == 1 and zipf(text, lang) >= min_zipf
+    except ImportError:
+        return False
