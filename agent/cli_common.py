@@ -213,7 +213,12 @@ def add_policy_args(p: argparse.ArgumentParser) -> None:
     )
     g.add_argument("--dtype", default="auto", help="model dtype for --model (bfloat16 on GPUs)")
     g.add_argument("--device", default=None, help="cuda, cpu, ... (default: cuda when available)")
-    g.add_argument("--max-new-tokens", type=positive_int, default=768)
+    g.add_argument(
+        "--max-new-tokens",
+        type=positive_int,
+        default=None,
+        help="new tokens per turn (default: what a trained checkpoint was trained with, else 768)",
+    )
     g.add_argument("--temperature", type=float, default=0.7)
     g.add_argument("--seed", type=int, default=None)
 
@@ -250,7 +255,7 @@ def policy_from_args(args: argparse.Namespace):
             base_url=args.server,
             model=args.model,
             api_key=key,
-            max_tokens=args.max_new_tokens,
+            max_tokens=args.max_new_tokens or 768,
             temperature=args.temperature,
             seed=args.seed,
         )

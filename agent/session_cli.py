@@ -451,7 +451,7 @@ def _policy_kwargs(args: argparse.Namespace) -> dict:
             kw = {
                 "base_url": args.server,
                 "model": args.model,
-                "max_tokens": args.max_new_tokens,
+                "max_tokens": args.max_new_tokens or 768,
                 "seed": args.seed,
             }
         return kw

@@ -166,6 +166,7 @@ def run_one(
         pred_lon=a.lon,
         radius_km=a.radius_km,
         localizability=a.localizability,
+        answer_source=a.source,
         error_km=round(float(haversine_km(a.lat, a.lon, sample.lat, sample.lon)), 4),
         status=state.status,
         chain={lv.value: c.value for lv, c in state.chain.items()},

@@ -12,9 +12,17 @@ def register(sub) -> None:
     tr = sub.add_parser("train", help="GRPO training of the planner (see policy_training/configs/)")
     tr.add_argument(
         "--config",
-        required=True,
         metavar="FILE",
-        help="YAML or JSON GeoGRPOConfig (any trl.GRPOConfig field too)",
+        help="YAML or JSON GeoGRPOConfig (any trl.GRPOConfig field too); examples/train/cpu-tiny.yaml "
+        "is a CPU quick start",
+    )
+    tr.add_argument(
+        "--output-dir", metavar="DIR", help="where checkpoints and the final model go (overrides the config)"
+    )
+    tr.add_argument(
+        "--make-tiny-model",
+        metavar="DIR",
+        help="write a tiny random Qwen2.5-VL checkpoint to DIR (built offline, for CPU trials) and exit",
     )
     tr.add_argument(
         "--sft",
@@ -32,8 +40,17 @@ def cmd_train(args: argparse.Namespace) -> int:
         return fail(
             f"training needs the 'train' extra ({e.name} missing): pip install 'geolocate-agent[train]'"
         )
+    if args.make_tiny_model:
+        from geolocate.policy_training.tiny import build
+
+        out = build(args.make_tiny_model)
+        print(f"tiny random Qwen2.5-VL checkpoint written to {out} (use it as model_name_or_path or --model)")
+        return 0
+    if not args.config:
+        return fail("give --config FILE (or --make-tiny-model DIR)")
+    overrides = {"output_dir": args.output_dir} if args.output_dir else None
     try:
-        cfg = load_config(args.config)
+        cfg = load_config(args.config, overrides)
     except (FileNotFoundError, ValueError) as e:
         return fail(e)
     if args.sft:
@@ -45,6 +62,9 @@ def cmd_train(args: argparse.Namespace) -> int:
             return fail(e)
         print(f"SFT model and processor saved in {out}; for GRPO set model_name_or_path: {out}")
         return 0
-    out = train(cfg)
+    try:
+        out = train(cfg)
+    except ValueError as e:
+        return fail(e)
     print(f"trained model and processor saved in {out}")
     return 0

@@ -67,6 +67,48 @@ class GeoGRPOConfig(GRPOConfig):
         default=None, metadata={"help": "SFT session store (sft_source sessions)"}
     )
 
+    dynamic_sampling: bool = field(
+        default=False,
+        metadata={
+            "help": "DAPO dynamic sampling: groups whose rewards are all equal (zero advantage) are "
+            "dropped from the loss, so they do not dilute the informative ones"
+        },
+    )
+    zero_std_warning: float = field(
+        default=0.5,
+        metadata={"help": "warn when this share of groups or more have zero reward variance (no signal)"},
+    )
+    peft: dict | None = field(
+        default=None,
+        metadata={
+            "help": "LoRA through peft: {r, lora_alpha, lora_dropout, target_modules, train_vision}; "
+            "adapters are saved, and a merged model beside them in <output_dir>/merged"
+        },
+    )
+    geo_eval_steps: int = field(
+        default=0, metadata={"help": "every N steps run the project's evals on the held-out split (0: off)"}
+    )
+    geo_eval_limit: int = field(default=8, metadata={"help": "held-out photos for evals during training"})
+    geo_eval_split: float = field(
+        default=0.0,
+        metadata={
+            "help": "share of the dataset held out for evals during training (0: the last geo_eval_limit)"
+        },
+    )
+    sft_learning_rate: float | None = field(
+        default=None, metadata={"help": "SFT warm start: learning rate (default: learning_rate)"}
+    )
+    sft_epochs: float = field(default=1.0, metadata={"help": "SFT warm start: epochs over teacher episodes"})
+    sft_max_steps: int = field(default=-1, metadata={"help": "SFT warm start: steps (-1: sft_epochs decide)"})
+    sft_warm_start: bool = field(
+        default=False,
+        metadata={"help": "geolocate train runs SFT first (into <output_dir>/sft), then GRPO from it"},
+    )
+    sft_batch_size: int | None = field(
+        default=None,
+        metadata={"help": "SFT warm start: per-device batch (default: per_device_train_batch_size)"},
+    )
+
     def weights(self) -> dict[str, float]:
         out = {}
         for part in self.reward_weights_by_name.split(","):

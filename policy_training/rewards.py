@@ -206,6 +206,17 @@ evidence_texts = photo_texts  # the earlier name
 
 
 # -- TRL reward functions: the function name is the metric key ---------------------------------------------
+FALLBACK_FACTOR = 0.5
+"""What the distance and chain rewards keep of a fallback answer (the budget ran out and the Episode
+answered at the deepest commitment): stalling must pay strictly less than answering the same point,
+or "commit a country, never answer" keeps most of the reward. Ours (Geo-R and GLOBE always answer)."""
+
+
+def _discount(tr: dict, value: float | None) -> float | None:
+    """``value``, times :data:`FALLBACK_FACTOR` for a fallback answer."""
+    return value if value is None or _answered(tr) else FALLBACK_FACTOR * value
+
+
 def geo_r_distance(
     prompts,
     completions,
@@ -215,29 +226,36 @@ def geo_r_distance(
     breakpoints: Sequence[float] = GEO_R_BREAKPOINTS_PAPER,
     **kwargs,
 ) -> list[float | None]:
-    """Geo-R distance reward of each episode's answer (see :func:`geo_r_reward`)."""
+    """Geo-R distance reward of each episode's answer (see :func:`geo_r_reward`); a fallback answer
+    keeps :data:`FALLBACK_FACTOR` of it."""
     out = []
     for t, la, lo in zip(trajectory, lat, lon):
-        d = answer_error_km(_traj(t), la, lo)
-        out.append(None if d is None else geo_r_reward(d, breakpoints))
+        tr = _traj(t)
+        d = answer_error_km(tr, la, lo)
+        out.append(_discount(tr, None if d is None else geo_r_reward(d, breakpoints)))
     return out
 
 
 def geoscore(prompts, completions, trajectory, lat, lon, **kwargs) -> list[float | None]:
-    """exp(-d/1492.7) of each episode's answer."""
+    """exp(-d/1492.7) of each episode's answer (a fallback keeps :data:`FALLBACK_FACTOR`)."""
     out = []
     for t, la, lo in zip(trajectory, lat, lon):
-        d = answer_error_km(_traj(t), la, lo)
-        out.append(None if d is None else geoscore_reward(d))
+        tr = _traj(t)
+        d = answer_error_km(tr, la, lo)
+        out.append(_discount(tr, None if d is None else geoscore_reward(d)))
     return out
 
 
 def chain_of_region(
     prompts, completions, trajectory, continent, country, region, city, **kwargs
 ) -> list[float | None]:
-    """Hierarchical per-level correctness of the committed chain against the GPS-derived labels."""
+    """Hierarchical per-level correctness of the committed chain against the GPS-derived labels (a
+    fallback answer keeps :data:`FALLBACK_FACTOR` of it)."""
     return [
-        chain_reward(committed_levels(_traj(t)), {"continent": a, "country": b, "region": c, "city": d})
+        _discount(
+            _traj(t),
+            chain_reward(committed_levels(_traj(t)), {"continent": a, "country": b, "region": c, "city": d}),
+        )
         for t, a, b, c, d in zip(trajectory, continent, country, region, city)
     ]
 
@@ -381,7 +399,8 @@ def renormalised(funcs: Sequence, weights: Sequence[float]) -> list:
     (sum of all weights) / (sum of the weights that apply): TRL's weighted sum (``nansum``) is then
     the full weight times the weighted mean of the applicable rewards, so an episode whose reasoning
     quotes no cue is on the same scale as one that does. A reward that does not apply stays None.
-    The logged per-reward means are of the scaled values.
+    TRL's ``rewards/<name>/mean`` are of the scaled values; the unscaled means are logged as
+    ``rewards_raw/<name>/mean`` (through TRL's ``log_metric``).
 
     >>> def a(prompts, completions, **k): return [1.0, 1.0]
     >>> def b(prompts, completions, **k): return [None, 0.0]
@@ -397,6 +416,12 @@ def renormalised(funcs: Sequence, weights: Sequence[float]) -> list:
         if key not in cache:
             cache.clear()
             cache[key] = [f(prompts, completions, **kwargs) for f in funcs]
+            log_metric = kwargs.get("log_metric")  # TRL passes it: the unscaled means, once per batch
+            if callable(log_metric):
+                for f, vals in zip(funcs, cache[key], strict=True):
+                    applied = [v for v in vals if v is not None]
+                    if applied:
+                        log_metric(f"rewards_raw/{f.__name__}/mean", sum(applied) / len(applied))
         return cache[key]
 
     wrapped = []

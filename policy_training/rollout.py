@@ -87,7 +87,16 @@ class GeoRollout:
         max_turn_tokens: new tokens per turn.
         temperature, top_p: sampling (defaults: the trainer's ``args.temperature`` / ``args.top_p``).
         generation_hook: ``f(rollout_index, turn) -> dict`` of extra ``generate`` kwargs (e.g. a
-            logits processor), for scripted tests and constrained decoding.
+            logits processor), for scripted tests and constrained decoding. Per episode, so episodes
+            with a hook generate one at a time.
+        batched: in-process generation of all live episodes of a step in one left-padded
+            ``generate`` call per turn (finished episodes drop out); False: one call per episode
+            (the reference the batched path is tested against).
+        greedy: greedy decoding instead of sampling (evaluation and equality tests, never training).
+
+    After each call, :attr:`last_metrics` holds the step's rollout metrics (per-episode means: turns,
+    tool calls by tool, answer and fallback rates, parse errors, observation tokens, truncated
+    turns), which the trainer logs (:func:`geolocate.policy_training.train.make_trainer`).
     """
 
     def __init__(
@@ -99,8 +108,11 @@ class GeoRollout:
         top_p: float | None = None,
         generation_hook: Callable[[int, int], dict[str, Any]] | None = None,
         prompt_version: int = PROMPT_VERSION,
+        batched: bool = True,
+        greedy: bool = False,
     ):
         self.tool_names = list(tool_names)
+        self.batched, self.greedy = batched, greedy
         self.prompt_version = prompt_version
         for name in self.tool_names:
             if type(create(name)).artifact is not Tool.artifact:
@@ -144,6 +156,47 @@ class GeoRollout:
         n = int(new.shape[0])
         return new.tolist(), [float(x) for x in logps[:n]]
 
+    def _generate_hf_batch(self, trainer, model, batch: list[dict]) -> list[tuple[list[int], list[float]]]:
+        """One ``generate`` call for all of ``batch`` (left-padded; each row's image features and
+        ``image_grid_thw`` concatenated in row order); each row's tokens end at its first end-of-turn
+        token, or at the per-turn budget."""
+        import torch
+
+        tok = trainer.processing_class.tokenizer
+        pad = tok.pad_token_id if tok.pad_token_id is not None else tok.convert_tokens_to_ids(tok.eos_token)
+        eos = tok.convert_tokens_to_ids(tok.eos_token or "<|im_end|>")
+        image_pad = tok.convert_tokens_to_ids("<|image_pad|>")
+        width = max(len(r["ids"]) for r in batch)
+        ids = torch.full((len(batch), width), pad, dtype=torch.long)
+        attn = torch.zeros_like(ids)
+        mm = torch.zeros_like(ids)
+        for j, r in enumerate(batch):
+            n, off = len(r["ids"]), width - len(r["ids"])
+            ids[j, off:] = torch.tensor(r["ids"])
+            attn[j, off:] = 1
+            p = len(r["prompt_ids"])
+            mm[j, off : off + p] = (ids[j, off : off + p] == image_pad).long()
+        vision = {k: torch.cat([r["vision"][k] for r in batch], dim=0) for k in batch[0]["vision"]}
+        cfg = self.generation_config(trainer)
+        cfg.suppress_tokens = vision_token_ids(tok)
+        cfg.output_scores, cfg.return_dict_in_generate, cfg.use_cache = True, True, True
+        with torch.no_grad():
+            out = model.generate(
+                input_ids=ids.to(model.device),
+                attention_mask=attn.to(model.device),
+                mm_token_type_ids=mm.to(model.device),
+                generation_config=cfg,
+                **vision,
+            )
+        new = out.sequences[:, width:]
+        logps = model.compute_transition_scores(out.sequences, out.scores, normalize_logits=True)
+        results = []
+        for j in range(len(batch)):
+            row = new[j].tolist()
+            n = row.index(eos) + 1 if eos in row else len(row)
+            results.append((row[:n], [float(x) for x in logps[j, :n]]))
+        return results
+
     def generation_config(self, trainer):
         """The trainer's own ``generation_config`` (every sampling field its config sets: temperature,
         top_p, top_k, min_p, repetition_penalty, EOS and pad ids), with this rollout's per-turn token
@@ -157,7 +210,7 @@ class GeoRollout:
         base = getattr(trainer, "generation_config", None)
         cfg = copy.deepcopy(base) if base is not None else GenerationConfig(do_sample=True)
         cfg.max_new_tokens = self.max_turn_tokens
-        cfg.do_sample = True
+        cfg.do_sample = not self.greedy
         if self.temperature is not None:
             cfg.temperature = self.temperature
         if self.top_p is not None:
@@ -205,6 +258,8 @@ class GeoRollout:
             finally:
                 gen.max_completion_length = saved
             return [(c, self._sampled_logprobs(lp)) for c, lp in zip(completion_ids, logprobs, strict=True)]
+        if self.batched and self.generation_hook is None and len(batch) > 1:
+            return self._generate_hf_batch(trainer, model, batch)
         return [
             self._generate_hf(trainer, model, r["ids"], r["vision"], r["i"], turn, len(r["prompt_ids"]))
             for r in batch
@@ -245,6 +300,8 @@ class GeoRollout:
                     "completion": [],
                     "mask": [],
                     "logps": [],
+                    "truncated_turns": 0,
+                    "observation_tokens": 0,
                 }
             )
 
@@ -256,7 +313,9 @@ class GeoRollout:
                 # vLLM: every process sends all its episodes every turn (finished ones as padding whose
                 # output is dropped), in lock-step until the last episode on any process ends, so the
                 # collective calls inside generation always match and nothing waits forever.
-                batch = runs if use_vllm else live
+                # One process needs no lock-step: only its live episodes go.
+                lockstep = use_vllm and getattr(trainer.accelerator, "num_processes", 1) > 1
+                batch = runs if lockstep else live
                 outs = self._generate(trainer, gen_model, batch, turn)
                 self._step_all(
                     live,
@@ -269,6 +328,16 @@ class GeoRollout:
         self._check_groups(runs, trainer)
         self.stats["episodes"] += len(runs)
         self.stats["seconds"] += time.perf_counter() - t0
+        self.last_metrics = rollout_metrics(runs)
+        log_metric = getattr(trainer, "_log_metric", None)  # TRL averages these over processes and steps
+        if callable(log_metric):
+            for k, v in self.last_metrics.items():
+                log_metric(f"rollout/{k}", v)
+        if getattr(trainer.args, "mask_truncated_completions", False):
+            for r in runs:  # TRL looks only at the last token: a turn cut anywhere must end the same way
+                if r["truncated_turns"] and r["completion"] and r["completion"][-1] == eos_id:
+                    for key in ("completion", "mask", "logps"):
+                        r[key].pop()
         return {
             "prompt_ids": [r["prompt_ids"] for r in runs],
             "completion_ids": [r["completion"] for r in runs],
@@ -335,6 +404,8 @@ class GeoRollout:
             gen, logps = outs[id(r)]
             completion = tok.decode(gen, skip_special_tokens=True)
             r["ep"].step(completion)
+            if len(gen) >= self.max_turn_tokens and (not gen or gen[-1] != eos_id):
+                r["truncated_turns"] += 1  # cut by the per-turn budget, not ended by the model
             r["completion"] += gen
             r["mask"] += [1] * len(gen)
             r["logps"] += logps
@@ -345,7 +416,40 @@ class GeoRollout:
             nxt = render_prompt(proc, r["ep"].state, schemas, self.prompt_version)
             suf = observation_tokens(tok, r["text"] + completion, nxt, bool(gen) and gen[-1] == eos_id)
             r["completion"] += suf
+            r["observation_tokens"] += len(suf)
             r["mask"] += [0] * len(suf)
             r["logps"] += [0.0] * len(suf)
             r["ids"] += suf
             r["text"] = nxt
+
+
+def rollout_metrics(runs: list[dict]) -> dict[str, float]:
+    """Per-episode means of one rollout batch, for the trainer's log (``rollout/<name>``): turns, tool
+    calls (all and by tool), answer rate (the policy's own answer) and fallback rate (the budget ran
+    out), parse errors, observation tokens (``env_mask`` 0), generated tokens and truncated turns
+    (cut by ``max_turn_tokens``); ``episodes_truncated`` is the share with at least one such turn."""
+    n = max(1, len(runs))
+    out: dict[str, float] = {}
+    by_tool: dict[str, int] = {}
+    for r in runs:
+        st = r["ep"].state
+        calls = [a for t in st.turns for a in t.actions if a.get("kind") == "tool_call"]
+        for a in calls:
+            by_tool[str(a.get("name"))] = by_tool.get(str(a.get("name")), 0) + 1
+        parse_errors = sum(1 for t in st.turns for o in t.observations if o.kind == "parse_error")
+        answered = st.answer is not None and getattr(st.answer, "source", "answer") == "answer"
+        fallback = st.answer is not None and not answered
+        for key, v in (
+            ("turns", len(st.turns)),
+            ("tool_calls", len(calls)),
+            ("answer_rate", float(answered)),
+            ("fallback_rate", float(fallback)),
+            ("parse_errors", parse_errors),
+            ("observation_tokens", r["observation_tokens"]),
+            ("generated_tokens", sum(r["mask"])),
+            ("truncated_turns", r["truncated_turns"]),
+            ("episodes_truncated", float(r["truncated_turns"] > 0)),
+        ):
+            out[key] = out.get(key, 0.0) + v
+    out.update({f"tool_calls/{k}": v for k, v in sorted(by_tool.items())})
+    return {k: v / n for k, v in out.items()}

@@ -188,21 +188,24 @@ def sft_rows(pairs, processor, cfg) -> list[dict[str, Any]]:
 
 
 def make_sft_trainer(cfg, model, processor, rows):
-    """TRL's ``SFTTrainer`` over pre-tokenized trajectory rows, with the GRPO config's optimiser
-    settings (learning rate, steps, batch size, seed) and output in ``<output_dir>/sft``."""
+    """TRL's ``SFTTrainer`` over pre-tokenized trajectory rows, with the config's SFT settings
+    (``sft_learning_rate``, ``sft_epochs``, ``sft_max_steps``, ``sft_batch_size``; the GRPO values where
+    unset), its checkpointing (``save_strategy``, ``save_steps``) and output in ``<output_dir>/sft``."""
     from datasets import Dataset
     from trl import SFTConfig, SFTTrainer
 
     out = Path(cfg.output_dir) / "sft"
     args = SFTConfig(
         output_dir=str(out),
-        max_steps=cfg.max_steps,
-        num_train_epochs=cfg.num_train_epochs,
-        per_device_train_batch_size=cfg.per_device_train_batch_size,
+        max_steps=cfg.sft_max_steps,
+        num_train_epochs=cfg.sft_epochs,
+        per_device_train_batch_size=cfg.sft_batch_size or cfg.per_device_train_batch_size,
         gradient_accumulation_steps=cfg.gradient_accumulation_steps,
-        learning_rate=cfg.learning_rate,
+        learning_rate=cfg.sft_learning_rate if cfg.sft_learning_rate is not None else cfg.learning_rate,
         logging_steps=cfg.logging_steps,
-        save_strategy="no",
+        save_strategy=cfg.save_strategy,
+        save_steps=cfg.save_steps,
+        save_total_limit=cfg.save_total_limit,
         report_to=cfg.report_to,
         use_cpu=cfg.use_cpu,
         seed=cfg.seed,
@@ -236,7 +239,11 @@ def train_sft(cfg, model=None, processor=None, pairs=None) -> Path:
     if not pairs:
         raise ValueError(f"no teacher trajectory within {cfg.sft_max_error_km} km to learn from")
     trainer = make_sft_trainer(cfg, model, processor, sft_rows(pairs, processor, cfg))
-    trainer.train()
+    from transformers.trainer_utils import get_last_checkpoint
+
+    out = Path(trainer.args.output_dir)
+    last = get_last_checkpoint(str(out)) if cfg.resume and out.is_dir() else None
+    trainer.train(resume_from_checkpoint=last)
     out = Path(trainer.args.output_dir)
     trainer.save_model(str(out))
     processor.save_pretrained(str(out))

@@ -1,4 +1,6 @@
-"""Tiny, randomly initialised Qwen2.5-VL and Qwen3-VL checkpoints, built fully offline.
+"""Tiny, randomly initialised Qwen2.5-VL and Qwen3-VL checkpoints, built fully offline: the CPU quick
+start (``geolocate train --make-tiny-model DIR``, or ``model_name_or_path: tiny`` in a config) and
+the tests.
 
 A byte-level BPE tokenizer is trained locally (``tokenizers``) with the Qwen special tokens, the
 PIL image processor is used (no torchvision), and text/vision configs are a few thousand parameters.

@@ -10,6 +10,7 @@ component as ``rewards/<name>/mean`` (and ``/std``) with the loss, KL and comple
 from __future__ import annotations
 
 import csv
+import functools
 from pathlib import Path
 
 from geolocate.agent.state import Budget
@@ -72,6 +73,22 @@ def load_config(path: str | Path, overrides: dict | None = None) -> GeoGRPOConfi
         gpu = False
     if not gpu and not any(k in raw for k in ("use_cpu", "bf16", "fp16")):
         raw.update(use_cpu=True, bf16=False)
+    if "max_completion_length" not in raw:  # dr_grpo's denominator: the longest episode there can be
+        turns = raw.get("max_turns", fields["max_turns"].default)
+        tokens = raw.get("max_turn_tokens", fields["max_turn_tokens"].default)
+        if isinstance(turns, int) and isinstance(tokens, int):
+            raw["max_completion_length"] = turns * tokens
+    if isinstance(raw.get("peft"), dict):
+        known = {"r", "lora_alpha", "lora_dropout", "target_modules", "train_vision", "bias"}
+        if bad := sorted(set(raw["peft"]) - known):
+            raise ValueError(
+                f"{p}: peft: unknown key(s) {', '.join(bad)} (known: {', '.join(sorted(known))})"
+            )
+    if raw.get("model_name_or_path") == "tiny":  # the CPU quick start: a tiny model built here, offline
+        from geolocate.policy_training.tiny import build
+
+        folder = Path(raw.get("output_dir") or "trainer_output") / "tiny-base"
+        raw["model_name_or_path"] = str(folder if (folder / "config.json").exists() else build(folder))
     try:
         return GeoGRPOConfig(**raw)
     except (TypeError, ValueError) as e:
@@ -136,10 +153,38 @@ def training_dataset(cfg: GeoGRPOConfig):
     )
 
 
-def make_trainer(cfg: GeoGRPOConfig, model=None, processor=None, dataset=None, generation_hook=None):
-    """A ready ``GRPOTrainer`` (model and processor loaded from ``cfg`` unless given)."""
-    from trl import GRPOTrainer
+def lora_config(cfg: GeoGRPOConfig):
+    """The ``peft.LoraConfig`` of the config's ``peft:`` section, or None without one. Defaults: rank 16,
+    alpha 32, dropout 0.05, the attention and MLP projections of the language model; the vision tower
+    stays frozen unless ``train_vision: true`` (then its projections get adapters too)."""
+    if not cfg.peft:
+        return None
+    from peft import LoraConfig
 
+    p = dict(cfg.peft)
+    train_vision = bool(p.pop("train_vision", False))
+    default_targets = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+    targets = p.pop("target_modules", default_targets)
+    if isinstance(targets, list) and not train_vision:
+        # a regex over module names: the language model's projections only (Qwen-VL's tower is "visual")
+        targets = rf"^(?!.*visual).*\.({'|'.join(targets)})$"
+    return LoraConfig(
+        r=int(p.pop("r", 16)),
+        lora_alpha=int(p.pop("lora_alpha", 32)),
+        lora_dropout=float(p.pop("lora_dropout", 0.05)),
+        target_modules=targets,
+        bias=p.pop("bias", "none"),
+        task_type="CAUSAL_LM",
+    )
+
+
+def make_trainer(
+    cfg: GeoGRPOConfig, model=None, processor=None, dataset=None, generation_hook=None, eval_dataset=None
+):
+    """A ready GRPO trainer (TRL's ``GRPOTrainer`` with DAPO dynamic sampling when the config asks),
+    model and processor loaded from ``cfg`` unless given; LoRA adapters when ``cfg.peft`` is set.
+    Callbacks: checkpoint metadata, ``metrics.jsonl``, the zero-variance warning and, with
+    ``geo_eval_steps``, the project's evals on ``eval_dataset`` (a held-out ``evals`` Dataset)."""
     from geolocate.agent.policies.transformers_policy import load_vlm
     from geolocate.policy_training.rewards import renormalised, reward_functions
     from geolocate.policy_training.rollout import GeoRollout
@@ -158,29 +203,66 @@ def make_trainer(cfg: GeoGRPOConfig, model=None, processor=None, dataset=None, g
         generation_hook=generation_hook,
         prompt_version=cfg.prompt_version,
     )
-    trainer = GRPOTrainer(
+    trainer = _trainer_class()(
         model=model,
         reward_funcs=funcs,
         args=cfg,
         train_dataset=dataset if dataset is not None else training_dataset(cfg),
         processing_class=processor,
         rollout_func=rollout,
+        peft_config=lora_config(cfg),
     )
     trainer.geo_rollout = rollout
     trainer.add_callback(_metadata_callback(cfg))
+    trainer.add_callback(_metrics_callback(cfg))
+    if cfg.geo_eval_steps and eval_dataset is not None:
+        trainer.add_callback(_eval_callback(cfg, trainer, processor, eval_dataset))
     return trainer
+
+
+@functools.cache
+def _trainer_class():
+    """TRL's GRPOTrainer, with DAPO's dynamic sampling (Yu et al. 2025, "DAPO"): when
+    ``dynamic_sampling`` is on, groups whose rewards are all equal carry no advantage and are dropped
+    from the loss (their completion mask zeroed), so the informative groups are not diluted by them.
+    (DAPO also resamples to refill the batch; here the batch shrinks instead.)"""
+    from trl import GRPOTrainer
+
+    class GeoGRPOTrainer(GRPOTrainer):
+        def _generate_and_score_completions(self, inputs):
+            out = super()._generate_and_score_completions(inputs)
+            if getattr(self.args, "dynamic_sampling", False):
+                import torch
+
+                adv = out["advantages"]
+                g = self.num_generations
+                if adv.numel() % g == 0:
+                    flat = torch.isclose(adv.view(-1, g), torch.zeros_like(adv.view(-1, g))).all(dim=1)
+                    drop = flat.repeat_interleave(g)
+                    out["completion_mask"] = out["completion_mask"] * (~drop).unsqueeze(1).to(
+                        out["completion_mask"].dtype
+                    )
+                    mode = "train" if self.model.training else "eval"
+                    self._metrics[mode]["dynamic_sampling/dropped_groups"].append(flat.float().mean().item())
+            return out
+
+    return GeoGRPOTrainer
 
 
 def training_metadata(cfg: GeoGRPOConfig) -> dict:
     """What a checkpoint records of how its planner was trained (``geolocate_training.json``):
-    ``geolocate locate --model`` runs it with the same tools, budgets and prompt unless told otherwise."""
+    ``geolocate locate/session/eval --model`` run it with the same tools, budgets, per-turn tokens,
+    pixel budget, prompt and sampling unless told otherwise."""
     return {
         "tools": cfg.tools,
         "max_turns": cfg.max_turns,
         "max_tool_calls": cfg.max_tool_calls,
         "max_turn_tokens": cfg.max_turn_tokens,
+        "max_pixels": cfg.max_pixels,
         "prompt_version": cfg.prompt_version,
+        "generation": {"temperature": cfg.temperature, "top_p": cfg.top_p, "top_k": cfg.top_k},
         "base_model": cfg.model_name_or_path,
+        "peft": cfg.peft,
     }
 
 
@@ -202,18 +284,153 @@ def _metadata_callback(cfg: GeoGRPOConfig):
 
     class _Metadata(TrainerCallback):
         def on_save(self, args, state, control, **kwargs):
-            write_metadata(cfg, Path(args.output_dir) / f"checkpoint-{state.global_step}")
+            if state.is_world_process_zero:  # one writer, not one per rank
+                write_metadata(cfg, Path(args.output_dir) / f"checkpoint-{state.global_step}")
 
     return _Metadata()
 
 
+METRICS_FILE = "metrics.jsonl"
+"""Every log line of a run (loss, rewards, rollout metrics, evals) as JSON Lines in the output folder."""
+
+
+def _metrics_callback(cfg: GeoGRPOConfig):
+    """A TrainerCallback that appends every log to ``<output_dir>/metrics.jsonl`` (rank 0) and warns
+    when the share of zero-variance groups (``frac_reward_zero_std``) reaches ``zero_std_warning``."""
+    import json
+    import logging
+    import math
+
+    from transformers import TrainerCallback
+
+    log = logging.getLogger("geolocate.train")
+
+    class _Metrics(TrainerCallback):
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            if not state.is_world_process_zero or not logs:
+                return
+            row = {"step": state.global_step, **logs}
+            clean = {k: (v if not isinstance(v, float) or math.isfinite(v) else None) for k, v in row.items()}
+            path = Path(args.output_dir) / METRICS_FILE
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with open(path, "a", encoding="utf-8") as f:
+                f.write(json.dumps(clean) + "\n")
+            frac = logs.get("frac_reward_zero_std")
+            if isinstance(frac, float) and frac >= cfg.zero_std_warning:
+                log.warning(
+                    "step %d: %.0f%% of groups have equal rewards (zero advantage: no learning signal); "
+                    "raise temperature or num_generations, add rewards that vary (format, tool_use), "
+                    "or set dynamic_sampling: true",
+                    state.global_step,
+                    100 * frac,
+                )
+
+    return _Metrics()
+
+
+def _eval_callback(cfg: GeoGRPOConfig, trainer, processor, dataset):
+    """Every ``geo_eval_steps`` steps: the project's evals (:func:`geolocate.evals.runner.run_dataset`)
+    with the model being trained on the held-out ``dataset`` (GeoScore, acc@k, answer rate), logged as
+    ``eval_geo/<metric>``; the checkpoint with the best GeoScore is kept in ``<output_dir>/best``."""
+    from transformers import TrainerCallback
+
+    best = {"geoscore": -1.0}
+
+    class _Eval(TrainerCallback):
+        def on_step_end(self, args, state, control, **kwargs):
+            if state.global_step % cfg.geo_eval_steps or not state.is_world_process_zero:
+                return
+            metrics = evaluate_model(cfg, trainer.model, processor, dataset)
+            trainer.log({f"eval_geo/{k}": v for k, v in metrics.items()})
+            if metrics["geoscore"] > best["geoscore"]:
+                best["geoscore"] = metrics["geoscore"]
+                out = Path(args.output_dir) / "best"
+                trainer.save_model(str(out))
+                processor.save_pretrained(str(out))
+                write_metadata(cfg, out)
+
+    return _Eval()
+
+
+def evaluate_model(cfg: GeoGRPOConfig, model, processor, dataset) -> dict[str, float]:
+    """GeoScore, acc@k (km), median error and answer rate of ``model`` (in its current state, greedy) on
+    an ``evals`` Dataset, with the training tools, budgets, per-turn tokens and pixel budget."""
+    from geolocate.agent.policies.transformers_policy import TransformersPolicy
+    from geolocate.evals.metrics import summarize
+    from geolocate.evals.runner import run_dataset
+
+    unwrapped = getattr(model, "module", model)
+    was_training = unwrapped.training
+    unwrapped.eval()
+    try:
+        policy = TransformersPolicy(
+            loaded=(unwrapped, processor),
+            max_new_tokens=cfg.max_turn_tokens,
+            do_sample=False,
+            max_pixels=cfg.max_pixels,
+            prompt_version=cfg.prompt_version,
+        )
+        budget = Budget(max_turns=cfg.max_turns, max_tool_calls=cfg.max_tool_calls)
+        recs = list(run_dataset(dataset, policy, tools=cfg.tools, budget=budget, keep_trajectory=False))
+    finally:
+        unwrapped.train(was_training)
+    errs = [r["error_km"] for r in recs if r.get("error_km") is not None]
+    out = {k: float(v) for k, v in summarize(errs).items() if isinstance(v, (int, float))} if errs else {}
+    out.setdefault("geoscore", 0.0)
+    out["answer_rate"] = sum(r.get("answer_source") == "answer" for r in recs) / max(1, len(recs))
+    return out
+
+
 def train(cfg: GeoGRPOConfig) -> Path:
-    """Train, save the final model and processor in ``cfg.output_dir``, and return that folder."""
+    """Train (an SFT warm start first when ``sft_warm_start``), save the final model and processor in
+    ``cfg.output_dir`` (LoRA: the adapters there and a merged model in ``<output_dir>/merged``), and
+    return the folder ``--model`` loads.
+
+    Raises:
+        ValueError: ``resume: true`` without a checkpoint in ``output_dir``.
+    """
+    import dataclasses
     import os
 
+    from transformers.trainer_utils import get_last_checkpoint
+
     os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
-    trainer = make_trainer(cfg)
-    trainer.train(resume_from_checkpoint=True if cfg.resume else None)
+    resume = None
+    if cfg.resume:
+        out = Path(cfg.output_dir)
+        resume = get_last_checkpoint(str(out)) if out.is_dir() else None
+        if resume is None:
+            raise ValueError(f"resume: true, but {out} holds no checkpoint-N folder to resume from")
+    if cfg.sft_warm_start:
+        from geolocate.policy_training.sft import train_sft
+
+        sft_dir = train_sft(cfg)
+        cfg = dataclasses.replace(cfg, model_name_or_path=str(sft_dir))
+    train_ds, eval_ds = training_dataset(cfg), None
+    if cfg.geo_eval_steps:
+        eval_ds = held_out(cfg)
+    trainer = make_trainer(cfg, dataset=train_ds, eval_dataset=eval_ds)
+    trainer.train(resume_from_checkpoint=resume)
     trainer.save_model(cfg.output_dir)  # the Trainer saves the processor with the model
-    write_metadata(cfg, cfg.output_dir)
+    if trainer.is_world_process_zero():
+        write_metadata(cfg, cfg.output_dir)
+        if cfg.peft:
+            merged = Path(cfg.output_dir) / "merged"
+            trainer.accelerator.unwrap_model(trainer.model).merge_and_unload().save_pretrained(str(merged))
+            trainer.processing_class.save_pretrained(str(merged))
+            write_metadata(cfg, merged)
+    if eval_ds is not None and trainer.is_world_process_zero():
+        final = evaluate_model(cfg, trainer.model, trainer.processing_class, eval_ds)
+        trainer.log({f"eval_geo/{k}": v for k, v in final.items()})
     return Path(cfg.output_dir)
+
+
+def held_out(cfg: GeoGRPOConfig):
+    """The held-out ``evals`` Dataset for evaluation during training: the last ``geo_eval_split`` share
+    (or the last ``geo_eval_limit`` samples) of the configured dataset, at most ``geo_eval_limit``."""
+    from geolocate.evals import datasets as D
+
+    ds = D.load_dataset(cfg.dataset, data=cfg.data, labels=cfg.labels, images=cfg.images)
+    n = len(ds.samples)
+    k = max(1, int(n * cfg.geo_eval_split)) if cfg.geo_eval_split else cfg.geo_eval_limit
+    return D.Dataset(f"{ds.name} (held out)", ds.samples[n - min(k, cfg.geo_eval_limit, n) :])

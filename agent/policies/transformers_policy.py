@@ -89,15 +89,32 @@ def load_processor(id_or_path: str | Path):
 
 
 def load_vlm(id_or_path: str | Path, dtype: str = "auto", device: str | None = None):
-    """(model, processor) for a checkpoint; ``device`` defaults to CUDA when available, else CPU."""
+    """(model, processor) for a checkpoint; ``device`` defaults to CUDA when available, else CPU.
+
+    A folder of LoRA adapters (``adapter_config.json``, as ``geolocate train`` with a ``peft:`` section
+    saves) loads its base model (``base_model_name_or_path``) with the adapters merged in (``peft``).
+    """
     import torch
     from transformers import AutoModelForImageTextToText
 
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     torch_dtype = getattr(torch, dtype) if dtype not in ("auto", None) else "auto"
+    adapter = Path(str(id_or_path)) / "adapter_config.json"
+    if adapter.is_file():
+        import json
+
+        from peft import PeftModel
+
+        base = json.loads(adapter.read_text(encoding="utf-8"))["base_model_name_or_path"]
+        model = AutoModelForImageTextToText.from_pretrained(str(base), dtype=torch_dtype)
+        model = PeftModel.from_pretrained(model, str(id_or_path)).merge_and_unload()
+        return model.to(device).eval(), load_processor(base)  # training leaves the processor as it was
     model = AutoModelForImageTextToText.from_pretrained(str(id_or_path), dtype=torch_dtype).to(device).eval()
     return model, load_processor(id_or_path)
 
+
+DEFAULT_MAX_NEW_TOKENS = 768
+"""New tokens per turn for a checkpoint that records none of its own."""
 
 TRAINING_METADATA = "geolocate_training.json"
 """Written by ``geolocate train`` into its output folder and every checkpoint: the tool set, budgets,
@@ -122,8 +139,11 @@ class TransformersPolicy:
     Args:
         model: hub id or local path (loaded with :func:`load_vlm`); or pass ``loaded=(model, processor)``.
         dtype, device: model placement (``"bfloat16"`` on GPUs; ``"auto"`` keeps the checkpoint's).
-        max_new_tokens, temperature, top_p, do_sample, seed: sampling.
-        max_pixels: per-image pixel budget (images are shrunk to it before the processor).
+        max_new_tokens, temperature, top_p, do_sample, seed: sampling; ``max_new_tokens`` per turn
+            defaults to the checkpoint's trained ``max_turn_tokens`` (:data:`TRAINING_METADATA`), else
+            :data:`DEFAULT_MAX_NEW_TOKENS`.
+        max_pixels: per-image pixel budget (images are shrunk to it before the processor); default
+            the checkpoint's trained ``max_pixels``, else ``DEFAULT_MAX_PIXELS``.
         generate_kwargs: extra arguments for ``model.generate`` (e.g. a ``logits_processor``).
         prompt_version: the prompt templates (default: the one a trained checkpoint records in
             :data:`TRAINING_METADATA`, else the current one).
@@ -138,12 +158,12 @@ class TransformersPolicy:
         loaded: tuple[Any, Any] | None = None,
         dtype: str = "auto",
         device: str | None = None,
-        max_new_tokens: int = 768,
+        max_new_tokens: int | None = None,
         temperature: float = 0.7,
         top_p: float = 0.9,
         do_sample: bool = True,
         seed: int | None = None,
-        max_pixels: int = DEFAULT_MAX_PIXELS,
+        max_pixels: int | None = None,
         generate_kwargs: dict[str, Any] | None = None,
         prompt_version: int | None = None,
     ):
@@ -152,6 +172,9 @@ class TransformersPolicy:
                 raise ValueError("give a model id or path, or loaded=(model, processor)")
             loaded = load_vlm(model, dtype, device)
         self.model, self.processor = loaded
+        meta = training_metadata(model) if model is not None else None
+        # What runs is what was trained: per-turn tokens and the pixel budget of the checkpoint's training.
+        max_new_tokens = max_new_tokens or (meta or {}).get("max_turn_tokens") or DEFAULT_MAX_NEW_TOKENS
         self.max_new_tokens, self.temperature, self.top_p, self.do_sample, self.seed = (
             max_new_tokens,
             temperature,
@@ -159,8 +182,7 @@ class TransformersPolicy:
             do_sample,
             seed,
         )
-        self.max_pixels = max_pixels
-        meta = training_metadata(model) if model is not None else None
+        self.max_pixels = max_pixels or (meta or {}).get("max_pixels") or DEFAULT_MAX_PIXELS
         self.prompt_version = prompt_version or (meta or {}).get("prompt_version") or PROMPT_VERSION
         self.generate_kwargs = dict(generate_kwargs or {})
         self.last_stats: dict[str, float] = {}
