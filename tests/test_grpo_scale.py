@@ -162,8 +162,13 @@ def test_lora_step_changes_only_adapters_and_logs_rollout_metrics(osv_dir, tmp_p
         tiny,
         peft={"r": 4, "lora_alpha": 8, "lora_dropout": 0.0},
         reward_weights_by_name="geo_r_distance=1.0,tests.test_grpo_scale:vowel_share=1.0",
+        geo_eval_steps=1,
     )
-    trainer = make_trainer(cfg, model=model, processor=processor, dataset=_data(osv_dir))
+    held_out = load_osv5m(osv_dir).subset(3)
+    held_out.samples = held_out.samples[2:]  # one photo the training rows do not hold
+    trainer = make_trainer(
+        cfg, model=model, processor=processor, dataset=_data(osv_dir), eval_dataset=held_out
+    )
     before = {n: p.detach().clone() for n, p in trainer.model.named_parameters()}
     trainer.train()
     changed = [n for n, p in trainer.model.named_parameters() if not torch.equal(before[n], p.detach())]
@@ -173,6 +178,10 @@ def test_lora_step_changes_only_adapters_and_logs_rollout_metrics(osv_dir, tmp_p
     keys = set().union(*rows)
     assert {"rollout/turns", "rollout/answer_rate", "rollout/truncated_turns", "frac_reward_zero_std"} <= keys
     assert any(k.startswith("rewards_raw/") for k in keys)
+    # the project's evals ran during training on the held-out photo, and the best checkpoint was kept
+    ev = next(r for r in rows if "eval_geo/geoscore" in r)
+    assert 0.0 <= ev["eval_geo/geoscore"] <= 5000.0 and 0.0 <= ev["eval_geo/answer_rate"] <= 1.0
+    assert (tmp_path / "out" / "best" / "adapter_config.json").is_file()
 
 
 def test_train_cli_with_lora_then_locate_runs_on_the_adapters_within_the_trained_tokens(
