@@ -227,8 +227,9 @@ def resolve_places(
     fragments and near matches count less), times how well the writing agrees with the namesakes at
     all (the people-weighted mean of ``agreement_lr`` over them, its square root, at most 1: a ř on
     the sign speaks against every Croatian "Reka"; language clues are left out of it by the caller,
-    English stands on signs everywhere), and a bonus for other words of the sign naming places
-    within :data:`SUPPORT_KM`.
+    English stands on signs everywhere; not for a name only other languages use, an exonym such as
+    ВАРШАВА, which is written unlike its place's country by nature), and a bonus for other words of
+    the sign naming places within :data:`SUPPORT_KM`.
 
     ``lr`` is a country -> likelihood-ratio map, or a function of the query giving one (so that a
     query's own words do not vote for their language: "Lagos" reads as Portuguese, yet names a city
@@ -264,7 +265,7 @@ def resolve_places(
         with_clues = {id(m): pops[id(m)] * ratios.get(m.country_code, missing) for m in ms}
         z, z0 = sum(with_clues.values()) or 1.0, sum(pops.values())
         agreement = 1.0
-        if agreement_lr:
+        if agreement_lr and own:  # an exonym (ВАРШАВА, Wien) is written unlike its place's country
             agreement = (
                 min(1.0, sum(pops[id(m)] * agreement_lr.get(m.country_code, 1e-3) for m in ms) / z0) ** 0.5
             )

@@ -215,7 +215,15 @@ def read_before(response, deadline: float, where: str) -> bytes:
         if sock is not None:
             with contextlib.suppress(OSError):
                 sock.settimeout(max(0.01, left))
-        chunk = response.read1(65536) if hasattr(response, "read1") else response.read(65536)
+        try:
+            chunk = response.read1(65536) if hasattr(response, "read1") else response.read(65536)
+        except TimeoutError:  # the read waited out the time left: the same deadline, the same message
+            chunk = None
+        if chunk is None:
+            raise ToolTimeoutError(
+                f"{where} did not finish its answer in time ({sum(map(len, chunks)):,} bytes so far)",
+                hint="narrow the scope, or use the local backend",
+            )
         if not chunk:
             return b"".join(chunks)
         chunks.append(chunk)
