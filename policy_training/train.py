@@ -389,7 +389,6 @@ def train(cfg: GeoGRPOConfig) -> Path:
     Raises:
         ValueError: ``resume: true`` without a checkpoint in ``output_dir``.
     """
-    import dataclasses
     import os
 
     from transformers.trainer_utils import get_last_checkpoint
@@ -405,7 +404,7 @@ def train(cfg: GeoGRPOConfig) -> Path:
         from geolocate.policy_training.sft import train_sft
 
         sft_dir = train_sft(cfg)
-        cfg = dataclasses.replace(cfg, model_name_or_path=str(sft_dir))
+        cfg.model_name_or_path = str(sft_dir)  # not dataclasses.replace: GRPOConfig's post-init runs once
     train_ds, eval_ds = training_dataset(cfg), None
     if cfg.geo_eval_steps:
         eval_ds = held_out(cfg)
