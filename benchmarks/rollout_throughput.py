@@ -96,6 +96,7 @@ def main() -> int:
                 tokens = sum(sum(m) for m in res["env_mask"])
                 best = (dt, tokens) if best is None or dt < best[0] else best
             times[name] = best
+        cfg.reward_weights = None  # make_trainer set the project's weights; TRL's own run has one reward
         plain = GRPOTrainer(
             model=model,
             reward_funcs=[lambda prompts, completions, **k: [0.0] * len(completions)],
