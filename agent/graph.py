@@ -263,9 +263,13 @@ def stream_episode(
 ) -> Iterator[tuple[str, EpisodeState]]:
     """Run one episode through the graph, yielding (node name, episode state) after every node.
 
-    The GeoNames index is opened (built on the very first run, under a lock shared by all processes)
-    before the episode starts, so its build never counts against a tool's time-out."""
+    The GeoNames and word-frequency indexes are opened (built on the very first run, under locks
+    shared by all processes) before the episode starts, so their build never counts against a tool's
+    time-out."""
+    from geolocate.tools.words import ensure_index
+
     get_db()
+    ensure_index()
     geography = geography or Geography()
     ep = Episode(image, tools, budget=budget, geography=geography, policy=policy.name, options=options)
     ctx = AgentContext(

@@ -74,6 +74,12 @@ def _connection() -> sqlite3.Connection:
     return sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
 
 
+def ensure_index() -> None:
+    """Open the word index, building it on the very first run (about 30 s, under a lock shared by all
+    processes): called before an episode starts, so the build never counts against a tool's time-out."""
+    _connection()
+
+
 @functools.cache
 def _quiet_jieba() -> None:
     """jieba (wordfreq's Chinese tokenizer) prints its dictionary loading to stderr; keep it quiet."""
