@@ -251,13 +251,12 @@ def chain_of_region(
 ) -> list[float | None]:
     """Hierarchical per-level correctness of the committed chain against the GPS-derived labels (a
     fallback answer keeps :data:`FALLBACK_FACTOR` of it)."""
-    return [
-        _discount(
-            _traj(t),
-            chain_reward(committed_levels(_traj(t)), {"continent": a, "country": b, "region": c, "city": d}),
-        )
-        for t, a, b, c, d in zip(trajectory, continent, country, region, city)
-    ]
+    out = []
+    for t, a, b, c, d in zip(trajectory, continent, country, region, city):
+        tr = _traj(t)  # parsed once
+        label = {"continent": a, "country": b, "region": c, "city": d}
+        out.append(_discount(tr, chain_reward(committed_levels(tr), label)))
+    return out
 
 
 def _answered(tr: dict) -> bool:

@@ -98,3 +98,30 @@ def with_gps(photo: Path, lat: float, lon: float, out: Path) -> Path:
     Image.open(photo).save(buf, format="JPEG", quality=95, exif=exif)
     out.write_bytes(buf.getvalue())
     return out
+
+
+def tiny_grpo_config(tmp_path: Path, ckpt, tools: list[str], **overrides):
+    """A GeoGRPOConfig for CPU runs of the tiny model: output in ``tmp_path/out``, group size 2, batch
+    4, one step, no checkpoints or reporting, sampling at temperature 1, no KL; ``overrides`` on top."""
+    from geolocate.policy_training.config import GeoGRPOConfig
+
+    base = dict(
+        output_dir=str(tmp_path / "out"),
+        model_name_or_path=str(ckpt),
+        tools=",".join(tools),
+        num_generations=2,
+        per_device_train_batch_size=4,
+        max_steps=1,
+        learning_rate=1e-2,
+        logging_steps=1,
+        save_strategy="no",
+        report_to="none",
+        use_cpu=True,
+        seed=0,
+        beta=0.0,
+        temperature=1.0,
+        bf16=False,
+        fp16=False,
+        dataloader_num_workers=0,
+    )
+    return GeoGRPOConfig(**{**base, **overrides})

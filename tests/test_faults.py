@@ -1666,3 +1666,17 @@ def test_fault(case: Case, env, store, tmp_path, capsys, caplog, monkeypatch):
             assert _session_checkpoints(copy) == before, "a failed session move changed the store"
         if case.code == 1 and case.id.endswith("full-disk"):
             no_tmp_left(tmp_path / "full")
+
+
+@pytest.mark.skipif(not ROOT, reason="a full file system needs a tmpfs mount (root)")
+def test_the_word_index_on_a_full_disk_is_one_line_and_leaves_nothing(tmp_path):
+    """The wordfreq index (issue 24) is a new writer in the cache folder: a full disk is one line
+    naming the folder, and its temporary file is gone."""
+    from geolocate.tools.files import OutputError
+    from geolocate.tools.words import build_index
+
+    with full_disk(tmp_path) as d:
+        with pytest.raises(OutputError) as e:
+            build_index(d / "wordfreq.sqlite")
+        assert "\n" not in str(e.value) and ("full" in str(e.value) or "space" in str(e.value))
+        assert list(d.iterdir()) == []

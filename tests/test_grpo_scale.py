@@ -13,6 +13,7 @@ from geolocate.evals.datasets import load_osv5m
 from geolocate.policy_training.labels import build_dataset
 from geolocate.policy_training.rewards import renormalised, reward_functions
 from geolocate.policy_training.tiny import build
+from tests.conftest import tiny_grpo_config
 
 torch = pytest.importorskip("torch")
 TOOLS = ["clues", "gazetteer"]  # no OCR: these tests are about the trainer, not the photo
@@ -24,31 +25,7 @@ def tiny(tmp_path_factory):
 
 
 def _cfg(tmp_path, ckpt, **kw):
-    from geolocate.policy_training.config import GeoGRPOConfig
-
-    base = dict(
-        output_dir=str(tmp_path / "out"),
-        model_name_or_path=str(ckpt),
-        tools=",".join(TOOLS),
-        max_turns=2,
-        max_tool_calls=2,
-        max_turn_tokens=12,
-        num_generations=2,
-        per_device_train_batch_size=4,
-        max_steps=1,
-        learning_rate=1e-2,
-        logging_steps=1,
-        save_strategy="no",
-        report_to="none",
-        use_cpu=True,
-        seed=0,
-        beta=0.0,
-        temperature=1.0,
-        bf16=False,
-        fp16=False,
-        dataloader_num_workers=0,
-    )
-    return GeoGRPOConfig(**{**base, **kw})
+    return tiny_grpo_config(tmp_path, ckpt, TOOLS, max_turns=2, max_tool_calls=2, max_turn_tokens=12, **kw)
 
 
 def _data(osv_dir, n=2):

@@ -82,8 +82,13 @@ def test_postgis_backend_answers_like_the_embedded_one(services, local_dbs, name
     q = Q(name)
     local, remote = local_dbs[QUERIES[name][0]].query(q), pg.query(q)
     key = lambda m: tuple(m.features[f.id].id for f in q.features)  # noqa: E731
-    assert [key(m) for m in remote.matches] == [key(m) for m in local.matches] and local.matches
-    for a, b in zip(local.matches, remote.matches):
+    # A way with one node inside the extract is kept by the embedded index as a clipped point (issue
+    # 25, Bellingcat parity); osm2pgsql cannot build a one-node line and drops it. Those are the only
+    # matches PostGIS cannot have.
+    one_node_way = lambda m: any(ft.id.startswith("w") and ft.kind == "point" for ft in m.features.values())  # noqa: E731
+    local_matches = [m for m in local.matches if not one_node_way(m)]
+    assert [key(m) for m in remote.matches] == [key(m) for m in local_matches] and local_matches
+    for a, b in zip(local_matches, remote.matches):
         assert a.distances_m.keys() == b.distances_m.keys()
         for k in a.distances_m:
             assert abs(a.distances_m[k] - b.distances_m[k]) <= 0.5

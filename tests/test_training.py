@@ -13,6 +13,7 @@ from geolocate.evals.datasets import load_osv5m
 from geolocate.policy_training.labels import build_dataset, labels_from_gps
 from geolocate.policy_training.rewards import REWARDS
 from tests import tiny_vlm
+from tests.conftest import tiny_grpo_config
 from tests.test_vlm import ForceTokens
 
 torch = pytest.importorskip("torch")
@@ -57,7 +58,6 @@ def script_for(label, good: bool) -> list[str]:
 def test_two_grpo_steps_over_four_real_photos(osv_dir, tmp_path, monkeypatch):
     monkeypatch.setenv("TRL_EXPERIMENTAL_SILENCE", "1")
     from geolocate.agent.policies.transformers_policy import load_vlm
-    from geolocate.policy_training.config import GeoGRPOConfig
     from geolocate.policy_training.train import make_trainer
 
     ckpt = tiny_vlm.build(tmp_path / "tiny", "qwen2_5_vl")
@@ -67,29 +67,10 @@ def test_two_grpo_steps_over_four_real_photos(osv_dir, tmp_path, monkeypatch):
         load_osv5m(osv_dir).subset(4), TOOLS, Budget(max_turns=5, max_tool_calls=4), max_pixels=56 * 56 * 4
     )
     rows = {r["id"]: r for r in data}
-    cfg = GeoGRPOConfig(
-        output_dir=str(tmp_path / "out"),
-        model_name_or_path=str(ckpt),
-        tools=",".join(TOOLS),
-        max_turns=5,
-        max_tool_calls=4,
-        max_turn_tokens=200,
-        num_generations=2,
-        per_device_train_batch_size=4,
+    cfg = tiny_grpo_config(
+        tmp_path, ckpt, TOOLS, max_turns=5, max_tool_calls=4, max_turn_tokens=200, max_steps=2,
         gradient_accumulation_steps=1,
-        max_steps=2,
-        learning_rate=1e-2,
-        logging_steps=1,
-        save_strategy="no",
-        report_to="none",
-        use_cpu=True,
-        seed=0,
-        beta=0.0,
-        temperature=1.0,
-        bf16=False,
-        fp16=False,
-        dataloader_num_workers=0,
-    )
+    )  # fmt: skip
     seen_prompts: list = []
     scripts: dict = {}
 

@@ -293,10 +293,10 @@ def installed_scripts() -> list[str]:
 
 
 def _known_word(text: str) -> bool:
-    """Whether ``text`` means something in Latin letters: the whole text, or one of its words of three
-    letters or more, is a known place (GeoNames) or a frequent word in a Latin-script language
-    (``wordfreq``: MANANA is Spanish). Such a reading is kept;
-    one that means nothing (``MOCKBA``) may be Cyrillic or Greek read as Latin look-alikes."""
+    """Whether ``text`` means something: the whole text, or one of its words of three letters or more,
+    is a known place (GeoNames) or a frequent word in one of the word languages (``wordfreq``: MANANA
+    is Spanish, ΑΘΗΝΑ a place). Such a reading is kept; one that means nothing (``MOCKBA``) may be
+    Cyrillic or Greek read as Latin look-alikes."""
     from geolocate.tools.clues import WORD_MIN_ZIPF, _word_zipf
     from geolocate.tools.geonames import get_db, normalize_name
 
@@ -364,23 +364,11 @@ word (ΑΘΗΝΑ, not the Cyrillic АӨНМА of the same shapes) counts this mu
 
 def _reading_value(read: tuple[str, str, float]) -> float:
     """Confidence x script purity of a (script, text, confidence) reading, times
-    :data:`KNOWN_READING_BONUS` for a reading that is a GeoNames place or a frequent word."""
-    from geolocate.tools.clues import WORD_MIN_ZIPF, _word_zipf
-    from geolocate.tools.geonames import get_db, normalize_name
-
+    :data:`KNOWN_READING_BONUS` for a reading that is a GeoNames place or a frequent word
+    (:func:`_known_word`)."""
     script, text, conf = read
     value = conf * purity(text, script)
-    t = text.strip()
-    if (
-        value > 0
-        and t
-        and (
-            get_db().places_by_key(normalize_name(t))
-            or (" " not in t and max(z for _, z in _word_zipf(t.lower())) >= WORD_MIN_ZIPF)
-        )
-    ):
-        value *= KNOWN_READING_BONUS
-    return value
+    return value * KNOWN_READING_BONUS if value > 0 and text.strip() and _known_word(text.strip()) else value
 
 
 def _line_like(box: list[tuple[float, float]], min_aspect: float = 1.5) -> bool:

@@ -36,8 +36,14 @@ def _index_path() -> Path:
 def build_index(path: Path) -> None:
     """Write every wordfreq language's ``best`` list (words of Zipf >= :data:`INDEX_MIN_ZIPF`) to a
     SQLite table ``words(lang, word, freq)`` at ``path`` (a temporary file renamed into place:
-    an interrupted build leaves nothing half-written)."""
+    an interrupted build leaves nothing half-written).
+
+    Raises:
+        OutputError: the folder cannot hold it (one line: a full disk says so); nothing is left behind.
+    """
     from wordfreq import available_languages, get_frequency_dict
+
+    from geolocate.tools.files import OutputError, describe_os_error
 
     tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
     tmp.unlink(missing_ok=True)
@@ -58,6 +64,10 @@ def build_index(path: Path) -> None:
         con.commit()
         con.close()
         os.replace(tmp, path)
+    except sqlite3.OperationalError as e:  # "database or disk is full", a read-only folder...
+        raise OutputError(f"{path.parent}: cannot build the word index ({e})") from None
+    except OSError as e:
+        raise OutputError(describe_os_error(e, path)) from None
     finally:
         tmp.unlink(missing_ok=True)
 

@@ -206,19 +206,13 @@ def read_before(response, deadline: float, where: str) -> bytes:
     chunks = []
     sock = getattr(getattr(getattr(response, "fp", None), "raw", None), "_sock", None)
     while True:
-        left = deadline - time.monotonic()
-        if left <= 0:
-            raise ToolTimeoutError(
-                f"{where} did not finish its answer in time ({sum(map(len, chunks)):,} bytes so far)",
-                hint="narrow the scope, or use the local backend",
-            )
-        if sock is not None:
-            with contextlib.suppress(OSError):
-                sock.settimeout(max(0.01, left))
-        try:
-            chunk = response.read1(65536) if hasattr(response, "read1") else response.read(65536)
-        except TimeoutError:  # the read waited out the time left: the same deadline, the same message
-            chunk = None
+        left, chunk = deadline - time.monotonic(), None
+        if left > 0:
+            if sock is not None:
+                with contextlib.suppress(OSError):
+                    sock.settimeout(max(0.01, left))
+            with contextlib.suppress(TimeoutError):  # a read that waits out the time left: the deadline
+                chunk = response.read1(65536) if hasattr(response, "read1") else response.read(65536)
         if chunk is None:
             raise ToolTimeoutError(
                 f"{where} did not finish its answer in time ({sum(map(len, chunks)):,} bytes so far)",

@@ -7,7 +7,8 @@ scope is checked in SQL (``ST_Intersects``; ``ST_DWithin`` on geography for a ra
 distances are PostGIS geography distances in true metres on the WGS84 spheroid
 (``ST_DWithin`` / ``ST_Distance`` on ``geography``), edge to edge. The same area guard applies.
 Feature ids follow OSM: ``n`` for nodes, ``w`` for ways, ``r`` for relations (osm2pgsql stores
-relations with negative ids).
+relations with negative ids). A way with a single node inside the extract cannot be a line, so
+osm2pgsql drops it; the embedded index keeps it as a clipped point, the one difference between them.
 """
 
 from __future__ import annotations
