@@ -262,6 +262,20 @@ def policy_from_args(args: argparse.Namespace):
     return make_policy(name)
 
 
+def media_title(media: list[dict]) -> str:
+    """``a case of 3 media: a.jpg, b.jpg, clip.mp4 (10.0 s, 10 keyframes)``."""
+    from pathlib import Path
+
+    def one(m: dict) -> str:
+        name = Path(m["path"]).name
+        if m.get("kind") == "video":
+            dur = f"{m['duration_s']:.1f} s, " if m.get("duration_s") is not None else ""
+            return f"{name} ({dur}{len(m.get('frames', []))} keyframes)"
+        return name
+
+    return f"a case of {len(media)} media: " + ", ".join(one(m) for m in media)
+
+
 def print_result(state, console) -> None:
     """Print an episode's Chain of Region with its evidence, the answer and an OpenStreetMap link."""
     from rich.markup import escape  # text read from the photo may look like rich markup ([/INST])
@@ -270,7 +284,8 @@ def print_result(state, console) -> None:
     from geolocate.tools.geo import osm_url
 
     ev = {e.id: e for e in state.evidence}
-    table = Table(title=f"Chain of Region for {escape(state.image.path)}", show_lines=False)
+    what = state.image.path if not state.media else media_title(state.media)
+    table = Table(title=f"Chain of Region for {escape(what)}", show_lines=False)
     table.add_column("level")
     table.add_column("value")
     table.add_column("conf", justify="right")

@@ -41,8 +41,17 @@ def register(sub) -> None:
         description="Geolocate photos and print the Chain of Region with its evidence.",
     )
     loc.add_argument(
-        "photo", nargs="+", help="path(s) to the photo(s) (JPEG, PNG, WebP, ...); several run in one process"
+        "photo",
+        nargs="+",
+        help="photos (JPEG, PNG, HEIC, ...) or videos (MP4, MOV, MKV, WebM...): each is located on its own "
+        "(one process), or all together as one case with --case",
     )
+    loc.add_argument(
+        "--case",
+        action="store_true",
+        help="the media are one case (the same place): one episode, one Chain of Region, evidence from all",
+    )
+    add_media_args(loc)
     loc.add_argument(
         "--json",
         metavar="OUT",
@@ -64,6 +73,48 @@ def register(sub) -> None:
     loc.add_argument("--quiet", action="store_true", help="no progress output")
     add_policy_args(loc)
     loc.set_defaults(run=cmd_locate)
+
+
+def add_media_args(p: argparse.ArgumentParser) -> None:
+    """``--max-frames``, ``--min-frame-gap`` and ``--max-video-duration``: how videos are keyframed."""
+    from geolocate.tools.media import DEFAULT_MAX_FRAMES, DEFAULT_MAX_VIDEO_S, DEFAULT_MIN_GAP_S
+
+    p.add_argument(
+        "--max-frames",
+        type=int,
+        default=DEFAULT_MAX_FRAMES,
+        metavar="N",
+        help=f"keyframes kept per video at most (default {DEFAULT_MAX_FRAMES})",
+    )
+    p.add_argument(
+        "--min-frame-gap",
+        type=positive_float,
+        default=DEFAULT_MIN_GAP_S,
+        metavar="S",
+        help=f"least seconds between two keyframes (default {DEFAULT_MIN_GAP_S:g})",
+    )
+    p.add_argument(
+        "--max-video-duration",
+        type=positive_float,
+        default=DEFAULT_MAX_VIDEO_S,
+        metavar="S",
+        help=f"longest video examined, seconds (default {DEFAULT_MAX_VIDEO_S:g}); longer ones are refused",
+    )
+
+
+def video_options(args: argparse.Namespace) -> dict:
+    """Keyframing options for :func:`geolocate.tools.media.load_case` from the media flags.
+
+    Raises:
+        ValueError: ``--max-frames`` below 1.
+    """
+    if args.max_frames < 1:
+        raise ValueError(f"--max-frames must be at least 1 (got {args.max_frames})")
+    return {
+        "max_frames": args.max_frames,
+        "min_gap_s": args.min_frame_gap,
+        "max_video_s": args.max_video_duration,
+    }
 
 
 def options_from_args(args: argparse.Namespace) -> RunOptions:
@@ -174,12 +225,12 @@ def _locate(args: argparse.Namespace, resume_gc: bool) -> int:
 
     from geolocate.agent.graph import stream_episode
     from geolocate.tools.errors import InputImageError
-    from geolocate.tools.image import load_image
+    from geolocate.tools.media import load_case
     from geolocate.tools.registry import ToolSet
 
     err = stderr()
     out = Console()
-    several = len(args.photo) > 1
+    several = len(args.photo) > 1 and not args.case
     if args.json:
         try:
             check_target(args.json, folder=several and args.json != "-")
@@ -191,17 +242,23 @@ def _locate(args: argparse.Namespace, resume_gc: bool) -> int:
         policy = policy_from_args(args)
         budget = budget_from_args(args)
         options = options_from_args(args).build()
+        media = video_options(args)
     except (ValueError, OSError) as e:
         return fail(e)
     names = output_names(args.photo)
     rc = 0
-    for photo in args.photo:
+    runs = [args.photo] if args.case else [[p] for p in args.photo]
+    for paths in runs:
+        photo = paths[0]
         try:
-            image = load_image(photo)
+            image = load_case(paths, **media)
         except InputImageError as e:
             fail(e)
             rc = max(rc, EXIT_USAGE)
             continue
+        for e in image.errors:  # a case with one bad medium runs on the others
+            fail(e)
+            rc = max(rc, EXIT_USAGE)
         state = None
         t0 = time.perf_counter()
         if args.quiet or not err.is_terminal:

@@ -11,6 +11,7 @@ observations, never exceptions.
 from __future__ import annotations
 
 import concurrent.futures as cf
+import contextlib
 import re
 import time
 from typing import Any
@@ -64,6 +65,7 @@ from geolocate.agent.state import (
 from geolocate.tools.base import ToolContext
 from geolocate.tools.errors import ToolError, ToolTimeoutError, format_validation_error
 from geolocate.tools.image import LoadedImage
+from geolocate.tools.media import Case, case_warnings
 from geolocate.tools.registry import ToolSet
 from geolocate.tools.registry import create as create_tool
 
@@ -208,7 +210,7 @@ class Episode:
 
     def __init__(
         self,
-        image: LoadedImage,
+        image: LoadedImage | Case,
         tools: ToolSet,
         budget: Budget | None = None,
         geography: Geography | None = None,
@@ -216,13 +218,20 @@ class Episode:
         options: dict[str, Any] | None = None,
         state: EpisodeState | None = None,
     ):
+        case = image if isinstance(image, Case) else None
+        if case is not None:
+            image = case.primary
+        self.case = case
         self.image = image
         self.tools = tools
         self.geography = geography or Geography()
         self.options = dict(options or {})
-        self.ctx = ToolContext(image=image, options=self.options)
+        self.ctx = ToolContext(image=image, options=self.options, case=case)
+        media = case.describe() if case is not None and not case.single_photo else []
         if state is not None and state.image.sha256 != image.sha256:
             raise ValueError("saved episode state belongs to another image")
+        if state is not None and [m["sha256"] for m in state.media] != [m["sha256"] for m in media]:
+            raise ValueError("saved episode state belongs to another case of media")
         self.state = state or EpisodeState(
             image=ImageInfo(
                 path=image.path,
@@ -231,10 +240,11 @@ class Episode:
                 height=image.height,
                 format=image.format,
             ),
+            media=media,
             tools=tools.names,
             policy=policy,
             budget=budget or Budget(),
-            warnings=[f"image: {n}" for n in image.notes],
+            warnings=[f"image: {n}" for n in image.notes] + (case_warnings(case) if case else []),
         )
         self._t0 = time.perf_counter() - self.state.elapsed_s
 
@@ -391,6 +401,9 @@ class Episode:
                 evidence_id=same.id,
             )
         timeout = float(self.options.get("tool_timeout_s", tool.timeout_s))
+        if tool.per_image and self.case is not None:  # the time-out is per image the tool looks at
+            with contextlib.suppress(ToolError):
+                timeout *= max(1, len(self.ctx.images(getattr(args, "media", None))))
         try:
             out = run_with_timeout(tool.run, (args, self.ctx), timeout)
         except cf.TimeoutError:

@@ -35,6 +35,7 @@ from geolocate.agent.stages import parse_level
 from geolocate.agent.state import Budget, EpisodeState, Observation
 from geolocate.tools.geonames import get_db
 from geolocate.tools.image import LoadedImage
+from geolocate.tools.media import Case
 from geolocate.tools.registry import ToolSet
 
 MIN_SIDE_PX = 64
@@ -62,7 +63,7 @@ class AgentState(TypedDict):
 class AgentContext:
     """Run-scoped resources injected into every node (not checkpointed)."""
 
-    image: LoadedImage
+    image: LoadedImage | Case
     tools: ToolSet
     policy: Policy
     geography: Geography = field(default_factory=Geography)
@@ -111,7 +112,7 @@ def route(state: AgentState) -> Node:
 def assess(state: AgentState, runtime: Runtime[AgentContext]) -> dict:
     """Check that the photo is usable at all and note what limits it."""
     ep = _episode(state, runtime.context)
-    img = runtime.context.image
+    img = ep.image
     if min(img.width, img.height) < MIN_SIDE_PX:
         ep.state.warnings.append(f"the photo is only {img.width}x{img.height} px: little can be read from it")
     return {"episode": ep.state, "pending": []}
@@ -254,7 +255,7 @@ def recursion_limit(budget: Budget) -> int:
 
 
 def stream_episode(
-    image: LoadedImage,
+    image: LoadedImage | Case,
     tools: ToolSet,
     policy: Policy,
     budget: Budget | None = None,
@@ -284,7 +285,7 @@ def stream_episode(
 
 
 def run_episode(
-    image: LoadedImage,
+    image: LoadedImage | Case,
     tools: ToolSet,
     policy: Policy,
     budget: Budget | None = None,

@@ -156,7 +156,29 @@ def geojson(ep: EpisodeState, info=None) -> dict:
     fc: dict[str, Any] = {"type": "FeatureCollection", "features": feats}
     if info is not None:
         fc["properties"] = {"session": info.id, "photo": Path(info.photo).name, "sha256": info.sha256}
+        if ep.media:
+            fc["properties"]["media"] = media_rows(ep.media)
     return fc
+
+
+def media_rows(media: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per medium and per keyframe of a case: id, file name, kind, SHA-256 (of the file; of
+    the decoded pixels for a frame), time in the video (seconds) and, for a video, its container's
+    creation time and ISO 6709 location tag."""
+    rows = []
+    for m in media:
+        row = {"id": m["id"], "name": Path(m["path"]).name, "kind": m["kind"], "sha256": m["sha256"]}
+        if m["kind"] == "video":
+            row |= {
+                k: m.get(k) for k in ("duration_s", "creation_time", "location", "location_tag") if m.get(k)
+            }
+        rows.append(row)
+        for f in m.get("frames", []):
+            rows.append(
+                {"id": f["id"], "name": Path(m["path"]).name, "kind": "frame", "sha256": f["sha256"],
+                 "timestamp_s": f["timestamp_s"]}
+            )  # fmt: skip
+    return rows
 
 
 def kml(ep: EpisodeState, info=None, manifest_placeholder: str | None = None) -> str:
@@ -350,6 +372,7 @@ def report_data(store, sid: str) -> dict[str, Any]:
         "ruled_out": ruled_out,
         "other_branches": [b for b in view.branches if not b.current],
         "constraints": [c.describe() for c in ep.constraints()],
+        "media": media_rows(ep.media),
     }
 
 
@@ -394,11 +417,22 @@ def markdown(d: dict[str, Any]) -> str:
     if "error" not in photo:
         L += [f"- size: {photo['bytes']:,} bytes, {photo['size']} px, {md_text(photo['format'])}"]
         L += [f"- metadata: {md_text(photo['exif'], 600)}"]
+    if d["media"]:
+        L += [f"- a case of {sum(r['kind'] != 'frame' for r in d['media'])} media (listed under Media)"]
     L += [
         f"- session by {md_text(info.author)}, started {md_text(info.created)}; planner "
         f"{md_text(info.policy)}; tools {md_text(', '.join(info.tools))}"
     ]
     L += [f"- status: {d['view'].status}; review levels: {md_text(', '.join(info.review) or 'none')}", ""]
+    if d["media"]:
+        L += ["## Media", "", "| id | file | kind | time in video | SHA-256 |", "|---|---|---|---|---|"]
+        L += [
+            f"| {md_text(r['id'])} | {md_text(r['name'])} | {r['kind']} | "
+            + ("" if r.get("timestamp_s") is None else f"{r['timestamp_s']:.2f} s")
+            + f" | `{r['sha256']}` |"
+            for r in d["media"]
+        ]
+        L += [""]
     L += ["## Answer", "", answer_line(d["answer"], "md"), ""]
     L += ["## Chain of Region", "", "| level | value | confidence | evidence |", "|---|---|---|---|"]
     L += [md_chain_row(lv, c) for lv, c in d["chain"].items()]

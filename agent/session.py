@@ -21,6 +21,7 @@ photo that changed on disk, a store that cannot be opened, a session in use by a
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import secrets
 import sqlite3
@@ -101,6 +102,15 @@ class SessionInfo(BaseModel):
     options: RunOptions = RunOptions()
     author: str
     created: str = Field(description="UTC, ISO 8601")
+    media: list[dict[str, Any]] = Field(
+        default_factory=list,
+        description="a case of several media: each medium's absolute path, SHA-256 and kind (photo or "
+        "video), in order (ids m1, m2...); empty for a session on one photo (``photo``, ``sha256``)",
+    )
+    video_options: dict[str, float] = Field(
+        default_factory=dict, description="how the case's videos are keyframed (max_frames, min_gap_s...)"
+    )
+    split_from: str | None = Field(None, description="the session this one was split from, and its media")
 
 
 @dataclass
@@ -152,6 +162,29 @@ class HistoryEntry:
     node: str
     ts: str
     summary: str
+
+
+MAX_STORED_MEDIUM_BYTES = 512 * 1024 * 1024
+"""Media up to this size are copied into the store (a session resumes although the file changed);
+a larger video is re-read from its path and checked against its SHA-256."""
+
+
+def _is_photo(path: str | Path) -> bool:
+    from geolocate.tools.media import is_image_file
+
+    return not Path(path).is_file() or is_image_file(path)
+
+
+def _medium_bytes(m) -> bytes:
+    """The bytes of a case's medium to keep in the store (empty: too large, the path is used)."""
+    if m.kind == "photo":
+        return m.images[0].image.data
+    if m.size_bytes > MAX_STORED_MEDIUM_BYTES:
+        return b""
+    try:
+        return Path(m.path).read_bytes()
+    except OSError:  # gone since it was read (a split of a stored case): the store has its copy
+        return b""
 
 
 def short_id(checkpoint_id: str) -> str:
@@ -290,9 +323,48 @@ class SessionStore:
             raise SessionError(f"the stored copy of photo {sha256[:12]}... is damaged (its hash differs)")
         return data
 
+    def examined_case(self, info: SessionInfo):
+        """The case a session of several media examines (:class:`geolocate.tools.media.Case`), each
+        medium from the store's copy, else from its path checked against its SHA-256; a session on one
+        photo gives its photo (:meth:`examined_image`).
+
+        Raises:
+            SessionError: a medium with no copy whose file is gone, unreadable or changed.
+        """
+        import io
+
+        from geolocate.tools.errors import InputImageError
+        from geolocate.tools.image import decode_image
+        from geolocate.tools.media import Case, CaseImage, Medium, load_medium
+
+        if not info.media:
+            return self.examined_image(info)
+        media = []
+        for i, ref in enumerate(info.media, start=1):
+            mid, data = f"m{i}", self.media(ref["sha256"])
+            try:
+                if data is None:
+                    m = load_medium(ref["path"], mid, **info.video_options)
+                    if m.sha256 != ref["sha256"]:
+                        raise SessionError(
+                            f"session {info.id}: {ref['path']} changed on disk since the session started and "
+                            "the store has no copy of the examined one"
+                        )
+                elif ref["kind"] == "photo":
+                    im = decode_image(data, ref["path"])
+                    m = Medium(
+                        mid, ref["path"], ref["sha256"], "photo", len(data), (CaseImage(mid, mid, im),)
+                    )
+                else:
+                    m = load_medium(io.BytesIO(data), mid, name=ref["path"], **info.video_options)
+            except InputImageError as e:
+                raise SessionError(f"session {info.id}: {e}") from None
+            media.append(m)
+        return Case(tuple(media))
+
     def examined_image(self, info: SessionInfo):
-        """The photo the session examines, decoded from the store's copy (or, for a session made before
-        the store kept copies, from its path, checked against its SHA-256).
+        """The photo the session examines (a case's first image), decoded from the store's copy (or,
+        for a session made before the store kept copies, from its path, checked against its SHA-256).
 
         Raises:
             SessionError: no copy and the file is gone, unreadable or changed.
@@ -300,6 +372,8 @@ class SessionStore:
         from geolocate.tools.errors import InputImageError
         from geolocate.tools.image import decode_image, load_image
 
+        if info.media:
+            return self.examined_case(info).primary
         data = self.media(info.sha256)
         try:
             if data is not None:
@@ -393,7 +467,7 @@ class SessionStore:
     # -- create, run, move -------------------------------------------------------------------------------
     def create(
         self,
-        photo: str | Path,
+        photo: str | Path | list[str | Path],
         *,
         review: list[str] | None = None,
         policy: str = "heuristic",
@@ -405,8 +479,13 @@ class SessionStore:
         author: str | None = None,
         on_step: Callable[[str, EpisodeState], None] | None = None,
         sid: str | None = None,
+        video_options: dict[str, float] | None = None,
+        split_from: str | None = None,
     ) -> SessionView:
-        """Start a session on ``photo`` and run it to its first pause (review point or answer).
+        """Start a session on ``photo`` (a path, or a list of photo and video paths: one case, one
+        chain) and run it to its first pause (review point or answer). ``video_options`` say how
+        videos are keyframed (:func:`geolocate.tools.media.keyframes`). A medium that cannot be used
+        is left out with a warning in the episode; the others run.
         ``sid``: the new session's id (default: 8 random hex digits), for a caller that follows the
         session before it has its first checkpoint (the web workbench).
 
@@ -416,9 +495,20 @@ class SessionStore:
         """
         from geolocate.agent.policies import make_policy
         from geolocate.tools.image import load_image
+        from geolocate.tools.media import Case, load_case
         from geolocate.tools.registry import ToolSet
 
-        image = load_image(photo)
+        paths = list(photo) if isinstance(photo, list | tuple) else [photo]
+        if isinstance(photo, Case):
+            case = photo
+            image = case if not case.single_photo else case.primary
+        elif len(paths) == 1 and (video_options is None or not video_options) and _is_photo(paths[0]):
+            case = None
+            image = load_image(paths[0])
+        else:
+            case = load_case(paths, **(video_options or {}))
+            image = case if not case.single_photo else case.primary
+        first = image if case is None else case.media[0]
         toolset = ToolSet.parse_spec(tools, exclude=["exif"] if no_exif else [])
         policy_obj = make_policy(policy, **(policy_args or {}))
         options = options or RunOptions()
@@ -427,10 +517,20 @@ class SessionStore:
             raise SessionError(f"session {sid} exists already")
         while sid is None or sid in self.ids():
             sid = secrets.token_hex(4)
+        media = (
+            []
+            if case is None or case.single_photo
+            else [
+                {"path": str(Path(m.path).resolve()), "sha256": m.sha256, "kind": m.kind} for m in case.media
+            ]
+        )
         info = SessionInfo(
             id=sid,
-            photo=str(Path(photo).resolve()),
-            sha256=image.sha256,
+            photo=str(Path(first.path).resolve()),
+            sha256=first.sha256,
+            media=media,
+            video_options=video_options or {},
+            split_from=split_from,
             policy=policy,
             policy_args=policy_args or {},
             tools=toolset.names,
@@ -452,11 +552,66 @@ class SessionStore:
             "session": info,
         }
         with self.lock(sid):
-            self.put_media(image.data, image.path, image.format)
+            if not media:
+                one = image if case is None else case.primary
+                self.put_media(one.data, one.path, one.format)
+            for m in case.media if media else []:
+                data = _medium_bytes(m)
+                if data and hashlib.sha256(data).hexdigest() == m.sha256:
+                    self.put_media(data, m.path, m.kind)
             self._stream(
                 info, inputs, self._config(sid, episode.budget), on_step, image=image, policy=policy_obj
             )
         return self.view(sid)
+
+    def split(
+        self, sid: str, media_ids: list[str], on_step: Callable[[str, EpisodeState], None] | None = None
+    ) -> tuple[SessionView, SessionView]:
+        """Split a case: two new sessions, one on the media ``media_ids`` names (m2, m3...), one on the
+        others, each with its own Chain of Region, run to its first pause with the original's tools,
+        planner, review levels and options. The original session is left as it is (the record).
+
+        Raises:
+            SessionError: a session on one photo, an unknown medium, or all or none of the media named.
+        """
+        from geolocate.tools.errors import ToolInputError
+        from geolocate.tools.media import subcase
+
+        view = self.view(sid, with_branches=False)
+        info = view.info
+        if len(info.media) < 2:
+            raise SessionError(f"session {sid} examines one medium: there is nothing to split")
+        all_ids = [f"m{i}" for i in range(1, len(info.media) + 1)]
+        named = list(dict.fromkeys(media_ids))
+        if unknown := [m for m in named if m not in all_ids]:
+            raise SessionError(
+                f"session {sid} has no medium {', '.join(unknown)} (media: {', '.join(all_ids)})"
+            )
+        rest = [m for m in all_ids if m not in named]
+        if not named or not rest:
+            raise SessionError("name some of the media to split off, not none or all of them")
+        case = self.examined_case(info)
+        out = []
+        for group in (named, rest):
+            try:
+                part = subcase(case, group)
+            except ToolInputError as e:
+                raise SessionError(str(e)) from None
+            v = self.create(
+                part,
+                review=info.review,
+                policy=info.policy,
+                policy_args=info.policy_args,
+                tools=",".join(info.tools),
+                budget=view.episode.budget,
+                options=info.options,
+                author=info.author,
+                on_step=on_step,
+                video_options=info.video_options,
+                split_from=f"{sid} ({', '.join(group)})",
+            )
+            out.append(v)
+        return out[0], out[1]
 
     def _config(self, sid: str, budget: Budget, checkpoint: str | None = None) -> dict:
         conf: dict[str, Any] = {"thread_id": sid, "checkpoint_ns": ""}
@@ -469,7 +624,7 @@ class SessionStore:
         from geolocate.tools.registry import ToolSet
 
         if image is None:
-            image = self.examined_image(info)
+            image = self.examined_case(info)
         return AgentContext(
             image=image,
             tools=ToolSet.from_names(info.tools),
@@ -746,6 +901,7 @@ class SessionStore:
                 {
                     "id": sid,
                     "photo": v.info.photo,
+                    "media": len(v.info.media) or 1,
                     "status": "running" if v.status == "interrupted" and self.in_use(sid) else v.status,
                     "answer": None if a is None else {"lat": a.lat, "lon": a.lon, "radius_km": a.radius_km},
                     "chain": {lv.value: c.value for lv, c in v.episode.chain.items()},

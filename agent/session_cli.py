@@ -39,7 +39,7 @@ def _store_arg(p: argparse.ArgumentParser) -> None:
 
 def register(sub) -> None:
     """Add the ``session`` command group to the root parser's sub-parsers."""
-    from geolocate.agent.cli_locate import add_backend_args
+    from geolocate.agent.cli_locate import add_backend_args, add_media_args
 
     s = sub.add_parser(
         "session", help="investigator sessions: resumable, reviewed, with analyst moves and reports"
@@ -54,8 +54,14 @@ def register(sub) -> None:
         p.add_argument("--quiet", action="store_true", help="no step-by-step output")
         return p
 
-    p = cmd("new", "start a session on a photo; runs to the first review point or the answer", with_id=False)
-    p.add_argument("photo")
+    p = cmd(
+        "new",
+        "start a session on a photo, or on a case of several photos and videos (one chain); runs to the "
+        "first review point or the answer",
+        with_id=False,
+    )
+    p.add_argument("photo", nargs="+", help="a photo, or several photos and videos: one case")
+    add_media_args(p)
     p.add_argument(
         "--review",
         default="none",
@@ -104,6 +110,12 @@ def register(sub) -> None:
     )
     p = cmd("backtrack", "remove a committed level and all below it; the planner goes on from there")
     p.add_argument("level")
+    p = cmd(
+        "split",
+        "split a case: a new session (own Chain of Region) on the media named, another on the rest; "
+        "the original stays as it is",
+    )
+    p.add_argument("media", nargs="+", metavar="MEDIUM", help="medium ids to split off (m2 m3; see show)")
     p = cmd("conclude", "end the session on the current branch")
     p.add_argument("--note", default="")
     p = cmd("resume", "go on with a session that stopped mid-run (killed, crashed)")
@@ -342,8 +354,13 @@ def _dispatch(args: argparse.Namespace, store, out) -> int:
 
         checkpoint_defaults(args)
         policy = policy_from_args(args)  # checks the planner options before anything runs
+        from geolocate.agent.cli_locate import video_options
+
+        photos = args.photo[0] if len(args.photo) == 1 else args.photo
+        opts = video_options(args)
         view = store.create(
-            args.photo,
+            photos,
+            video_options=opts,
             review=parse_review_levels(args.review),
             policy=args.policy or policy.name,
             policy_args=_policy_kwargs(args),
@@ -369,7 +386,7 @@ def _dispatch(args: argparse.Namespace, store, out) -> int:
             a = s["answer"]
             t.add_row(
                 s["id"],
-                Path(s["photo"]).name,
+                Path(s["photo"]).name + (f" +{s['media'] - 1} media" if s.get("media", 1) > 1 else ""),
                 s["status"],
                 escape(" > ".join(s["chain"].values())),
                 f"{a['lat']:.4f}, {a['lon']:.4f} +- {a['radius_km']:g} km" if a else "-",
@@ -403,6 +420,11 @@ def _dispatch(args: argparse.Namespace, store, out) -> int:
         return 0
     if action == "fork":
         print_view(store.fork(sid, args.checkpoint, on_step=on_step), out)
+        return 0
+    if action == "split":
+        for part in store.split(sid, args.media, on_step=on_step):
+            print(part.info.id)
+            print_view(part, out)
         return 0
     if action == "switch":
         print_view(store.switch(sid, args.branch), out)

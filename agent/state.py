@@ -195,6 +195,13 @@ class EpisodeState(BaseModel):
 
     schema_: str = Field(TRAJECTORY_SCHEMA, alias="schema")
     image: ImageInfo
+    media: list[dict[str, Any]] = Field(
+        default_factory=list,
+        exclude_if=lambda v: not v,
+        description="a case of several media (photos, videos): each medium's id, path, kind, SHA-256 and, "
+        "for a video, its keyframes (id, timestamp_s, sha256 of the pixels) and container metadata; "
+        "``image`` is then the case's first image",
+    )
     tools: list[str]
     policy: str = ""
     budget: Budget = Budget()

@@ -157,18 +157,14 @@ def build_messages(
     Deterministic: the same state gives byte-identical messages (training re-renders with it).
     """
     system = system_prompt(tool_schemas, state.budget, version)
+    task = _render("task.j2", version, width=state.image.width, height=state.image.height)
+    first: list[dict[str, Any]] = [{"type": "image", "ref": "photo"}, {"type": "text", "text": task}]
+    if state.media:  # a case: its images (at most MAX_CASE_IMAGES, spread evenly) and the list of media
+        first = [{"type": "image", "ref": ref} for ref in case_image_refs(state.media)]
+        first.append({"type": "text", "text": task + "\n" + case_text(state.media)})
     msgs: list[dict[str, Any]] = [
         {"role": "system", "content": [{"type": "text", "text": system}]},
-        {
-            "role": "user",
-            "content": [
-                {"type": "image", "ref": "photo"},
-                {
-                    "type": "text",
-                    "text": _render("task.j2", version, width=state.image.width, height=state.image.height),
-                },
-            ],
-        },
+        {"role": "user", "content": first},
     ]
     zoom_ok = {e.id for e in state.evidence if e.ok and e.tool == "zoom"}
     for t, turn in enumerate(state.turns):
@@ -181,6 +177,44 @@ def build_messages(
         parts.append({"type": "text", "text": _status(state, t, version)})
         msgs.append({"role": "user", "content": parts})
     return msgs
+
+
+MAX_CASE_IMAGES = 8
+"""Images of a case shown in the first prompt at most (spread evenly over its photos and keyframes);
+the tools' ``media`` argument reaches all of them."""
+
+
+def case_image_refs(media: list[dict[str, Any]]) -> list[str]:
+    """The ids of the case images the first prompt shows (photos and keyframes, at most
+    :data:`MAX_CASE_IMAGES`, evenly spread, in order)."""
+    ids: list[str] = []
+    for m in media:
+        ids += [f["id"] for f in m["frames"]] if m.get("kind") == "video" else [m["id"]]
+    if len(ids) <= MAX_CASE_IMAGES:
+        return ids
+    step = (len(ids) - 1) / (MAX_CASE_IMAGES - 1)
+    return [ids[round(i * step)] for i in range(MAX_CASE_IMAGES)]
+
+
+def case_text(media: list[dict[str, Any]]) -> str:
+    """The case as a list of media for the planner: ids, kinds, keyframe ids and times, what the
+    images shown are, and that tools take ``media`` ids."""
+    lines = [
+        f"This is a case of {len(media)} media of one investigation (assume one place unless the evidence "
+        "says otherwise):"
+    ]
+    for m in media:
+        if m.get("kind") == "video":
+            frames = ", ".join(f["id"] for f in m["frames"])
+            dur = f"{m['duration_s']:.1f} s" if m.get("duration_s") is not None else "unknown length"
+            lines.append(f"- {m['id']}: video, {dur}, keyframes {frames}")
+        else:
+            lines.append(f"- {m['id']}: photo")
+    lines.append(
+        f"The images above are {', '.join(case_image_refs(media))}. Tools that look at the images take "
+        '"media" (or "medium") ids: a photo (m1), a video (m2: all its keyframes) or one keyframe (m2@4.0s).'
+    )
+    return "\n".join(lines)
 
 
 def image_refs(messages: list[dict[str, Any]]) -> list[str]:
@@ -234,7 +268,12 @@ def episode_images(episode, messages: list[dict[str, Any]], max_pixels: int) -> 
     """The PIL images for the image parts of ``messages`` (the photo, zoom crops), each within budget."""
     out = []
     for ref in image_refs(messages):
-        im = episode.image.image if ref == "photo" else episode.artifact(ref)
+        if ref == "photo":
+            im = episode.image.image
+        elif ref.startswith("m"):  # a photo or keyframe of a case
+            im = episode.ctx.image_by_id(ref).image
+        else:
+            im = episode.artifact(ref)
         if im is not None:
             out.append(fit_pixels(im, max_pixels))
     return out

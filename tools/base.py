@@ -29,10 +29,40 @@ class ToolOutput(BaseModel):
 
 @dataclass
 class ToolContext:
-    """What a tool call may read besides its arguments: the photo, and per-run options."""
+    """What a tool call may read besides its arguments: the photo, and per-run options.
+
+    ``case`` is set when the episode examines several media (photos, video keyframes:
+    :class:`geolocate.tools.media.Case`); ``image`` is then the case's first image, and tools that take
+    a ``media`` argument look at the images it names (:meth:`images`).
+    """
 
     image: LoadedImage
     options: dict[str, Any] = field(default_factory=dict)
+    case: Any = None
+
+    def images(self, ids: list[str] | None = None) -> list[tuple[str | None, LoadedImage]]:
+        """(image id, image) pairs the ids name (all of the case when None); ``[(None, image)]`` for a
+        single photo.
+
+        Raises:
+            ToolInputError: an id that names no medium or frame of the case.
+        """
+        if self.case is None or self.case.single_photo:
+            if ids and not set(ids) <= {"m1"}:
+                from geolocate.tools.errors import ToolInputError
+
+                raise ToolInputError(
+                    f"no medium or frame {ids} here: there is one photo", hint="leave out media"
+                )
+            return [(None, self.image)]
+        return [(im.id, im.image) for im in self.case.select(ids)]
+
+    def image_by_id(self, mid: str | None) -> LoadedImage:
+        """The image ``mid`` names (the case's first when None)."""
+        if mid is None:
+            return self.image
+        found = self.images([mid])
+        return found[0][1]
 
 
 class Tool(ABC):
@@ -49,6 +79,8 @@ class Tool(ABC):
     Input: ClassVar[type[ToolInput]]
     Output: ClassVar[type[ToolOutput]]
     timeout_s: ClassVar[float] = 60.0
+    per_image: ClassVar[bool] = False
+    """True for tools that look at each image of a case in turn (their time-out is per image)."""
 
     @abstractmethod
     def run(self, args: ToolInput, ctx: ToolContext) -> ToolOutput:

@@ -23,7 +23,11 @@ _BASE = ExifTags.Base
 
 
 class ExifInput(ToolInput):
-    """No arguments: the tool reads the photo being located."""
+    """No arguments for a photo; in a case of several media, optionally which ones to read."""
+
+    media: list[str] | None = Field(
+        None, description="in a case of several media: ids of the photos or videos to read (default all)"
+    )
 
 
 class ExifOutput(ToolOutput):
@@ -62,6 +66,16 @@ class ExifOutput(ToolOutput):
         exclude_if=lambda v: not v,
         description="metadata that was read but not used, naming the field and why",
     )
+    source: str | None = Field(
+        None,
+        exclude_if=lambda v: v is None,
+        description="in a case: the medium (and for a video the container tag) the position comes from",
+    )
+    media: list[dict[str, Any]] = Field(
+        default_factory=list,
+        exclude_if=lambda v: not v,
+        description="in a case: each medium's id, path, kind, position, time, camera and warnings",
+    )
 
     def summary(self) -> str:
         extra = []
@@ -81,6 +95,22 @@ class ExifOutput(ToolOutput):
             )
         if self.warnings:
             extra.append("not used: " + "; ".join(self.warnings))
+        if self.source:
+            extra.append(f"position from {self.source}")
+        if len(self.media) > 1:
+            extra.append(
+                "media: "
+                + "; ".join(
+                    f"{m['id']} {m['kind']}"
+                    + (
+                        f" GPS ({m['lat']:.5f}, {m['lon']:.5f})"
+                        if m.get("lat") is not None
+                        else " no position"
+                    )
+                    + (f" taken {m['timestamp']}" if m.get("timestamp") else "")
+                    for m in self.media
+                )
+            )
         if not self.has_exif:
             return "; ".join(["no EXIF metadata in the file", *extra])
         parts = []
@@ -171,4 +201,61 @@ class ExifTool(Tool):
     timeout_s = 10.0
 
     def run(self, args: ExifInput, ctx: ToolContext) -> ExifOutput:
-        return read_exif(ctx.image.data, ctx.image.format)
+        images = ctx.images(args.media)
+        if images[0][0] is None:
+            return read_exif(ctx.image.data, ctx.image.format)
+        return case_exif(ctx.case, list(dict.fromkeys(ctx.case.medium_of(iid) for iid, _ in images)))
+
+
+def video_exif(video) -> ExifOutput:
+    """A video's container metadata (:class:`geolocate.tools.media.VideoInfo`) in the EXIF tool's
+    terms: the ISO 6709 position, the creation time as ``YYYY:MM:DD HH:MM:SS+00:00``, make and model."""
+    out = ExifOutput(warnings=list(video.warnings))
+    if video.location is not None:
+        out.lat, out.lon = video.location
+        out.altitude_m = video.altitude_m
+    if video.creation_time:
+        from datetime import datetime
+
+        t = datetime.fromisoformat(video.creation_time)
+        off = t.strftime("%z")
+        out.timestamp = t.strftime("%Y:%m:%d %H:%M:%S") + (f"{off[:3]}:{off[3:]}" if off else "")
+        out.utc_offset = f"{off[:3]}:{off[3:]}" if off else None
+    out.camera = " ".join(x for x in (video.make, video.model) if x) or None
+    out.has_exif = any(x is not None for x in (video.location, video.creation_time, video.make, video.model))
+    return out
+
+
+def case_exif(case, media_ids: list[str]) -> ExifOutput:
+    """The metadata of each medium ``media_ids`` names (EXIF/XMP/C2PA of a photo, container tags of a
+    video): the first medium with a usable position gives the top-level fields and ``source``; every
+    medium is listed in ``media``."""
+    per: list[tuple[Any, ExifOutput]] = []
+    for mid in media_ids:
+        m = case.medium(mid)
+        if m.kind == "video":
+            per.append((m, video_exif(m.video)))
+        else:
+            im = m.images[0].image
+            per.append((m, read_exif(im.data, im.format)))
+    main_m, main = next(((m, o) for m, o in per if o.lat is not None), per[0])
+    out = main.model_copy(deep=True)
+    out.warnings = [f"{m.id}: {w}" for m, o in per for w in o.warnings]
+    if out.lat is not None:
+        tag = f", container tag {main_m.video.location_tag}" if main_m.kind == "video" else ", EXIF GPS"
+        out.source = f"{main_m.id} ({main_m.path}{tag})"
+    out.media = [
+        {
+            "id": m.id,
+            "path": m.path,
+            "kind": m.kind,
+            "sha256": m.sha256,
+            "lat": o.lat,
+            "lon": o.lon,
+            "timestamp": o.timestamp,
+            "camera": o.camera,
+            **({"location_tag": m.video.location_tag} if m.kind == "video" and m.video.location_tag else {}),
+        }
+        for m, o in per
+    ]
+    return out

@@ -67,6 +67,12 @@ class TextLine(BaseModel):
         exclude_if=lambda v: v,
         description="False: a script model saw letters of its script here but could not read them reliably",
     )
+    media: list[str] = Field(
+        default_factory=list,
+        exclude_if=lambda v: not v,
+        description="in a case of several media: the photos and frames where this line was read (the box "
+        "is in the first one's pixels)",
+    )
 
 
 class OcrBackend(ABC):
@@ -550,17 +556,63 @@ class OcrInput(ToolInput):
     region: tuple[float, float, float, float] | None = Field(
         None, description="optional crop (x0, y0, x1, y1) as fractions 0..1 of width and height"
     )
+    media: list[str] | None = Field(
+        None,
+        description="in a case of several media: ids of the photos, videos or frames to read (m1, m2@4.0s); "
+        "default all",
+    )
+
+
+def merge_case_lines(per_image: list[tuple[str, list[TextLine]]]) -> list[TextLine]:
+    """Lines read in several images of a case as one line each: the same text (compared without case,
+    spaces and punctuation) seen in k images becomes one line listing them in ``media`` (the
+    best-read first, whose box it keeps), its confidence ``1 - prod(1 - score_i)`` over the images
+    (independent readings that agree), capped at 0.999. Order: first appearance.
+
+    >>> a = TextLine(text="HELSINKI", score=0.8, box=[(0, 0)] * 4)
+    >>> b = TextLine(text="Helsinki", score=0.6, box=[(1, 1)] * 4)
+    >>> [(x.text, x.score, x.media) for x in merge_case_lines([("m1@4.0s", [a]), ("m1@5.0s", [b])])]
+    [('HELSINKI', 0.92, ['m1@4.0s', 'm1@5.0s'])]
+    """
+    import regex
+
+    groups: dict[str, list[tuple[str, TextLine]]] = {}
+    for iid, lines in per_image:
+        for ln in lines:
+            key = regex.sub(r"[\p{P}\p{Z}\s]+", "", ln.text).casefold() or ln.text
+            groups.setdefault(key, []).append((iid, ln))
+    out = []
+    for seen in groups.values():
+        best_id, best = max(seen, key=lambda x: x[1].score)
+        ids = [best_id] + [i for i, _ in seen if i != best_id]
+        miss = 1.0
+        for _, ln in seen:
+            miss *= 1.0 - min(ln.score, 0.999)
+        out.append(
+            best.model_copy(
+                update={"score": round(min(0.999, 1.0 - miss), 4), "media": list(dict.fromkeys(ids))}
+            )
+        )
+    return out
+
+
+def _where(line: TextLine) -> str:
+    """``; in m2@4.0s, m2@5.0s`` for a line of a case (nothing for a single photo)."""
+    if not line.media:
+        return ""
+    shown = ", ".join(line.media[:6]) + (f" +{len(line.media) - 6}" if len(line.media) > 6 else "")
+    return f"; in {shown}"
 
 
 def _describe(line: TextLine) -> str:
     """``'МОСКВА' (0.95 Cyrillic, tesseract script/Cyrillic; rapidocr read 'MOCKBA')``."""
     if line.engine is None:
-        return f"{line.text!r} ({line.score:.2f})"
+        return f"{line.text!r} ({line.score:.2f}{_where(line)})"
     how = f"{line.score:.2f} {line.script or 'no letters'}, {line.engine}"
     if line.engine != "rapidocr":
         how += f" {line.model}"
     how += "".join(f"; {a['engine']} read {a['text']!r}" for a in line.alternatives if a.get("text"))
-    return f"{line.text!r} ({how})"
+    return f"{line.text!r} ({how}{_where(line)})"
 
 
 class OcrOutput(ToolOutput):
@@ -604,9 +656,9 @@ class OcrTool(Tool):
     Output = OcrOutput
     timeout_s = 60.0
 
+    per_image = True
+
     def run(self, args: OcrInput, ctx: ToolContext) -> OcrOutput:
-        image = ctx.image.image
-        dx = dy = 0.0
         if args.region is not None:
             x0, y0, x1, y1 = args.region
             if not (0 <= x0 < x1 <= 1 and 0 <= y0 < y1 <= 1):
@@ -614,13 +666,9 @@ class OcrTool(Tool):
                     f"bad region {args.region}",
                     hint="use fractions with 0 <= x0 < x1 <= 1, 0 <= y0 < y1 <= 1",
                 )
-            w, h = image.size
-            dx, dy = x0 * w, y0 * h
-            image = image.crop((int(dx), int(dy), int(x1 * w), int(y1 * h)))
         backend = get_backend(args.backend, tuple(args.languages))
-        lines = backend.read(image, args.min_score)
-        if dx or dy:
-            lines = [ln.model_copy(update={"box": [(x + dx, y + dy) for x, y in ln.box]}) for ln in lines]
+        per_image = [(iid, self._read(backend, im.image, args)) for iid, im in ctx.images(args.media)]
+        lines = per_image[0][1] if per_image[0][0] is None else merge_case_lines(per_image)
         from geolocate.tools.clues import instruction_lines
 
         reread = any(ln.engine == "tesseract" for ln in lines)
@@ -632,3 +680,17 @@ class OcrTool(Tool):
             backend=backend.name + ("+tesseract" if reread and backend.name == "rapidocr" else ""),
             untrusted_lines=instruction_lines("\n".join(ln.text for ln in lines)),
         )
+
+    @staticmethod
+    def _read(backend: OcrBackend, image: Image.Image, args: OcrInput) -> list[TextLine]:
+        """The lines of one image (its ``region`` crop when given), boxes in the whole image's pixels."""
+        dx = dy = 0.0
+        if args.region is not None:
+            x0, y0, x1, y1 = args.region
+            w, h = image.size
+            dx, dy = x0 * w, y0 * h
+            image = image.crop((int(dx), int(dy), int(x1 * w), int(y1 * h)))
+        lines = backend.read(image, args.min_score)
+        if dx or dy:
+            lines = [ln.model_copy(update={"box": [(x + dx, y + dy) for x, y in ln.box]}) for ln in lines]
+        return lines

@@ -13,6 +13,14 @@ NREL's Solar Position Algorithm (Reda & Andreas 2004, through ``pvlib.spa``, acc
 each cell's hour angle, elevation, azimuth and atmospheric refraction from the same pvlib functions.
 The topocentric parallax (below 0.003 deg) is left out, so one time costs a few array operations.
 
+Chronolocation (when, not where): given a place (``place``: a committed level's point, an answer
+or an analyst's point) and a local date or date range (``date``, ``date_to``), the same measurements
+are scored minute by minute at that one place (``pvlib.spa.solar_position_numpy`` over the times);
+the minutes within the chi-square threshold form UTC time windows, each with its best minute and the
+clock time there (timezonefinder, IANA zones, daylight saving included). An elevation alone gives a
+morning and an afternoon window a day; the shadow's direction tells them apart. Anchors: SunCalc
+(Agafonkin), Bellingcat's chronolocation guides; ShadowFinder solves only for place.
+
 Scoring: each measurement contributes z = (predicted - measured) / sigma (shadow lengths propagated
 to elevation); a cell's chi^2 is the sum of z^2, minimised over the time window. The feasible region
 is chi^2 <= the chi-square quantile ``confidence`` for that many measurements (scipy).
@@ -23,6 +31,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from datetime import date as calendar_date
 
 import numpy as np
 from pydantic import Field, model_validator
@@ -39,6 +48,8 @@ NIGHT_ELEVATION_DEG = -0.833
 """The sun is below the horizon when its centre is lower than this (refraction and its radius)."""
 MAX_TIME_STEPS = 49
 """At most this many times sampled across a time window."""
+MAX_CHRONO_DAYS = 366
+"""Longest date range chronolocation scans (one minute steps)."""
 
 
 @dataclass
@@ -137,12 +148,38 @@ class SunInput(ToolInput):
     ratio_sigma: float | None = Field(None, gt=0, description="uncertainty of shadow_ratio (default 10%)")
     night: bool = Field(False, description="the sun is below the horizon (a night photo)")
     hypothesis: tuple[float, float] | None = Field(None, description="(lat, lon) to check against the region")
+    place: tuple[float, float] | None = Field(
+        None,
+        description="chronolocation: the (lat, lon) where the photo was taken; with date, the tool solves "
+        "for the time instead of the place",
+    )
+    date: calendar_date | None = Field(
+        None, description="chronolocation: the local date at the place (ISO 8601)"
+    )
+    date_to: calendar_date | None = Field(
+        None, description="chronolocation: last day of a date range (default: date)"
+    )
     confidence: float = Field(0.95, gt=0.5, lt=1.0, description="probability mass of the feasible region")
     resolution_deg: float = Field(0.5, description="grid cell size in degrees: 0.25, 0.5, 1 or 2")
 
     @model_validator(mode="after")
     def _enough(self) -> SunInput:
-        if (self.time_utc is None) == (self.local_time is None):
+        if self.chronolocation:
+            if self.time_utc is not None or self.local_time is not None:
+                raise ValueError(
+                    "chronolocation (place + date) solves for the time: leave out time_utc/local_time"
+                )
+            if self.shadow_ratio is not None:
+                raise ValueError(
+                    "chronolocation takes a shadow length, elevation, direction or night, not a ratio"
+                )
+            if self.date_to is not None and not (0 <= (self.date_to - self.date).days < MAX_CHRONO_DAYS):
+                raise ValueError(f"date_to must be on or after date, at most {MAX_CHRONO_DAYS} days later")
+            if not (-90 <= self.place[0] <= 90 and -180 <= self.place[1] <= 180):
+                raise ValueError("place must be (lat, lon) in WGS84 degrees")
+        elif (self.place is None) != (self.date is None):
+            raise ValueError("chronolocation needs both place and date")
+        elif (self.time_utc is None) == (self.local_time is None):
             raise ValueError("give exactly one of time_utc and local_time")
         if (self.object_height is None) != (self.shadow_length is None):
             raise ValueError("object_height and shadow_length go together")
@@ -161,6 +198,26 @@ class SunInput(ToolInput):
         if self.resolution_deg not in (0.25, 0.5, 1.0, 2.0):
             raise ValueError("resolution_deg must be 0.25, 0.5, 1 or 2")
         return self
+
+    @property
+    def chronolocation(self) -> bool:
+        """Solve for the time at ``place`` (True) or for the place at the time (False)."""
+        return self.place is not None and self.date is not None
+
+
+class TimeWindow(ToolOutput):
+    """A span of minutes in which the sun at the place fits the measurements: UTC (ISO 8601, 'Z') and
+    the clock time there (ISO 8601 with its offset), the best-fitting minute and its chi^2."""
+
+    start_utc: str
+    end_utc: str
+    best_utc: str
+    local_start: str
+    local_end: str
+    local_best: str
+    best_chi2: float
+    sun_elevation_deg: float = Field(description="the sun's apparent elevation at the best minute")
+    sun_azimuth_deg: float = Field(description="the sun's azimuth at the best minute, clockwise from north")
 
 
 class HypothesisCheck(ToolOutput):
@@ -188,8 +245,29 @@ class SunOutput(ToolOutput):
     measurements: list[str]
     threshold_chi2: float
     hypothesis: HypothesisCheck | None = None
+    place: tuple[float, float] | None = Field(
+        None, exclude_if=lambda v: v is None, description="chronolocation: the place solved for"
+    )
+    timezone: str | None = Field(None, exclude_if=lambda v: v is None, description="its IANA time zone")
+    windows: list[TimeWindow] = Field(
+        default_factory=list,
+        exclude_if=lambda v: not v,
+        description="chronolocation: the time windows the measurements allow at the place",
+    )
 
     def summary(self) -> str:
+        if self.place is not None:
+            lat, lon = self.place
+            head = f"sun at ({lat:g}, {lon:g}), {'; '.join(self.measurements)}"
+            if not self.windows:
+                return head + " -> no time in the date range fits"
+            ws = "; ".join(
+                f"{w.start_utc[:16].replace('T', ' ')}-{w.end_utc[11:16]} UTC (local {w.local_start[11:16]}-"
+                f"{w.local_end[11:16]}, best {w.local_best[11:16]})"
+                for w in self.windows[:8]
+            )
+            more = f" ... ({len(self.windows)} windows)" if len(self.windows) > 8 else ""
+            return f"{head} -> times that fit ({self.timezone}): {ws}{more}"
         top = ", ".join(list(self.countries)[:12])
         s = (
             f"sun: {'; '.join(self.measurements)} -> feasible region {self.area_km2:,.0f} km2 "
@@ -285,32 +363,17 @@ def sun_region(args: SunInput) -> SunRegion:
     from scipy.stats import chi2 as chi2_dist
 
     g = grid(args.resolution_deg)
-    terms: list[str] = []
-    elev = second = rs = None
-    if args.object_height is not None:
-        ls = args.length_sigma if args.length_sigma is not None else 0.1 * args.shadow_length
-        elev = elevation_from_shadow(args.object_height, args.shadow_length, args.height_sigma, ls)
-        terms.append(
-            f"shadow {args.shadow_length:g} of height {args.object_height:g} -> elevation "
-            f"{elev[0]:.1f} +- {elev[1]:.1f} deg"
-        )
-    elif args.sun_elevation_deg is not None:
-        elev = (args.sun_elevation_deg, args.elevation_sigma_deg)
-        terms.append(f"elevation {elev[0]:g} +- {elev[1]:g} deg")
-    if args.shadow_azimuth_deg is not None:
-        terms.append(
-            f"shadow towards {args.shadow_azimuth_deg:g} +- {args.azimuth_sigma_deg:g} deg (sun opposite)"
-        )
+    elev, terms, n_terms = _measurement_terms(args)
+    second = rs = None
     if args.shadow_ratio is not None:
         rs = args.ratio_sigma if args.ratio_sigma is not None else 0.1 * args.shadow_ratio
-        terms.append(
-            f"shadow ratio {args.shadow_ratio:g} +- {rs:g} against {args.second_time_utc.isoformat()}"
+        terms.insert(
+            len(terms) - int(args.night),
+            f"shadow ratio {args.shadow_ratio:g} +- {rs:g} against {args.second_time_utc.isoformat()}",
         )
         s2 = sun_position(args.second_time_utc, g.lat[:, :1], g.lon[:1, :])
         second = SunPosition(np.broadcast_to(s2.elevation, g.shape), np.broadcast_to(s2.azimuth, g.shape))
-    if args.night:
-        terms.append("night: sun below the horizon")
-    n_terms = sum(x is not None for x in (elev, args.shadow_azimuth_deg, args.shadow_ratio))
+        n_terms += 1
     threshold = float(chi2_dist.ppf(args.confidence, max(1, n_terms)))
 
     if args.time_utc is not None:
@@ -365,6 +428,8 @@ class SunTool(Tool):
     timeout_s = 60.0
 
     def run(self, args: SunInput, ctx: ToolContext) -> SunOutput:
+        if args.chronolocation:
+            return chronolocate(args)
         r = sun_region(args)
         area = r.area_km2()
         from scipy.stats import chi2 as chi2_dist
@@ -380,3 +445,103 @@ class SunTool(Tool):
             threshold_chi2=round(r.threshold, 3),
             hypothesis=r.check(*args.hypothesis) if args.hypothesis is not None else None,
         )
+
+
+def _measurement_terms(args: SunInput) -> tuple[tuple[float, float] | None, list[str], int]:
+    """The sun's elevation (degrees, sigma) the measurements give (None without one), their
+    descriptions, and how many terms the chi^2 has."""
+    terms: list[str] = []
+    elev = None
+    if args.object_height is not None:
+        ls = args.length_sigma if args.length_sigma is not None else 0.1 * args.shadow_length
+        elev = elevation_from_shadow(args.object_height, args.shadow_length, args.height_sigma, ls)
+        terms.append(
+            f"shadow {args.shadow_length:g} of height {args.object_height:g} -> elevation "
+            f"{elev[0]:.1f} +- {elev[1]:.1f} deg"
+        )
+    elif args.sun_elevation_deg is not None:
+        elev = (args.sun_elevation_deg, args.elevation_sigma_deg)
+        terms.append(f"elevation {elev[0]:g} +- {elev[1]:g} deg")
+    if args.shadow_azimuth_deg is not None:
+        terms.append(
+            f"shadow towards {args.shadow_azimuth_deg:g} +- {args.azimuth_sigma_deg:g} deg (sun opposite)"
+        )
+    if args.night:
+        terms.append("night: sun below the horizon")
+    n_terms = sum(x is not None for x in (elev, args.shadow_azimuth_deg))
+    return elev, terms, n_terms
+
+
+def sun_track(lat: float, lon: float, times_utc: np.ndarray) -> SunPosition:
+    """The sun's apparent elevation and azimuth (degrees) at one place (WGS84 degrees) over an array of
+    UTC times (``datetime64``): NREL SPA (``pvlib.spa.solar_position_numpy``), standard atmosphere."""
+    from pvlib import spa
+
+    unixtime = times_utc.astype("datetime64[s]").astype(np.int64).astype(np.float64)
+    _, _, e, _, az, _ = spa.solar_position_numpy(unixtime, lat, lon, 0.0, 1013.25, 12, DELTA_T_S, 0.5667, 0)
+    return SunPosition(np.asarray(e, dtype=np.float64), np.asarray(az, dtype=np.float64))
+
+
+def chronolocate(args: SunInput) -> SunOutput:
+    """When the photo was taken: the UTC time windows, minute by minute over the local date range at
+    ``args.place``, in which the measurements fit (chi^2 within the ``confidence`` quantile); see the
+    module docstring. Windows are listed in time order with their local clock times."""
+    from zoneinfo import ZoneInfo
+
+    from scipy.stats import chi2 as chi2_dist
+
+    from geolocate.tools.earth_grid import timezone_finder
+
+    lat, lon = args.place
+    tz_name = timezone_finder().timezone_at(lng=lon, lat=lat) or "Etc/UTC"
+    tz = ZoneInfo(tz_name)
+    first, last = args.date, args.date_to or args.date
+    start = datetime(first.year, first.month, first.day, tzinfo=tz).astimezone(UTC).replace(tzinfo=None)
+    end = (
+        (datetime(last.year, last.month, last.day, tzinfo=tz) + timedelta(days=1))
+        .astimezone(UTC)
+        .replace(tzinfo=None)
+    )
+    times = np.arange(np.datetime64(start, "m"), np.datetime64(end, "m"), np.timedelta64(1, "m"))
+    pos = sun_track(lat, lon, times)
+    elev, terms, n_terms = _measurement_terms(args)
+    span = f"{first.isoformat()}" + (f" to {last.isoformat()}" if last != first else "")
+    terms.insert(0, f"local date {span} ({tz_name})")
+    c = _chi2(args, pos, elev, None, None)
+    threshold = float(chi2_dist.ppf(args.confidence, max(1, n_terms)))
+    ok = c <= threshold
+    windows: list[TimeWindow] = []
+    edges = np.flatnonzero(np.diff(np.concatenate(([0], ok.astype(np.int8), [0]))))
+    for a, b in zip(edges[::2], edges[1::2]):  # runs [a, b) of feasible minutes
+        k = a + int(np.argmin(c[a:b]))
+
+        def utc(i: int) -> datetime:
+            return times[i].astype("datetime64[s]").astype(datetime).replace(tzinfo=UTC)
+
+        t0, t1, tb = utc(a), utc(b - 1), utc(k)
+        windows.append(
+            TimeWindow(
+                start_utc=t0.isoformat().replace("+00:00", "Z"),
+                end_utc=t1.isoformat().replace("+00:00", "Z"),
+                best_utc=tb.isoformat().replace("+00:00", "Z"),
+                local_start=t0.astimezone(tz).isoformat(),
+                local_end=t1.astimezone(tz).isoformat(),
+                local_best=tb.astimezone(tz).isoformat(),
+                best_chi2=round(float(c[k]), 3),
+                sun_elevation_deg=round(float(pos.elevation[k]), 2),
+                sun_azimuth_deg=round(float(pos.azimuth[k]), 2),
+            )
+        )
+    empty = {"type": "MultiPolygon", "coordinates": []}
+    return SunOutput(
+        region=empty,
+        core=empty,
+        area_km2=0.0,
+        share_of_earth=0.0,
+        countries={},
+        measurements=terms,
+        threshold_chi2=round(threshold, 3),
+        place=(lat, lon),
+        timezone=tz_name,
+        windows=windows,
+    )

@@ -38,6 +38,9 @@ class VisualCandidatesUnavailable(ToolError):
 
 class VisualInput(ToolInput):
     top_k: int = Field(5, ge=1, le=50, description="how many GPS candidates to return")
+    medium: str | None = Field(
+        None, description="in a case of several media: the photo or frame to look at; default the first"
+    )
 
 
 class Candidate(ToolOutput):
@@ -144,7 +147,7 @@ class VisualCandidatesTool(Tool):
             )
         size = (ctx.options or {}).get("clip_gallery_size")
         g = get_geoclip(clip, size)
-        cands = g.candidates(ctx.image.image, args.top_k)
+        cands = g.candidates(ctx.image_by_id(args.medium).image, args.top_k)
         return VisualOutput(
             candidates=[Candidate(lat=a, lon=b, probability=round(p, 6)) for a, b, p in cands],
             clip_model=clip,

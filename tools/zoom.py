@@ -22,6 +22,10 @@ class ZoomInput(ToolInput):
     box: tuple[float, float, float, float] = Field(
         description="region (x0, y0, x1, y1) as fractions 0..1 of width and height, x0 < x1, y0 < y1"
     )
+    medium: str | None = Field(
+        None,
+        description="in a case of several media: the photo or frame to crop (m1, m2@4.0s); default the first",
+    )
 
 
 class ZoomOutput(ToolOutput):
@@ -31,9 +35,11 @@ class ZoomOutput(ToolOutput):
     width: int
     height: int
     sha256: str
+    medium: str | None = Field(None, exclude_if=lambda v: v is None, description="the photo or frame cropped")
 
     def summary(self) -> str:
-        return f"crop {self.box_px} of the photo ({self.width}x{self.height} px) is shown as a new image"
+        of = f"frame/photo {self.medium}" if self.medium else "the photo"
+        return f"crop {self.box_px} of {of} ({self.width}x{self.height} px) is shown as a new image"
 
 
 class ZoomTool(Tool):
@@ -52,7 +58,7 @@ class ZoomTool(Tool):
             raise ToolInputError(
                 f"bad box {args.box}", hint="use fractions with 0 <= x0 < x1 <= 1 and 0 <= y0 < y1 <= 1"
             )
-        im = ctx.image.image
+        im = ctx.image_by_id(args.medium).image
         w, h = im.size
         box = (
             int(x0 * w),
@@ -70,8 +76,9 @@ class ZoomTool(Tool):
             width=crop.width,
             height=crop.height,
             sha256=hashlib.sha256(crop.tobytes()).hexdigest(),
+            medium=args.medium,
         )
 
     def artifact(self, output: dict, ctx: ToolContext) -> Image.Image:
         """The crop, from the original pixels (``box_px`` of the output)."""
-        return ctx.image.image.crop(tuple(output["box_px"]))
+        return ctx.image_by_id(output.get("medium")).image.crop(tuple(output["box_px"]))
