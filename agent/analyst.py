@@ -111,7 +111,9 @@ class Constraint(BaseModel):
     geometry: dict | None = Field(
         None, description="region: a GeoJSON (Multi)Polygon geometry in (lon, lat), e.g. the sun tool's band"
     )
-    source: str | None = Field(None, description="region: what drew it, e.g. 'sun e5'")
+    source: str | None = Field(
+        None, description="region: what drew it, e.g. 'sun e5'; circle: why, e.g. a related session"
+    )
 
     @field_validator("country")
     @classmethod
@@ -237,7 +239,8 @@ class Constraint(BaseModel):
         if self.kind == "bbox":
             return "the photo is inside the box (S, W, N, E) = ({:g}, {:g}, {:g}, {:g})".format(*self.bbox)
         if self.kind == "circle":
-            return f"the photo is within {self.radius_km:g} km of ({self.lat:g}, {self.lon:g})"
+            why = f" ({self.source})" if self.source else ""
+            return f"the photo is within {self.radius_km:g} km of ({self.lat:g}, {self.lon:g}){why}"
         if self.kind == "region":
             return f"the photo is inside the region of {self.source or 'a drawn shape'}"
         return f"the {self.level} is not {self.value}"

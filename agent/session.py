@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import math
 import os
 import secrets
 import sqlite3
@@ -579,17 +580,7 @@ class SessionStore:
 
         view = self.view(sid, with_branches=False)
         info = view.info
-        if len(info.media) < 2:
-            raise SessionError(f"session {sid} examines one medium: there is nothing to split")
-        all_ids = [f"m{i}" for i in range(1, len(info.media) + 1)]
-        named = list(dict.fromkeys(media_ids))
-        if unknown := [m for m in named if m not in all_ids]:
-            raise SessionError(
-                f"session {sid} has no medium {', '.join(unknown)} (media: {', '.join(all_ids)})"
-            )
-        rest = [m for m in all_ids if m not in named]
-        if not named or not rest:
-            raise SessionError("name some of the media to split off, not none or all of them")
+        named, rest = self.check_split(sid, media_ids)
         case = self.examined_case(info)
         out = []
         for group in (named, rest):
@@ -612,6 +603,67 @@ class SessionStore:
             )
             out.append(v)
         return out[0], out[1]
+
+    def relation_move(self, sid: str, other: str, within_km: float) -> dict[str, Any]:
+        """The analyst move that relates session ``sid`` to ``other``: ``sid`` was taken within
+        ``within_km`` km of where ``other`` answered, i.e. a circle constraint around ``other``'s answer
+        with radius ``within_km`` + its answer radius (km, great-circle). ``other`` is not changed
+        (relate it the other way for both).
+
+        Raises:
+            SessionError: the same session, ``other`` has no answer yet, ``within_km`` not above 0.
+        """
+        if not (within_km > 0 and math.isfinite(within_km)):
+            raise SessionError(f"the distance must be a positive number of km (got {within_km})")
+        sid, other = self.resolve(sid), self.resolve(other)
+        if sid == other:
+            raise SessionError("relate two different sessions")
+        a = self.view(other, with_branches=False).episode.answer
+        if a is None:
+            raise SessionError(f"session {other} has no answer yet: relate to it once it answers")
+        constraint = {
+            "kind": "circle",
+            "lat": a.lat,
+            "lon": a.lon,
+            "radius_km": round(min(within_km + a.radius_km, 20_000.0), 3),
+            "source": f"within {within_km:g} km of session {other}'s answer, +- {a.radius_km:g} km",
+        }
+        return {"kind": "constrain", "constraint": constraint}
+
+    def relate(
+        self,
+        sid: str,
+        other: str,
+        within_km: float,
+        *,
+        on_step: Callable[[str, EpisodeState], None] | None = None,
+    ) -> SessionView:
+        """Apply :meth:`relation_move` to ``sid`` and run to the next pause.
+
+        Raises:
+            SessionError: see :meth:`relation_move` and :meth:`move`.
+        """
+        return self.move(self.resolve(sid), self.relation_move(sid, other, within_km), on_step=on_step)
+
+    def check_split(self, sid: str, media_ids: list[str]) -> tuple[list[str], list[str]]:
+        """The media ids named and the rest, for :meth:`split`.
+
+        Raises:
+            SessionError: a session on one medium, an unknown medium, or all or none of them named.
+        """
+        info = self.view(sid, with_branches=False).info
+        if len(info.media) < 2:
+            raise SessionError(f"session {sid} examines one medium: there is nothing to split")
+        all_ids = [f"m{i}" for i in range(1, len(info.media) + 1)]
+        named = list(dict.fromkeys(media_ids))
+        if unknown := [m for m in named if m not in all_ids]:
+            raise SessionError(
+                f"session {sid} has no medium {', '.join(unknown)} (media: {', '.join(all_ids)})"
+            )
+        rest = [m for m in all_ids if m not in named]
+        if not named or not rest:
+            raise SessionError("name some of the media to split off, not none or all of them")
+        return named, rest
 
     def _config(self, sid: str, budget: Budget, checkpoint: str | None = None) -> dict:
         conf: dict[str, Any] = {"thread_id": sid, "checkpoint_ns": ""}

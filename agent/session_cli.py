@@ -116,6 +116,13 @@ def register(sub) -> None:
         "the original stays as it is",
     )
     p.add_argument("media", nargs="+", metavar="MEDIUM", help="medium ids to split off (m2 m3; see show)")
+    p = cmd(
+        "relate",
+        "relate two chains of a case: this session was taken within KM km of where OTHER answered "
+        "(a circle constraint around OTHER's answer, widened by its radius)",
+    )
+    p.add_argument("other", help="the other session's id (a unique prefix is enough)")
+    p.add_argument("--within-km", type=float, required=True, metavar="KM", help="how far apart, km (> 0)")
     p = cmd("conclude", "end the session on the current branch")
     p.add_argument("--note", default="")
     p = cmd("resume", "go on with a session that stopped mid-run (killed, crashed)")
@@ -420,6 +427,9 @@ def _dispatch(args: argparse.Namespace, store, out) -> int:
         return 0
     if action == "fork":
         print_view(store.fork(sid, args.checkpoint, on_step=on_step), out)
+        return 0
+    if action == "relate":
+        print_view(store.relate(sid, args.other, args.within_km, on_step=on_step), out)
         return 0
     if action == "split":
         for part in store.split(sid, args.media, on_step=on_step):

@@ -32,7 +32,7 @@ W, H, FPS, SPEED = 480, 270, 10, 150  # frame size, frames per second, pan speed
 
 
 def pan_clip(photo: Path, out: Path, sign: str | None = "HELSINKI", location: str | None = None,
-             seconds: int = 10, fmt: str | None = None) -> Path:  # fmt: skip
+             seconds: int = 10, fmt: str | None = None, codec: str = "libx264") -> Path:  # fmt: skip
     """A ``seconds`` s pan (``SPEED`` px/s) across a strip of the photo; ``sign`` painted on the strip
     where the window shows it whole only from 4 s to 6 s; ``location`` an ISO 6709 container tag."""
     tile = Image.open(photo).convert("RGB")
@@ -49,7 +49,7 @@ def pan_clip(photo: Path, out: Path, sign: str | None = "HELSINKI", location: st
         d.rectangle((sx - 10, 90 + y0 - 8, sx + x1 + 10, 90 + y1 + 8), fill="white", outline="black", width=3)
         d.text((sx, 90), sign, fill="black", font=font)
     frames = (strip.crop((x, 0, x + W, H)) for x in (int(SPEED * i / FPS) for i in range(seconds * FPS)))
-    write_video(out, frames, FPS, {"location": location} if location else None, fmt)
+    write_video(out, frames, FPS, {"location": location} if location else None, fmt, codec=codec)
     return out
 
 
@@ -176,6 +176,21 @@ def test_sessions_hold_a_case_split_it_and_report_every_medium(tmp_path, media, 
         assert [m["kind"] for m in rest.info.media] == ["photo", "video"] and rest.info.split_from
         assert b.episode.chain != rest.episode.chain  # two chains
         assert haversine_km(rest.episode.answer.lat, rest.episode.answer.lon, *HELSINKI) < 25
+        # b.jpg alone (a street name, no city) answers with a country-wide radius; related, within 5 km
+        assert b.episode.answer.radius_km > 500
+        with pytest.raises(SessionError, match="two different sessions"):
+            store.relate(b.info.id, b.info.id, 5)
+        with pytest.raises(SessionError, match="positive number"):
+            store.relate(b.info.id, rest.info.id, -1)
+        related = store.relate(b.info.id, rest.info.id, 5)
+        a = rest.episode.answer
+        assert (
+            haversine_km(related.episode.answer.lat, related.episode.answer.lon, a.lat, a.lon)
+            <= 5 + a.radius_km
+        )
+        assert "within 5 km of session" in related.episode.evidence[-1].summary or any(
+            "within 5 km of session" in e.summary for e in related.episode.evidence
+        )
         text = render_report(store, v.info.id, "md")
         for row in (
             "| m1 | a\\.jpg | photo |",

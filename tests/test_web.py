@@ -14,6 +14,7 @@ import socket
 import subprocess
 import threading
 import time
+from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
@@ -212,3 +213,66 @@ def test_osm_presets_fill_the_manual_tool_form(tmp_path, monkeypatch):
     assert {"road", "place_of_worship", "fuel", "amenity"} <= set(presets)
     for spec in presets.values():
         FeatureSpec.model_validate(spec)  # each is a valid FeatureQuery feature
+
+
+def test_a_case_page_plays_to_a_frame_runs_ocr_on_it_and_downloads_the_report(server, tmp_path, plain_photo):
+    """A case of a photo and a WebM clip (VP9, which every Chromium build plays) made with PyAV: the
+    page shows the strip of frames, the player plays and pauses on a keyframe, OCR runs on that frame
+    alone, its boxes are drawn on it, and the report lists every medium and frame."""
+    from urllib.parse import quote
+
+    from playwright.sync_api import sync_playwright
+
+    from geolocate.agent.session import SessionStore
+    from tests.conftest import render_sign
+    from tests.test_cases import pan_clip
+
+    exe = chromium_path()
+    clip = pan_clip(plain_photo, tmp_path / "pan.webm", codec="libvpx-vp9")
+    photo = render_sign(plain_photo, ["Mannerheimintie"], tmp_path / "street.jpg")
+    with SessionStore(str(tmp_path / "sessions.sqlite")) as store:
+        sid = store.create([str(photo), str(clip)]).info.id
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=exe, args=CHROMIUM_ARGS)
+        page = browser.new_context(accept_downloads=True).new_page()
+        page.goto(f"{server}/sessions/{sid}")
+        assert page.locator("#case .frame").count() >= 6  # the photo and the clip's keyframes
+        page.click("#play-m2")
+        page.wait_for_function("document.querySelector('#player-m2').currentTime >= 4.3", timeout=60_000)
+        page.click("#pause-m2")
+        page.wait_for_function(
+            "/^m2@[4-6]\\.[0-9]s$/.test(document.querySelector('#selected-frame').textContent)",
+            timeout=10_000,
+        )
+        frame = page.inner_text("#selected-frame")
+        assert page.get_attribute("#photo", "src").endswith(f"/media/{quote(frame)}.jpg")
+        page.wait_for_function(
+            "(im => im.complete && im.naturalWidth == 480)(document.querySelector('#photo'))"
+        )
+        page.click("#ocr-frame")
+        page.wait_for_selector(f"#timeline >> text={frame}", timeout=90_000)
+        row = page.locator("#timeline tr", has_text=frame).last.inner_text()
+        assert "ocr" in row and "HELSINKI" in row
+        page.click(f"#case .frame[data-id='{frame}']")
+        assert page.locator("#overlay polygon.ocr").count() >= 1  # the frame's own OCR boxes
+        with page.expect_download() as download:
+            page.click("#report-html")
+        report = tmp_path / "case.html"
+        download.value.save_as(report)
+        page.goto(f"{server}/sessions/{sid}")
+        page.wait_for_function(
+            "!document.querySelector('#status').textContent.startsWith('running')", timeout=90_000
+        )
+        page.fill("#split-media", "m1")
+        page.click("#split")  # two new chains: the photo alone, the clip alone
+        page.wait_for_url(server + "/", timeout=10_000)
+        deadline = time.time() + 120
+        with SessionStore(str(tmp_path / "sessions.sqlite")) as store:
+            while time.time() < deadline and sum(store.ready(s) for s in store.ids()) < 3:
+                time.sleep(1)
+            parts = [store.view(s, with_branches=False) for s in store.ids() if s != sid]
+        browser.close()
+    html = report.read_text()
+    assert "street.jpg" in html and "pan.webm" in html and frame in html
+    assert sorted(Path(v.info.photo).name for v in parts) == ["pan.webm", "street.jpg"]
+    assert all(v.info.split_from.startswith(sid) for v in parts)

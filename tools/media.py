@@ -163,6 +163,8 @@ class Medium:
             "sha256": self.sha256,
             "size_bytes": self.size_bytes,
         }
+        if self.kind == "photo":
+            d |= {"width": self.images[0].image.width, "height": self.images[0].image.height}
         if self.video is not None:
             v = self.video
             d |= {
@@ -502,11 +504,12 @@ def write_video(
     metadata: dict[str, str] | None = None,
     fmt: str | None = None,
     options: dict[str, str] | None = None,
+    codec: str = "libx264",
 ) -> Path:
-    """Encode ``frames`` (PIL RGB images of one size, or HxWx3 uint8 arrays) as an H.264 video at
-    ``fps`` (PyAV, libx264, yuv420p) with container ``metadata`` tags (``location`` takes ISO 6709);
-    ``fmt`` the container (default from the extension), ``options`` muxer options. For synthetic test
-    and benchmark clips."""
+    """Encode ``frames`` (PIL RGB images of one size, or HxWx3 uint8 arrays) as a video at ``fps``
+    (PyAV; ``codec`` libx264 by default, libvpx-vp9 for WebM; yuv420p) with container ``metadata``
+    tags (``location`` takes ISO 6709); ``fmt`` the container (default from the extension),
+    ``options`` muxer options. For synthetic test and benchmark clips."""
     import av
     import numpy as np
 
@@ -518,7 +521,12 @@ def write_video(
         for f in frames:
             if s is None:
                 h, w = (f.height, f.width) if hasattr(f, "height") else np.asarray(f).shape[:2]
-                s = c.add_stream("libx264", rate=fps, options={"preset": "veryfast"})
+                fast = (
+                    {"preset": "veryfast"}
+                    if codec == "libx264"
+                    else {"deadline": "realtime", "cpu-used": "8"}
+                )
+                s = c.add_stream(codec, rate=fps, options=fast)
                 s.width, s.height, s.pix_fmt = w, h, "yuv420p"
             vf = (
                 av.VideoFrame.from_image(f)

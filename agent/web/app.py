@@ -307,6 +307,34 @@ def create_app(
         run_in_background(sid, move["kind"], "move", move=move)
         return RedirectResponse(f"/sessions/{sid}", status_code=303)
 
+    @app.post("/sessions/{sid}/split")
+    def session_split(request: Request, sid: str, media: str = Form(...)):
+        """Split a case: two new sessions (the media named, and the rest), run in the worker; they
+        appear on the sessions list."""
+        try:
+            sid = store.resolve(sid)
+            if sid in running:
+                raise SessionError(f"session {sid} is running ({running[sid]}): wait until it pauses")
+            named, _ = store.check_split(sid, media.replace(",", " ").split())
+        except SessionError as e:
+            return error_page(request, str(e), 400)
+        run_in_background(sid, "split", "split", media=named)
+        return RedirectResponse("/", status_code=303)
+
+    @app.post("/sessions/{sid}/relate")
+    def session_relate(request: Request, sid: str, other: str = Form(...), within_km: float = Form(...)):
+        """Relate this session to another one's answer (within ``within_km`` km of it)."""
+        try:
+            sid = store.resolve(sid)
+            if sid in running:
+                raise SessionError(f"session {sid} is running ({running[sid]}): wait until it pauses")
+            move = store.relation_move(sid, other.strip(), within_km)
+            store.check_move(sid, move)
+        except (SessionError, ValueError) as e:
+            return error_page(request, " ".join(str(e).split()), 400)
+        run_in_background(sid, "relate", "move", move=move)
+        return RedirectResponse(f"/sessions/{sid}", status_code=303)
+
     @app.post("/sessions/{sid}/fork")
     def session_fork(request: Request, sid: str, checkpoint: str = Form(...)):
         try:
@@ -367,6 +395,50 @@ def create_app(
             thumbs.mkdir(parents=True, exist_ok=True, mode=0o700)
             write_output(path, made["ok"], private=True)
         return FileResponse(path, media_type="image/jpeg")
+
+    @app.get("/sessions/{sid}/media/{image_id}.jpg")
+    def session_case_image(sid: str, image_id: str):
+        """A photo or keyframe of a case session (a JPEG of at most 1280 px a side), by its id in the
+        trajectory (m1, m2@4.0s); made once per case by the worker and kept (mode 0600)."""
+        try:
+            view = store.view(store.resolve(sid), with_branches=False)
+        except SessionError as e:
+            return JSONResponse({"error": str(e)}, status_code=404)
+        sha = _case_image_sha(view.episode.media, image_id)
+        if sha is None:
+            return JSONResponse({"error": f"no photo or frame {image_id!r} in this session"}, status_code=404)
+        path = thumbs / f"case-{sha}.jpg"
+        if not path.is_file():
+            made = worker().call("case_images", view.info.id)
+            if "error" in made:
+                return JSONResponse({"error": made["error"]}, status_code=404)
+            thumbs.mkdir(parents=True, exist_ok=True, mode=0o700)
+            for key, data in made["ok"].items():
+                write_output(thumbs / f"case-{key}.jpg", data, private=True)
+        if not path.is_file():
+            return JSONResponse({"error": f"{image_id}: no image"}, status_code=404)
+        return FileResponse(path, media_type="image/jpeg")
+
+    @app.get("/sessions/{sid}/media/{mid}/video")
+    def session_case_video(sid: str, mid: str):
+        """The original bytes of a case's video (the copy kept in the store), for the page's player;
+        served with range requests so that it can seek."""
+        try:
+            view = store.view(store.resolve(sid), with_branches=False)
+        except SessionError as e:
+            return JSONResponse({"error": str(e)}, status_code=404)
+        m = next((m for m in view.episode.media if m["id"] == mid and m["kind"] == "video"), None)
+        if m is None:
+            return JSONResponse({"error": f"no video {mid!r} in this session"}, status_code=404)
+        ext = Path(m["path"]).suffix.lower()
+        kind = VIDEO_TYPES.get(ext, "application/octet-stream")
+        path = thumbs / f"video-{m['sha256']}{ext if ext in VIDEO_TYPES else ''}"
+        if not path.is_file():
+            thumbs.mkdir(parents=True, exist_ok=True, mode=0o700)
+            made = worker().call("export_medium", view.info.id, sha256=m["sha256"], path=str(path))
+            if "error" in made:
+                return JSONResponse({"error": made["error"]}, status_code=404)
+        return FileResponse(path, media_type=kind)
 
     @app.get("/sessions/{sid}/report.{fmt}")
     def session_report(sid: str, fmt: str):
@@ -480,14 +552,32 @@ def _candidate_countries(view) -> dict[str, str]:
     return out
 
 
+VIDEO_TYPES = {".mp4": "video/mp4", ".m4v": "video/mp4", ".mov": "video/quicktime", ".webm": "video/webm",
+               ".mkv": "video/x-matroska", ".ogv": "video/ogg"}  # fmt: skip
+"""Media types the case page's player is served with, by the video's extension (else octet-stream)."""
+
+
+def _case_image_sha(media: list[dict[str, Any]], image_id: str) -> str | None:
+    """The SHA-256 the trajectory lists for a case's photo or keyframe ``image_id``."""
+    for m in media:
+        if m["kind"] == "photo" and m["id"] == image_id:
+            return m["sha256"]
+        for f in m.get("frames", []):
+            if f["id"] == image_id:
+                return f["sha256"]
+    return None
+
+
 def _ocr_boxes(ep) -> list[dict[str, Any]]:
-    """OCR lines with their pixel boxes (for the SVG overlay on the photo)."""
+    """OCR lines with their pixel boxes (for the SVG overlay on the photo); in a case, ``media`` is the
+    photo or frame whose pixels the box is in (the first that read it)."""
     out = []
     for e in ep.evidence:
         if e.tool == "ocr" and e.ok:
             for ln in e.typed().lines:
                 pts = " ".join(f"{x:.0f},{y:.0f}" for x, y in ln.box)
-                out.append({"id": e.id, "text": ln.text, "score": ln.score, "points": pts})
+                media = ln.media[0] if ln.media else None
+                out.append({"id": e.id, "text": ln.text, "score": ln.score, "points": pts, "media": media})
     return out
 
 

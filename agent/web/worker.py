@@ -62,12 +62,18 @@ def run_job(op: str, sid: str | None, kwargs: dict[str, Any]) -> dict[str, Any]:
             store.fork(sid, kwargs["checkpoint"], on_step=_on_step(sid))
         elif op == "switch":
             store.switch(sid, kwargs["branch"])
+        elif op == "split":
+            store.split(sid, kwargs["media"], on_step=_on_step(sid))
         elif op == "validate":
             from geolocate.tools.image import load_image
 
             load_image(kwargs["path"])
         elif op == "thumbnail":
             return {"ok": thumbnail(store, store.view(sid, with_branches=False).info)}
+        elif op == "case_images":
+            return {"ok": case_images(store, store.view(sid, with_branches=False).info)}
+        elif op == "export_medium":
+            return {"ok": export_medium(store, store.view(sid, with_branches=False).info, **kwargs)}
         else:
             return {"error": f"unknown job {op!r}"}
     except (SessionError, GeolocateError, ValueError, OSError) as e:
@@ -101,6 +107,52 @@ def thumbnail(store, info) -> bytes:
     buf = io.BytesIO()
     rgb.save(buf, format="JPEG", quality=80)
     return buf.getvalue()
+
+
+CASE_IMAGE_PX = 1280
+"""Longest side of the case images (photos, keyframes) the case page shows, pixels."""
+
+
+def case_images(store, info) -> dict[str, bytes]:
+    """Every photo and keyframe of a case session as a JPEG of at most :data:`CASE_IMAGE_PX` a side,
+    keyed by the SHA-256 the trajectory lists for it (of the file for a photo, of the pixels for a
+    frame)."""
+    case = store.examined_case(info)
+    out = {}
+    for m in case.media:
+        for im in m.images:
+            rgb = im.image.image.copy()
+            rgb.thumbnail((CASE_IMAGE_PX, CASE_IMAGE_PX))
+            buf = io.BytesIO()
+            rgb.save(buf, format="JPEG", quality=85)
+            out[m.sha256 if m.kind == "photo" else im.image.sha256] = buf.getvalue()
+    return out
+
+
+def export_medium(store, info, sha256: str, path: str) -> str:
+    """Write the stored copy of the case's medium ``sha256`` to ``path`` (mode 0600; the page's video
+    player reads it with range requests); returns the path.
+
+    Raises:
+        SessionError: not a medium of this session, or the store holds no copy and the file changed.
+    """
+    from pathlib import Path
+
+    from geolocate.agent.session import SessionError
+    from geolocate.tools.files import write_output
+
+    ref = next((m for m in info.media if m["sha256"] == sha256), None)
+    if ref is None:
+        raise SessionError(f"session {info.id} has no medium {sha256[:12]}...")
+    data = store.media(sha256)
+    if data is None:
+        import hashlib
+
+        data = Path(ref["path"]).read_bytes()
+        if hashlib.sha256(data).hexdigest() != sha256:
+            raise SessionError(f"{ref['path']} changed since the session started and the store has no copy")
+    write_output(path, data, private=True)
+    return path
 
 
 class SessionWorker:

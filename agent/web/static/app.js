@@ -135,5 +135,56 @@
     a.addEventListener("click", (ev) => { ev.preventDefault(); $("tool-name").value = a.dataset.tool; $("tool-args").value = a.dataset.args; });
   }
 
+  // -- a case of several media: frames strip, video players, tools on one frame -----------------------
+  if (cfg.media && cfg.media.length) {
+    const photo = $("photo");
+    const frames = [...document.querySelectorAll("#case .frame")];
+    const size = (id) => {
+      for (const m of cfg.media) {
+        if (m.kind === "photo" && m.id === id) return [m.width, m.height];
+        if (m.kind === "video" && m.frames.some((f) => f.id === id)) return [m.width, m.height];
+      }
+      return [photo.width, photo.height];
+    };
+    const select = (id) => {
+      $("selected-frame").textContent = id;
+      for (const b of frames) b.classList.toggle("selected", b.dataset.id === id);
+      photo.src = `/sessions/${cfg.id}/media/${encodeURIComponent(id)}.jpg`;
+      const [w, h] = size(id);
+      svg.setAttribute("viewBox", `0 0 ${w} ${h}`);
+      for (const p of svg.querySelectorAll("polygon.ocr")) p.remove();
+      for (const b of cfg.boxes.filter((x) => x.media === id)) {
+        const p = document.createElementNS("http://www.w3.org/2000/svg", "polygon");
+        p.setAttribute("class", "ocr"); p.setAttribute("points", b.points);
+        const t = document.createElementNS("http://www.w3.org/2000/svg", "title");
+        t.textContent = `${b.id}: ${b.text} (${b.score.toFixed(2)})`; p.appendChild(t); svg.appendChild(p);
+      }
+      $("tool-name").value = "ocr"; $("tool-args").value = JSON.stringify({ media: [id] });
+    };
+    // the keyframe of a video at or before its player's time (the first when before it)
+    const atTime = (mid, t) => {
+      const m = cfg.media.find((x) => x.id === mid);
+      let best = m.frames[0];
+      for (const f of m.frames) if (f.timestamp_s <= t + 1e-3) best = f;
+      return best.id;
+    };
+    for (const b of frames) {
+      b.addEventListener("click", () => {
+        if (b.dataset.t !== "") { const v = $(`player-${b.dataset.medium}`); if (v) v.currentTime = +b.dataset.t; }
+        select(b.dataset.id);
+      });
+    }
+    for (const v of document.querySelectorAll("#case video.player")) {
+      v.addEventListener("pause", () => select(atTime(v.dataset.medium, v.currentTime)));
+      v.addEventListener("seeked", () => { if (v.paused) select(atTime(v.dataset.medium, v.currentTime)); });
+    }
+    for (const b of document.querySelectorAll("#case button.play")) b.addEventListener("click", () => $(`player-${b.dataset.medium}`).play());
+    for (const b of document.querySelectorAll("#case button.pause")) b.addEventListener("click", () => $(`player-${b.dataset.medium}`).pause());
+    const runOn = (tool, args) => { $("tool-name").value = tool; $("tool-args").value = JSON.stringify(args); $("tool-form").requestSubmit(); };
+    $("ocr-frame").addEventListener("click", () => runOn("ocr", { media: [$("selected-frame").textContent] }));
+    $("zoom-frame").addEventListener("click", () => runOn("zoom", { box: [0, 0, 1, 1], medium: $("selected-frame").textContent }));
+    select($("selected-frame").textContent);
+  }
+
   function escape(s) { return String(s).replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c]); }
 })();
