@@ -77,7 +77,12 @@ def register(sub) -> None:
 
 def add_media_args(p: argparse.ArgumentParser) -> None:
     """``--max-frames``, ``--min-frame-gap`` and ``--max-video-duration``: how videos are keyframed."""
-    from geolocate.tools.media import DEFAULT_MAX_FRAMES, DEFAULT_MAX_VIDEO_S, DEFAULT_MIN_GAP_S
+    from geolocate.tools.media import (
+        DEFAULT_FRAME_MAX_SIDE,
+        DEFAULT_MAX_FRAMES,
+        DEFAULT_MAX_VIDEO_S,
+        DEFAULT_MIN_GAP_S,
+    )
 
     p.add_argument(
         "--max-frames",
@@ -92,6 +97,14 @@ def add_media_args(p: argparse.ArgumentParser) -> None:
         default=DEFAULT_MIN_GAP_S,
         metavar="S",
         help=f"least seconds between two keyframes (default {DEFAULT_MIN_GAP_S:g})",
+    )
+    p.add_argument(
+        "--frame-max-side",
+        type=int,
+        default=DEFAULT_FRAME_MAX_SIDE,
+        metavar="PX",
+        help=f"keyframes are examined at most PX pixels a side (default {DEFAULT_FRAME_MAX_SIDE}; "
+        "larger reads smaller text, slower)",
     )
     p.add_argument(
         "--max-video-duration",

@@ -373,7 +373,22 @@ def report_data(store, sid: str) -> dict[str, Any]:
         "other_branches": [b for b in view.branches if not b.current],
         "constraints": [c.describe() for c in ep.constraints()],
         "media": media_rows(ep.media),
+        "when": when_lines(ep),
     }
+
+
+def when_lines(ep: EpisodeState) -> list[str]:
+    """When the photo was taken, beside where: each capture time the metadata gave (EXIF, a video's
+    container) and each time window the sun tool solved for (chronolocation), with its evidence id."""
+    out = []
+    for e in ep.evidence:
+        if not e.ok or not e.output:
+            continue
+        if e.tool == "exif" and e.output.get("timestamp"):
+            out.append(f"capture time in the metadata ({e.id}): {e.output['timestamp']}")
+        elif e.tool == "sun" and e.output.get("windows"):
+            out.append(f"sun and shadows ({e.id}): {e.summary}")
+    return out
 
 
 def manifest(d: dict[str, Any], fmt: str) -> dict[str, Any]:
@@ -434,6 +449,8 @@ def markdown(d: dict[str, Any]) -> str:
         ]
         L += [""]
     L += ["## Answer", "", answer_line(d["answer"], "md"), ""]
+    if d["when"]:
+        L += ["## When", ""] + [f"- {md_text(w, 900)}" for w in d["when"]] + [""]
     L += ["## Chain of Region", "", "| level | value | confidence | evidence |", "|---|---|---|---|"]
     L += [md_chain_row(lv, c) for lv, c in d["chain"].items()]
     L += ["", "## Evidence chain", ""]

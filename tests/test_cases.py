@@ -32,7 +32,8 @@ W, H, FPS, SPEED = 480, 270, 10, 150  # frame size, frames per second, pan speed
 
 
 def pan_clip(photo: Path, out: Path, sign: str | None = "HELSINKI", location: str | None = None,
-             seconds: int = 10, fmt: str | None = None, codec: str = "libx264") -> Path:  # fmt: skip
+             seconds: int = 10, fmt: str | None = None, codec: str = "libx264",
+             created: str | None = None) -> Path:  # fmt: skip
     """A ``seconds`` s pan (``SPEED`` px/s) across a strip of the photo; ``sign`` painted on the strip
     where the window shows it whole only from 4 s to 6 s; ``location`` an ISO 6709 container tag."""
     tile = Image.open(photo).convert("RGB")
@@ -49,7 +50,8 @@ def pan_clip(photo: Path, out: Path, sign: str | None = "HELSINKI", location: st
         d.rectangle((sx - 10, 90 + y0 - 8, sx + x1 + 10, 90 + y1 + 8), fill="white", outline="black", width=3)
         d.text((sx, 90), sign, fill="black", font=font)
     frames = (strip.crop((x, 0, x + W, H)) for x in (int(SPEED * i / FPS) for i in range(seconds * FPS)))
-    write_video(out, frames, FPS, {"location": location} if location else None, fmt, codec=codec)
+    tags = {k: v for k, v in (("location", location), ("creation_time", created)) if v}
+    write_video(out, frames, FPS, tags, fmt, codec=codec)
     return out
 
 
@@ -58,7 +60,13 @@ def media(tmp_path_factory, plain_photo) -> dict[str, Path]:
     d = tmp_path_factory.mktemp("media")
     return {
         "pan": pan_clip(plain_photo, d / "pan.mp4"),
-        "tagged": pan_clip(plain_photo, d / "tagged.mp4", sign=None, location="+60.1699+024.9384+012.0/"),
+        "tagged": pan_clip(
+            plain_photo,
+            d / "tagged.mp4",
+            sign=None,
+            location="+60.1699+024.9384+012.0/",
+            created="2024-06-01T09:30:00Z",
+        ),  # fmt: skip
         "photo_a": render_sign(plain_photo, ["HELSINKI"], d / "a.jpg"),
         "photo_b": render_sign(plain_photo, ["Mannerheimintie"], d / "b.jpg"),
     }
@@ -81,6 +89,8 @@ def test_keyframes_of_a_pan(media):
     assert all(b - a >= 1.0 - 1e-6 for a, b in zip(times, times[1:])), times
     assert any(4.0 <= t <= 6.0 for t in times), times  # the sign's seconds are sampled
     assert [im.id for im in images][:2] == ["m1@0.0s", f"m1@{times[1]:.1f}s"]
+    small, _ = keyframes(media["pan"], max_frames=2, max_side=240)
+    assert (small[0].image.width, small[0].image.height) == (240, 135)
     few, _ = keyframes(media["pan"], max_frames=3)
     assert len(few) <= 3 and few[0].timestamp_s == 0.0 and few[-1].timestamp_s > 5
 
@@ -311,6 +321,31 @@ def test_locate_cli_takes_a_video_alone_and_max_frames(tmp_path, media):
     st = json.loads(out.read_text())
     assert len(st["media"][0]["frames"]) <= 4
     assert main(["locate", str(media["pan"]), "--max-frames", "0", "--quiet"]) == 2
+
+
+def test_reports_show_when_beside_where(tmp_path, media, monkeypatch):
+    from geolocate.agent.report import render_report
+    from geolocate.agent.session import SessionStore
+
+    monkeypatch.setenv("GEOLOCATE_HOME", str(tmp_path / "home"))
+    with SessionStore() as store:
+        v = store.create([str(media["photo_a"]), str(media["tagged"])])
+        exif = next(e for e in v.episode.evidence if e.tool == "exif")
+        assert exif.output["timestamp"] == "2024:06:01 09:30:00+00:00"
+        assert "utc_offset" not in exif.output  # QuickTime's creation_time is UTC: no camera zone in it
+        length, bearing, _ = _shadow(*HELSINKI, "2024-06-01 09:30")
+        args = {"place": list(HELSINKI), "date": "2024-06-01", "object_height": 1.0, "shadow_length": length,
+                "length_sigma": 0.03 * length, "shadow_azimuth_deg": bearing}  # fmt: skip
+        v = store.move(v.info.id, {"kind": "tool", "name": "sun", "arguments": args})
+        sun = next(e for e in v.episode.evidence if e.tool == "sun")
+        w = sun.output["windows"]
+        assert len(w) == 1 and w[0]["start_utc"] <= "2024-06-01T09:30:00Z" <= w[0]["end_utc"]
+        assert w[0]["local_best"].startswith("2024-06-01T12:") and w[0]["local_best"].endswith("+03:00")
+        assert v.episode.answer is not None and v.episode.constraints() == []  # a time, not a region
+        text = render_report(store, v.info.id, "md")
+    when = text.split("## When", 1)[1].split("##", 1)[0].replace("\\", "")  # Markdown escapes off
+    assert "capture time in the metadata" in when and "2024:06:01 09:30:00+00:00" in when
+    assert "sun and shadows" in when and "times that fit (Europe/Helsinki)" in when
 
 
 # -- chronolocation ---------------------------------------------------------------------------------

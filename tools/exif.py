@@ -209,7 +209,8 @@ class ExifTool(Tool):
 
 def video_exif(video) -> ExifOutput:
     """A video's container metadata (:class:`geolocate.tools.media.VideoInfo`) in the EXIF tool's
-    terms: the ISO 6709 position, the creation time as ``YYYY:MM:DD HH:MM:SS+00:00``, make and model."""
+    terms: the ISO 6709 position, the creation time as ``YYYY:MM:DD HH:MM:SS+HH:MM``, make and model;
+    ``utc_offset`` only from Apple's local ``creationdate`` (QuickTime's ``creation_time`` is UTC)."""
     out = ExifOutput(warnings=list(video.warnings))
     if video.location is not None:
         out.lat, out.lon = video.location
@@ -220,7 +221,10 @@ def video_exif(video) -> ExifOutput:
         t = datetime.fromisoformat(video.creation_time)
         off = t.strftime("%z")
         out.timestamp = t.strftime("%Y:%m:%d %H:%M:%S") + (f"{off[:3]}:{off[3:]}" if off else "")
-        out.utc_offset = f"{off[:3]}:{off[3:]}" if off else None
+        # QuickTime's creation_time is UTC by definition: it says nothing of the camera's zone; Apple's
+        # creationdate is the local clock with its offset, which does
+        if off and video.creation_time_tag == "com.apple.quicktime.creationdate":
+            out.utc_offset = f"{off[:3]}:{off[3:]}"
     out.camera = " ".join(x for x in (video.make, video.model) if x) or None
     out.has_exif = any(x is not None for x in (video.location, video.creation_time, video.make, video.model))
     return out
@@ -240,6 +244,10 @@ def case_exif(case, media_ids: list[str]) -> ExifOutput:
             per.append((m, read_exif(im.data, im.format)))
     main_m, main = next(((m, o) for m, o in per if o.lat is not None), per[0])
     out = main.model_copy(deep=True)
+    if out.timestamp is None:  # the time from the first medium that has one
+        timed = next((o for _, o in per if o.timestamp), None)
+        if timed is not None:
+            out.timestamp, out.utc_offset = timed.timestamp, timed.utc_offset
     out.warnings = [f"{m.id}: {w}" for m, o in per for w in o.warnings]
     if out.lat is not None:
         tag = f", container tag {main_m.video.location_tag}" if main_m.kind == "video" else ", EXIF GPS"

@@ -103,9 +103,14 @@ class TimezoneOutput(ToolOutput):
 
 
 def _from_exif(ctx: ToolContext) -> tuple[datetime | None, str | None]:
-    from geolocate.tools.exif import read_exif
+    """The capture time and its UTC offset from the photo's EXIF (in a case: the first medium with a
+    time, a video's container included)."""
+    from geolocate.tools.exif import ExifInput, ExifTool, read_exif
 
-    ex = read_exif(ctx.image.data) if ctx is not None else None
+    if ctx is not None and ctx.case is not None and not ctx.case.single_photo:
+        ex = ExifTool().run(ExifInput(), ctx)
+    else:
+        ex = read_exif(ctx.image.data) if ctx is not None else None
     if ex is None or not ex.timestamp:
         return None, None
     stamp = ex.timestamp[:19]
