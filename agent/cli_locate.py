@@ -119,14 +119,17 @@ def video_options(args: argparse.Namespace) -> dict:
     """Keyframing options for :func:`geolocate.tools.media.load_case` from the media flags.
 
     Raises:
-        ValueError: ``--max-frames`` below 1.
+        ValueError: ``--max-frames`` below 1, ``--frame-max-side`` below 64.
     """
     if args.max_frames < 1:
         raise ValueError(f"--max-frames must be at least 1 (got {args.max_frames})")
+    if args.frame_max_side < 64:
+        raise ValueError(f"--frame-max-side must be at least 64 pixels (got {args.frame_max_side})")
     return {
         "max_frames": args.max_frames,
         "min_gap_s": args.min_frame_gap,
         "max_video_s": args.max_video_duration,
+        "max_side": args.frame_max_side,
     }
 
 

@@ -189,6 +189,8 @@ def kml(ep: EpisodeState, info=None, manifest_placeholder: str | None = None) ->
     doc = simplekml.Kml(name=f"geolocate session {info.id}" if info else "geolocate")
     if manifest_placeholder is not None:
         doc.document.extendeddata.newdata(name="geolocate_manifest", value=manifest_placeholder)
+    if ep.media:  # every medium and keyframe of a case, with its SHA-256 and time in the video
+        doc.document.extendeddata.newdata(name="geolocate_media", value=json.dumps(media_rows(ep.media)))
     for f in geojson(ep, info)["features"]:
         p, g = f["properties"], f["geometry"]
         name = p.get("label") or p.get("role")

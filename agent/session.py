@@ -502,13 +502,13 @@ class SessionStore:
         paths = list(photo) if isinstance(photo, list | tuple) else [photo]
         if isinstance(photo, Case):
             case = photo
-            image = case if not case.single_photo else case.primary
+            image = case
         elif len(paths) == 1 and (video_options is None or not video_options) and _is_photo(paths[0]):
             case = None
             image = load_image(paths[0])
         else:
             case = load_case(paths, **(video_options or {}))
-            image = case if not case.single_photo else case.primary
+            image = case
         first = image if case is None else case.media[0]
         toolset = ToolSet.parse_spec(tools, exclude=["exif"] if no_exif else [])
         policy_obj = make_policy(policy, **(policy_args or {}))

@@ -16,6 +16,7 @@ from rich.markup import escape
 
 from geolocate.agent.cli_common import (
     EXIT_ERROR,
+    EXIT_USAGE,
     add_budget_args,
     add_policy_args,
     budget_from_args,
@@ -382,7 +383,14 @@ def _dispatch(args: argparse.Namespace, store, out) -> int:
         if args.interactive:
             view = interactive(store, view, out, on_step)
         print_view(view, out)
-        return 0
+        left_out = [
+            w.removeprefix("medium not used: ")
+            for w in view.episode.warnings
+            if w.startswith("medium not used: ")
+        ]
+        for w in left_out:  # a case runs on the usable media; the others are said, and the exit code says so
+            fail(w)
+        return EXIT_USAGE if left_out else 0
     if action == "list":
         from rich.table import Table
 

@@ -210,6 +210,8 @@ def test_sessions_hold_a_case_split_it_and_report_every_medium(tmp_path, media, 
             assert row in text
         gj = json.loads(render_report(store, v.info.id, "geojson"))
         assert [r["id"] for r in gj["properties"]["media"]][:3] == ["m1", "m2", "m3"]
+        kml = render_report(store, v.info.id, "kml")
+        assert 'name="geolocate_media"' in kml and "m3@0.0s" in kml
 
 
 def _write(path: Path, n: int = 20, fmt: str | None = None, opts: dict | None = None) -> Path:
@@ -321,6 +323,23 @@ def test_locate_cli_takes_a_video_alone_and_max_frames(tmp_path, media):
     st = json.loads(out.read_text())
     assert len(st["media"][0]["frames"]) <= 4
     assert main(["locate", str(media["pan"]), "--max-frames", "0", "--quiet"]) == 2
+    assert main(["locate", str(media["pan"]), "--frame-max-side", "10", "--quiet"]) == 2
+
+
+def test_session_new_on_a_case_with_a_bad_medium_says_so_and_runs(
+    tmp_path, media, bad_media, capsys, monkeypatch
+):
+    from geolocate.agent.cli import main
+    from geolocate.agent.session import SessionStore
+
+    monkeypatch.setenv("GEOLOCATE_HOME", str(tmp_path / "home"))
+    rc = main(["session", "new", str(bad_media["4 hours"]), str(media["photo_a"]), "--quiet"])
+    assert rc == 2 and "long.mp4: the video is 4:00:01 long" in capsys.readouterr().err
+    with SessionStore() as store:
+        (sid,) = store.ids()
+        ep = store.view(sid).episode
+    assert ep.answer is not None and haversine_km(ep.answer.lat, ep.answer.lon, *HELSINKI) < 25
+    assert any(w.startswith("medium not used: ") for w in ep.warnings)
 
 
 def test_reports_show_when_beside_where(tmp_path, media, monkeypatch):
