@@ -41,9 +41,15 @@ def _prefix_state(state: EpisodeState, k: int) -> EpisodeState:
 
 
 def trajectory_tokens(
-    processor, state: EpisodeState, schemas: list[dict], version: int
+    processor,
+    state: EpisodeState,
+    schemas: list[dict],
+    version: int,
+    image_size: tuple[int, int] | None = None,
 ) -> dict[str, list[int]]:
     """``input_ids`` and ``labels`` of a finished episode in the GRPO token layout (module docstring).
+    ``image_size`` (width, height in pixels): the size the model sees the photo at (its image tokens);
+    the prompt's text states the photo's own size, as at inference.
 
     Raises:
         RuntimeError: the rendered conversation does not extend itself turn by turn (a changed template).
@@ -51,7 +57,8 @@ def trajectory_tokens(
     tok = processor.tokenizer
     eos_text = tok.eos_token or "<|im_end|>"
     text = render_prompt(processor, _prefix_state(state, 0), schemas, version)
-    ids = processor(text=[text], images=[_blank(state)], return_tensors=None)["input_ids"][0]
+    blank = _blank(image_size or (state.image.width, state.image.height))
+    ids = processor(text=[text], images=[blank], return_tensors=None)["input_ids"][0]
     ids = list(ids)
     labels = [-100] * len(ids)
     for k, turn in enumerate(state.turns):
@@ -70,16 +77,19 @@ def trajectory_tokens(
     return {"input_ids": ids, "labels": labels}
 
 
-def _blank(state: EpisodeState):
-    """A stand-in image of the photo's size: the prompt's image tokens depend on the size only."""
+def _blank(size: tuple[int, int]):
+    """A stand-in image of ``size`` (width, height): the prompt's image tokens depend on the size only."""
     from PIL import Image
 
-    return Image.new("RGB", (state.image.width, state.image.height))
+    return Image.new("RGB", size)
 
 
 class TrajectoryCollator:
     """Pads pre-tokenized trajectories (right, labels -100) and adds the photos' pixels through the
-    processor's image processor (Qwen-VL: ``pixel_values`` concatenated, ``image_grid_thw`` stacked)."""
+    processor's image processor (Qwen-VL: ``pixel_values`` concatenated, ``image_grid_thw`` stacked),
+    and ``mm_token_type_ids`` (1 on image tokens) where the processor has them: the model places image
+    tokens by them (3D rope positions), as it does in generation and in GRPO's loss pass; without them
+    SFT would train other positions than those the model runs with."""
 
     def __init__(self, processor):
         self.processor = processor
@@ -98,7 +108,11 @@ class TrajectoryCollator:
             labels[i, :m] = torch.tensor(r["labels"])
             mask[i, :m] = 1
         vision = self.processor.image_processor(images=[r["image"] for r in rows], return_tensors="pt")
-        return {"input_ids": ids, "attention_mask": mask, "labels": labels, **dict(vision)}
+        out = {"input_ids": ids, "attention_mask": mask, "labels": labels, **dict(vision)}
+        if "mm_token_type_ids" in getattr(self.processor, "model_input_names", ()):
+            image_pad = self.processor.tokenizer.convert_tokens_to_ids("<|image_pad|>")
+            out["mm_token_type_ids"] = ((ids == image_pad) & (mask == 1)).long()
+        return out
 
 
 def teacher_trajectories(cfg, dataset=None) -> list[tuple[EpisodeState, Any]]:
@@ -179,18 +193,17 @@ def sft_rows(pairs, processor, cfg) -> list[dict[str, Any]]:
     schemas = ToolSet.parse_spec(cfg.tools).schemas()
     rows = []
     for state, image in pairs:
-        image = fit_pixels(image.convert("RGB"), cfg.max_pixels)
-        st = state.model_copy(
-            update={"image": state.image.model_copy(update={"width": image.width, "height": image.height})}
-        )
-        rows.append({**trajectory_tokens(processor, st, schemas, cfg.prompt_version), "image": image})
+        image = fit_pixels(image.convert("RGB"), cfg.max_pixels)  # what the policy shows the model
+        tokens = trajectory_tokens(processor, state, schemas, cfg.prompt_version, image.size)
+        rows.append({**tokens, "image": image})
     return rows
 
 
 def make_sft_trainer(cfg, model, processor, rows):
     """TRL's ``SFTTrainer`` over pre-tokenized trajectory rows, with the config's SFT settings
     (``sft_learning_rate``, ``sft_epochs``, ``sft_max_steps``, ``sft_batch_size``; the GRPO values where
-    unset), its checkpointing (``save_strategy``, ``save_steps``) and output in ``<output_dir>/sft``."""
+    unset; the GRPO learning-rate schedule and warm-up), its checkpointing (``save_strategy``,
+    ``save_steps``) and output in ``<output_dir>/sft``."""
     from datasets import Dataset
     from trl import SFTConfig, SFTTrainer
 
@@ -202,6 +215,8 @@ def make_sft_trainer(cfg, model, processor, rows):
         per_device_train_batch_size=cfg.sft_batch_size or cfg.per_device_train_batch_size,
         gradient_accumulation_steps=cfg.gradient_accumulation_steps,
         learning_rate=cfg.sft_learning_rate if cfg.sft_learning_rate is not None else cfg.learning_rate,
+        lr_scheduler_type=cfg.lr_scheduler_type,
+        warmup_steps=cfg.warmup_steps,
         logging_steps=cfg.logging_steps,
         save_strategy=cfg.save_strategy,
         save_steps=cfg.save_steps,

@@ -96,3 +96,40 @@ def test_approved_investigator_sessions_are_teacher_trajectories(tmp_path, plain
     assert [ep.image.sha256 for ep, _ in got] == [approved.episode.image.sha256]
     assert got[0][1].size == (approved.episode.image.width, approved.episode.image.height)
     assert waiting.info.id != approved.info.id
+
+
+@pytest.mark.parametrize("family", ["qwen2_5_vl", "qwen3_vl"])
+def test_sft_batches_place_image_tokens_as_inference_does(tmp_path, plain_photo, family):
+    """An SFT batch and the planner's own inputs give the model the same prompt at the same positions:
+    identical token ids, pixels and image-token types, so identical logits. (SFT batches once lacked
+    ``mm_token_type_ids``: the model placed the image tokens by 1D text positions in training and by
+    3D rope positions at inference, and an SFT model that had learnt its teacher by heart wrote
+    garbage when it ran.)"""
+    from geolocate.agent.episode import Episode
+    from geolocate.agent.graph import run_episode
+    from geolocate.agent.policies.heuristic import HeuristicPolicy
+    from geolocate.agent.policies.transformers_policy import TransformersPolicy, load_vlm
+    from geolocate.agent.state import Budget
+    from geolocate.policy_training.sft import TrajectoryCollator, sft_rows
+    from geolocate.tools.image import load_image
+    from geolocate.tools.registry import ToolSet
+
+    ckpt = tiny_vlm.build(tmp_path / family, family)
+    model, processor = load_vlm(ckpt, device="cpu")
+    cfg = _cfg(tmp_path, ckpt, tools="clues,gazetteer", max_pixels=56 * 56 * 4)
+    image = load_image(plain_photo)
+    budget = Budget(max_turns=3, max_tool_calls=4)
+    state = run_episode(image, ToolSet.parse_spec(cfg.tools), HeuristicPolicy(), budget)
+    (row,) = sft_rows([(state, image.image)], processor, cfg)
+    batch = TrajectoryCollator(processor)([row])
+    first = int((batch["labels"][0] != -100).nonzero()[0])
+
+    policy = TransformersPolicy(loaded=(model, processor), max_pixels=cfg.max_pixels)
+    inputs = policy.inputs(Episode(image, ToolSet.parse_spec(cfg.tools), budget=budget))
+    assert inputs["input_ids"][0].tolist() == batch["input_ids"][0, :first].tolist()
+    assert torch.equal(inputs["pixel_values"], batch["pixel_values"])
+    assert torch.equal(inputs["mm_token_type_ids"][0], batch["mm_token_type_ids"][0, :first])
+    with torch.no_grad():
+        ours = model(**{k: v for k, v in batch.items() if k != "labels"}).logits[0, :first]
+        theirs = model(**inputs).logits[0]
+    assert torch.allclose(ours, theirs, atol=1e-4)
