@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 from geolocate.tools.geonames import get_db
 
@@ -45,6 +46,10 @@ def labels_from_gps(points: Sequence[tuple[float, float]]) -> list[ChainLabel]:
     return out
 
 
+PHOTO_KEY = "geolocate:photo"
+"""PNG text key of a training row's image: the path of the photo it was shrunk from."""
+
+
 def training_prompt(image, tool_names: Sequence[str], budget) -> list[dict]:
     """The conversational prompt of a training row: exactly the messages the agent renders for the
     first turn of an Episode on ``image`` (a :class:`geolocate.tools.image.LoadedImage`), with the image part
@@ -70,7 +75,9 @@ def build_dataset(
     MP16-Pro, Im2GPS3k, CSV + folder).
 
     Columns: ``prompt`` (messages), ``image`` (the photo shrunk to ``max_pixels``: what the model sees,
-    so the trainer's re-rendering of the prompt matches the rollout's), ``id``, ``lat``, ``lon`` and the
+    so the trainer's re-rendering of the prompt matches the rollout's; a PNG whose text chunk
+    :data:`PHOTO_KEY` names the photo, from which the rollout's tools read and whose size the prompt
+    states, as at inference), ``id``, ``lat``, ``lon`` and the
     label columns ``continent``, ``country``, ``region``, ``city``. ``keep`` filters samples (see
     :func:`hard_samples`).
     """
@@ -80,22 +87,25 @@ def build_dataset(
 
     from geolocate.agent.state import Budget
     from geolocate.prompts.render import fit_pixels
-    from geolocate.tools.image import decode_image, load_image
+    from geolocate.tools.image import load_image
 
     budget = budget or Budget()
     samples = [s for s in dataset if keep is None or keep(s)]
     labels = labels_from_gps([(s.lat, s.lon) for s in samples])
+    from PIL.PngImagePlugin import PngInfo
+
     rows = []
     for s, lab in zip(samples, labels):
-        img = fit_pixels(load_image(s.image).image, max_pixels)
+        photo = load_image(s.image)
         buf = io.BytesIO()
-        img.save(buf, format="PNG")
-        fitted = decode_image(buf.getvalue(), str(s.image))
+        text = PngInfo()
+        text.add_text(PHOTO_KEY, str(Path(s.image).resolve()))
+        fit_pixels(photo.image, max_pixels).save(buf, format="PNG", pnginfo=text)
         rows.append(
             {
                 "id": s.id,
-                "prompt": training_prompt(fitted, tool_names, budget),
-                "image": fitted.image,
+                "prompt": training_prompt(photo, tool_names, budget),
+                "image": {"bytes": buf.getvalue(), "path": None},
                 "lat": s.lat,
                 "lon": s.lon,
                 **{k: v for k, v in asdict(lab).items() if k != "city_km"},

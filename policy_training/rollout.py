@@ -73,6 +73,19 @@ def prompt_image(prompt: list[dict]):
 
 
 def _loaded(image):
+    """The photo a training row's image was shrunk from (its PNG text :data:`PHOTO_KEY`): the Episode's
+    tools read it and the prompt states its size, as at inference; the row's image itself when it
+    names none or the photo is gone."""
+    from geolocate.policy_training.labels import PHOTO_KEY
+    from geolocate.tools.errors import InputImageError
+    from geolocate.tools.image import load_image
+
+    path = (getattr(image, "info", None) or {}).get(PHOTO_KEY)
+    if path:
+        try:
+            return load_image(path)
+        except InputImageError:
+            pass
     buf = io.BytesIO()
     image.convert("RGB").save(buf, format="PNG")
     return decode_image(buf.getvalue(), "<training row>")

@@ -210,3 +210,23 @@ def test_config_problems_are_one_line_errors(tmp_path, capsys):
     )
     assert main(["train", "--config", str(cfg)]) in (1, 2)
     assert "holds no checkpoint" in capsys.readouterr().err
+
+
+def test_rollouts_read_the_photo_and_state_its_size_as_inference_does(osv_dir):
+    """A training row's image is the photo shrunk to ``max_pixels`` (what the model sees), and it names
+    the photo: the rollout's Episode runs its tools on the photo itself and the prompt states the
+    photo's size, as ``geolocate locate --model`` does (rows once held only the thumbnail, so OCR in
+    training read a 112-pixel image and the prompt said 112x84 where inference says 682x512)."""
+    from geolocate.policy_training.labels import PHOTO_KEY
+    from geolocate.policy_training.rollout import _loaded
+    from geolocate.tools.image import load_image
+
+    samples = load_osv5m(osv_dir)
+    ds = build_dataset(samples, ["ocr", "clues"], Budget(max_turns=2), max_pixels=112 * 112)
+    for row, sample in zip(ds, samples):
+        im = row["image"]
+        assert im.size[0] * im.size[1] <= 112 * 112 and im.info[PHOTO_KEY].endswith(f"{sample.id}.jpg")
+        photo = _loaded(im)
+        full = load_image(sample.image)
+        assert (photo.sha256, photo.width, photo.height) == (full.sha256, full.width, full.height)
+        assert f"The image is {full.width}x{full.height} pixels" in row["prompt"][1]["content"][-1]["text"]
