@@ -142,17 +142,27 @@ def _cli(*args: str, env: dict) -> subprocess.Popen:
     )
 
 
-def _wait_for(url: str, predicate, timeout: float = 120.0) -> None:
-    """Poll the store (another process writes it) until ``predicate(store, session id)`` holds."""
-    t0 = time.time()
-    while time.time() - t0 < timeout:
+def _wait_for(url: str, predicate, timeout: float = 120.0, proc: subprocess.Popen | None = None) -> None:
+    """Poll the store (another process writes it) until ``predicate(store, session id)`` holds; when the
+    writer ``proc`` has exited and the store still does not hold it, fail at once with its output."""
+
+    def holds() -> bool:
         if url.startswith("postgresql://") or Path(url).exists():
             try:
                 with SessionStore(url) as s:
-                    if s.ids() and predicate(s, s.ids()[0]):
-                        return
+                    return bool(s.ids()) and bool(predicate(s, s.ids()[0]))
             except (SessionError, sqlite3.Error):
                 pass
+        return False
+
+    t0 = time.time()
+    while time.time() - t0 < timeout:
+        exited = proc is not None and proc.poll() is not None
+        if holds():
+            return
+        if exited:
+            out, err = proc.communicate()
+            raise AssertionError(f"the writer exited ({proc.returncode}) first: {out[-2000:]} {err[-2000:]}")
         time.sleep(0.02)
     raise AssertionError("the condition was not reached")
 
@@ -183,7 +193,7 @@ def _kill_and_resume(tmp_path, store_url: str | None):
         v = s.view(sid, with_branches=False)
         return v.next == ("act",) and not any(e.tool == "ocr" for e in v.episode.evidence)
 
-    _wait_for(url, ocr_running)
+    _wait_for(url, ocr_running, proc=p)
     p.send_signal(signal.SIGKILL)
     p.wait()
     with SessionStore(url) as s:
@@ -191,7 +201,7 @@ def _kill_and_resume(tmp_path, store_url: str | None):
         assert s.view(sid).status in ("interrupted", "review")
     # 2. Resumed interactively: it runs to the review point and is killed while it waits at the prompt.
     p = _cli("session", "resume", sid, "--interactive", "--quiet", *store_args, env=env)
-    _wait_for(url, lambda s, _: s.view(sid, with_branches=False).status == "review")
+    _wait_for(url, lambda s, _: s.view(sid, with_branches=False).status == "review", proc=p)
     time.sleep(0.5)
     p.send_signal(signal.SIGKILL)
     p.wait()
