@@ -254,6 +254,16 @@ def recursion_limit(budget: Budget) -> int:
     return (budget.max_turns + 4) * (budget.max_tool_calls + 12) + 50
 
 
+def prepare_indexes() -> None:
+    """Open the GeoNames and word-frequency indexes (built on the very first run, under locks shared
+    by all processes) before an episode runs, so that their build never counts against a tool's
+    time-out: every entry point (``locate``, sessions new and resumed, the workbench) calls it."""
+    from geolocate.tools.words import ensure_index
+
+    get_db()
+    ensure_index()
+
+
 def stream_episode(
     image: LoadedImage | Case,
     tools: ToolSet,
@@ -267,10 +277,7 @@ def stream_episode(
     The GeoNames and word-frequency indexes are opened (built on the very first run, under locks
     shared by all processes) before the episode starts, so their build never counts against a tool's
     time-out."""
-    from geolocate.tools.words import ensure_index
-
-    get_db()
-    ensure_index()
+    prepare_indexes()
     geography = geography or Geography()
     ep = Episode(image, tools, budget=budget, geography=geography, policy=policy.name, options=options)
     ctx = AgentContext(

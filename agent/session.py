@@ -687,9 +687,9 @@ class SessionStore:
     def _stream(
         self, info: SessionInfo, inputs, config: dict, on_step, *, force=False, image=None, policy=None
     ):
-        from geolocate.tools.geonames import get_db
+        from geolocate.agent.graph import prepare_indexes
 
-        get_db()  # built (first run) before any tool's time-out starts
+        prepare_indexes()  # built (first run) before any tool's time-out starts
         ctx = self._context(info, force=force, image=image, policy=policy)
         try:
             for chunk in self.graph.stream(
