@@ -1619,7 +1619,102 @@ for _c in SESSION:
     if _c.id == "session:new-full-disk":
         _c.argv, _c.check = _session_full_disk, _store_openable
 
-CASES = LOCATE + METADATA + OSM + EVAL + ABLATE + DOCTOR + SERVE + TRAIN + SESSION
+
+def _audio_only(t: Path) -> Path:
+    """An MP4 holding one AAC stream and no video (PyAV)."""
+    import av
+    import numpy as np
+
+    path = t / "voice.m4a"
+    c = av.open(str(path), "w", format="mp4")
+    s = c.add_stream("aac", rate=44100)
+    s.layout = "mono"
+    for i in range(5):
+        f = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp", layout="mono")
+        f.sample_rate, f.pts = 44100, i * 1024
+        for p in s.encode(f):
+            c.mux(p)
+    for p in s.encode():
+        c.mux(p)
+    c.close()
+    return path
+
+
+def _clip(t: Path, name: str = "clip.mp4", keep: float = 1.0) -> Path:
+    """A 2 s H.264 clip (PyAV), cut to ``keep`` of its bytes."""
+    import numpy as np
+
+    from geolocate.tools.media import write_video
+
+    frames = [np.full((90, 160, 3), 12 * i, np.uint8) for i in range(20)]
+    path = write_video(t / f"whole-{name}", frames, 10)
+    data = path.read_bytes()
+    (t / name).write_bytes(data[: int(len(data) * keep)])
+    return t / name
+
+
+MEDIA = [
+    Case(
+        "media:audio-only", lambda e, t: ["locate", _audio_only(t)], 2, r"has no video stream \(audio only\)"
+    ),
+    Case(
+        "media:text-named-mp4",
+        lambda e, t: ["locate", _copy(e.text, t / "notes.mp4")],
+        2,
+        "nor a video FFmpeg can read",
+    ),  # fmt: skip
+    Case(
+        "media:truncated-mp4",
+        lambda e, t: ["locate", _clip(t, keep=0.6)],
+        2,
+        "nor a video FFmpeg can read|has no video stream",
+    ),
+    Case(
+        "media:max-frames-0",
+        lambda e, t: ["locate", _clip(t), "--max-frames", "0"],
+        2,
+        "--max-frames must be at least 1",
+    ),  # fmt: skip
+    Case(
+        "media:frame-max-side-10",
+        lambda e, t: ["locate", _clip(t), "--frame-max-side", "10"],
+        2,
+        "--frame-max-side must be at least 64",
+    ),  # fmt: skip
+    Case(
+        "media:video-too-long",
+        lambda e, t: ["locate", _clip(t), "--max-video-duration", "0.5"],
+        2,
+        "over the limit of 0:00:00",
+    ),  # fmt: skip
+    Case("media:case-all-bad", lambda e, t: ["locate", "--case", _audio_only(t), e.empty], 2, "empty file"),
+    Case(
+        "media:session-new-audio-only",
+        lambda e, t: ["session", "new", _audio_only(t), "--store", t / "s.sqlite"],
+        2,
+        "has no video stream",
+    ),  # fmt: skip
+    Case(
+        "media:session-split-missing",
+        lambda e, t: ["session", "split", "nosuch", "m2", "--store", t / "s.sqlite"],
+        2,
+        "no session",
+    ),  # fmt: skip
+    Case(
+        "media:session-relate-missing",
+        lambda e, t: ["session", "relate", "nosuch", "other", "--within-km", "5", "--store", t / "s.sqlite"],
+        2,
+        "no session",
+    ),  # fmt: skip
+]
+
+
+def _copy(src: Path, dst: Path) -> Path:
+    dst.write_bytes(src.read_bytes())
+    return dst
+
+
+CASES = LOCATE + METADATA + OSM + EVAL + ABLATE + DOCTOR + SERVE + TRAIN + SESSION + MEDIA
 
 
 def test_the_fault_suite_covers_every_command_with_150_cases():
