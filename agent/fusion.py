@@ -61,6 +61,13 @@ LINGUA_FRANCA_FLOOR: dict[str, float] = {"en": 1.0}
 English in every country, so English words make an English-speaking country at most about twice as
 likely as another (hand-set, as :data:`FLOOR`; CLDR's English shares are uneven besides: 90% in the
 Netherlands, none in Norway)."""
+LANGUAGE_ABROAD_SPEAKERS = 100e6
+"""A language's words are seen outside its countries in proportion to how many speak it (diaspora,
+trade, tourism): the floor of a language clue is FLOOR["language"] times its speakers over this many,
+at most 1 (CLDR territory languages x GeoNames populations, :func:`~geolocate.tools.clues.language_speakers`).
+Spanish, Arabic or Russian keep the full floor; an Icelandic or Slovene sign word is next to never seen
+abroad, so a sure identification of it outweighs the population prior of the world's big countries
+(hand-set reference, as :data:`FLOOR`)."""
 MAX_CANDIDATES = 300
 """Candidate answer points: the most probable places."""
 
@@ -247,7 +254,7 @@ def fuse(
         if clue.letters:  # two Han characters misread in foliage must not outweigh a city's name
             floor = max(floor, SHORT_SCRIPT_FLOOR**clue.letters)
         if clue.kind == "language":
-            floor = max([floor] + [LINGUA_FRANCA_FLOOR.get(lang, 0.0) for lang in str(clue.value).split("/")])
+            floor = language_floor(str(clue.value).split("/"), floor)
         share = {v.country_code: (v.share if v.share is not None else v.weight) for v in clue.countries}
         for cc in logp:
             logp[cc] += float(np.log(floor + min(1.0, share.get(cc, 0.0))))
@@ -255,6 +262,24 @@ def fuse(
         top = tuple((cc, round(p, 3)) for cc, p in sorted(probs.items(), key=lambda kv: -kv[1])[:5])
         steps.append(FusionStep(eid, f"{clue.kind} {clue.value}", top))
     return CountryPosterior(_normalise(logp), steps, inside)
+
+
+def language_floor(languages: list[str], base: float = FLOOR["language"]) -> float:
+    """The floor of a language clue naming ``languages`` (ISO 639 codes, likeliest first): ``base``
+    scaled by the speakers of the most spoken of them (:data:`LANGUAGE_ABROAD_SPEAKERS`), and
+    :data:`LINGUA_FRANCA_FLOOR` for English. A language CLDR does not know keeps ``base``.
+
+    >>> language_floor(["is"]) < 1e-5 < language_floor(["es"]) == FLOOR["language"]
+    True
+    """
+    from geolocate.tools.clues import _LANG_COUNTRIES_ALIASES, language_speakers
+
+    scale = 0.0
+    for lang in languages:  # wordfreq's "sh" is Croatian, Serbian and Bosnian together
+        people = sum(language_speakers(code) for code in _LANG_COUNTRIES_ALIASES.get(lang, (lang,)))
+        scale = max(scale, min(1.0, people / LANGUAGE_ABROAD_SPEAKERS) if people > 0 else 1.0)
+    floor = base * (scale if languages else 1.0)
+    return max([floor] + [LINGUA_FRANCA_FLOOR.get(lang, 0.0) for lang in languages])
 
 
 def _normalise(logp: dict[str, float]) -> dict[str, float]:

@@ -9,6 +9,8 @@ and the injection rate benchmarks/injectionbench.py's; these tests pin the mecha
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from PIL import Image, ImageDraw, ImageFont
@@ -229,3 +231,91 @@ def test_a_reading_that_is_a_place_beats_a_gibberish_one_of_the_same_shapes():
     from geolocate.tools.ocr import _reading_value
 
     assert _reading_value(("Greek", "ΑΘΗΝΑ", 0.61)) > _reading_value(("Cyrillic", "АӨНМА", 0.86))
+
+
+# -- issue 24, round 2: causes found by benchmarks/textbench.py ------------------------------------------
+NOTO = Path("/usr/share/fonts/truetype/noto")
+NOTO_CJK = Path("/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc")
+
+
+def _board(text: str, font: Path, size: int = 56) -> Image.Image:
+    """Dark text on a white panel, in ``font`` (Debian's Noto: not the fonts the reader renders)."""
+    if not font.exists():
+        pytest.skip(f"{font} is not installed (apt-get install fonts-noto-core fonts-noto-cjk)")
+    im = Image.new("RGB", (640, 220), (236, 236, 230))
+    draw = ImageDraw.Draw(im)
+    draw.rectangle((50, 40, 590, 180), fill="white", outline="black", width=3)
+    draw.text((110, 70), text, font=ImageFont.truetype(str(font), size), fill=(20, 20, 20))
+    return im
+
+
+@pytest.mark.parametrize(
+    "text, country",
+    [("150 ₽", "RU"), ("₡240", "CR"), ("12 ₮", "MN"), ("45 ₪", "IL"), ("₦45", "NG"), ("25.000₫", "VN"),
+     ("150 ₴", "UA"), ("₱150", "PH"), ("₩9,000", "KR"), ("25 ₸", "KZ")],
+)  # fmt: skip
+def test_currency_symbols_outside_rapidocrs_dictionary_are_reread(text, country):
+    """RapidOCR read ₽ as p, ₦ as #, ₱ as P and dropped ₡ and ₫; the symbol is re-read against renderings
+    of every currency sign (in DejaVu; the sign here is in Noto Sans) and the price names its country."""
+    from geolocate.tools.ocr import MultiScriptBackend
+
+    lines = MultiScriptBackend().read(_board(text, NOTO / "NotoSans-Regular.ttf"))
+    out = extract_clues("\n".join(ln.text for ln in lines))
+    assert out.country_scores, [ln.text for ln in lines]
+    assert max(out.country_scores, key=out.country_scores.get) == country, [ln.text for ln in lines]
+
+
+@pytest.mark.parametrize("font", ["NotoSans-Regular.ttf", "NotoSans-Bold.ttf", "NotoSerif-Regular.ttf"])
+def test_bare_numbers_do_not_grow_a_currency_symbol(font):
+    """House numbers, years and prices without a sign stay as read: a symbol must fit the end glyph
+    clearly better than every digit."""
+    from geolocate.tools.ocr import MultiScriptBackend
+
+    backend = MultiScriptBackend()
+    for text in ("240", "1995", "99,50", "2024", "305", "12,5", "88"):
+        read = [ln.text for ln in backend.read(_board(text, NOTO / font))]
+        assert read == [text], (font, text, read)
+
+
+@pytest.mark.parametrize(
+    "text, script, font",
+    [("서울", "Hangul", NOTO_CJK), ("دبي", "Arabic", NOTO / "NotoSansArabic-Regular.ttf"),
+     ("मुंबई", "Devanagari", NOTO / "NotoSansDevanagari-Regular.ttf")],
+)  # fmt: skip
+def test_a_short_word_in_a_squarish_box_is_reread_by_its_script_model(text, script, font):
+    """Two glyphs of Hangul or Arabic make a box about as high as wide; such boxes were never re-read
+    (only line-shaped ones were), so Seoul, Dubai and Mumbai in their own script read as nothing."""
+    from geolocate.tools.ocr import MultiScriptBackend
+
+    backend = MultiScriptBackend()
+    if script not in backend.scripts:
+        pytest.skip(f"Tesseract's {script} model is not installed (geolocate doctor --install)")
+    lines = backend.read(_board(text, font, size=52))
+    assert [ln.text for ln in lines if ln.read] == [text]
+
+
+@pytest.mark.parametrize("word, country", [("Útgangur", "IS"), ("Tualetes", "LV"), ("Ná páirceáil", "IE")])
+def test_a_sure_word_of_a_small_language_is_not_lost_to_big_countries(word, country):
+    """ "Útgangur" is Icelandic and nothing else, yet the fusion answered China: a language clue's floor
+    (its words seen abroad) now scales with how many speak it, so Iceland's small population prior no
+    longer outweighs the identification."""
+    assert fusion.language_floor(["is"]) < fusion.language_floor(["es"]) / 100
+    post = fusion.fuse([("e", c) for c in extract_clues(word).clues])
+    assert max(post.probs, key=post.probs.get) == country
+
+
+def test_shop_words_rarer_than_running_text_still_give_their_language():
+    """ "Panetteria" (Zipf 2.9) and "Aseos" (2.7) were below the word-frequency bar; a Latin word in the
+    Chinese word list (wordfreq keeps loanwords) is no evidence for Chinese."""
+    assert word_language_clues("Panetteria")[0].value == "it"
+    assert word_language_clues("Aseos")[0].value == "es"
+    assert all("zh" not in c.value.split("/") for c in word_language_clues("Tualet Vyoo"))
+
+
+def test_a_world_citys_exonym_in_a_neighbour_language_is_still_its_name():
+    """Москва is also the Bulgarian name of Moscow, frequent in Bulgarian because of the city: a city of a
+    million or more is expected to be that frequent in every language (Leie, Leiden's exonym that means
+    "rent" in Norwegian, still counts little)."""
+    assert commonness_factor("Москва", 10_381_222, ("en", "ru", "bg", "mk"), "RU", alternate=True) > 0.9
+    best = resolve_places(_places("Москва"), {}, ("en", "ru", "bg", "mk"))[0]
+    assert (best["place"].name, best["place"].country_code) == ("Moscow", "RU") and best["score"] >= 0.6

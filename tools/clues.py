@@ -157,6 +157,30 @@ def _language_countries() -> dict[str, dict[str, float]]:
     return dict(out)
 
 
+@functools.cache
+def language_speakers(lang: str) -> float:
+    """People who speak ``lang`` (ISO 639 base code) in all territories: the sum of each territory's
+    people (GeoNames ``countries``, CC-BY 4.0) times CLDR's population percent for the language
+    (territory languages, through babel; a language counted once per territory, its largest entry).
+    0.0 for a language CLDR does not list.
+
+    >>> language_speakers("is") < 1e6 < language_speakers("sl") < 1e7 < language_speakers("es")
+    True
+    """
+    from babel.core import get_global
+
+    countries = get_db().countries
+    total = 0.0
+    for terr, langs in get_global("territory_languages").items():
+        c = countries.get(terr)
+        if c is None:
+            continue
+        shares = [float(v.get("population_percent", 0)) for k, v in langs.items() if k.split("_")[0] == lang]
+        pct = max(shares, default=0.0)
+        total += float(c.population or 0) * min(100.0, pct) / 100.0
+    return total
+
+
 _ISO_SCRIPT = {"Latin": "Latn", "Cyrillic": "Cyrl", "Arabic": "Arab", "Greek": "Grek", "Han": "Hani",
                "Hebrew": "Hebr", "Devanagari": "Deva", "Bengali": "Beng", "Tamil": "Taml", "Hangul": "Kore",
                "Hiragana": "Jpan", "Katakana": "Jpan"}  # fmt: skip
@@ -389,6 +413,12 @@ Bengali, Tamil, Han, kana and Hangul script) that :func:`word_language_clues` te
 one language (Georgian, Thai...) have their own script clues."""
 WORD_MIN_ZIPF = 3.0
 """A word must be at least this frequent (Zipf: log10 of uses per billion words) in its language."""
+SIGN_WORD_MIN_ZIPF = 2.5
+"""For the language of a short sign, a word this frequent in some language counts (Zipf 2.5: one use in
+three million words): shop and sign words (panetteria, aseos) are rarer in running text than in streets."""
+_CJK_WORD_LANGUAGES = frozenset({"zh", "ja", "ko"})
+"""Word lists whose entries in Latin letters are loanwords and romanisations (wordfreq's Chinese list
+has "tualet" and "vyoo"): a word in Latin letters is no evidence for them."""
 WORD_SHORT_TEXT = 5
 """Texts of at most this many words get their language from word frequencies, not py3langid."""
 WORD_MIN_SHARE = 0.05
@@ -396,6 +426,7 @@ WORD_MIN_SHARE = 0.05
 _WORD_TOKEN = regex.compile(
     r"[\p{Han}\p{Hiragana}\p{Katakana}\p{Hangul}]+|[\p{L}\p{M}]+(?:['’-][\p{L}\p{M}]+)*"
 )
+_CJK_RUN = regex.compile(r"[\p{Han}\p{Hiragana}\p{Katakana}\p{Hangul}]")
 _LANG_COUNTRIES_ALIASES = {"sh": ("hr", "sr", "bs")}
 """wordfreq's Serbo-Croatian is Croatian, Serbian (Latin and Cyrillic) and Bosnian in CLDR."""
 _WF_TO_ISO = {"sh": "sh", "fil": "fil"}
@@ -424,7 +455,7 @@ def word_language_clues(text: str, max_words: int = 8) -> list[Clue]:
     """The language of a short text from its words: signs of one or two words ("Bienvenidos",
     "Ausfahrt", "Uscita", "薬局", "Пекара") are too short for a language identifier, but a word that is
     frequent in some languages and rare in the others says which. For each word frequent somewhere
-    (``wordfreq`` Zipf >= :data:`WORD_MIN_ZIPF`; CJK runs as they are), P(language | word) is
+    (``wordfreq`` Zipf >= :data:`SIGN_WORD_MIN_ZIPF`; CJK runs as they are), P(language | word) is
     proportional to its frequency in each of :data:`WORD_LANGUAGES` (uniform prior); the words' P are
     multiplied. The clue is that distribution (languages of :data:`WORD_MIN_SHARE` or more), mapped to
     countries through CLDR's shares of speakers: "Toiletten" is Dutch or German, so it votes for the
@@ -443,9 +474,12 @@ def word_language_clues(text: str, max_words: int = 8) -> list[Clue]:
     logp = np.zeros(len(WORD_LANGUAGES))
     used = []
     absent = np.zeros(len(WORD_LANGUAGES))  # long words a language's frequency list lacks altogether
+    cjk_lists = np.array([lang in _CJK_WORD_LANGUAGES for lang in WORD_LANGUAGES])
     for w in tokens:
         z = np.array([f for _, f in _word_zipf(w)])
-        if z.max() < WORD_MIN_ZIPF:
+        if not _CJK_RUN.search(w):
+            z = np.where(cjk_lists, 0.0, z)
+        if z.max() < SIGN_WORD_MIN_ZIPF:
             absent += (z == 0) & (len(w) >= WORD_ABSENT_LETTERS)
             continue
         p = np.where(z > 0, 10.0**z, 0.0)
@@ -762,15 +796,58 @@ def domain_clues(text: str) -> list[Clue]:
     return clues
 
 
+CURRENCY_SIGNS: dict[str, tuple[str, ...]] = {
+    "₲": ("PYG",), "₡": ("CRC",), "₦": ("NGN",), "₱": ("PHP",), "₭": ("LAK",), "₮": ("MNT",),
+    "₸": ("KZT",), "₾": ("GEL",), "₼": ("AZN",), "₴": ("UAH",), "₪": ("ILS",), "₫": ("VND",),
+    "₩": ("KRW", "KPW"), "₹": ("INR",), "₽": ("RUB",), "₺": ("TRY",), "฿": ("THB",), "৳": ("BDT",),
+    "₵": ("GHS",), "៛": ("KHR",), "؋": ("AFN",), "¥": ("JPY", "CNY"), "lei": ("RON", "MDL"),
+}  # fmt: skip
+"""Currency signs of the Unicode Currency Symbols block (and two in other blocks) by the currency the
+Unicode character names (GUARANI SIGN, TUGRIK SIGN...): CLDR writes most of them only as narrow
+symbols, which babel does not carry. "lei" is how Romanian and Moldovan prices are written (CLDR's
+plural unit name)."""
+
+
+@functools.cache
+def currency_table() -> dict[str, frozenset[str]]:
+    """Symbol or code as written beside a price -> ISO 4217 currency codes: CLDR's symbols in each
+    country's language and in English (the GeoNames database's table; a trailing period dropped too,
+    "лв." is written "лв"), :data:`CURRENCY_SIGNS`, and the ISO 4217 codes themselves (``pycountry``;
+    "CHF 45.-") except those that are frequent English words (ALL, TOP, CUP, TRY...: wordfreq Zipf >= 3).
+
+    >>> sorted(currency_table()["₲"]), sorted(currency_table()["CHF"]), "TOP" in currency_table()
+    (['PYG'], ['CHF'], False)
+    """
+    import pycountry
+
+    from geolocate.tools.words import zipf
+
+    out: dict[str, set[str]] = defaultdict(set)
+    for sym, codes in get_db().currency_symbols.items():
+        out[sym] |= set(codes)
+        if len(sym) > 2 and sym.endswith("."):
+            out[sym[:-1]] |= set(codes)
+    for sym, codes in CURRENCY_SIGNS.items():
+        out[sym] |= set(codes)
+    for cur in pycountry.currencies:
+        code = cur.alpha_3
+        if zipf(code.lower(), "en") < 3.0:
+            out[code].add(code)
+    return {k: frozenset(v) for k, v in out.items()}
+
+
 def currency_clues(text: str) -> list[Clue]:
-    """Currency symbols (Unicode category Sc, or CLDR symbols next to a number) -> countries using them.
+    """Currency symbols (Unicode category Sc, or symbols and ISO codes next to a number,
+    :func:`currency_table`) -> countries using them.
 
     >>> [(c.value, c.countries[0].country_code) for c in currency_clues("Pad Thai 60 ฿")]
     [('฿', 'TH')]
+    >>> [c.value for c in currency_clues("CHF 45.-")], [c.value for c in currency_clues("₲ 150.000")]
+    (['CHF'], ['₲'])
     """
     if not regex.search(r"\p{Sc}|\d", text):
         return []
-    table = get_db().currency_symbols
+    table = currency_table()
     found: set[str] = set()
     for m in regex.finditer(r"\S*\p{Sc}\S*", text):
         tok = regex.sub(r"[\d.,]+", "", m.group(0))
@@ -793,7 +870,7 @@ def currency_clues(text: str) -> list[Clue]:
                 kind="currency",
                 value=sym,
                 countries=_votes(ccs, scale=1.0 / max(1, len(ccs)) ** 0.5),
-                source="CLDR currency symbols (babel) + GeoNames currencies",
+                source="CLDR symbols (babel), Unicode currency signs, ISO 4217 + GeoNames currencies",
                 detail=",".join(sorted(table[sym])),
             )
         )

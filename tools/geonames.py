@@ -38,7 +38,7 @@ import regex
 
 from geolocate.tools.geo import haversine_km
 
-INDEX_VERSION = 5
+INDEX_VERSION = 6
 """Bump when the schema or the build rules change: a new cache file is built."""
 
 CONTINENTS: dict[str, str] = {
@@ -65,10 +65,19 @@ def normalize_name(name: str) -> str:
     'sant julia de loria'
     >>> normalize_name("中华南路")
     '中华南路'
+    >>> normalize_name("بیروت") == normalize_name("بيروت")
+    True
     """
     s = unicodedata.normalize("NFKD", name)
-    s = "".join(c for c in s if not unicodedata.combining(c)).casefold()
+    s = "".join(c for c in s if not unicodedata.combining(c)).casefold().translate(_ARABIC_FOLD)
     return " ".join(_NON_WORD.sub(" ", s).split())
+
+
+_ARABIC_FOLD = str.maketrans({"\u06cc": "\u064a", "\u0649": "\u064a", "\u06d2": "\u064a", "\u06a9": "\u0643",
+                              "\u06c1": "\u0647", "\u06d5": "\u0647", "\u0629": "\u0647"})  # fmt: skip
+"""Arabic-script letters that names are written (and OCR models read) in more than one form: Persian
+and Urdu yeh, alef maksura and yeh barree as Arabic yeh; keheh as kaf; heh goal, ae and ta marbuta as
+heh (the usual folding of Arabic-script search: "بیروت" finds Beirut's "بيروت")."""
 
 
 _READONLY = threading.local()

@@ -377,12 +377,60 @@ def _reading_value(read: tuple[str, str, float]) -> float:
     return value * KNOWN_READING_BONUS if value > 0 and text.strip() and _known_word(text.strip()) else value
 
 
+LINE_HEIGHT = {"Arabic": 40}
+"""Crop height (pixels, margin included) that a script model reads a line best at; taller crops are
+scaled down to it. Tesseract's Arabic model read 75% of 114 generated Arabic, Persian and Urdu signs
+right at 40 px against 63% at their own height (40-100 px); the other script models did as well or
+better at their own height (benchmarks/textbench.py signs, Noto fonts)."""
+SIBLING_SURE = {"Lao": 0.62, "Khmer": 0.55, "Myanmar": 0.6}
+"""Tesseract's Thai model reads Lao, Khmer and Myanmar text as Thai with the confidence it has on Thai
+(0.6-0.9), while these scripts' own models seldom reach these values (confidence x purity) on text
+not in their script: measured on 150 generated signs in the four scripts, Lao's model reached at most
+0.61 on Thai, Khmer's 0.51 and Myanmar's 0.56 on the others. A reading of these scripts that sure
+wins over a Thai one."""
+
+
+def _best_reading(reads: list[tuple[str, str, float]]) -> tuple[str, str, float]:
+    """The best (script, text, confidence) of a box's readings (:func:`_reading_value`), except that a
+    Lao, Khmer or Myanmar reading at least :data:`SIBLING_SURE` sure beats a Thai one.
+
+    >>> _best_reading([("Thai", "ตําทวด", 0.89), ("Lao", "ຕໍາຫຼວດ", 0.73)])[0]
+    'Lao'
+    >>> _best_reading([("Thai", "ทางออก", 0.88), ("Lao", "ກາວວາ", 0.3)])[0]
+    'Thai'
+    """
+    best = max(reads, key=_reading_value)
+    if best[0] != "Thai":
+        return best
+    sure = [r for r in reads if r[0] in SIBLING_SURE and r[2] * purity(r[1], r[0]) >= SIBLING_SURE[r[0]]]
+    return max(sure, key=_reading_value) if sure else best
+
+
 def _line_like(box: list[tuple[float, float]], min_aspect: float = 1.5) -> bool:
     """Whether a detected box is shaped like a line of text (width >= ``min_aspect`` x height): a
     squarish box is one glyph or no text at all (a window, foliage), and Tesseract's line mode reads
     lines, so only line-like boxes are re-read."""
     xs, ys = [p[0] for p in box], [p[1] for p in box]
     return (max(xs) - min(xs)) >= min_aspect * max(1.0, max(ys) - min(ys))
+
+
+SHORT_WORD_ASPECT = 0.6
+"""A box at least this wide for its height may be a short word (two glyphs of Hangul, Arabic or
+Devanagari make a squarish box) and is re-read when RapidOCR's reading is doubtful."""
+SHORT_WORD_MIN_HEIGHT = 0.03
+"""... if its height is at least this share of the photo's shorter side (a sign's word, not a speck)."""
+SURE_SHORT_WORD = 0.85
+"""A squarish box's re-reading is kept only this sure (confidence x script purity): such a box may be
+a window or foliage, which a script model reads as a stray glyph with less confidence."""
+
+
+def _short_word_like(box: list[tuple[float, float]], size: tuple[int, int]) -> bool:
+    """Whether a squarish detected box may hold a short word: at least :data:`SHORT_WORD_ASPECT` as
+    wide as high and :data:`SHORT_WORD_MIN_HEIGHT` of the photo's shorter side high (``size`` is the
+    photo's (width, height) in pixels)."""
+    xs, ys = [p[0] for p in box], [p[1] for p in box]
+    h = max(ys) - min(ys)
+    return (max(xs) - min(xs)) >= SHORT_WORD_ASPECT * max(1.0, h) and h >= SHORT_WORD_MIN_HEIGHT * min(size)
 
 
 def _trim_frame(a: np.ndarray, share: float = 0.9, depth: float = 0.2) -> np.ndarray:
@@ -423,6 +471,14 @@ def _box_crop(image: Image.Image, box: list[tuple[float, float]], pad: int = 12)
     if edge < np.mean(a):  # light letters on a dark sign (white on blue or green): dark on light
         a, edge = 255 - a, 255 - edge
     return ImageOps.expand(Image.fromarray(a), pad, fill=edge)
+
+
+CURRENCY_MODEL = " + currency glyphs"
+"""Appended to a line's ``model`` when its currency symbol was re-read (:mod:`geolocate.tools.symbols`)."""
+
+
+def _box_key(box: list[tuple[float, float]]) -> tuple[tuple[float, float], ...]:
+    return tuple((round(x, 1), round(y, 1)) for x, y in box)
 
 
 REREAD_BATCH = 4
@@ -477,6 +533,9 @@ class MultiScriptBackend(OcrBackend):
         import pytesseract
 
         lang = script if script in tesseract_languages() else f"script/{script}"
+        height = LINE_HEIGHT.get(script)
+        if height and crop.height > height:  # this model reads a line best at about this height
+            crop = crop.resize((max(1, round(crop.width * height / crop.height)), height), Image.LANCZOS)
         d = pytesseract.image_to_data(crop, lang=lang, config="--psm 7", output_type=pytesseract.Output.DICT)
         words = [(w, float(c)) for w, c in zip(d["text"], d["conf"]) if w.strip() and float(c) >= 0]
         if not words:
@@ -489,9 +548,14 @@ class MultiScriptBackend(OcrBackend):
     def read(self, image: Image.Image, min_score: float = 0.5) -> list[TextLine]:
         lines = [self.rapid.labelled(ln) for ln in self.rapid.read(image, min_score=0.0, keep_empty=True)]
         if not self.scripts:
-            return [ln for ln in lines if ln.score >= min_score]
+            return [self._price(image, ln) for ln in lines if ln.score >= min_score]
         plausible = [plausibility(ln) for ln in lines]  # once per line: it may look the text up
-        ranked = sorted((p, i) for i, p in enumerate(plausible) if p < 0.85 and _line_like(lines[i].box))
+        line_like = [_line_like(ln.box) for ln in lines]
+        ranked = sorted(
+            (p, i)
+            for i, p in enumerate(plausible)
+            if p < 0.85 and (line_like[i] or _short_word_like(lines[i].box, image.size))
+        )
         ranked = ranked[:MAX_REREAD]
         doubtful = {i for _, i in ranked}
         out = []
@@ -511,20 +575,57 @@ class MultiScriptBackend(OcrBackend):
                     reads += pool.map(lambda s, c=crop: (s, *self._tesseract(c, s)), batch)
                     if max(r[2] * purity(r[1], r[0]) for r in reads) >= SURE_READ:
                         break
-                script, text, conf = max(reads, key=_reading_value)
+                if max(reads, key=_reading_value)[0] == "Thai":  # Thai's model reads Lao and Khmer too
+                    tried = {r[0] for r in reads}
+                    rest = [x for x in SIBLING_SURE if x in self.scripts and x not in tried]
+                    reads += pool.map(lambda s, c=crop: (s, *self._tesseract(c, s)), rest)
+                script, text, conf = _best_reading(reads)
                 quality = conf * purity(text, script)
                 reread = {"text": text, "score": round(conf, 4), "script": script, "engine": "tesseract",
                           "model": f"script/{script}"}  # fmt: skip
-                if text and quality >= 0.6 and quality > plausible[i]:
+                # A squarish box (a word of two or three glyphs: 서울, دبي, मुंबई) may also be a window or
+                # foliage: its re-reading must be sure, and an unsure one is not a script seen.
+                need = 0.6 if line_like[i] else SURE_SHORT_WORD
+                if text and quality >= need and quality > plausible[i]:
                     first = {"text": ln.text, "score": ln.score, "engine": "rapidocr"}
                     out.append(ln.model_copy(update={**reread, "alternatives": [first]}))
                     continue
                 if ln.text.strip() and plausible[i] >= min_score:  # not confirmed: its own plausibility
                     out.append(ln)
-                if text and conf >= SEEN_MIN_CONFIDENCE and purity(text, script) >= 0.9 and len(text) >= 2:
+                if (
+                    line_like[i]
+                    and text
+                    and conf >= SEEN_MIN_CONFIDENCE
+                    and purity(text, script) >= 0.9
+                    and len(text) >= 2
+                ):
                     # Not read, but the script model recognised its letters: the script is a clue.
                     out.append(ln.model_copy(update={**reread, "read": False}))
-        return out
+        out = [self._price(image, ln) for ln in out]
+        # A price whose symbol was re-read explains the odd glyph: no script was seen in its box.
+        priced = {_box_key(ln.box) for ln in out if ln.read and (ln.model or "").endswith(CURRENCY_MODEL)}
+        return [ln for ln in out if ln.read or _box_key(ln.box) not in priced]
+
+    @staticmethod
+    def _price(image: Image.Image, line: TextLine) -> TextLine:
+        """``line`` with its currency symbol re-read (:func:`geolocate.tools.symbols.reread_price`) when
+        it was read as a number beside a stray character or none ("150 p" for "150 ₽"); the first
+        reading is kept among the alternatives."""
+        from geolocate.tools.symbols import is_candidate, reread_price
+
+        if not line.read or not is_candidate(line.text):
+            return line
+        found = reread_price(_box_crop(image, line.box), line.text)
+        if found is None:
+            return line
+        first = {"text": line.text, "score": line.score, "engine": line.engine}
+        return line.model_copy(
+            update={
+                "text": found[0],
+                "model": f"{line.model}{CURRENCY_MODEL}",
+                "alternatives": [*line.alternatives, first],
+            }
+        )
 
 
 @functools.cache

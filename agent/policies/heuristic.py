@@ -71,6 +71,9 @@ def _zipf(word: str, langs: tuple[str, ...]) -> float:
 
 ALTERNATE_NAME_PEOPLE = 0.001
 """Share of a place's people that an alternate name's expected word frequency is reckoned from."""
+WORLD_CITY_POP = 1_000_000
+"""A place this populous is written about in every language under its exonyms (Москва is Moscow in
+Bulgarian too): its alternate names' frequency in any language is expected from all its people."""
 
 
 def commonness_factor(
@@ -90,7 +93,8 @@ def commonness_factor(
     ``alternate`` name (not the place's GeoNames name) explains its frequency only in the languages
     of the place's country (München, Минск, 上海); in any other language it is expected as if the
     place had :data:`ALTERNATE_NAME_PEOPLE` of its people: "Leie", an exonym of Leiden, is frequent in
-    Norwegian because it means "rent".
+    Norwegian because it means "rent" (a city of :data:`WORLD_CITY_POP` or more is expected from all its
+    people: the Bulgarian "Москва" is Moscow).
 
     >>> round(commonness_factor("Stop", 2000), 2), commonness_factor("Oslo", 700_000, country_code="NO")
     (0.32, 1.0)
@@ -118,7 +122,7 @@ def commonness_factor(
     foreign = [x for x in langs if x not in own]
     return min(
         factor([x for x in langs if x in own], population),
-        factor(foreign, population * ALTERNATE_NAME_PEOPLE),
+        factor(foreign, population * (1.0 if population >= WORLD_CITY_POP else ALTERNATE_NAME_PEOPLE)),
     )
 
 
