@@ -319,3 +319,25 @@ def test_a_world_citys_exonym_in_a_neighbour_language_is_still_its_name():
     assert commonness_factor("Москва", 10_381_222, ("en", "ru", "bg", "mk"), "RU", alternate=True) > 0.9
     best = resolve_places(_places("Москва"), {}, ("en", "ru", "bg", "mk"))[0]
     assert (best["place"].name, best["place"].country_code) == ("Moscow", "RU") and best["score"] >= 0.6
+
+
+def test_a_large_photo_is_detected_in_tiles_and_each_line_read_once(plain_photo):
+    """Detection memory grows with pixels (one pass over 1600 x 1200 held 640 MB): a large photo is
+    detected in overlapping tiles. A line across a tile edge is read whole, and once."""
+    from geolocate.tools.ocr import DET_MAX_SIDE, RapidOcrBackend, det_tiles
+
+    im = Image.open(plain_photo).convert("RGB").resize((3200, 2400))
+    assert len(det_tiles(DET_MAX_SIDE, DET_MAX_SIDE * 3 // 4)) > 1
+    draw = ImageDraw.Draw(im)
+    font = ImageFont.truetype(str(_dejavu()), 60)
+    for i, (x, y) in enumerate([(100, 100), (1500, 1150), (2600, 2100)]):  # the 2nd spans a tile edge
+        draw.rectangle((x - 10, y - 10, x + 560, y + 80), fill="white")
+        draw.text((x, y), f"STOP SIGN {i} HERE", font=font, fill="black")
+    read = [ln.text for ln in RapidOcrBackend().read(im, 0.5) if "SIGN" in ln.text]
+    assert sorted(read) == ["STOP SIGN 0 HERE", "STOP SIGN 1 HERE", "STOP SIGN 2 HERE"]
+
+
+def _dejavu() -> Path:
+    import matplotlib
+
+    return Path(matplotlib.get_data_path()) / "fonts" / "ttf" / "DejaVuSans.ttf"

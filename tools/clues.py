@@ -556,7 +556,6 @@ def phone_clues(text: str) -> list[Clue]:
     if len(regex.findall(r"\d", text)) < 7:  # no room for an international number
         return []
     import phonenumbers
-    from phonenumbers import geocoder as pn_geocoder
 
     clues = []
     seen = set()
@@ -570,6 +569,8 @@ def phone_clues(text: str) -> list[Clue]:
         if key in seen:
             continue
         seen.add(key)
+        from phonenumbers import geocoder as pn_geocoder  # ~100 MB of area names: only for a number
+
         area = pn_geocoder.description_for_number(num, "en")
         valid = phonenumbers.is_valid_number(num)
         clues.append(

@@ -22,6 +22,8 @@ import threading
 from importlib.metadata import version
 from pathlib import Path
 
+import regex
+
 INDEX_MIN_ZIPF = 2.0
 """Words rarer than this (per billion words: 100) are left out of the index and read as 0.0."""
 _LOCK = threading.Lock()
@@ -101,6 +103,10 @@ def _quiet_jieba() -> None:
         jieba.setLogLevel(logging.WARNING)
 
 
+_CJK_TOKENIZED = frozenset({"zh", "ja", "ko"})
+_CJK_CHAR = regex.compile(r"[\p{Han}\p{Hiragana}\p{Katakana}\p{Hangul}]")
+
+
 @functools.lru_cache(maxsize=65536)
 def zipf(word: str, lang: str) -> float:
     """Zipf frequency of ``word`` in ``lang`` (a wordfreq language code), as ``wordfreq.zipf_frequency``
@@ -112,10 +118,17 @@ def zipf(word: str, lang: str) -> float:
 
     if lang not in available_languages("best"):
         return 0.0
-    if lang == "zh":
-        _quiet_jieba()
     try:
-        tokens = lossy_tokenize(word, lang)
+        if lang in _CJK_TOKENIZED and not _CJK_CHAR.search(word):
+            # No CJK character: the language's segmenter (jieba, MeCab: ~60 MB) would cut it as the
+            # simple tokenizer does, so it is not loaded for it.
+            from wordfreq.tokens import simple_tokenize
+
+            tokens = simple_tokenize(word)
+        else:
+            if lang == "zh":
+                _quiet_jieba()
+            tokens = lossy_tokenize(word, lang)
     except ImportError:
         return 0.0
     if not tokens:
