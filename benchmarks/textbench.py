@@ -26,7 +26,8 @@ Fonts: Debian's Noto (fonts-noto-core, fonts-noto-cjk); DejaVu Sans Condensed fo
 font has with digits.
 
     python benchmarks/textbench.py --out textbench-out            # all sets, all styles (~40 min)
-    python benchmarks/textbench.py --quick --out textbench-quick   # 1 in 6 of the signs
+    python benchmarks/textbench.py --quick --out textbench-quick   # a random sixth of the signs
+    python benchmarks/textbench.py --sample 0.5 --out textbench-half  # half of them (~1,700 signs)
     python benchmarks/textbench.py --report textbench-out          # the tables again, from results
 
 Writes ``signs.jsonl`` (what each sign says and what counts as right), ``results.jsonl`` (the answer,
@@ -694,8 +695,9 @@ def render(sign: dict, style: str, rng: random.Random, out: Path) -> Path:
 STYLES = ("dark", "road", "photo")
 
 
-def build(seed: int, sets: str, quick: bool) -> list[dict]:
-    """Every sign of the benchmark with its style, reproducible by ``seed``."""
+def build(seed: int, sets: str, sample: float = 1.0) -> list[dict]:
+    """Every sign of the benchmark in each style (or a seeded random ``sample`` share of them),
+    reproducible by ``seed``."""
     rng = random.Random(seed)
     signs: list[dict] = []
     if "A" in sets:
@@ -710,9 +712,9 @@ def build(seed: int, sets: str, quick: bool) -> list[dict]:
             out.append({**s, "style": style})
     for i, s in enumerate(out):
         s["id"] = f"{s['set']}{i:05d}"
-    if quick:  # one sign in two, in one style each, the styles taking turns: 1 in 6 of the images
-        n = len(STYLES)
-        out = [x for k, x in enumerate(out) if (k // n) % 2 == 0 and k % n == (k // n // 2) % n]
+    if sample < 1.0:  # a seeded random share of the images, so every kind (national phones too) is in
+        pick = random.Random(f"{seed}:sample")
+        out = [x for x in out if pick.random() < sample]
     return out
 
 
@@ -826,7 +828,8 @@ def main() -> int:
     ap.add_argument("--out", default="textbench-out", help="folder for images, results and tables")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--sets", default="ABC")
-    ap.add_argument("--quick", action="store_true", help="one sign in six")
+    ap.add_argument("--quick", action="store_true", help="a random sixth of the signs (--sample 0.1667)")
+    ap.add_argument("--sample", type=float, default=1.0, help="a seeded random share of the signs, 0..1")
     ap.add_argument("--limit", type=int, default=None)
     ap.add_argument("--report", metavar="DIR", help="only rebuild the tables from DIR's results")
     args = ap.parse_args()
@@ -835,7 +838,7 @@ def main() -> int:
     if args.report:
         signs = [json.loads(x) for x in (out / "signs.jsonl").read_text().splitlines()]
     else:
-        signs = build(args.seed, args.sets, args.quick)[: args.limit]
+        signs = build(args.seed, args.sets, 1 / 6 if args.quick else args.sample)[: args.limit]
         (out / "signs.jsonl").write_text("".join(json.dumps(s, ensure_ascii=False) + "\n" for s in signs))
     results: dict[str, dict] = {}
     res_path = out / "results.jsonl"

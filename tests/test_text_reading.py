@@ -341,3 +341,12 @@ def _dejavu() -> Path:
     import matplotlib
 
     return Path(matplotlib.get_data_path()) / "fonts" / "ttf" / "DejaVuSans.ttf"
+
+
+def test_a_word_as_written_is_not_a_near_match_of_a_city():
+    """ "Salerni" (Icelandic: toilets) is also a village of 898 in Italy, and the sign answered there: a
+    small place explains its name's frequency only in its own country's languages. Near matches are for
+    OCR slips of a name, not for words of some language. The city of Salerno is still Salerno."""
+    best = resolve_places(_places("Salerni"), {}, ("en", "is"))
+    assert not best or best[0]["score"] < 0.6  # the Italian village of 898 is not committed
+    assert resolve_places(_places("SALERNO"), {}, ("en", "is"))[0]["score"] >= 0.6  # the city itself

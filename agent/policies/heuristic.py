@@ -93,13 +93,16 @@ def commonness_factor(
     ``alternate`` name (not the place's GeoNames name) explains its frequency only in the languages
     of the place's country (München, Минск, 上海); in any other language it is expected as if the
     place had :data:`ALTERNATE_NAME_PEOPLE` of its people: "Leie", an exonym of Leiden, is frequent in
-    Norwegian because it means "rent" (a city of :data:`WORLD_CITY_POP` or more is expected from all its
-    people: the Bulgarian "Москва" is Moscow).
+    Norwegian because it means "rent". So is the own name of a place under :data:`SELF_REFERENCE_POP`
+    in the languages its country does not speak (a city of :data:`WORLD_CITY_POP` or more is expected
+    from all its people: the Bulgarian "Москва" is Moscow).
 
     >>> round(commonness_factor("Stop", 2000), 2), commonness_factor("Oslo", 700_000, country_code="NO")
     (0.32, 1.0)
     >>> round(commonness_factor("Leie", 119_713, ("en", "nb"), "NL", alternate=True), 2)
     0.36
+    >>> round(commonness_factor("Salerni", 898, ("en", "is"), "IT"), 2)  # Icelandic: toilets
+    0.24
     """
     c = get_db().countries.get(country_code)
     own = {x.split("-")[0] for x in c.languages} if c is not None else set()
@@ -118,6 +121,13 @@ def commonness_factor(
         return math.exp(-0.6 * max(0.0, _zipf(key, tuple(ls)) - expected))
 
     if not alternate:
+        if c is not None and population < SELF_REFERENCE_POP:
+            # A small place explains its name's frequency only in its own country's languages: an
+            # Icelandic "Salerni" (toilets) is not about a village of 900 in Italy.
+            return min(
+                factor([x for x in langs if x in own], population),
+                factor([x for x in langs if x not in own], population * ALTERNATE_NAME_PEOPLE),
+            )
         return factor(langs, population)
     foreign = [x for x in langs if x not in own]
     return min(
@@ -211,6 +221,22 @@ ALTERNATE_NAME_WEIGHT = 0.5
 """People added to every namesake's population: a village is not impossible next to a city."""
 
 
+def _is_word(query: str) -> bool:
+    """Whether a one-word query is a word of some language as it stands (``wordfreq`` Zipf >=
+    :data:`~geolocate.tools.clues.SIGN_WORD_MIN_ZIPF` in one of the word languages): near matches are
+    for OCR slips, and "Salerni" (Icelandic for toilets) is not a slip of Salerno.
+
+    >>> _is_word("Salerni"), _is_word("Salernq")
+    (True, False)
+    """
+    from geolocate.tools.clues import SIGN_WORD_MIN_ZIPF, _word_zipf
+
+    words = query.split()
+    if len(words) != 1 or not words[0].isalpha():
+        return False
+    return max(z for _, z in _word_zipf(words[0].lower())) >= SIGN_WORD_MIN_ZIPF
+
+
 def resolve_places(
     gazetteer: list,
     lr: dict[str, float] | Callable[[str], dict[str, float]],
@@ -221,7 +247,8 @@ def resolve_places(
 
     For each query (a word group of the sign), its **exact** GeoNames matches are its namesakes; only
     a query without any exact match falls back to near matches, and then only to places of
-    :data:`FUZZY_MIN_POPULATION` or more. A query whose words are inside a longer query with an
+    :data:`FUZZY_MIN_POPULATION` or more, and not for a single word that is a word of some language
+    as written (:func:`_is_word`). A query whose words are inside a longer query with an
     exact match is left out (the longest name wins: "Flying Fish Cove", not "Cove"). Among namesakes,
     P(place | name) is proportional to its people (plus :data:`PLACE_PRIOR_FLOOR`; times
     :data:`ALTERNATE_NAME_WEIGHT` for a name that is only an alternate one) times ``lr`` of its
@@ -249,7 +276,7 @@ def resolve_places(
             per_query[q] = (e, exact, True)
             continue
         near = [m for m in matches if m.score >= 0.9 and int(m.population or 0) >= FUZZY_MIN_POPULATION]
-        if near:
+        if near and not _is_word(q):  # a word as written ("Salerni", toilets) is no slip of a place name
             per_query[q] = (e, near, False)
     keys = {q: normalize_name(q) for q in per_query}
     longer = [k for q, k in keys.items() if per_query[q][2]]
