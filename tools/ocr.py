@@ -330,13 +330,23 @@ def script_of(text: str) -> str | None:
 
 
 def purity(text: str, script: str) -> float:
-    """Share of the letters of ``text`` written in ``script`` (0 without letters)."""
+    """Share of the letters of ``text`` written in ``script`` (0 without letters). In a line mostly in a
+    non-Latin ``script``, Latin words that are places or words (:func:`_known_word`: a city's name on
+    an Arabic sign) count as the script's own.
+
+    >>> purity("ΑΘΗΝΑ", "Greek"), purity("abc", "Greek")
+    (1.0, 0.0)
+    """
     import regex
 
     letters = [ch for ch in text if ch.isalpha()]
     if not letters:
         return 0.0
-    return sum(1 for ch in letters if regex.match(rf"\p{{Script={script}}}", ch)) / len(letters)
+    own = sum(1 for ch in letters if regex.match(rf"\p{{Script={script}}}", ch))
+    if script != "Latin" and 0.5 * len(letters) <= own < len(letters):
+        latin = regex.findall(r"\b\p{Latin}{3,}\b", text)
+        own += sum(len(w) for w in latin if _known_word(w))
+    return min(1.0, own / len(letters))
 
 
 @functools.cache
@@ -619,13 +629,13 @@ class MultiScriptBackend(OcrBackend):
             return [self._price(image, ln) for ln in lines if ln.score >= min_score]
         plausible = [plausibility(ln) for ln in lines]  # once per line: it may look the text up
         line_like = [_line_like(ln.box) for ln in lines]
-        ranked = sorted(
-            (p, i)
+        ranked = sorted(  # line-shaped boxes first: a squarish one (a short word, or foliage) gets a
+            (not line_like[i], p, i)  # re-read only where lines leave room
             for i, p in enumerate(plausible)
             if p < 0.85 and (line_like[i] or _short_word_like(lines[i].box, image.size))
         )
         ranked = ranked[:MAX_REREAD]
-        doubtful = {i for _, i in ranked}
+        doubtful = {i for _, _, i in ranked}
         out = []
         import concurrent.futures as cf
 
