@@ -125,3 +125,23 @@ def tiny_grpo_config(tmp_path: Path, ckpt, tools: list[str], **overrides):
         dataloader_num_workers=0,
     )
     return GeoGRPOConfig(**{**base, **overrides})
+
+
+def write_audio_only(path: Path, frames: int = 10) -> Path:
+    """An MP4 holding one silent mono AAC stream (``frames`` x 1024 samples at 44.1 kHz) and no video,
+    written with PyAV: a medium that is neither a photo nor a video."""
+    import av
+    import numpy as np
+
+    c = av.open(str(path), "w", format="mp4")
+    s = c.add_stream("aac", rate=44100)
+    s.layout = "mono"
+    for i in range(frames):
+        f = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp", layout="mono")
+        f.sample_rate, f.pts = 44100, i * 1024
+        for p in s.encode(f):
+            c.mux(p)
+    for p in s.encode():
+        c.mux(p)
+    c.close()
+    return path

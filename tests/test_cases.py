@@ -25,7 +25,7 @@ from geolocate.tools.errors import InputImageError, ToolInputError
 from geolocate.tools.geo import haversine_km
 from geolocate.tools.media import iso6709, keyframes, load_case, load_medium, write_video
 from geolocate.tools.registry import ToolSet
-from tests.conftest import render_sign
+from tests.conftest import render_sign, write_audio_only
 
 HELSINKI = (60.1699, 24.9384)
 W, H, FPS, SPEED = 480, 270, 10, 150  # frame size, frames per second, pan speed in px/s
@@ -227,18 +227,7 @@ def _write(path: Path, n: int = 20, fmt: str | None = None, opts: dict | None = 
 def bad_media(tmp_path_factory) -> dict[str, Path]:
     d = tmp_path_factory.mktemp("bad")
     out = {}
-    a = av.open(str(d / "audio.m4a"), "w", format="mp4")
-    s = a.add_stream("aac", rate=44100)
-    s.layout = "mono"
-    for i in range(10):
-        f = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp", layout="mono")
-        f.sample_rate, f.pts = 44100, i * 1024
-        for p in s.encode(f):
-            a.mux(p)
-    for p in s.encode():
-        a.mux(p)
-    a.close()
-    out["audio only"] = d / "audio.m4a"
+    out["audio only"] = write_audio_only(d / "audio.m4a")
     c = av.open(str(d / "long.mp4"), "w")  # 4 hours: two frames, 14,400 s apart
     s = c.add_stream("libx264", rate=1)
     s.width, s.height, s.pix_fmt = 160, 120, "yuv420p"

@@ -37,7 +37,7 @@ import pytest
 from PIL import Image
 
 from geolocate.agent.cli import main
-from tests.conftest import OSV, SHARED, render_sign
+from tests.conftest import OSV, SHARED, render_sign, write_audio_only
 
 ROOT = os.geteuid() == 0
 PHOTO_IDS = ["1105240373293389", "1207955469639614", "145383914231693"]
@@ -1622,22 +1622,7 @@ for _c in SESSION:
 
 def _audio_only(t: Path) -> Path:
     """An MP4 holding one AAC stream and no video (PyAV)."""
-    import av
-    import numpy as np
-
-    path = t / "voice.m4a"
-    c = av.open(str(path), "w", format="mp4")
-    s = c.add_stream("aac", rate=44100)
-    s.layout = "mono"
-    for i in range(5):
-        f = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp", layout="mono")
-        f.sample_rate, f.pts = 44100, i * 1024
-        for p in s.encode(f):
-            c.mux(p)
-    for p in s.encode():
-        c.mux(p)
-    c.close()
-    return path
+    return write_audio_only(t / "voice.m4a", frames=5)
 
 
 def _clip(t: Path, name: str = "clip.mp4", keep: float = 1.0) -> Path:

@@ -426,7 +426,6 @@ WORD_MIN_SHARE = 0.05
 _WORD_TOKEN = regex.compile(
     r"[\p{Han}\p{Hiragana}\p{Katakana}\p{Hangul}]+|[\p{L}\p{M}]+(?:['’-][\p{L}\p{M}]+)*"
 )
-_CJK_RUN = regex.compile(r"[\p{Han}\p{Hiragana}\p{Katakana}\p{Hangul}]")
 _LANG_COUNTRIES_ALIASES = {"sh": ("hr", "sr", "bs")}
 """wordfreq's Serbo-Croatian is Croatian, Serbian (Latin and Cyrillic) and Bosnian in CLDR."""
 _WF_TO_ISO = {"sh": "sh", "fil": "fil"}
@@ -468,6 +467,8 @@ def word_language_clues(text: str, max_words: int = 8) -> list[Clue]:
     """
     import numpy as np
 
+    from geolocate.tools.words import CJK_CHAR
+
     text = _DOMAIN.sub(" ", _EMAIL.sub(" ", text))  # a web address's words are names, not its language
     tokens = list(dict.fromkeys(t.lower() for t in _WORD_TOKEN.findall(text)))
     tokens = [t for t in tokens if len(t) >= (4 if t.isascii() else 2)][:max_words]
@@ -477,7 +478,7 @@ def word_language_clues(text: str, max_words: int = 8) -> list[Clue]:
     cjk_lists = np.array([lang in _CJK_WORD_LANGUAGES for lang in WORD_LANGUAGES])
     for w in tokens:
         z = np.array([f for _, f in _word_zipf(w)])
-        if not _CJK_RUN.search(w):
+        if not CJK_CHAR.search(w):
             z = np.where(cjk_lists, 0.0, z)
         if z.max() < SIGN_WORD_MIN_ZIPF:
             absent += (z == 0) & (len(w) >= WORD_ABSENT_LETTERS)

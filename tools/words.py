@@ -104,7 +104,8 @@ def _quiet_jieba() -> None:
 
 
 _CJK_TOKENIZED = frozenset({"zh", "ja", "ko"})
-_CJK_CHAR = regex.compile(r"[\p{Han}\p{Hiragana}\p{Katakana}\p{Hangul}]")
+CJK_CHAR = regex.compile(r"[\p{Han}\p{Hiragana}\p{Katakana}\p{Hangul}]")
+"""One Han, kana or Hangul character (the scripts wordfreq segments with jieba or MeCab)."""
 
 
 @functools.lru_cache(maxsize=65536)
@@ -119,7 +120,7 @@ def zipf(word: str, lang: str) -> float:
     if lang not in available_languages("best"):
         return 0.0
     try:
-        if lang in _CJK_TOKENIZED and not _CJK_CHAR.search(word):
+        if lang in _CJK_TOKENIZED and not CJK_CHAR.search(word):
             # No CJK character: the language's segmenter (jieba, MeCab: ~60 MB) would cut it as the
             # simple tokenizer does, so it is not loaded for it.
             from wordfreq.tokens import simple_tokenize
