@@ -413,6 +413,14 @@ LOCATE = [
     Case("locate:newline-in-name", lambda e, t: ["locate", shutil.copy(e.photo, t / "a\nb.jpg")], 0),
     Case("locate:heic", lambda e, t: ["locate", _convert(e.oslo, t / "oslo.heic")], 0, "Oslo"),
     Case("locate:16-bit-png", lambda e, t: ["locate", _grey16(e.oslo, t / "oslo16.png")], 0, "Oslo"),
+    # OCR input path: a photo of one pixel (nothing to detect), and one of 12 megapixels (detected in tiles)
+    Case("locate:one-pixel", lambda e, t: ["locate", _resized(e.oslo, t / "dot.png", (1, 1))], 0, "Answer"),
+    Case(
+        "locate:12-megapixels",
+        lambda e, t: ["locate", _resized(e.oslo, t / "big.jpg", (4000, 3000))],
+        0,
+        "Oslo",
+    ),
     Case(
         "locate:gif-frames",
         lambda e, t: ["locate", _animated(e.oslo, t / "oslo.gif")],
@@ -420,6 +428,11 @@ LOCATE = [
         "first one is examined",
     ),
 ]
+
+
+def _resized(src: Path, dst: Path, size: tuple[int, int]) -> Path:
+    Image.open(src).convert("RGB").resize(size).save(dst)
+    return dst
 
 
 def _convert(src: Path, dst: Path) -> Path:
