@@ -1,6 +1,6 @@
 """Clue fusion: every text clue of an episode (script, language, distinctive letters, phone numbers,
-domains, currency) combined into one posterior over countries, and the answer that minimises the
-expected great-circle distance under it.
+domains, currency) combined into one posterior over countries, and the answer of greatest expected
+GeoScore under it.
 
 The model is naive Bayes over countries (ISO 3166-1 alpha-2):
 
@@ -14,9 +14,11 @@ The model is naive Bayes over countries (ISO 3166-1 alpha-2):
   seen outside the countries it points to (a foreign language on a menu, an imported product). So
   "Bienvenidos" alone gives P ~ Spanish speakers per country.
 - Places: the posterior of a country is spread over its places of 15,000+ people by population
-  (GeoNames ``cities15000``); the answer is the place with the least expected haversine distance to
-  that distribution (:func:`geolocate.tools.geonames.min_expected_distance_point`), and its expected
-  distance is the answer's radius.
+  (GeoNames ``cities15000``); the answer is the place with the greatest expected GeoScore,
+  mean exp(-d / 1492.7 km) over that distribution (OSV-5M's metric;
+  :func:`geolocate.tools.geonames.min_expected_distance_point`), and its expected haversine distance
+  is the answer's radius. Unlike the least expected distance, which falls between far-apart modes (a
+  number written so in the Netherlands, Italy and South Africa: Sudan), it picks a mode.
 
 The heuristic planner commits the continent and the country when their posterior is high enough and
 answers at :meth:`CountryPosterior.best_point` within what it committed; :meth:`CountryPosterior.explain`
@@ -31,12 +33,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from geolocate.tools.geo import GEOSCORE_SCALE_KM
 from geolocate.tools.geonames import CONTINENTS, get_db, min_expected_distance_point
 
 FLOOR: dict[str, float] = {
     "phone": 1e-5,
     "phone_national": 1e-3,
     "postcode": 1e-3,
+    "postcode_alone": 0.05,
     "domain": 1e-4,
     "email": 1e-4,
     "script": 1e-4,
@@ -113,8 +117,11 @@ class CountryPosterior:
     def best_point(
         self, country: str | None = None, continent: str | None = None
     ) -> tuple[float, float, float]:
-        """The populated place (lat, lon, WGS84 degrees) with the least expected great-circle distance
-        under this posterior, and that expected distance in km (the answer's radius). With ``country``
+        """The populated place (lat, lon, WGS84 degrees) with the greatest expected GeoScore under this
+        posterior, and its expected great-circle distance in km (the answer's radius). With no clue
+        (not :attr:`informative`) the posterior is the population prior, which is not where photos are
+        taken (OSV-5M has none from China): its least-expected-distance point, the prior centre, is the
+        guess that is robust to that. With ``country``
         or ``continent`` (a code the chain committed), the place is chosen among that country's or
         continent's places, still under the whole posterior: the point there nearest to all the
         evidence (French on a sign, Africa committed: the north of Africa, towards France).
@@ -133,9 +140,10 @@ class CountryPosterior:
                 )
             )
         probs = tuple(sorted((cc, round(p, 6)) for cc, p in self.probs.items() if p > 1e-6))
+        scale = GEOSCORE_SCALE_KM if self.informative else None
         if self.inside is None:
-            return _best_point(probs, within)
-        return _best_point.__wrapped__(probs, within, self.inside)
+            return _best_point(probs, within, None, scale)
+        return _best_point.__wrapped__(probs, within, self.inside, scale)
 
     def explain(self, n: int = 4) -> str:
         """The fusion as one line per step (prior, each clue, the continents), top ``n`` countries."""
@@ -149,7 +157,10 @@ class CountryPosterior:
 
 @functools.lru_cache(maxsize=256)
 def _best_point(
-    probs: tuple[tuple[str, float], ...], within: tuple[str, ...] | None, inside: np.ndarray | None = None
+    probs: tuple[tuple[str, float], ...],
+    within: tuple[str, ...] | None,
+    inside: np.ndarray | None = None,
+    geoscore_scale_km: float | None = GEOSCORE_SCALE_KM,
 ) -> tuple[float, float, float]:
     lat, lon, pop, cc = get_db().populated_places
     p = dict(probs)
@@ -174,7 +185,11 @@ def _best_point(
         raise ValueError("no populated place to answer in")
     pts = np.concatenate([cand, keep])
     return min_expected_distance_point(
-        lat[pts], lon[pts], np.concatenate([np.zeros(len(cand)), mass[keep]]), np.arange(len(cand))
+        lat[pts],
+        lon[pts],
+        np.concatenate([np.zeros(len(cand)), mass[keep]]),
+        np.arange(len(cand)),
+        geoscore_scale_km=geoscore_scale_km,
     )
 
 

@@ -507,6 +507,8 @@ def set_c(rng: random.Random) -> list[dict]:
     import phonenumbers
     import regex
 
+    from geolocate.tools.clues import _national_regions
+
     out = []
     for region in PHONE_REGIONS:
         n = phonenumbers.example_number(region)
@@ -515,13 +517,16 @@ def set_c(rng: random.Random) -> list[dict]:
             (phonenumbers.PhoneNumberFormat.NATIONAL, "national"),
         ):
             text = phonenumbers.format_number(n, fmt)
+            accept = {region}
+            if name == "national":  # "010 123 4567" is written so in NL, IT, ZA...: the sign cannot tell them
+                accept |= set(_national_regions(text)[0])
             out.append(
                 {
                     "set": "C",
                     "text": [f"Tel. {text}"],
                     "script": "Common",
                     "language": region,
-                    "accept": [region],
+                    "accept": sorted(accept),
                     "what": f"phone, {name} format ({region})",
                 }
             )

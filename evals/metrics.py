@@ -20,10 +20,9 @@ from collections.abc import Sequence
 import numpy as np
 from numpy.typing import ArrayLike
 
-from geolocate.tools.geo import haversine_km
+from geolocate.tools.geo import GEOSCORE_SCALE_KM, haversine_km
 
 THRESHOLDS_KM: dict[int, str] = {1: "street", 25: "city", 200: "region", 750: "country", 2500: "continent"}
-GEOSCORE_SCALE_KM = 1492.7
 
 
 def median_km(d_km: ArrayLike) -> float:

@@ -33,7 +33,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from geolocate.agent.state import Evidence
-from geolocate.tools.geo import haversine_km
+from geolocate.tools.geo import GEOSCORE_SCALE_KM, haversine_km
 from geolocate.tools.geonames import normalize_name
 
 GEO_R_BREAKPOINTS_PAPER = (750.0, 2500.0, 20000.0)
@@ -75,7 +75,7 @@ def geoscore_reward(d_km: float) -> float:
     >>> geoscore_reward(0.0), round(geoscore_reward(1492.7), 4)
     (1.0, 0.3679)
     """
-    return math.exp(-max(0.0, float(d_km)) / 1492.7)
+    return math.exp(-max(0.0, float(d_km)) / GEOSCORE_SCALE_KM)
 
 
 def chain_reward(committed: dict[str, str], label: dict[str, str]) -> float:

@@ -16,7 +16,11 @@ or more now gives its language (shop words are rarer in running text than on str
 sign's "中华南路" (Zipf 2.9) reads zh 0.97 from its words instead of py3langid's zh/wuu/yue, the
 country's confidence moves from 0.992 to 0.993 and the radius from 873.1 to 873.0 km; a language clue's
 floor now scales with the language's speakers (few Norwegian words are seen abroad), so "Leie co" commits
-Norway (0.53) and the answer moves from 291 to 267 km from the truth (radius 2507 -> 1329 km).
+Norway (0.53) and the answer moves from 291 to 267 km from the truth (radius 2507 -> 1329 km); and
+when the answer became the point of greatest expected GeoScore (OSV-5M's metric) instead of least
+expected distance (issue 24: between far-apart modes the median answers a country neither holds): the
+Chinese sign moves from 1191 to 1147 km from the truth (Hefei; radius 873 -> 880 km), the Norwegian one
+from 267 to 261 km.
 Photos: OSV-5M (Mapillary, CC-BY-SA 4.0), see examples/photos/ATTRIBUTION.md.
 """
 

@@ -163,6 +163,48 @@ def test_postcodes_by_their_national_form_and_not_as_phone_numbers():
     assert max(jp.country_scores, key=jp.country_scores.get) == "JP"
 
 
+def test_a_piece_of_a_phone_number_is_not_a_postcode():
+    """Before: "555-0123" in a US number read as a Japanese postcode, "234 56" in a Swiss one as Swedish."""
+    for line in ("Tel. (201) 555-0123", "Tel. 021 234 56 78", "Tel. 02-123-4567", "Tel. 21 2345 6789"):
+        assert [c.kind for c in extract_clues(line).clues if c.kind.startswith("postcode")] == [], line
+    assert [c.value for c in postcode_clues("5 10115 Berlin PLZ")] == ["10115"]  # a house number beside
+
+
+def test_a_number_written_in_one_regions_format_points_there_not_to_the_crowd():
+    """ "01 234567890" is Austria's grouping; the many regions where the digits are merely valid must not
+    outweigh it by their people (Brazil, Egypt)."""
+    post = fusion.fuse([("e1", c) for c in extract_clues("Tel. 01 234567890").clues])
+    assert post.top()[0] == "AT" and post.top()[1] > 0.5
+
+
+def test_a_lone_number_is_a_weak_postcode_clue_and_a_year_or_a_number_among_words_is_none():
+    (alone,) = extract_clues("28039").clues
+    assert alone.kind == "postcode_alone"
+    assert {"ES", "US", "FR", "DE"} <= {v.country_code for v in alone.countries}
+    assert fusion.FLOOR["postcode_alone"] > fusion.FLOOR["language"]  # weak: any other clue outweighs it
+    assert extract_clues("2024").clues == []
+    assert [c for c in extract_clues("Open 28039 days").clues if c.kind.startswith("postcode")] == []
+
+
+def test_a_multi_modal_posterior_is_answered_at_a_mode_not_between():
+    """A number written so in South Africa, Italy, the Netherlands and Sudan: the least expected distance
+    lies between them (Sudan); the greatest expected GeoScore (OSV-5M's metric) is at a mode."""
+    from geolocate.tools.geocode import reverse_batch
+
+    post = fusion.fuse([("e1", c) for c in extract_clues("Tel. 010 123 4567").clues])
+    lat, lon, km = post.best_point()
+    assert reverse_batch([(lat, lon)])[0].country_code == post.top()[0] == "ZA"
+    assert km > 1000  # the radius is still the expected distance: the other modes are far
+
+
+@pytest.mark.parametrize(
+    "text, country", [("www.citymarket.za", "ZA"), ("www.citymarket.It", "LT"), ("shop.co.za", "ZA")]
+)
+def test_country_domains_without_public_suffix_names_and_ocrs_capital_i(text, country):
+    (c,) = [c for c in extract_clues(text).clues if c.kind == "domain"]
+    assert [v.country_code for v in c.countries] == [country]
+
+
 class _Ev:
     id = "e1"
 

