@@ -41,6 +41,7 @@ FLOOR: dict[str, float] = {
     "phone_national": 1e-3,
     "postcode": 1e-3,
     "postcode_alone": 0.05,
+    "script_only": 0.5,
     "domain": 1e-4,
     "email": 1e-4,
     "script": 1e-4,

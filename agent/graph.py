@@ -255,13 +255,14 @@ def recursion_limit(budget: Budget) -> int:
 
 
 def prepare_indexes() -> None:
-    """Open the GeoNames and word-frequency indexes (built on the very first run, under locks shared
+    """Open the GeoNames, word-frequency and Hunspell indexes (built on the very first run, under locks shared
     by all processes) before an episode runs, so that their build never counts against a tool's
     time-out: every entry point (``locate``, sessions new and resumed, the workbench) calls it."""
-    from geolocate.tools.words import ensure_index
+    from geolocate.tools.words import ensure_hunspell_index, ensure_index
 
     get_db()
     ensure_index()
+    ensure_hunspell_index()
 
 
 def stream_episode(

@@ -39,7 +39,8 @@ def test_a_language_spreads_over_its_speakers():
     assert post.top()[0] == "BR"
     assert post.probs["PT"] > post.probs.get("ES", 0.0)  # Portuguese, not its neighbours
     assert post.continents()["SA"] > 0.7
-    assert [s.clue for s in post.steps] == ["language pt"] and post.steps[0].evidence == "e2"
+    steps = [s for s in post.steps if not s.clue.startswith("script_only")]  # Latin alone: a weak clue
+    assert [s.clue for s in steps] == ["language pt"] and steps[0].evidence == "e2"
     assert "language pt (e2) -> BR" in post.explain()
 
 
@@ -81,5 +82,5 @@ def test_a_date_format_points_to_the_countries_that_write_it():
     us = _post("EXP 12/31/2026")  # month first
     de = _post("MHD 31.12.2026")  # day first with dots
     assert us.probs["US"] > 10 * fusion.prior()["US"] and de.probs.get("US", 0) < fusion.prior()["US"]
-    assert [s.clue for s in us.steps] == ["date 12/31/2026 (MDY)"]
+    assert [s.clue for s in us.steps if not s.clue.startswith("script_only")] == ["date 12/31/2026 (MDY)"]
     assert _post("2026-12-31").steps == []  # ISO 8601 is written everywhere

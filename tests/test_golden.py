@@ -20,7 +20,9 @@ Norway (0.53) and the answer moves from 291 to 267 km from the truth (radius 250
 when the answer became the point of greatest expected GeoScore (OSV-5M's metric) instead of least
 expected distance (issue 24: between far-apart modes the median answers a country neither holds): the
 Chinese sign moves from 1191 to 1147 km from the truth (Hefei; radius 873 -> 880 km), the Norwegian one
-from 267 to 261 km.
+from 267 to 261 km; and when Latin alone on a photo became a weak clue (``script_only``, issue 24: Latin
+text with no other script is seldom all a photo shows where another script is official): the Norwegian
+sign's "Leie co" answers at the same place with a radius of 1098 km instead of 1330 km.
 Photos: OSV-5M (Mapillary, CC-BY-SA 4.0), see examples/photos/ATTRIBUTION.md.
 """
 

@@ -383,4 +383,4 @@ def test_doctor_install_names_the_missing_packs_without_root(monkeypatch, capsys
     assert main(["doctor", "--install", "--json"]) == 0
     assert "tesseract-ocr-script-khmr" in capsys.readouterr().err
     monkeypatch.setattr(doctor, "missing_debian_packages", lambda pkgs: [])
-    assert doctor.install_ocr_packages() == ([], "the OCR script packs are installed")
+    assert doctor.install_ocr_packages() == ([], "the OCR script packs and dictionaries are installed")

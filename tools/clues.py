@@ -45,6 +45,7 @@ KIND_WEIGHT = {
     "language": 0.4,
     "date": 0.3,
     "postcode_alone": 0.2,
+    "script_only": 0.0,
 }
 """Reliability of each clue kind when votes are combined (hand-set; an ablation can tune them)."""
 
@@ -262,6 +263,9 @@ def _votes(d: dict[str, float], scale: float = 1.0) -> list[CountryVote]:
 # -- extractors ---------------------------------------------------------------------------------
 def script_clues(text: str) -> list[Clue]:
     """Scripts of the letters in ``text`` (>= 2 letters each), with CLDR territories for non-Latin ones.
+    Latin alone (3 letters or more, no other script in the text) is a weak clue of kind ``script_only``
+    for the countries whose official languages are written in it (a high floor in
+    :data:`geolocate.agent.fusion.FLOOR`); beside another script it says nothing.
 
     >>> [c.value for c in script_clues("中华南路")]
     ['Han']
@@ -276,7 +280,25 @@ def script_clues(text: str) -> list[Clue]:
     has_kana = bool(names & {"Hiragana", "Katakana"})
     for name in sorted(names):
         if name in ("Latin", "Common", "Inherited", "Unknown"):
-            if name == "Latin":
+            if (
+                name == "Latin"
+                and names - {"Common", "Inherited", "Unknown"} == {"Latin"}
+                and counts[name] >= 3
+            ):
+                # Latin official for a sizeable share: Latin alone is ordinary there (Estonia's 71% as
+                # much as Finland's 94%); elsewhere it is the floor's
+                terr = {cc: 1.0 for cc, w in table.get("Latn", {}).items() if w >= 0.3}
+                clues.append(
+                    Clue(
+                        kind="script_only",
+                        value="Latin",
+                        countries=_votes(terr),
+                        source="Unicode scripts + CLDR territory languages (babel)",
+                        detail=f"all {counts[name]} letters Latin: a weak clue (Latin brand names and "
+                        "English are seen everywhere, but seldom alone where another script is official)",
+                    )
+                )
+            elif name == "Latin":
                 clues.append(
                     Clue(
                         kind="script",
@@ -468,12 +490,12 @@ def word_language_clues(text: str, max_words: int = 8) -> list[Clue]:
     """
     import numpy as np
 
-    from geolocate.tools.words import CJK_CHAR
+    from geolocate.tools.words import CJK_CHAR, dictionary_languages
 
     text = _DOMAIN.sub(" ", _EMAIL.sub(" ", text))  # a web address's words are names, not its language
     tokens = list(dict.fromkeys(t.lower() for t in _WORD_TOKEN.findall(text)))
     tokens = [t for t in tokens if len(t) >= (4 if t.isascii() else 2)][:max_words]
-    logp = np.zeros(len(WORD_LANGUAGES))
+    per_word: list[dict[str, float]] = []  # P(language | word) of each word that says something
     used = []
     absent = np.zeros(len(WORD_LANGUAGES))  # long words a language's frequency list lacks altogether
     cjk_lists = np.array([lang in _CJK_WORD_LANGUAGES for lang in WORD_LANGUAGES])
@@ -482,16 +504,28 @@ def word_language_clues(text: str, max_words: int = 8) -> list[Clue]:
         if not CJK_CHAR.search(w):
             z = np.where(cjk_lists, 0.0, z)
         if z.max() < SIGN_WORD_MIN_ZIPF:
+            # no frequency list knows it: a dictionary may (Estonian, Albanian, Irish, Swahili, Kazakh...)
+            found = dictionary_languages(w) if len(w) >= 4 else ()
+            if found:
+                per_word.append({lang: 1.0 / len(found) for lang in found})
+                used.append(
+                    f"{w} in the {'/'.join(found)} Hunspell dictionar{'y' if len(found) == 1 else 'ies'}"
+                )
+                continue
             absent += (z == 0) & (len(w) >= WORD_ABSENT_LETTERS)
             continue
         p = np.where(z > 0, 10.0**z, 0.0)
-        logp += np.log(p / p.sum() + 1e-3)
+        per_word.append(
+            {_WF_TO_ISO.get(lang, lang): float(v) for lang, v in zip(WORD_LANGUAGES, p / p.sum())}
+        )
         used.append(f"{w} {WORD_LANGUAGES[int(z.argmax())]} Zipf {z.max():.1f}")
     wf: dict[str, float] = {}
     if used:
+        axis = sorted({_WF_TO_ISO.get(x, x) for x in WORD_LANGUAGES}.union(*per_word))
+        logp = np.array([sum(np.log(d.get(lang, 0.0) + 1e-3) for d in per_word) for lang in axis])
         post = np.exp(logp - logp.max())
         post /= post.sum()
-        wf = {_WF_TO_ISO.get(lang, lang): float(p) for lang, p in zip(WORD_LANGUAGES, post, strict=True)}
+        wf = dict(zip(axis, post.tolist(), strict=True))
     # py3langid's ranking knows the languages wordfreq lacks (Swahili, Estonian, Albanian, Mongolian...);
     # a language wordfreq does not know is neutral there, and one py3langid barely ranks is not ruled out.
     letters = sum(ch.isalpha() for ch in text)
@@ -1089,7 +1123,8 @@ def extract_clues(text: str) -> CluesOutput:
     scores: dict[str, float] = defaultdict(float)
     for c in clues:
         for v in c.countries:
-            scores[v.country_code] += KIND_WEIGHT.get(c.kind, 0.3) * v.weight
+            if KIND_WEIGHT.get(c.kind, 0.3) > 0:  # a weak clue (Latin alone) enters the fusion only
+                scores[v.country_code] += KIND_WEIGHT.get(c.kind, 0.3) * v.weight
     total = sum(scores.values())
     norm = (
         {cc: round(s / total, 4) for cc, s in sorted(scores.items(), key=lambda kv: -kv[1])} if total else {}

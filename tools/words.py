@@ -165,3 +165,131 @@ def is_word(text: str, lang: str, min_zipf: float = 3.0) -> bool:
         return len(lossy_tokenize(text, lang)) == 1 and zipf(text, lang) >= min_zipf
     except ImportError:
         return False
+
+
+# -- Hunspell dictionaries: the languages wordfreq has no frequency list for ---------------------------
+HUNSPELL_DIRS = ("/usr/share/hunspell", "/usr/share/myspell/dicts")
+"""Where Debian's ``hunspell-*`` / ``myspell-*`` packages put their dictionaries (``<lang>_<REGION>.dic``
+with its ``.aff``); ``geolocate doctor --install`` installs those of :data:`geolocate.tools.doctor.
+HUNSPELL_PACKAGES`."""
+
+
+@functools.cache
+def hunspell_dictionaries() -> dict[str, Path]:
+    """Installed Hunspell dictionaries: ISO 639 language code -> one ``.dic`` file (symlinked duplicates
+    such as ``sw_KE`` -> ``sw_TZ`` once; Serbian in Latin letters as ``sr`` too). Empty where none is
+    installed."""
+    out: dict[str, Path] = {}
+    seen: set[Path] = set()
+    for d in HUNSPELL_DIRS:
+        for dic in sorted(Path(d).glob("*.dic")) if Path(d).is_dir() else ():
+            real = dic.resolve()
+            lang = regex.split(r"[_\-]", dic.stem)[0].lower()
+            if (
+                real in seen
+                or not regex.fullmatch(r"[a-z]{2,3}", lang)
+                or not dic.with_suffix(".aff").exists()
+            ):
+                continue
+            seen.add(real)
+            out[lang if lang not in out else f"{lang}:{dic.stem}"] = dic
+    return out
+
+
+def _hunspell_path(dics: dict[str, Path]) -> Path:
+    import hashlib
+
+    from geolocate.tools.geonames import cache_dir
+
+    key = "|".join(f"{k}={p}:{p.stat().st_size}:{int(p.stat().st_mtime)}" for k, p in sorted(dics.items()))
+    return cache_dir() / f"hunspell-{hashlib.sha256(key.encode()).hexdigest()[:16]}.sqlite"
+
+
+def _dic_encoding(aff: Path) -> str:
+    """The ``SET`` encoding an ``.aff`` file declares (UTF-8 when it declares none)."""
+    import codecs
+
+    with open(aff, "rb") as f:
+        for raw in f:
+            line = raw.strip().lstrip(b"\xef\xbb\xbf")
+            if line.startswith(b"SET "):
+                name = line[4:].strip().decode("ascii", "replace")
+                try:
+                    return codecs.lookup(name).name
+                except LookupError:
+                    return "utf-8"
+    return "utf-8"
+
+
+def build_hunspell_index(path: Path, dics: dict[str, Path]) -> None:
+    """Write the stems of every dictionary in ``dics`` (the words before ``/flags``, lower-cased; affixes
+    are not expanded, so a sign's dictionary form is found and most inflections are not) to a SQLite
+    table ``stems(word, lang)`` at ``path``, through a temporary file renamed into place.
+
+    Raises:
+        OutputError: the folder cannot hold it; nothing is left behind.
+    """
+    from geolocate.tools.files import OutputError, describe_os_error
+
+    tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
+    tmp.unlink(missing_ok=True)
+    try:
+        con = sqlite3.connect(tmp)
+        con.execute("PRAGMA journal_mode = OFF")
+        con.execute("PRAGMA synchronous = OFF")
+        con.execute("CREATE TABLE stems (word TEXT, lang TEXT, PRIMARY KEY (word, lang)) WITHOUT ROWID")
+        for key, dic in sorted(dics.items()):
+            lang = key.split(":")[0]
+            enc = _dic_encoding(dic.with_suffix(".aff"))
+            words = set()
+            with open(dic, encoding=enc, errors="replace") as f:
+                next(f, None)  # the first line is the entry count
+                for line in f:
+                    stem = line.split("/", 1)[0].split("\t", 1)[0].strip().lstrip("\ufeff").lower()
+                    if len(stem) >= 2 and not any(ch.isdigit() or ch.isspace() for ch in stem):
+                        words.add(stem)
+            con.executemany("INSERT OR IGNORE INTO stems VALUES (?, ?)", sorted((w, lang) for w in words))
+        con.commit()
+        con.close()
+        os.replace(tmp, path)
+    except sqlite3.OperationalError as e:
+        raise OutputError(f"{path.parent}: cannot build the Hunspell word index ({e})") from None
+    except OSError as e:
+        raise OutputError(describe_os_error(e, path)) from None
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+@functools.cache
+def _hunspell_connection() -> sqlite3.Connection | None:
+    dics = hunspell_dictionaries()
+    if not dics:
+        return None
+    path = _hunspell_path(dics)
+    if not path.exists():
+        from filelock import FileLock
+
+        with _LOCK, FileLock(str(path) + ".lock", timeout=900):
+            if not path.exists():
+                build_hunspell_index(path, dics)
+    return sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
+
+
+def ensure_hunspell_index() -> None:
+    """Open the Hunspell stem index, building it from the installed dictionaries on first use (a few
+    seconds; rebuilt when a dictionary is added or updated)."""
+    _hunspell_connection()
+
+
+@functools.lru_cache(maxsize=4096)
+def dictionary_languages(word: str) -> tuple[str, ...]:
+    """The ISO 639 codes of the installed Hunspell dictionaries (Debian ``hunspell-*``/``myspell-*``;
+    each package's licence is in ``/usr/share/doc/<package>/copyright``) that list ``word`` as a stem,
+    lower-cased; () for none or where no dictionary is installed. A word's dictionary form only:
+    Estonian ``apteek`` is found, its plural ``apteegid`` is not."""
+    con = _hunspell_connection()
+    if con is None or not word:
+        return ()
+    with _LOCK:
+        rows = con.execute("SELECT lang FROM stems WHERE word = ?", (word.lower(),)).fetchall()
+    return tuple(sorted({r[0] for r in rows}))
