@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import errno
+import itertools
 import json
 import os
 import re
@@ -1773,3 +1774,52 @@ def test_the_word_index_on_a_full_disk_is_one_line_and_leaves_nothing(tmp_path):
             build_index(d / "wordfreq.sqlite")
         assert "\n" not in str(e.value) and ("full" in str(e.value) or "space" in str(e.value))
         assert list(d.iterdir()) == []
+
+
+@pytest.mark.skipif(not ROOT, reason="a full file system needs a tmpfs mount (root)")
+def test_the_hunspell_index_on_a_full_disk_is_one_line_and_leaves_nothing(tmp_path):
+    """The Hunspell stem index (issue 24) is another writer in the cache folder: a full disk is one line
+    naming the folder, and its temporary file is gone."""
+    from geolocate.tools.files import OutputError
+    from geolocate.tools.words import build_hunspell_index
+
+    src = tmp_path / "dicts"
+    src.mkdir()
+    (src / "xx_XX.aff").write_text("SET UTF-8\n")
+    words = [
+        "".join(t) for t in itertools.islice(itertools.product("abcdefghijklmnopqrstuvwxyz", repeat=4), 50000)
+    ]
+    (src / "xx_XX.dic").write_text(f"{len(words)}\n" + "".join(f"{w}/A\n" for w in words))  # ~1 MB of stems
+    with full_disk(tmp_path) as d:
+        with pytest.raises(OutputError) as e:
+            build_hunspell_index(d / "hunspell.sqlite", {"xx": src / "xx_XX.dic"})
+        assert "\n" not in str(e.value)
+        assert list(d.iterdir()) == []
+
+
+def test_sign_words_go_on_without_dictionaries_when_their_index_cannot_be_built(
+    tmp_path, monkeypatch, caplog
+):
+    """A cache folder that is not a folder: the dictionary lookup says nothing and logs why; the sign's
+    language still comes from the frequency lists."""
+    import geolocate.tools.words as words
+    from geolocate.tools.clues import word_language_clues
+
+    src = tmp_path / "dicts"
+    src.mkdir()
+    (src / "et_EE.aff").write_text("SET UTF-8\n")
+    (src / "et_EE.dic").write_text("1\nhaigla/A\n")
+    not_a_folder = tmp_path / "cache"
+    not_a_folder.write_text("a file")
+    monkeypatch.setattr(words, "HUNSPELL_DIRS", (str(src),))
+    monkeypatch.setenv("GEOLOCATE_CACHE_DIR", str(not_a_folder))
+    for f in (words.hunspell_dictionaries, words._hunspell_connection, words.dictionary_languages):
+        f.cache_clear()
+    try:
+        assert words.dictionary_languages("haigla") == ()
+        assert "Hunspell dictionaries not used" in caplog.text
+        monkeypatch.delenv("GEOLOCATE_CACHE_DIR")
+        assert word_language_clues("Uscita")[0].value == "it"
+    finally:
+        for f in (words.hunspell_dictionaries, words._hunspell_connection, words.dictionary_languages):
+            f.cache_clear()

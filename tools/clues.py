@@ -145,6 +145,18 @@ def _script_countries() -> dict[str, dict[str, float]]:
 
 
 @functools.cache
+def _non_latin_official_share() -> dict[str, float]:
+    """Per country, the largest share of people (CLDR) of an official language written in a script
+    other than Latin (China 0.9 Han, Russia 0.95 Cyrillic, Namibia none)."""
+    out: dict[str, float] = {}
+    for script, terr in _script_countries().items():
+        if script != "Latn":
+            for cc, w in terr.items():
+                out[cc] = max(out.get(cc, 0.0), w)
+    return out
+
+
+@functools.cache
 def _language_countries() -> dict[str, dict[str, float]]:
     from babel.core import get_global
 
@@ -285,9 +297,15 @@ def script_clues(text: str) -> list[Clue]:
                 and names - {"Common", "Inherited", "Unknown"} == {"Latin"}
                 and counts[name] >= 3
             ):
-                # Latin official for a sizeable share: Latin alone is ordinary there (Estonia's 71% as
-                # much as Finland's 94%); elsewhere it is the floor's
-                terr = {cc: 1.0 for cc, w in table.get("Latn", {}).items() if w >= 0.3}
+                # Latin alone is ordinary where a Latin-script language is official for a sizeable
+                # share (Estonia's 71% as much as Finland's 94%) or no other script is official for
+                # half the people (Namibia: English, Oshiwambo); elsewhere (China, Russia) the floor's
+                other = _non_latin_official_share()
+                terr = {
+                    cc: 1.0
+                    for cc in get_db().countries
+                    if table.get("Latn", {}).get(cc, 0.0) >= 0.3 or other.get(cc, 0.0) < 0.5
+                }
                 clues.append(
                     Clue(
                         kind="script_only",

@@ -40,6 +40,28 @@ def haversine_km(
     return float(d) if np.ndim(d) == 0 else d
 
 
+def unit_vectors(lat: ArrayLike, lon: ArrayLike) -> NDArray[np.float64]:
+    """Points on the unit sphere, shape (..., 3), of WGS84 degrees (lat, lon) taken as spherical."""
+    p, lam = np.radians(np.asarray(lat, dtype=np.float64)), np.radians(np.asarray(lon, dtype=np.float64))
+    cp = np.cos(p)
+    return np.stack([cp * np.cos(lam), cp * np.sin(lam), np.sin(p)], axis=-1)
+
+
+def pairwise_km(u: NDArray[np.float64], v: NDArray[np.float64]) -> NDArray[np.float64]:
+    """Great-circle distance in km of every pair of points given as :func:`unit_vectors`, shape (n, m)
+    from (n, 3) and (m, 3): the angle between the vectors from one matrix product, the same sphere as
+    :func:`haversine_km` (within a metre of it in float64) and about 3x faster on large grids, where
+    the point of least expected distance or greatest expected GeoScore weighs every town against every
+    other. float32 vectors give float32 distances (within about 3 km: enough to choose a point by
+    expectations over thousands of km, twice as fast again).
+
+    >>> u = unit_vectors([48.8566, 0.0], [2.3522, 0.0])
+    >>> [round(float(x), 1) for x in pairwise_km(u, unit_vectors([51.5074], [-0.1278]))[:, 0]]
+    [343.6, 5727.4]
+    """
+    return EARTH_RADIUS_KM * np.arccos(np.clip(u @ v.T, -1.0, 1.0))
+
+
 class BBox(NamedTuple):
     """Axis-aligned box in WGS84 degrees: (south, west, north, east); west > east crosses the antimeridian."""
 

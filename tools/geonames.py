@@ -36,7 +36,7 @@ import numpy as np
 import platformdirs
 import regex
 
-from geolocate.tools.geo import haversine_km
+from geolocate.tools.geo import haversine_km, pairwise_km, unit_vectors
 
 INDEX_VERSION = 6
 """Bump when the schema or the build rules change: a new cache file is built."""
@@ -394,14 +394,16 @@ def min_expected_distance_point(
     w = w / w.sum()
     cand = np.arange(w.size) if candidates is None else np.asarray(candidates)
     dist, score = [], []
+    u, w32 = unit_vectors(lat, lon).astype(np.float32), w.astype(np.float32)  # float32: ~3 km, 2x faster
     for c in np.array_split(cand, max(1, len(cand) * w.size // 2_000_000 + 1)):
-        d = haversine_km(lat[c, None], lon[c, None], lat[None, :], lon[None, :])
-        dist.append(d @ w)
+        d = pairwise_km(u[c], u)
+        dist.append((d @ w32).astype(np.float64))
         if geoscore_scale_km is not None:
-            score.append(np.exp(-d / geoscore_scale_km) @ w)
+            score.append(np.exp(-d / np.float32(geoscore_scale_km)) @ w32)
     cost = np.concatenate(dist)
     j = int(np.argmin(cost)) if geoscore_scale_km is None else int(np.argmax(np.concatenate(score)))
-    return float(lat[cand[j]]), float(lon[cand[j]]), float(cost[j])
+    k = cand[j]  # the chosen point's expected distance, exactly (float64 haversine)
+    return float(lat[k]), float(lon[k]), float(haversine_km(lat[k], lon[k], lat, lon) @ w)
 
 
 def _prior_point(place_rows: list[tuple]) -> tuple[float, float]:

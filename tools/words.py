@@ -262,17 +262,27 @@ def build_hunspell_index(path: Path, dics: dict[str, Path]) -> None:
 
 @functools.cache
 def _hunspell_connection() -> sqlite3.Connection | None:
+    """The stem index, or None where no dictionary is installed or the index cannot be built (a
+    dictionary that cannot be read, a full disk: logged once; sign words then go without dictionaries)."""
+    from geolocate.tools.files import OutputError
+
     dics = hunspell_dictionaries()
     if not dics:
         return None
-    path = _hunspell_path(dics)
-    if not path.exists():
-        from filelock import FileLock
+    try:
+        path = _hunspell_path(dics)
+        if not path.exists():
+            from filelock import FileLock
 
-        with _LOCK, FileLock(str(path) + ".lock", timeout=900):
-            if not path.exists():
-                build_hunspell_index(path, dics)
-    return sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
+            with _LOCK, FileLock(str(path) + ".lock", timeout=900):
+                if not path.exists():
+                    build_hunspell_index(path, dics)
+        return sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
+    except (OutputError, OSError, sqlite3.Error) as e:
+        import logging
+
+        logging.getLogger(__name__).warning("Hunspell dictionaries not used: %s", e)
+        return None
 
 
 def ensure_hunspell_index() -> None:
