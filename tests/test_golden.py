@@ -22,8 +22,7 @@ expected distance (issue 24: between far-apart modes the median answers a countr
 Chinese sign moves from 1191 to 1147 km from the truth (Hefei; radius 873 -> 880 km), the Norwegian one
 from 267 to 261 km; and when Latin alone on a photo became a weak clue (``script_only``, issue 24: Latin
 text with no other script is seldom all a photo shows where another script is official): the Norwegian
-sign's "Leie co" answers at the same place with a radius of 1154 km instead of 1330 km (India counts
-among the countries where Latin alone is ordinary: no other script is official for half its people).
+sign's "Leie co" answers at the same place with a radius of 1107 km instead of 1330 km.
 Photos: OSV-5M (Mapillary, CC-BY-SA 4.0), see examples/photos/ATTRIBUTION.md.
 """
 

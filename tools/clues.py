@@ -146,13 +146,14 @@ def _script_countries() -> dict[str, dict[str, float]]:
 
 @functools.cache
 def _non_latin_official_share() -> dict[str, float]:
-    """Per country, the largest share of people (CLDR) of an official language written in a script
-    other than Latin (China 0.9 Han, Russia 0.95 Cyrillic, Namibia none)."""
+    """Per country, the share of people (CLDR, at most 1) whose official language is written in a script
+    other than Latin, summed over those scripts (China 0.9 Han; India Devanagari, Bengali, Telugu...
+    together; Namibia none)."""
     out: dict[str, float] = {}
     for script, terr in _script_countries().items():
         if script != "Latn":
             for cc, w in terr.items():
-                out[cc] = max(out.get(cc, 0.0), w)
+                out[cc] = min(1.0, out.get(cc, 0.0) + w)
     return out
 
 
