@@ -35,6 +35,47 @@ def _index_path() -> Path:
     return cache_dir() / f"wordfreq-{version('wordfreq')}-z{INDEX_MIN_ZIPF:g}.sqlite"
 
 
+def _write_index(path: Path, what: str, schema: str, fill) -> None:
+    """Build a SQLite index at ``path`` through a temporary file renamed into place (an interrupted
+    build leaves nothing half-written): ``schema`` creates its table, ``fill(connection)`` inserts.
+
+    Raises:
+        OutputError: the folder cannot hold it (one line naming ``what``: a full disk says so);
+            nothing is left behind.
+    """
+    from geolocate.tools.files import OutputError, describe_os_error
+
+    tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
+    tmp.unlink(missing_ok=True)
+    try:
+        con = sqlite3.connect(tmp)
+        con.execute("PRAGMA journal_mode = OFF")  # a temporary file: nothing to roll back to
+        con.execute("PRAGMA synchronous = OFF")
+        con.execute(schema)
+        fill(con)
+        con.commit()
+        con.close()
+        os.replace(tmp, path)
+    except sqlite3.OperationalError as e:  # "database or disk is full", a read-only folder...
+        raise OutputError(f"{path.parent}: cannot build the {what} ({e})") from None
+    except OSError as e:
+        raise OutputError(describe_os_error(e, path)) from None
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _open_index(path: Path, build) -> sqlite3.Connection:
+    """Open the index at ``path`` read-only, building it first with ``build(path)`` under a lock shared
+    by all processes (one build for parallel first runs)."""
+    if not path.exists():
+        from filelock import FileLock
+
+        with _LOCK, FileLock(str(path) + ".lock", timeout=900):
+            if not path.exists():
+                build(path)
+    return sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
+
+
 def build_index(path: Path) -> None:
     """Write every wordfreq language's ``best`` list (words of Zipf >= :data:`INDEX_MIN_ZIPF`) to a
     SQLite table ``words(lang, word, freq)`` at ``path`` (a temporary file renamed into place:
@@ -45,17 +86,7 @@ def build_index(path: Path) -> None:
     """
     from wordfreq import available_languages, get_frequency_dict
 
-    from geolocate.tools.files import OutputError, describe_os_error
-
-    tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
-    tmp.unlink(missing_ok=True)
-    try:
-        con = sqlite3.connect(tmp)
-        con.execute("PRAGMA journal_mode = OFF")  # a temporary file: nothing to roll back to
-        con.execute("PRAGMA synchronous = OFF")
-        con.execute(
-            "CREATE TABLE words (lang TEXT, word TEXT, freq REAL, PRIMARY KEY (lang, word)) WITHOUT ROWID"
-        )
+    def fill(con: sqlite3.Connection) -> None:
         floor = 10.0 ** (INDEX_MIN_ZIPF - 9)
         for lang in sorted(available_languages("best")):
             d = get_frequency_dict(lang, "best")
@@ -63,27 +94,18 @@ def build_index(path: Path) -> None:
             rows = sorted((lang, w, f) for w, f in d.items() if f >= floor)
             con.executemany("INSERT INTO words VALUES (?, ?, ?)", rows)
             get_frequency_dict.cache_clear()  # one language's dict in memory at a time
-        con.commit()
-        con.close()
-        os.replace(tmp, path)
-    except sqlite3.OperationalError as e:  # "database or disk is full", a read-only folder...
-        raise OutputError(f"{path.parent}: cannot build the word index ({e})") from None
-    except OSError as e:
-        raise OutputError(describe_os_error(e, path)) from None
-    finally:
-        tmp.unlink(missing_ok=True)
+
+    _write_index(
+        path,
+        "word index",
+        "CREATE TABLE words (lang TEXT, word TEXT, freq REAL, PRIMARY KEY (lang, word)) WITHOUT ROWID",
+        fill,
+    )
 
 
 @functools.cache
 def _connection() -> sqlite3.Connection:
-    path = _index_path()
-    if not path.exists():
-        from filelock import FileLock
-
-        with _LOCK, FileLock(str(path) + ".lock", timeout=900):  # one build for parallel first runs
-            if not path.exists():
-                build_index(path)
-    return sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
+    return _open_index(_index_path(), build_index)
 
 
 def ensure_index() -> None:
@@ -229,15 +251,8 @@ def build_hunspell_index(path: Path, dics: dict[str, Path]) -> None:
     Raises:
         OutputError: the folder cannot hold it; nothing is left behind.
     """
-    from geolocate.tools.files import OutputError, describe_os_error
 
-    tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
-    tmp.unlink(missing_ok=True)
-    try:
-        con = sqlite3.connect(tmp)
-        con.execute("PRAGMA journal_mode = OFF")
-        con.execute("PRAGMA synchronous = OFF")
-        con.execute("CREATE TABLE stems (word TEXT, lang TEXT, PRIMARY KEY (word, lang)) WITHOUT ROWID")
+    def fill(con: sqlite3.Connection) -> None:
         for key, dic in sorted(dics.items()):
             lang = key.split(":")[0]
             enc = _dic_encoding(dic.with_suffix(".aff"))
@@ -249,15 +264,13 @@ def build_hunspell_index(path: Path, dics: dict[str, Path]) -> None:
                     if len(stem) >= 2 and not any(ch.isdigit() or ch.isspace() for ch in stem):
                         words.add(stem)
             con.executemany("INSERT OR IGNORE INTO stems VALUES (?, ?)", sorted((w, lang) for w in words))
-        con.commit()
-        con.close()
-        os.replace(tmp, path)
-    except sqlite3.OperationalError as e:
-        raise OutputError(f"{path.parent}: cannot build the Hunspell word index ({e})") from None
-    except OSError as e:
-        raise OutputError(describe_os_error(e, path)) from None
-    finally:
-        tmp.unlink(missing_ok=True)
+
+    _write_index(
+        path,
+        "Hunspell word index",
+        "CREATE TABLE stems (word TEXT, lang TEXT, PRIMARY KEY (word, lang)) WITHOUT ROWID",
+        fill,
+    )
 
 
 @functools.cache
@@ -270,14 +283,7 @@ def _hunspell_connection() -> sqlite3.Connection | None:
     if not dics:
         return None
     try:
-        path = _hunspell_path(dics)
-        if not path.exists():
-            from filelock import FileLock
-
-            with _LOCK, FileLock(str(path) + ".lock", timeout=900):
-                if not path.exists():
-                    build_hunspell_index(path, dics)
-        return sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
+        return _open_index(_hunspell_path(dics), lambda p: build_hunspell_index(p, dics))
     except (OutputError, OSError, sqlite3.Error) as e:
         import logging
 
