@@ -440,3 +440,21 @@ def test_a_word_no_frequency_list_has_gets_its_language_from_a_dictionary(word, 
 def test_a_word_with_a_frequency_keeps_the_frequency_lists_judgement():
     (clue,) = word_language_clues("Uscita")
     assert clue.value == "it" and "Hunspell" not in clue.detail
+
+
+def test_a_place_named_in_the_committed_country_is_the_answer(tmp_path, plain_photo):
+    """ "Ниш" (Niš, Serbia, 250,000 people) commits Serbia through the fusion without committing the city
+    (Cyrillic points to Russia first); the answer was then the point of Serbia with the greatest expected
+    GeoScore, near Belgrade, 193 km away. The place the words name in that country is the answer now."""
+    from matplotlib import font_manager
+
+    im = Image.open(plain_photo).convert("RGB")
+    draw = ImageDraw.Draw(im)
+    font = ImageFont.truetype(font_manager.findfont("DejaVu Sans"), 64)  # Pillow's default has no Cyrillic
+    draw.rectangle((30, 30, 260, 130), fill="white")
+    draw.text((50, 40), "Ниш", fill="black", font=font)
+    photo = tmp_path / "s.jpg"
+    im.save(photo)
+    state = run_episode(load_image(photo), ToolSet.parse_spec("all,-exif"), make_policy("heuristic"))
+    a = state.answer
+    assert a is not None and haversine_km(a.lat, a.lon, 43.32, 21.90) < 25, (a, state.chain)

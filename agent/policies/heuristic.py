@@ -52,6 +52,12 @@ COUNTRY_MIN_SCORE = 0.45
 CONTINENT_MIN_SCORE = 0.35
 """Minimum posterior probability of a continent to commit it when the answer point lies there anyway
 (the likeliest continent at 0.5 is committed and the answer moved into it)."""
+NAMED_PLACE_MIN_SHARE = 0.2
+"""A gazetteer match in the country the fusion committed is where the answer goes when the words name a
+place there with at least this probability (``score_without_clues``: a place rather than a word)."""
+NAMED_PLACE_RADIUS_KM = 50.0
+"""Radius of an answer at such a named place: the city is not committed, so the name may be a street or
+a district named after it (at most the country's expected distance)."""
 MAX_PLACE_QUERIES = 6
 
 _WORD = regex.compile(r"\p{L}[\p{L}\p{M}'’.\-]*")
@@ -710,6 +716,24 @@ class HeuristicPolicy:
                 out.append((eid, Clue(kind="place", value=q, countries=votes, source="GeoNames gazetteer")))
         return out
 
+    @staticmethod
+    def _named_place_in(ep, country: str, languages: tuple[str, ...]):
+        """The most probable exact gazetteer match (:func:`resolve_places`, score 0.9 or more: a name as
+        written, not a near match) in the committed ``country``, or None: Niš read as "Ниш" commits
+        Serbia by the fusion, and the answer is then Niš rather than the country's likeliest point."""
+        gazetteer = [
+            (e, e.arguments.get("query", ""), e.typed().matches) for e in HeuristicPolicy._ok(ep, "gazetteer")
+        ]
+        cands = [
+            c
+            for c in resolve_places(gazetteer, {}, languages)
+            if c["place"].country_code == country and c["place"].score >= 0.9 and c["place"].method == "exact"
+        ]
+        if not cands:
+            return None
+        best = max(cands, key=lambda c: (c["score_without_clues"], int(c["place"].population or 0)))
+        return best["place"] if best["score_without_clues"] >= NAMED_PLACE_MIN_SHARE else None
+
     def _plan_from_posterior(
         self, ep, clue_evs, hint_texts, constraints, languages=("en",)
     ) -> dict[str, Any]:
@@ -767,6 +791,9 @@ class HeuristicPolicy:
             if p >= COUNTRY_MIN_SCORE:
                 country = get_db().countries[cc]
                 lat, lon, km = post.best_point(country=cc)
+                named = self._named_place_in(ep, cc, languages)
+                if named is not None:  # the place clue's likelihood peaks at the place it names
+                    lat, lon, km = named.lat, named.lon, min(km, NAMED_PLACE_RADIUS_KM)
                 levels = [
                     (Level.CONTINENT, CONTINENTS[country.continent], min(0.9, conts[country.continent]), ev),
                     (Level.COUNTRY, cc, round(p, 3), ev),
