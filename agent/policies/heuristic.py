@@ -687,7 +687,16 @@ class HeuristicPolicy:
         return out
 
     @staticmethod
-    def _place_clues(ep, languages: tuple[str, ...]) -> list[tuple[str, Any]]:
+    def _resolved_places(ep, languages: tuple[str, ...]) -> list[dict[str, Any]]:
+        """The episode's gazetteer matches through :func:`resolve_places` without the other clues (the
+        fusion adds those): the candidates of :meth:`_place_clues` and :meth:`_named_place_in`."""
+        gazetteer = [
+            (e, e.arguments.get("query", ""), e.typed().matches) for e in HeuristicPolicy._ok(ep, "gazetteer")
+        ]
+        return resolve_places(gazetteer, {}, languages)
+
+    @staticmethod
+    def _place_clues(candidates: list[dict[str, Any]]) -> list[tuple[str, Any]]:
         """Gazetteer matches too weak to commit a city, as clues for the fusion: per query, the countries
         of its namesakes (:func:`resolve_places`, without the other clues: the fusion adds those),
         each country's share the probability that the words name a place there (``place`` clues have
@@ -696,11 +705,8 @@ class HeuristicPolicy:
         so they move the posterior little."""
         from geolocate.tools.clues import Clue, CountryVote
 
-        gazetteer = [
-            (e, e.arguments.get("query", ""), e.typed().matches) for e in HeuristicPolicy._ok(ep, "gazetteer")
-        ]
         by_query: dict[str, tuple[str, dict[str, float]]] = {}
-        for cand in resolve_places(gazetteer, {}, languages):
+        for cand in candidates:
             eid, shares = by_query.setdefault(cand["query"], (cand["evidence"].id, {}))
             cc = cand["place"].country_code
             shares[cc] = shares.get(cc, 0.0) + cand["score_without_clues"]
@@ -717,16 +723,14 @@ class HeuristicPolicy:
         return out
 
     @staticmethod
-    def _named_place_in(ep, country: str, languages: tuple[str, ...]):
-        """The most probable exact gazetteer match (:func:`resolve_places`, score 0.9 or more: a name as
-        written, not a near match) in the committed ``country``, or None: Niš read as "Ниш" commits
-        Serbia by the fusion, and the answer is then Niš rather than the country's likeliest point."""
-        gazetteer = [
-            (e, e.arguments.get("query", ""), e.typed().matches) for e in HeuristicPolicy._ok(ep, "gazetteer")
-        ]
+    def _named_place_in(candidates: list[dict[str, Any]], country: str):
+        """The most probable exact gazetteer match among ``candidates`` (:meth:`_resolved_places`, score
+        0.9 or more: a name as written, not a near match) in the committed ``country``, or None: Niš read
+        as "Ниш" commits Serbia by the fusion, and the answer is then Niš rather than the country's
+        likeliest point."""
         cands = [
             c
-            for c in resolve_places(gazetteer, {}, languages)
+            for c in candidates
             if c["place"].country_code == country and c["place"].score >= 0.9 and c["place"].method == "exact"
         ]
         if not cands:
@@ -745,7 +749,8 @@ class HeuristicPolicy:
             for c in e.typed().clues
             if e.arguments.get("text") not in hint_texts or c.kind not in ("script", "language")
         ]
-        for e, clue in self._place_clues(ep, languages):
+        places = self._resolved_places(ep, languages)
+        for e, clue in self._place_clues(places):
             pairs.append((e, clue))
         pairs += self._seen_script_clues(ep)
         visual = next(iter(self._ok(ep, "visual_candidates")), None)
@@ -791,7 +796,7 @@ class HeuristicPolicy:
             if p >= COUNTRY_MIN_SCORE:
                 country = get_db().countries[cc]
                 lat, lon, km = post.best_point(country=cc)
-                named = self._named_place_in(ep, cc, languages)
+                named = self._named_place_in(places, cc)
                 if named is not None:  # the place clue's likelihood peaks at the place it names
                     lat, lon, km = named.lat, named.lon, min(km, NAMED_PLACE_RADIUS_KM)
                 levels = [
