@@ -22,7 +22,11 @@ expected distance (issue 24: between far-apart modes the median answers a countr
 Chinese sign moves from 1191 to 1147 km from the truth (Hefei; radius 873 -> 880 km), the Norwegian one
 from 267 to 261 km; and when Latin alone on a photo became a weak clue (``script_only``, issue 24: Latin
 text with no other script is seldom all a photo shows where another script is official): the Norwegian
-sign's "Leie co" answers at the same place with a radius of 1107 km instead of 1330 km.
+sign's "Leie co" answers at the same place with a radius of 1107 km instead of 1330 km; and when
+py3langid's Norwegian (no, nb, nn), like its Serbian, Croatian and Bosnian, counted as the best of its
+codes instead of the last ranked (issue 24, round 4: Serbian "Апотека" had read as Russian), "Leie co"
+commits Norway with 0.60 instead of 0.53 and answers 271 km from the truth instead of 261 (radius 1092
+km).
 Photos: OSV-5M (Mapillary, CC-BY-SA 4.0), see examples/photos/ATTRIBUTION.md.
 """
 

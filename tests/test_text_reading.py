@@ -458,3 +458,61 @@ def test_a_place_named_in_the_committed_country_is_the_answer(tmp_path, plain_ph
     state = run_episode(load_image(photo), ToolSet.parse_spec("all,-exif"), make_policy("heuristic"))
     a = state.answer
     assert a is not None and haversine_km(a.lat, a.lon, 43.32, 21.90) < 25, (a, state.chain)
+
+
+# -- issue 24, round 4 -------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "text, script, font",
+    [("שלום", "Hebrew", "NotoSansHebrew-Regular.ttf"), ("ตำรวจ", "Thai", "NotoSansThai-Regular.ttf"),
+     ("Հյուրանոց", "Armenian", "NotoSansArmenian-Regular.ttf")],
+)  # fmt: skip
+def test_a_script_rapidocr_reads_as_sure_latin_letters_is_reread_by_its_model(text, script, font):
+    """RapidOCR has no Hebrew, Thai or Armenian model and reads these words as Latin letters with a sure
+    score (``D17U`` 0.91, ``CCSLD`` 0.91, ``Ljnipwng`` 0.77), so they were never re-read. A Latin
+    reading that is no place and no word is now doubtful, and the script's model reads it."""
+    from geolocate.tools.ocr import MultiScriptBackend
+
+    backend = MultiScriptBackend()
+    if script not in backend.scripts:
+        pytest.skip(f"Tesseract's {script} model is not installed (geolocate doctor --install)")
+    lines = [ln for ln in backend.read(_board(text, NOTO / font)) if ln.read]
+    assert [ln.script for ln in lines] == [script], [(ln.text, ln.script) for ln in lines]
+
+
+@pytest.mark.parametrize("text", ["Įėjimas", "Ħruġ", "Cấm đỗ xe", "Išvažiavimas", "Ġnien"])
+def test_latin_read_with_its_accents_is_kept_even_when_it_is_no_known_word(text):
+    """Accented Latin letters (ė, ħ, ġ, ấ) mean RapidOCR saw Latin text; Tesseract's Cyrillic model
+    read such words as ``Јејітаѕ``, ``Нгид`` and ``Сат аб хе`` with 0.76-0.83, so they are not made
+    doubtful for being no word the lists know."""
+    from geolocate.tools.ocr import MultiScriptBackend
+
+    lines = [ln for ln in MultiScriptBackend().read(_board(text, NOTO / "NotoSans-Regular.ttf")) if ln.read]
+    assert lines and all(ln.script == "Latin" for ln in lines), [(ln.text, ln.script) for ln in lines]
+
+
+@pytest.mark.parametrize("text", ["መግቢያ", "ሱቅ"])
+def test_a_box_no_model_reads_surely_is_read_again_at_another_height(text, monkeypatch):
+    """Tesseract's Ethiopic model read these words at the box's height with confidence 0.2-0.6 (or
+    nothing) and surely at 64 px; its Arabic model reads some short words only at their own height, not
+    at its usual 40 px. The likeliest scripts of an unsure box are read at the other height too."""
+    from geolocate.tools import ocr
+
+    backend = ocr.MultiScriptBackend()
+    if "Ethiopic" not in backend.scripts:
+        pytest.skip("Tesseract's Ethiopic model is not installed (geolocate doctor --install)")
+    board = _board(text, NOTO / "NotoSansEthiopic-Regular.ttf")
+    assert [(ln.text, ln.script) for ln in backend.read(board) if ln.read] == [(text, "Ethiopic")]
+    monkeypatch.setattr(ocr, "RETRY_SCRIPTS", 0)
+    assert [ln.text for ln in backend.read(board) if ln.read] != [text]
+
+
+@pytest.mark.parametrize("text", ["Апотека", "Излаз", "Аутобуска станица"])
+def test_serbian_cyrillic_words_read_as_serbian_not_russian(text):
+    """py3langid ranks Serbian (sr) above Bosnian (bs, ~0 on Cyrillic), and both are wordfreq's "sh": the
+    last ranked of them used to overwrite the best, so Serbian "Апотека" lost its language and answered
+    Russia. The best of a language's codes counts."""
+    from geolocate.agent.fusion import fuse
+
+    out = extract_clues(text)
+    post = fuse([(str(i), c) for i, c in enumerate(out.clues)])
+    assert post.top()[0] == "RS", sorted(post.probs.items(), key=lambda kv: -kv[1])[:3]

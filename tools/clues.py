@@ -548,8 +548,10 @@ def word_language_clues(text: str, max_words: int = 8) -> list[Clue]:
     # py3langid's ranking knows the languages wordfreq lacks (Swahili, Estonian, Albanian, Mongolian...);
     # a language wordfreq does not know is neutral there, and one py3langid barely ranks is not ruled out.
     letters = sum(ch.isalpha() for ch in text)
-    lid = {code: float(p) for code, p in _langid().rank(text)[:25]} if letters >= 4 else {}
-    lid = {_LID_TO_ISO.get(k, k): v for k, v in lid.items()}
+    lid: dict[str, float] = {}
+    for code, prob in _langid().rank(text)[:25] if letters >= 4 else ():
+        code = _LID_TO_ISO.get(code, code)  # sr, hr and bs are one "sh": the best of them counts
+        lid[code] = max(lid.get(code, 0.0), float(prob))
     if lid and max(lid.values()) < 0.3 and not used:
         return []  # neither source knows: no clue rather than a guess
     neutral = 1.0 / len(WORD_LANGUAGES)

@@ -376,27 +376,46 @@ def installed_scripts() -> list[str]:
     return [s for s in TESSERACT_SCRIPTS if s in have or f"script/{s}" in have]
 
 
-def _known_word(text: str) -> bool:
+def _known_word(text: str, dictionaries: bool = False) -> bool:
     """Whether ``text`` means something: the whole text, or one of its words of three letters or more,
     is a known place (GeoNames) or a frequent word in one of the word languages (``wordfreq``: MANANA
-    is Spanish, ΑΘΗΝΑ a place). Such a reading is kept; one that means nothing (``MOCKBA``) may be
-    Cyrillic or Greek read as Latin look-alikes."""
-    from geolocate.tools.clues import WORD_MIN_ZIPF, _word_zipf
+    is Spanish, ΑΘΗΝΑ a place), or with ``dictionaries`` a word of four letters or more is a stem in an
+    installed Hunspell dictionary (Estonian ``Haigla``). Such a reading is kept; one that means nothing
+    (``MOCKBA``) may be Cyrillic or Greek read as Latin look-alikes."""
+    from geolocate.tools.clues import SIGN_WORD_MIN_ZIPF, WORD_MIN_ZIPF, _word_zipf
     from geolocate.tools.geonames import get_db, normalize_name
+    from geolocate.tools.words import dictionary_languages
 
     db = get_db()
     words = [w for w in text.split() if sum(ch.isalpha() for ch in w) >= 3]
+    least = SIGN_WORD_MIN_ZIPF if dictionaries else WORD_MIN_ZIPF
     for w in [text, *words]:
         if db.places_by_key(normalize_name(w)):
             return True
-        if w.isalpha() and max(z for _, z in _word_zipf(w.lower())) >= WORD_MIN_ZIPF:
+        if w.isalpha() and max(z for _, z in _word_zipf(w.lower())) >= least:
+            return True
+        if dictionaries and w.isalpha() and len(w) >= 4 and dictionary_languages(w):
             return True
     return False
 
 
+UNKNOWN_LATIN = 0.8
+UNKNOWN_LATIN_LETTERS = 3
+"""A Latin reading of :data:`UNKNOWN_LATIN_LETTERS` letters and digits or more (two letters at least) that is
+no place, no frequent word and no dictionary word (:func:`_known_word`), and has no accented Latin letter
+(ė, ħ, đ: RapidOCR saw Lithuanian, Maltese or Vietnamese), has its plausibility multiplied by this, so
+that a sure RapidOCR score (0.85-0.9) no longer spares it a re-read: RapidOCR, which has no Hebrew, Thai,
+Armenian, Georgian or Myanmar model, reads these scripts as Latin letters with such scores (בית מרקחת as
+``CU ALLUU`` at 0.89, שלום as ``D17U``, Armenian Մուտք as ``Unlunp``), and Tesseract's script models read
+them right at 0.85-0.9 (measured on benchmarks/textbench.py signs). A brand name read right stays: the
+re-reading replaces it only when it is surer than the lowered score, and a Cyrillic or Greek one only when
+it is a word (:func:`_twin_guess`)."""
+
+
 def plausibility(line: TextLine) -> float:
     """How believable RapidOCR's reading of a box is, 0..1: its score, lowered for a reading made only
-    of Latin look-alikes of Cyrillic/Greek letters (``MOCKBA``) and for readings that mix scripts."""
+    of Latin look-alikes of Cyrillic/Greek letters (``MOCKBA``), for a Latin reading that means nothing
+    (:data:`UNKNOWN_LATIN`) and for readings that mix scripts."""
     text = line.text.strip()
     letters = [ch for ch in text if ch.isalpha()]
     p = line.score
@@ -404,6 +423,7 @@ def plausibility(line: TextLine) -> float:
         return 0.0  # a box read as nothing but punctuation: its letters were not read at all
     twins = sum(ch in _LOOKALIKE for ch in letters)
     latin_only = any(not ch.isascii() and ch not in _LOOKALIKE for ch in letters)  # Ł, Ř: real Latin
+    script = script_of(text)
     if (
         len(letters) >= 4
         and text.upper() == text
@@ -412,7 +432,15 @@ def plausibility(line: TextLine) -> float:
         and not _known_word(text)
     ):
         p *= 0.6
-    script = script_of(text)
+    elif (
+        script == "Latin"
+        and len(letters) >= 2
+        and sum(ch.isalnum() for ch in text) >= UNKNOWN_LATIN_LETTERS
+        and all(ch.isascii() for ch in letters if regex.match(r"\p{Latin}", ch))  # ė, ħ, đ: Latin seen
+        and not _DOMAIN.search(text)  # a web address is a name, read as it is
+        and not _known_word(text, dictionaries=True)
+    ):
+        p *= UNKNOWN_LATIN
     if script is not None and purity(text, script) < 0.8:
         p *= 0.6
     if (
@@ -425,6 +453,7 @@ def plausibility(line: TextLine) -> float:
     return p
 
 
+_DOMAIN = regex.compile(r"[\w-]+\.[a-z]{2,}\b|@", regex.IGNORECASE)
 SURE_CJK = 0.8
 """A reading of one to three CJK characters below this score that is no word and no place is doubtful."""
 _CJK = regex.compile(r"[\p{Han}\p{Hiragana}\p{Katakana}\p{Hangul}]")
@@ -460,6 +489,20 @@ LINE_HEIGHT = {"Arabic": 40}
 scaled down to it. Tesseract's Arabic model read 75% of 114 generated Arabic, Persian and Urdu signs
 right at 40 px against 63% at their own height (40-100 px); the other script models did as well or
 better at their own height (benchmarks/textbench.py signs, Noto fonts)."""
+RETRY_SCRIPTS = 3
+"""When no script model reads a box surely (:data:`SURE_READ`), the models of this many best readings
+read it again at another height (:func:`_other_height`). On 255 generated signs' boxes in 17 scripts,
+their own script's model read 202 right (confidence 0.6 or more) at the box's height, 207 at 40 or
+64 px, and 216 at the better of the two (Arabic, Ethiopic, Lao and Thai gain; benchmarks/textbench.py
+signs, Noto fonts)."""
+
+
+def _other_height(height: int) -> int:
+    """The second height (pixels) a line crop of ``height`` is read at: 40 px for a taller crop, 64 px
+    for a smaller one."""
+    return 40 if height > 52 else 64
+
+
 SIBLING_SURE = {"Lao": 0.62, "Khmer": 0.55, "Myanmar": 0.6}
 """Tesseract's Thai model reads Lao, Khmer and Myanmar text as Thai with the confidence it has on Thai
 (0.6-0.9), while these scripts' own models seldom reach these values (confidence x purity) on text
@@ -585,6 +628,26 @@ def _reread_order(first_reading: str, scripts: list[str]) -> list[str]:
     return list(dict.fromkeys([*present, *twins, *scripts]))
 
 
+def _twin_guess(first: str, script: str, text: str) -> bool:
+    """Whether replacing RapidOCR's Latin reading ``first`` by a Cyrillic or Greek re-reading ``text``
+    is a guess: these models read Latin letters as their look-alikes with confidence (``Ġnien`` as
+    ``Спіеп`` at 0.90), so such a re-reading must be a place or a word (:func:`_known_word` with the
+    dictionaries: Kazakh ``Кіру`` for ``Kipy``), unless the Latin reading is made of look-alikes only
+    (``MOCKBA``).
+
+    >>> _twin_guess("Ġnien", "Cyrillic", "Спіеп"), _twin_guess("Kipy", "Cyrillic", "Кіру")
+    (True, False)
+    """
+    letters = [ch for ch in first if ch.isalpha()]
+    return (
+        script in ("Cyrillic", "Greek")
+        and script_of(first) == "Latin"
+        and purity(first, "Latin") >= 0.8
+        and not all(ch in _LOOKALIKE for ch in letters)  # MOCKBA: look-alikes only, Cyrillic is likely
+        and not _known_word(text, dictionaries=True)
+    )
+
+
 class MultiScriptBackend(OcrBackend):
     """RapidOCR finds the text boxes and reads Latin and Han; a box whose reading is not plausible
     (:func:`plausibility`: a low score, Cyrillic/Greek look-alikes, mixed scripts) is re-read by
@@ -607,12 +670,17 @@ class MultiScriptBackend(OcrBackend):
                 " ".join(OCR_PACKAGES),
             )
 
-    def _tesseract(self, crop: Image.Image, script: str) -> tuple[str, float]:
+    def _tesseract(self, crop: Image.Image, script: str, other_height: bool = False) -> tuple[str, float]:
+        """(text, confidence 0..1) of ``script``'s model on a line crop, at the height the model reads
+        best (:data:`LINE_HEIGHT`, else the crop's own), or with ``other_height`` at the other one
+        (:func:`_other_height`)."""
         import pytesseract
 
         lang = script if script in tesseract_languages() else f"script/{script}"
         height = LINE_HEIGHT.get(script)
-        if height and crop.height > height:  # this model reads a line best at about this height
+        if other_height:
+            height = None if height and crop.height > height else _other_height(crop.height)
+        if height and (crop.height > height or other_height):  # this model reads best at about this height
             crop = crop.resize((max(1, round(crop.width * height / crop.height)), height), Image.LANCZOS)
         d = pytesseract.image_to_data(crop, lang=lang, config="--psm 7", output_type=pytesseract.Output.DICT)
         words = [(w, float(c)) for w, c in zip(d["text"], d["conf"]) if w.strip() and float(c) >= 0]
@@ -653,6 +721,13 @@ class MultiScriptBackend(OcrBackend):
                     reads += pool.map(lambda s, c=crop: (s, *self._tesseract(c, s)), batch)
                     if max(r[2] * purity(r[1], r[0]) for r in reads) >= SURE_READ:
                         break
+                if max(r[2] * purity(r[1], r[0]) for r in reads) < SURE_READ:
+                    # No sure reading: the likeliest scripts once more at another height (a model may
+                    # read a short Arabic word at its own height and not at 40 px, Ethiopic the reverse).
+                    top = [r[0] for r in sorted(reads, key=_reading_value, reverse=True) if r[1]]
+                    reads += pool.map(
+                        lambda s, c=crop: (s, *self._tesseract(c, s, other_height=True)), top[:RETRY_SCRIPTS]
+                    )
                 if max(reads, key=_reading_value)[0] == "Thai":  # Thai's model reads Lao and Khmer too
                     tried = {r[0] for r in reads}
                     rest = [x for x in SIBLING_SURE if x in self.scripts and x not in tried]
@@ -664,7 +739,8 @@ class MultiScriptBackend(OcrBackend):
                 # A squarish box (a word of two or three glyphs: 서울, دبي, मुंबई) may also be a window or
                 # foliage: its re-reading must be sure, and an unsure one is not a script seen.
                 need = 0.6 if line_like[i] else SURE_SHORT_WORD
-                if text and quality >= need and quality > plausible[i]:
+                better = text and quality >= need and quality > plausible[i]
+                if better and not _twin_guess(ln.text, script, text):
                     first = {"text": ln.text, "score": ln.score, "engine": "rapidocr"}
                     out.append(ln.model_copy(update={**reread, "alternatives": [first]}))
                     continue

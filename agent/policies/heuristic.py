@@ -144,10 +144,13 @@ def commonness_factor(
 
 def place_candidates(lines: list[str], limit: int = MAX_PLACE_QUERIES) -> list[str]:
     """Place-name candidates from text lines: word n-grams (3, 2, 1 words), longest first; a CJK run
-    is one candidate. Candidates have >= 4 letters (>= 2 for CJK). Duplicates are dropped.
+    is one candidate. Candidates have >= 4 letters (>= 2 in other scripts than Latin; 3 for a line that
+    is one capitalised word: Lae, Osh, Ufa). Duplicates are dropped.
 
     >>> place_candidates(["WELCOME TO VADUZ", "Tel 123"])
     ['WELCOME TO VADUZ', 'WELCOME TO', 'TO VADUZ', 'WELCOME', 'VADUZ']
+    >>> place_candidates(["Lae", "bus to Ufa"])
+    ['bus to Ufa', 'bus to', 'to Ufa', 'Lae']
     """
     out: list[str] = []
     seen: set[str] = set()
@@ -164,7 +167,8 @@ def place_candidates(lines: list[str], limit: int = MAX_PLACE_QUERIES) -> list[s
             for i in range(len(words) - n + 1):
                 cand = " ".join(words[i : i + n]).strip(".-'’")
                 letters = sum(ch.isalpha() for ch in cand)
-                if letters >= 4 or (letters >= 2 and not cand.isascii()):  # Devanagari signs are marks
+                alone = line.strip(" .-'’") == cand and cand[:1].isupper()  # a line of one capitalised word
+                if letters >= 4 or (letters >= 2 and not cand.isascii()) or (letters == 3 and alone):
                     grams.append((n, -li, cand))
     for _n, _, cand in sorted(grams, key=lambda g: (-g[0], -g[1])):
         k = normalize_name(cand)
