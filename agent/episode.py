@@ -62,7 +62,7 @@ from geolocate.agent.state import (
     Turn,
     entry_hash,
 )
-from geolocate.tools.base import ToolContext
+from geolocate.tools.base import ToolContext, release_memory
 from geolocate.tools.errors import ToolError, ToolTimeoutError, format_validation_error
 from geolocate.tools.image import LoadedImage
 from geolocate.tools.media import Case, case_warnings
@@ -405,7 +405,10 @@ class Episode:
             with contextlib.suppress(ToolError):
                 timeout *= max(1, len(self.ctx.images(getattr(args, "media", None))))
         try:
-            out = run_with_timeout(tool.run, (args, self.ctx), timeout)
+            try:
+                out = run_with_timeout(tool.run, (args, self.ctx), timeout)
+            finally:
+                release_memory()  # the call's thread arena: its freed pages go back to the system
         except cf.TimeoutError:
             err = ToolTimeoutError(
                 f"{call.name} timed out after {timeout:g} s",
