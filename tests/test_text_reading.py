@@ -516,3 +516,18 @@ def test_serbian_cyrillic_words_read_as_serbian_not_russian(text):
     out = extract_clues(text)
     post = fuse([(str(i), c) for i, c in enumerate(out.clues)])
     assert post.top()[0] == "RS", sorted(post.probs.items(), key=lambda kv: -kv[1])[:3]
+
+
+@pytest.mark.parametrize(
+    "text, countries",
+    [("洗手間", {"TW", "HK"}), ("公車站", {"TW", "HK"}), ("駐車禁止", {"JP"}), ("薬局", {"JP"}),
+     ("営業中", {"JP"})],
+)  # fmt: skip
+def test_a_han_run_that_japanese_splits_in_two_is_no_japanese_word(text, countries):
+    """wordfreq discounts each word break jieba infers in Chinese, not those MeCab infers in Japanese,
+    so 洗手間 (Traditional Chinese for toilets; MeCab's 洗 + 手間) read as Japanese and answered Japan.
+    Japanese runs are discounted the same way; Japanese compounds of frequent words (駐車禁止) stay."""
+    from geolocate.agent.fusion import fuse
+
+    out = extract_clues(text)
+    assert fuse([(str(i), c) for i, c in enumerate(out.clues)]).top()[0] in countries
