@@ -38,7 +38,7 @@ import regex
 
 from geolocate.tools.geo import haversine_km, pairwise_km, unit_vectors
 
-INDEX_VERSION = 6
+INDEX_VERSION = 7
 """Bump when the schema or the build rules change: a new cache file is built."""
 
 CONTINENTS: dict[str, str] = {
@@ -67,6 +67,8 @@ def normalize_name(name: str) -> str:
     '中华南路'
     >>> normalize_name("بیروت") == normalize_name("بيروت")
     True
+    >>> normalize_name("نوادھیبو") == normalize_name("نوادهیبو")
+    True
     """
     s = unicodedata.normalize("NFKD", name)
     s = "".join(c for c in s if not unicodedata.combining(c)).casefold().translate(_ARABIC_FOLD)
@@ -74,10 +76,11 @@ def normalize_name(name: str) -> str:
 
 
 _ARABIC_FOLD = str.maketrans({"\u06cc": "\u064a", "\u0649": "\u064a", "\u06d2": "\u064a", "\u06a9": "\u0643",
-                              "\u06c1": "\u0647", "\u06d5": "\u0647", "\u0629": "\u0647"})  # fmt: skip
+                              "\u06c1": "\u0647", "\u06be": "\u0647", "\u06d5": "\u0647",
+                              "\u0629": "\u0647"})  # fmt: skip
 """Arabic-script letters that names are written (and OCR models read) in more than one form: Persian
-and Urdu yeh, alef maksura and yeh barree as Arabic yeh; keheh as kaf; heh goal, ae and ta marbuta as
-heh (the usual folding of Arabic-script search: "بیروت" finds Beirut's "بيروت")."""
+and Urdu yeh, alef maksura and yeh barree as Arabic yeh; keheh as kaf; heh goal, heh doachashmee (ھ),
+ae and ta marbuta as heh (the usual folding of Arabic-script search: "بیروت" finds Beirut's "بيروت")."""
 
 
 _READONLY = threading.local()

@@ -62,6 +62,8 @@ MAX_PLACE_QUERIES = 6
 
 _WORD = regex.compile(r"\p{L}[\p{L}\p{M}'’.\-]*")
 _CJK = regex.compile(r"[\p{Han}\p{Hiragana}\p{Katakana}\p{Hangul}]")
+_NUMBERED_NAME = regex.compile(r"\p{L}[\p{L}\p{M}'’.\-]{3,}(?:\s+\p{L}[\p{L}\p{M}'’.\-]*)?\s+\d{1,2}")
+"""A line that is a word or two and a number of one or two digits: a district named by its number."""
 
 
 @functools.cache
@@ -145,10 +147,13 @@ def commonness_factor(
 def place_candidates(lines: list[str], limit: int = MAX_PLACE_QUERIES) -> list[str]:
     """Place-name candidates from text lines: word n-grams (3, 2, 1 words), longest first; a CJK run
     is one candidate. Candidates have >= 4 letters (>= 2 in other scripts than Latin; 3 for a line that
-    is one capitalised word: Lae, Osh, Ufa). Duplicates are dropped.
+    is one capitalised word: Lae, Osh, Ufa); a line that is a name and a number of one or two digits is
+one too (Sector 3). Duplicates are dropped.
 
     >>> place_candidates(["WELCOME TO VADUZ", "Tel 123"])
     ['WELCOME TO VADUZ', 'WELCOME TO', 'TO VADUZ', 'WELCOME', 'VADUZ']
+    >>> place_candidates(["Sector 3"])
+    ['Sector 3', 'Sector']
     >>> place_candidates(["Lae", "bus to Ufa"])
     ['bus to Ufa', 'bus to', 'to Ufa', 'Lae']
     """
@@ -161,6 +166,9 @@ def place_candidates(lines: list[str], limit: int = MAX_PLACE_QUERIES) -> list[s
                 grams.append((1, -li, run))
             continue
         words = _WORD.findall(line)
+        numbered = _NUMBERED_NAME.fullmatch(line.strip())
+        if numbered:  # a district by its number: "Sector 3", "Quận 1", "District 9"
+            grams.append((len(words) + 1, -li, " ".join(line.split())))
         if 4 <= len(words) <= 6:  # a long name whole: "Santa Cruz de la Sierra"
             grams.append((len(words), -li, " ".join(words).strip(".-'’")))
         for n in (3, 2, 1):
