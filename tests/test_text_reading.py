@@ -531,3 +531,16 @@ def test_a_han_run_that_japanese_splits_in_two_is_no_japanese_word(text, countri
 
     out = extract_clues(text)
     assert fuse([(str(i), c) for i, c in enumerate(out.clues)]).top()[0] in countries
+
+
+def test_a_latin_word_no_list_knows_is_not_seen_as_cyrillic():
+    """A Latin word no list knows is re-read; Tesseract's Cyrillic model reads Latin letters as their
+    look-alikes (Slovene ``Sladoledarna`` as ``ЅІааоіедагпа``), and that reading used to stay as a
+    Cyrillic script seen, a clue for Russia. It is neither a reading nor a script seen."""
+    from geolocate.tools.ocr import MultiScriptBackend
+
+    backend = MultiScriptBackend()
+    if "Cyrillic" not in backend.scripts:
+        pytest.skip("Tesseract's Cyrillic model is not installed (geolocate doctor --install)")
+    lines = backend.read(_board("Sladoledarna", NOTO / "NotoSans-Regular.ttf"))
+    assert [(ln.text, ln.script) for ln in lines] == [("Sladoledarna", "Latin")]

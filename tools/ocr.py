@@ -641,7 +641,8 @@ def _twin_guess(first: str, script: str, text: str) -> bool:
     is a guess: these models read Latin letters as their look-alikes with confidence (``Ġnien`` as
     ``Спіеп`` at 0.90), so such a re-reading must be a place or a word (:func:`_known_word` with the
     dictionaries: Kazakh ``Кіру`` for ``Kipy``), unless the Latin reading is made of look-alikes only
-    (``MOCKBA``).
+    (``MOCKBA``). Nor is such a re-reading a script seen (Slovene ``Zahodi`` "seen" as Cyrillic
+    ``Заходи`` at 0.79 answered Russia).
 
     >>> _twin_guess("Ġnien", "Cyrillic", "Спіеп"), _twin_guess("Kipy", "Cyrillic", "Кіру")
     (True, False)
@@ -760,6 +761,7 @@ class MultiScriptBackend(OcrBackend):
                     and conf >= SEEN_MIN_CONFIDENCE
                     and purity(text, script) >= 0.9
                     and len(text) >= 2
+                    and not _twin_guess(ln.text, script, text)  # Zahodi "seen" as Cyrillic Заходи
                 ):
                     # Not read, but the script model recognised its letters: the script is a clue.
                     out.append(ln.model_copy(update={**reread, "read": False}))
