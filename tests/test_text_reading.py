@@ -544,3 +544,13 @@ def test_a_latin_word_no_list_knows_is_not_seen_as_cyrillic():
         pytest.skip("Tesseract's Cyrillic model is not installed (geolocate doctor --install)")
     lines = backend.read(_board("Sladoledarna", NOTO / "NotoSans-Regular.ttf"))
     assert [(ln.text, ln.script) for ln in lines] == [("Sladoledarna", "Latin")]
+
+
+@pytest.mark.parametrize("text", ["1234 AB", "2511 CV", "75 BX"])
+def test_a_postcode_or_number_with_a_few_capitals_is_not_reread_as_cyrillic(text):
+    """A Latin reading that is no word is re-read, but not one with fewer letters than digits: the
+    Dutch postcode ``1234 AB`` had become the Cyrillic look-alikes ``1234 АВ`` (and answered Russia)."""
+    from geolocate.tools.ocr import MultiScriptBackend
+
+    lines = [ln for ln in MultiScriptBackend().read(_board(text, NOTO / "NotoSans-Bold.ttf")) if ln.read]
+    assert [(ln.text, ln.script) for ln in lines] == [(text, "Latin")]

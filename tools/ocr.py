@@ -409,15 +409,16 @@ def _known_word(text: str, dictionaries: bool = False) -> bool:
 
 UNKNOWN_LATIN = 0.8
 UNKNOWN_LATIN_LETTERS = 3
-"""A Latin reading of :data:`UNKNOWN_LATIN_LETTERS` letters and digits or more (two letters at least) that is
-no place, no frequent word and no dictionary word (:func:`_known_word`), and has no accented Latin letter
-(ė, ħ, đ: RapidOCR saw Lithuanian, Maltese or Vietnamese), has its plausibility multiplied by this, so
-that a sure RapidOCR score (0.85-0.9) no longer spares it a re-read: RapidOCR, which has no Hebrew, Thai,
-Armenian, Georgian or Myanmar model, reads these scripts as Latin letters with such scores (בית מרקחת as
-``CU ALLUU`` at 0.89, שלום as ``D17U``, Armenian Մուտք as ``Unlunp``), and Tesseract's script models read
-them right at 0.85-0.9 (measured on benchmarks/textbench.py signs). A brand name read right stays: the
-re-reading replaces it only when it is surer than the lowered score, and a Cyrillic or Greek one only when
-it is a word (:func:`_twin_guess`)."""
+"""A Latin reading of :data:`UNKNOWN_LATIN_LETTERS` letters and digits or more (two letters at least, no
+fewer letters than digits: ``1234 AB`` is a postcode; and not only Cyrillic look-alikes: ``75 BX``) that
+is no place, no frequent word and no dictionary word (:func:`_known_word`), and has no accented Latin
+letter (ė, ħ, đ: RapidOCR saw Lithuanian, Maltese or Vietnamese), has its plausibility multiplied by this,
+so that a sure RapidOCR score (0.85-0.9) no longer spares it a re-read: RapidOCR, which has no Hebrew,
+Thai, Armenian, Georgian or Myanmar model, reads these scripts as Latin letters with such scores (בית
+מרקחת as ``CU ALLUU`` at 0.89, שלום as ``D17U``, Armenian Մուտք as ``Unlunp``), and Tesseract's script
+models read them right at 0.85-0.9 (measured on benchmarks/textbench.py signs). A brand name read right
+stays: the re-reading replaces it only when it is surer than the lowered score, and a Cyrillic or Greek
+one only when it is a word (:func:`_twin_guess`)."""
 
 
 def plausibility(line: TextLine) -> float:
@@ -442,9 +443,10 @@ def plausibility(line: TextLine) -> float:
         p *= 0.6
     elif (
         script == "Latin"
-        and len(letters) >= 2
+        and len(letters) >= max(2, sum(ch.isdigit() for ch in text))  # not a number, postcode or phone
+        and twins < len(letters)  # look-alikes only (75 BX, MOCKBA): the rule above, or left as read
         and sum(ch.isalnum() for ch in text) >= UNKNOWN_LATIN_LETTERS
-        and all(ch.isascii() for ch in letters if regex.match(r"\p{Latin}", ch))  # ė, ħ, đ: Latin seen
+        and (len(letters) < 4 or all(ch.isascii() for ch in letters if regex.match(r"\p{Latin}", ch)))
         and not _DOMAIN.search(text)  # a web address is a name, read as it is
         and not _known_word(text, dictionaries=True)
     ):
@@ -485,11 +487,22 @@ word (ΑΘΗΝΑ, not the Cyrillic АӨНМА of the same shapes) counts this mu
 
 def _reading_value(read: tuple[str, str, float]) -> float:
     """Confidence x script purity of a (script, text, confidence) reading, times
-    :data:`KNOWN_READING_BONUS` for a reading that is a GeoNames place or a frequent word
-    (:func:`_known_word`)."""
+    :data:`KNOWN_READING_BONUS` for a reading of :data:`KNOWN_READING_LETTERS` letters or more that is a
+    GeoNames place or a frequent word (:func:`_known_word`).
+
+    >>> _reading_value(("Cyrillic", "Ша", 0.82)) < _reading_value(("Thai", "เปด", 0.905))
+    True
+    """
     script, text, conf = read
     value = conf * purity(text, script)
-    return value * KNOWN_READING_BONUS if value > 0 and text.strip() and _known_word(text.strip()) else value
+    known = sum(ch.isalpha() for ch in text) >= KNOWN_READING_LETTERS and _known_word(text.strip())
+    return value * KNOWN_READING_BONUS if value > 0 and known else value
+
+
+KNOWN_READING_LETTERS = 3
+"""A reading of one or two letters is some GeoNames place in most scripts (Cyrillic ``Ша``), so it gets no
+bonus: Thai เปิด, read by the Cyrillic model as ``Ша`` at 0.82, lost to it against the Thai model's
+``เปด`` at 0.91."""
 
 
 LINE_HEIGHT = {"Arabic": 40}
