@@ -148,7 +148,7 @@ def place_candidates(lines: list[str], limit: int = MAX_PLACE_QUERIES) -> list[s
     """Place-name candidates from text lines: word n-grams (3, 2, 1 words), longest first; a CJK run
     is one candidate. Candidates have >= 4 letters (>= 2 in other scripts than Latin; 3 for a line that
     is one capitalised word: Lae, Osh, Ufa); a line that is a name and a number of one or two digits is
-one too (Sector 3). Duplicates are dropped.
+    one too (Sector 3). Duplicates are dropped.
 
     >>> place_candidates(["WELCOME TO VADUZ", "Tel 123"])
     ['WELCOME TO VADUZ', 'WELCOME TO', 'TO VADUZ', 'WELCOME', 'VADUZ']
