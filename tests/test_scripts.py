@@ -114,7 +114,7 @@ def test_a_script_seen_but_not_read_is_a_weak_clue(tmp_path, plain_photo, script
     monkeypatch.setattr(
         ocr.MultiScriptBackend,
         "_tesseract",
-        lambda self, crop, script: ("ქართ", 0.5) if script == "Georgian" else ("", 0.0),
+        lambda self, crop, script, other_height=False: ("ქართ", 0.5) if script == "Georgian" else ("", 0.0),
     )
     ocr.get_backend.cache_clear()
     im = Image.open(plain_photo).convert("RGB")

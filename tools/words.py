@@ -134,9 +134,9 @@ CJK_CHAR = regex.compile(r"[\p{Han}\p{Hiragana}\p{Katakana}\p{Hangul}]")
 def zipf(word: str, lang: str) -> float:
     """Zipf frequency of ``word`` in ``lang`` (a wordfreq language code), as ``wordfreq.zipf_frequency``
     gives it (its tokenizer; several tokens combined as 1/f = sum 1/f_i; inferred word breaks in Chinese
-    and, unlike wordfreq, in Japanese discounted), but read from the on-disk index. 0.0 for a word rarer
-    than :data:`INDEX_MIN_ZIPF`, an unknown language, or a CJK tokenizer that is not installed
-    (``wordfreq[cjk]``)."""
+    and, unlike wordfreq, in a Japanese run of two tokens discounted), but read from the on-disk index.
+    0.0 for a word rarer than :data:`INDEX_MIN_ZIPF`, an unknown language, or a CJK tokenizer that is not
+    installed (``wordfreq[cjk]``)."""
     from wordfreq import INFERRED_SPACE_FACTOR, available_languages, get_language_info, lossy_tokenize
     from wordfreq.numbers import digit_freq, smash_numbers
 
@@ -171,10 +171,14 @@ def zipf(word: str, lang: str) -> float:
         inverse += 1.0 / f
     freq = 1.0 / inverse
     with contextlib.suppress(KeyError):
-        if get_language_info(lang)["tokenizer"] == "jieba" or (lang == "ja" and CJK_CHAR.search(word)):
+        if get_language_info(lang)["tokenizer"] == "jieba" or (
+            lang == "ja" and len(tokens) == 2 and CJK_CHAR.search(word)
+        ):
             # Word breaks inferred in text written without spaces: each one makes the run less likely
             # one word (wordfreq does this for Chinese; Japanese is written without spaces as well, so
-            # 洗手間, MeCab's 洗 + 手間, is a Chinese word and no Japanese one).
+            # 洗手間, MeCab's 洗 + 手間, is a Chinese word and no Japanese one). Only for a run MeCab cuts
+            # in two (a sign's word or compound): a longer one is a phrase or an address (東京都千代田区)
+            # either way, and keeps its frequency.
             freq *= INFERRED_SPACE_FACTOR ** -(len(tokens) - 1)
     return round(math.log10(freq) + 9, 2) if freq > 0 else 0.0
 
