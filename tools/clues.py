@@ -458,6 +458,25 @@ WORD_MIN_ZIPF = 3.0
 SIGN_WORD_MIN_ZIPF = 2.5
 """For the language of a short sign, a word this frequent in some language counts (Zipf 2.5: one use in
 three million words): shop and sign words (panetteria, aseos) are rarer in running text than in streets."""
+LONG_SIGN_WORD_LETTERS = 10
+LONG_SIGN_WORD_MIN_ZIPF = 2.0
+"""A word of :data:`LONG_SIGN_WORD_LETTERS` letters or more counts from this Zipf frequency: the longer a
+word, the less likely a misreading or a foreign word is one by chance, and compounds (Norwegian
+"bussholdeplass", Zipf 2.49) are rarer in running text than their parts."""
+
+
+def sign_word_min_zipf(word: str) -> float:
+    """The Zipf frequency (wordfreq) from which ``word`` counts as a word of some language on a sign:
+    :data:`SIGN_WORD_MIN_ZIPF`, or :data:`LONG_SIGN_WORD_MIN_ZIPF` for a word of
+    :data:`LONG_SIGN_WORD_LETTERS` letters or more.
+
+    >>> sign_word_min_zipf("Apotek"), sign_word_min_zipf("Bussholdeplass")
+    (2.5, 2.0)
+    """
+    letters = sum(ch.isalpha() for ch in word)
+    return LONG_SIGN_WORD_MIN_ZIPF if letters >= LONG_SIGN_WORD_LETTERS else SIGN_WORD_MIN_ZIPF
+
+
 _CJK_WORD_LANGUAGES = frozenset({"zh", "ja", "ko"})
 """Word lists whose entries in Latin letters are loanwords and romanisations (wordfreq's Chinese list
 has "tualet" and "vyoo"): a word in Latin letters is no evidence for them."""
@@ -496,7 +515,7 @@ def word_language_clues(text: str, max_words: int = 8) -> list[Clue]:
     """The language of a short text from its words: signs of one or two words ("Bienvenidos",
     "Ausfahrt", "Uscita", "薬局", "Пекара") are too short for a language identifier, but a word that is
     frequent in some languages and rare in the others says which. For each word frequent somewhere
-    (``wordfreq`` Zipf >= :data:`SIGN_WORD_MIN_ZIPF`; CJK runs as they are), P(language | word) is
+    (``wordfreq`` Zipf >= :func:`sign_word_min_zipf`; CJK runs as they are), P(language | word) is
     proportional to its frequency in each of :data:`WORD_LANGUAGES` (uniform prior); the words' P are
     multiplied. The clue is that distribution (languages of :data:`WORD_MIN_SHARE` or more), mapped to
     countries through CLDR's shares of speakers: "Toiletten" is Dutch or German, so it votes for the
@@ -522,7 +541,7 @@ def word_language_clues(text: str, max_words: int = 8) -> list[Clue]:
         z = np.array([f for _, f in _word_zipf(w)])
         if not CJK_CHAR.search(w):
             z = np.where(cjk_lists, 0.0, z)
-        if z.max() < SIGN_WORD_MIN_ZIPF:
+        if z.max() < sign_word_min_zipf(w):
             # no frequency list knows it: a dictionary may (Estonian, Albanian, Irish, Swahili, Kazakh...)
             found = dictionary_languages(w) if len(w) >= 4 else ()
             if found:

@@ -24,7 +24,14 @@ SCRIPT_PACKAGES = {
 OCR_SCRIPTS = tuple(SCRIPT_PACKAGES)
 """The script models ``geolocate doctor --install`` adds: every script of :data:`SCRIPT_PACKAGES`, the
 scripts signs are written in that RapidOCR does not read (Latin, Han and kana it reads itself)."""
-OCR_PACKAGES = ("tesseract-ocr", *(f"tesseract-ocr-script-{SCRIPT_PACKAGES[s]}" for s in OCR_SCRIPTS))
+LATIN_PACKAGE = "tesseract-ocr-script-latn"
+"""Tesseract's Latin script model: the Latin letters RapidOCR lacks (Vietnamese, Azerbaijani; see
+:data:`geolocate.tools.ocr.LATIN_MODEL`)."""
+OCR_PACKAGES = (
+    "tesseract-ocr",
+    *(f"tesseract-ocr-script-{SCRIPT_PACKAGES[s]}" for s in OCR_SCRIPTS),
+    LATIN_PACKAGE,
+)
 """Debian packages of the multi-script OCR path."""
 HUNSPELL_PACKAGES = (
     "myspell-et", "myspell-sq", "myspell-ga", "hunspell-sw", "hunspell-kk", "hunspell-be", "hunspell-mn",
@@ -122,6 +129,12 @@ def checks() -> list[Check]:
                 f"apt-get install tesseract-ocr-script-{pkg}",
             )
         )
+    from geolocate.tools.ocr import LATIN_MODEL, tesseract_languages
+
+    latin = LATIN_MODEL in tesseract_languages()
+    out.append(Check("OCR: Latin letters RapidOCR lacks (ố, ş, ı)", latin,
+                     "Tesseract Latin script model installed" if latin else "dropped or misread",
+                     f"apt-get install {LATIN_PACKAGE}"))  # fmt: skip
     from geolocate.tools.words import hunspell_dictionaries
 
     dics = sorted({k.split(":")[0] for k in hunspell_dictionaries()})

@@ -390,16 +390,16 @@ def _known_word(text: str, dictionaries: bool = False) -> bool:
     is Spanish, ΑΘΗΝΑ a place), or with ``dictionaries`` a word of four letters or more is a stem in an
     installed Hunspell dictionary (Estonian ``Haigla``). Such a reading is kept; one that means nothing
     (``MOCKBA``) may be Cyrillic or Greek read as Latin look-alikes."""
-    from geolocate.tools.clues import SIGN_WORD_MIN_ZIPF, WORD_MIN_ZIPF, _word_zipf
+    from geolocate.tools.clues import WORD_MIN_ZIPF, _word_zipf, sign_word_min_zipf
     from geolocate.tools.geonames import get_db, normalize_name
     from geolocate.tools.words import dictionary_languages
 
     db = get_db()
     words = [w for w in text.split() if sum(ch.isalpha() for ch in w) >= 3]
-    least = SIGN_WORD_MIN_ZIPF if dictionaries else WORD_MIN_ZIPF
     for w in [text, *words]:
         if db.places_by_key(normalize_name(w)):
             return True
+        least = sign_word_min_zipf(w) if dictionaries else WORD_MIN_ZIPF
         if w.isalpha() and max(z for _, z in _word_zipf(w.lower())) >= least:
             return True
         if dictionaries and w.isalpha() and len(w) >= 4 and dictionary_languages(w):
@@ -453,6 +453,8 @@ def plausibility(line: TextLine) -> float:
         p *= UNKNOWN_LATIN
     if script is not None and purity(text, script) < 0.8:
         p *= 0.6
+    if _too_short_for_box(text, line.box):
+        p *= 0.6
     if (
         p < SURE_CJK
         and 0 < len(letters) <= 3
@@ -461,6 +463,35 @@ def plausibility(line: TextLine) -> float:
     ):
         p *= 0.6  # RapidOCR reads foliage and brickwork as a character or two of Chinese
     return p
+
+
+TRUNCATED_PER_GLYPH = 0.9
+TRUNCATED_MARGIN = 0.5
+"""A reading whose box is wider (width / height, along the box's own edges) than
+:data:`TRUNCATED_PER_GLYPH` x its letters and digits + :data:`TRUNCATED_MARGIN` covers only part of its
+box. RapidOCR's recogniser, given a script it has no model for, often reads one or two glyphs of a word
+with a sure score: Kazakh Астана as ``A`` (0.90), Belarusian Міліцыя as ``i`` (0.88), Myanmar အိမ်သာ as
+``3`` (0.93). On 314 boxes of benchmarks/textbench.py signs, every reading that was right had at most
+0.85 x its glyphs (Han 0.83, phone numbers 0.72); the truncated ones had 0.9-3.1."""
+
+
+def _too_short_for_box(text: str, box: list[tuple[float, float]]) -> bool:
+    """Whether ``text`` has too few letters and digits for the width of its 4-corner ``box`` (pixels;
+    corners in RapidOCR's order, top-left first): see :data:`TRUNCATED_PER_GLYPH`.
+
+    >>> _too_short_for_box("A", [(0, 0), (120, 0), (120, 40), (0, 40)])
+    True
+    >>> _too_short_for_box("Астана", [(0, 0), (120, 0), (120, 40), (0, 40)])
+    False
+    """
+    import math
+
+    glyphs = sum(ch.isalnum() for ch in text)
+    if not glyphs or len(box) != 4:
+        return False
+    width = (math.dist(box[0], box[1]) + math.dist(box[3], box[2])) / 2
+    height = (math.dist(box[0], box[3]) + math.dist(box[1], box[2])) / 2
+    return width > (TRUNCATED_PER_GLYPH * glyphs + TRUNCATED_MARGIN) * max(1.0, height)
 
 
 _DOMAIN = regex.compile(r"[\w-]+\.[a-z]{2,}\b|@", regex.IGNORECASE)
@@ -670,6 +701,38 @@ def _twin_guess(first: str, script: str, text: str) -> bool:
     )
 
 
+LATIN_MODEL = "Latin"
+"""Tesseract's Latin script model (Debian ``tesseract-ocr-script-latn``): it has the Latin letters
+RapidOCR's recogniser lacks, which it drops or replaces (Vietnamese ``Lối ra`` read as ``Li ra``,
+Azerbaijani ``Çıxış`` as ``ŠIXIŠ``). A doubtful Latin reading is read by it too, and its reading counts
+where it puts such letters back (:func:`_restores_letters`)."""
+RESTORED_MIN_RATIO = 60
+"""Least rapidfuzz ``ratio`` (0-100) between the two readings with diacritics dropped for the Latin model's
+reading to be RapidOCR's with letters put back (``li ra`` / ``loi ra`` 91, ``sixis`` / ``cixis`` 80)."""
+
+
+def _restores_letters(first: str, text: str) -> bool:
+    """Whether the Latin model's reading ``text`` is RapidOCR's Latin reading ``first`` with letters that
+    RapidOCR's recogniser lacks put back: it has a non-ASCII Latin letter that ``first`` lacks, and the
+    two are alike with diacritics dropped (:data:`RESTORED_MIN_RATIO`). Another reading altogether
+    (``eqn`` / ``Juba``; Hebrew read as ``GUIU`` / ``nino``) is not: it must compete with the script
+    models' readings instead, which the Latin model's confidence on any shape would beat.
+
+    >>> _restores_letters("Li ra", "Lõi ra"), _restores_letters("ŠIXIŠ", "ÇIXIŞ")
+    (True, True)
+    >>> _restores_letters("eqn", "Júba"), _restores_letters("CU ALLUU", "CU ALLUU")
+    (False, False)
+    """
+    from rapidfuzz import fuzz
+
+    from geolocate.tools.geonames import normalize_name
+
+    added = {ch for ch in text if ch.isalpha() and not ch.isascii()} - set(first)
+    if not added or script_of(text) != "Latin" or purity(text, "Latin") < 0.9:
+        return False
+    return fuzz.ratio(normalize_name(first), normalize_name(text)) >= RESTORED_MIN_RATIO
+
+
 class MultiScriptBackend(OcrBackend):
     """RapidOCR finds the text boxes and reads Latin and Han; a box whose reading is not plausible
     (:func:`plausibility`: a low score, Cyrillic/Greek look-alikes, mixed scripts) is re-read by
@@ -683,6 +746,7 @@ class MultiScriptBackend(OcrBackend):
     def __init__(self):
         self.rapid = RapidOcrBackend()
         self.scripts = installed_scripts()
+        self.latin = LATIN_MODEL in tesseract_languages()
         if not self.scripts:
             from geolocate.tools.doctor import OCR_PACKAGES
 
@@ -737,6 +801,13 @@ class MultiScriptBackend(OcrBackend):
                     continue
                 crop = _box_crop(image, ln.box)
                 reads: list[tuple[str, str, float]] = []
+                # A Latin reading may lack letters RapidOCR has no glyph for: the Latin model reads it
+                # beside the script models, and counts only where it puts such letters back.
+                latin = (
+                    pool.submit(self._tesseract, crop, LATIN_MODEL)
+                    if self.latin and line_like[i] and script_of(ln.text) == "Latin"
+                    else None
+                )
                 order = _reread_order(ln.text, self.scripts)
                 for k in range(0, len(order), REREAD_BATCH):  # a few scripts at a time, likeliest first
                     batch = order[k : k + REREAD_BATCH]
@@ -754,6 +825,8 @@ class MultiScriptBackend(OcrBackend):
                     tried = {r[0] for r in reads}
                     rest = [x for x in SIBLING_SURE if x in self.scripts and x not in tried]
                     reads += pool.map(lambda s, c=crop: (s, *self._tesseract(c, s)), rest)
+                if latin is not None and _restores_letters(ln.text, (restored := latin.result())[0]):
+                    reads.append((LATIN_MODEL, *restored))
                 script, text, conf = _best_reading(reads)
                 quality = conf * purity(text, script)
                 reread = {"text": text, "score": round(conf, 4), "script": script, "engine": "tesseract",

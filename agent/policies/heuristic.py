@@ -120,13 +120,15 @@ def commonness_factor(
     elif not alternate:  # frequent in its own languages because of the place itself (Bergen in Norwegian)
         langs = [x for x in langs if x not in own]
     langs = list(dict.fromkeys(langs))
-    key = normalize_name(name)
+    # The word as written and as matched: folding drops what tells a language's word ("داخلہ", Urdu for
+    # "entrance", folds to the Arabic-letter "داخله" that Urdu's list lacks; "Saída" to "saida").
+    keys = list(dict.fromkeys([" ".join(name.split()), normalize_name(name)]))
 
     def factor(ls: list[str], people: float) -> float:
         if not ls:
             return 1.0
         expected = 1.5 + 0.65 * math.log10(max(people, 1))
-        return math.exp(-0.6 * max(0.0, _zipf(key, tuple(ls)) - expected))
+        return math.exp(-0.6 * max(0.0, max(_zipf(k, tuple(ls)) for k in keys) - expected))
 
     if not alternate:
         if c is not None and population < SELF_REFERENCE_POP:
@@ -241,18 +243,18 @@ ALTERNATE_NAME_WEIGHT = 0.5
 
 def _is_word(query: str) -> bool:
     """Whether a one-word query is a word of some language as it stands (``wordfreq`` Zipf >=
-    :data:`~geolocate.tools.clues.SIGN_WORD_MIN_ZIPF` in one of the word languages): near matches are
+    :func:`~geolocate.tools.clues.sign_word_min_zipf` in one of the word languages): near matches are
     for OCR slips, and "Salerni" (Icelandic for toilets) is not a slip of Salerno.
 
     >>> _is_word("Salerni"), _is_word("Salernq")
     (True, False)
     """
-    from geolocate.tools.clues import SIGN_WORD_MIN_ZIPF, _word_zipf
+    from geolocate.tools.clues import _word_zipf, sign_word_min_zipf
 
     words = query.split()
     if len(words) != 1 or not words[0].isalpha():
         return False
-    return max(z for _, z in _word_zipf(words[0].lower())) >= SIGN_WORD_MIN_ZIPF
+    return max(z for _, z in _word_zipf(words[0].lower())) >= sign_word_min_zipf(words[0])
 
 
 def resolve_places(
