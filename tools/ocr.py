@@ -337,20 +337,27 @@ def script_of(text: str) -> str | None:
     return max(counts, key=counts.get) if counts else None
 
 
+_JAPANESE = ("Han", "Hiragana", "Katakana")
+
+
 def purity(text: str, script: str) -> float:
     """Share of the letters of ``text`` written in ``script`` (0 without letters). In a line mostly in a
     non-Latin ``script``, Latin words that are places or words (:func:`_known_word`: a city's name on
-    an Arabic sign) count as the script's own.
+    an Arabic sign) count as the script's own. Japanese is written in kanji and kana together: in a line
+    with kana, Han, Hiragana and Katakana letters are one script (パン屋, "bakery", is not mixed).
 
-    >>> purity("ΑΘΗΝΑ", "Greek"), purity("abc", "Greek")
-    (1.0, 0.0)
+    >>> purity("ΑΘΗΝΑ", "Greek"), purity("abc", "Greek"), purity("パン屋", "Katakana")
+    (1.0, 0.0, 1.0)
     """
     import regex
 
     letters = [ch for ch in text if ch.isalpha()]
     if not letters:
         return 0.0
-    own = sum(1 for ch in letters if regex.match(rf"\p{{Script={script}}}", ch))
+    pattern = rf"\p{{Script={script}}}"
+    if script in _JAPANESE and regex.search(r"[\p{Hiragana}\p{Katakana}]", text):
+        pattern = r"[\p{Han}\p{Hiragana}\p{Katakana}]"
+    own = sum(1 for ch in letters if regex.match(pattern, ch))
     if script != "Latin" and 0.5 * len(letters) <= own < len(letters):
         latin = regex.findall(r"\b\p{Latin}{3,}\b", text)
         own += sum(len(w) for w in latin if _known_word(w))
@@ -390,28 +397,44 @@ def _known_word(text: str, dictionaries: bool = False) -> bool:
     is Spanish, ΑΘΗΝΑ a place), or with ``dictionaries`` a word of four letters or more is a stem in an
     installed Hunspell dictionary (Estonian ``Haigla``). Such a reading is kept; one that means nothing
     (``MOCKBA``) may be Cyrillic or Greek read as Latin look-alikes."""
+    return _known_share(text, dictionaries) > 0
+
+
+def _known_share(text: str, dictionaries: bool = False) -> float:
+    """Share (0..1) of the letters of ``text`` in words that mean something (see :func:`_known_word`);
+    1.0 where the whole text is a place or a word."""
     from geolocate.tools.clues import WORD_MIN_ZIPF, _word_zipf, sign_word_min_zipf
     from geolocate.tools.geonames import get_db, normalize_name
     from geolocate.tools.words import dictionary_languages
 
     db = get_db()
-    words = [w for w in text.split() if sum(ch.isalpha() for ch in w) >= 3]
-    for w in [text, *words]:
+
+    def known(w: str) -> bool:
         if db.places_by_key(normalize_name(w)):
             return True
         least = sign_word_min_zipf(w) if dictionaries else WORD_MIN_ZIPF
         if w.isalpha() and max(z for _, z in _word_zipf(w.lower())) >= least:
             return True
-        if dictionaries and w.isalpha() and len(w) >= 4 and dictionary_languages(w):
-            return True
-    return False
+        return dictionaries and w.isalpha() and len(w) >= 4 and bool(dictionary_languages(w))
+
+    def letters(w: str) -> int:
+        return sum(ch.isalpha() for ch in w)
+
+    if known(text):
+        return 1.0
+    words = text.split()
+    total = sum(letters(w) for w in words)
+    return sum(letters(w) for w in words if letters(w) >= 3 and known(w)) / total if total else 0.0
 
 
 UNKNOWN_LATIN = 0.8
 UNKNOWN_LATIN_LETTERS = 3
+KNOWN_LATIN_SHARE = 0.5
 """A Latin reading of :data:`UNKNOWN_LATIN_LETTERS` letters and digits or more (two letters at least, no
 fewer letters than digits: ``1234 AB`` is a postcode; and not only Cyrillic look-alikes: ``75 BX``) that
-is no place, no frequent word and no dictionary word (:func:`_known_word`), and has no accented Latin
+is no place, no frequent word and no dictionary word, or whose words that are leave most of its letters
+unexplained (:data:`KNOWN_LATIN_SHARE` of them, :func:`_known_share`: Hebrew read as ``LUCU XQILU``,
+where "lucu" is Indonesian), and has no accented Latin
 letter (ė, ħ, đ: RapidOCR saw Lithuanian, Maltese or Vietnamese), has its plausibility multiplied by this,
 so that a sure RapidOCR score (0.85-0.9) no longer spares it a re-read: RapidOCR, which has no Hebrew,
 Thai, Armenian, Georgian or Myanmar model, reads these scripts as Latin letters with such scores (בית
@@ -448,7 +471,7 @@ def plausibility(line: TextLine) -> float:
         and sum(ch.isalnum() for ch in text) >= UNKNOWN_LATIN_LETTERS
         and (len(letters) < 4 or all(ch.isascii() for ch in letters if regex.match(r"\p{Latin}", ch)))
         and not _DOMAIN.search(text)  # a web address is a name, read as it is
-        and not _known_word(text, dictionaries=True)
+        and _known_share(text, dictionaries=True) < KNOWN_LATIN_SHARE
     ):
         p *= UNKNOWN_LATIN
     if script is not None and purity(text, script) < 0.8:
@@ -546,7 +569,17 @@ RETRY_SCRIPTS = 3
 read it again at another height (:func:`_other_height`). On 255 generated signs' boxes in 17 scripts,
 their own script's model read 202 right (confidence 0.6 or more) at the box's height, 207 at 40 or
 64 px, and 216 at the better of the two (Arabic, Ethiopic, Lao and Thai gain; benchmarks/textbench.py
-signs, Noto fonts)."""
+signs, Noto fonts). A model with a height of its own (:data:`LINE_HEIGHT`) that was tried is read at the
+other height too, among the best readings or not."""
+
+
+def _own_letters(text: str, script: str) -> int:
+    """Letters of ``text`` in ``script``, if they are nine in ten of its letters or more (else 0).
+
+    >>> _own_letters("දෙහිවල-ගල්කිස්ස", "Sinhala"), _own_letters("се®9(-00сезез", "Arabic")
+    (9, 0)
+    """
+    return sum(ch.isalpha() for ch in text) if purity(text, script) >= 0.9 else 0
 
 
 def _other_height(height: int) -> int:
@@ -593,8 +626,9 @@ Devanagari make a squarish box) and is re-read when RapidOCR's reading is doubtf
 SHORT_WORD_MIN_HEIGHT = 0.03
 """... if its height is at least this share of the photo's shorter side (a sign's word, not a speck)."""
 SURE_SHORT_WORD = 0.85
-"""A squarish box's re-reading is kept only this sure (confidence x script purity): such a box may be
-a window or foliage, which a script model reads as a stray glyph with less confidence."""
+"""A squarish box's re-reading is kept only this sure (confidence x script purity, x
+:data:`KNOWN_READING_BONUS` for a place or a word: :func:`_reading_value`): such a box may be a window
+or foliage, which a script model reads as a stray glyph with less confidence."""
 
 
 def _short_word_like(box: list[tuple[float, float]], size: tuple[int, int]) -> bool:
@@ -759,10 +793,12 @@ class MultiScriptBackend(OcrBackend):
     def _tesseract(self, crop: Image.Image, script: str, other_height: bool = False) -> tuple[str, float]:
         """(text, confidence 0..1) of ``script``'s model on a line crop, at the height the model reads
         best (:data:`LINE_HEIGHT`, else the crop's own), or with ``other_height`` at the other one
-        (:func:`_other_height`)."""
+        (:func:`_other_height`). ``script`` may join two models with ``+`` (``Lao+Thai``): Tesseract
+        then reads each word with the likelier of them."""
         import pytesseract
 
-        lang = script if script in tesseract_languages() else f"script/{script}"
+        have = tesseract_languages()
+        lang = "+".join(x if x in have else f"script/{x}" for x in script.split("+"))  # Lao+Thai: both
         height = LINE_HEIGHT.get(script)
         if other_height:
             height = None if height and crop.height > height else _other_height(crop.height)
@@ -773,9 +809,19 @@ class MultiScriptBackend(OcrBackend):
         if not words:
             return "", 0.0
         text = " ".join(w for w, _ in words).strip(" .|")
-        if script == "Thai":
+        if "Thai" in script.split("+"):
             text = text.replace(" ", "")
         return text, float(np.mean([c for _, c in words])) / 100.0
+
+    def _thai_or_lao(self, crop: Image.Image, thai: tuple[str, str, float]) -> tuple[str, str, float]:
+        """The (script, text, confidence) of a box whose best reading is ``thai``: Tesseract run with the
+        Lao and Thai models together picks the likelier of the two word by word, and where its reading
+        is mostly Lao letters, that reading is the box's. Thai's model reads Lao text as Thai with the
+        confidence it has on Thai (0.8-0.9) and Lao's own model is often unsure of it; on the 37 Lao and
+        Thai signs of a benchmarks/textbench.py run, the joint reading was Lao for 11 of 20 Lao signs
+        (Lao's model alone surely enough, :data:`SIBLING_SURE`: 9) and Thai for all 17 Thai ones."""
+        text, conf = self._tesseract(crop, "Lao+Thai")
+        return ("Lao", text, conf) if purity(text, "Lao") >= 0.5 else thai
 
     def read(self, image: Image.Image, min_score: float = 0.5) -> list[TextLine]:
         lines = [self.rapid.labelled(ln) for ln in self.rapid.read(image, min_score=0.0, keep_empty=True)]
@@ -817,24 +863,40 @@ class MultiScriptBackend(OcrBackend):
                 if max(r[2] * purity(r[1], r[0]) for r in reads) < SURE_READ:
                     # No sure reading: the likeliest scripts once more at another height (a model may
                     # read a short Arabic word at its own height and not at 40 px, Ethiopic the reverse).
+                    # A model with a height of its own (Arabic: 40 px) is read at the box's height too,
+                    # whatever it read at its own: it reads some short words only there (حلب, دبي).
+                    # So is one whose reading is its script's letters at no confidence (Sinhala's
+                    # දෙහිවල-ගල්කිස්ස at 0.00 at the box's height, 0.75 at 40 px).
                     top = [r[0] for r in sorted(reads, key=_reading_value, reverse=True) if r[1]]
-                    reads += pool.map(
-                        lambda s, c=crop: (s, *self._tesseract(c, s, other_height=True)), top[:RETRY_SCRIPTS]
+                    tried = {r[0] for r in reads}
+                    unsure = [r[0] for r in reads if r[2] < 0.1 and _own_letters(r[1], r[0]) >= 3]
+                    retry = dict.fromkeys(
+                        [*top[:RETRY_SCRIPTS], *(x for x in LINE_HEIGHT if x in tried), *unsure]
                     )
+                    reads += pool.map(lambda s, c=crop: (s, *self._tesseract(c, s, other_height=True)), retry)
                 if max(reads, key=_reading_value)[0] == "Thai":  # Thai's model reads Lao and Khmer too
                     tried = {r[0] for r in reads}
                     rest = [x for x in SIBLING_SURE if x in self.scripts and x not in tried]
-                    reads += pool.map(lambda s, c=crop: (s, *self._tesseract(c, s)), rest)
+                    siblings = list(pool.map(lambda s, c=crop: (s, *self._tesseract(c, s)), rest))
+                    # one that sees its letters but is unsure is read at the other height too (Khmer's
+                    # ហាងនំប៉ុង at 0.56 at the box's height, 0.84 at 40 px)
+                    again = [r[0] for r in siblings if SEEN_MIN_CONFIDENCE <= r[2] < SURE_READ]
+                    reads += siblings + list(
+                        pool.map(lambda s, c=crop: (s, *self._tesseract(c, s, other_height=True)), again)
+                    )
                 if latin is not None and _restores_letters(ln.text, (restored := latin.result())[0]):
                     reads.append((LATIN_MODEL, *restored))
                 script, text, conf = _best_reading(reads)
+                if script == "Thai" and "Lao" in self.scripts:
+                    script, text, conf = self._thai_or_lao(crop, (script, text, conf))
                 quality = conf * purity(text, script)
                 reread = {"text": text, "score": round(conf, 4), "script": script, "engine": "tesseract",
                           "model": f"script/{script}"}  # fmt: skip
                 # A squarish box (a word of two or three glyphs: 서울, دبي, मुंबई) may also be a window or
-                # foliage: its re-reading must be sure, and an unsure one is not a script seen.
-                need = 0.6 if line_like[i] else SURE_SHORT_WORD
-                better = text and quality >= need and quality > plausible[i]
+                # foliage: its re-reading must be sure, or a place or a word nearly so (أنفا at 0.73), and an
+                # unsure one is not a script seen.
+                sure = line_like[i] or _reading_value((script, text, conf)) >= SURE_SHORT_WORD
+                better = text and quality >= 0.6 and sure and quality > plausible[i]
                 if better and not _twin_guess(ln.text, script, text):
                     first = {"text": ln.text, "score": ln.score, "engine": "rapidocr"}
                     out.append(ln.model_copy(update={**reread, "alternatives": [first]}))
