@@ -753,3 +753,27 @@ def test_khmer_read_unsurely_beside_a_sure_thai_misreading_is_read_at_another_he
     }))  # fmt: skip
     board = _board("nsus", NOTO / "NotoSans-Regular.ttf", size=48)  # RapidOCR's reading of the sign
     assert [(ln.text, ln.script) for ln in backend.read(board) if ln.read] == [("ហាងនំប៉ុង", "Khmer")]
+
+
+def test_a_latin_reading_that_means_nothing_gives_way_to_a_script_seen_in_its_box(monkeypatch):
+    """On a benchmark sign RapidOCR read Sinhala දෙහිවල-ගල්කිස්ස as ``GGAC-GC`` (0.74) and Sinhala's
+    model saw its letters at 0.50, too unsure to keep its reading. Both stayed: the Latin junk made it
+    Latin text alone on the photo, a clue for Latin-writing countries (the answer was Germany). A Latin
+    reading that means nothing is not kept beside a script seen in its box; a word would be."""
+    from geolocate.tools import ocr
+
+    backend = ocr.MultiScriptBackend()
+    if "Sinhala" not in backend.scripts:
+        pytest.skip("Tesseract's Sinhala model is not installed (geolocate doctor --install)")
+    sign = "දෙහිවල-ගල්කිස්ස"
+    monkeypatch.setattr(ocr.MultiScriptBackend, "_tesseract", _measured({
+        ("Sinhala", False): (sign, 0.0), ("Sinhala", True): (sign, 0.5), ("Telugu", False): ("ఆ౭టిలిఢ", 0.17),
+    }))  # fmt: skip
+    board = _board("GGAC-GC", NOTO / "NotoSans-Regular.ttf", size=48)
+    (box,) = backend.rapid.read(board, min_score=0.0, keep_empty=True)
+    for first, kept in (("GGAC-GC", False), ("Colombo", True)):
+        line = [box.model_copy(update={"text": first, "score": 0.7365})]
+        backend.rapid.read = lambda image, min_score=0.5, keep_empty=False, line=line: line
+        lines = backend.read(board)
+        assert [(ln.text, ln.read) for ln in lines if ln.script == "Sinhala"] == [(sign, False)]
+        assert any(ln.text == first and ln.read for ln in lines) is kept

@@ -717,13 +717,16 @@ def _reread_order(first_reading: str, scripts: list[str]) -> list[str]:
 def _twin_guess(first: str, script: str, text: str) -> bool:
     """Whether replacing RapidOCR's Latin reading ``first`` by a Cyrillic or Greek re-reading ``text``
     is a guess: these models read Latin letters as their look-alikes with confidence (``Ġnien`` as
-    ``Спіеп`` at 0.90), so such a re-reading must be a place or a word (:func:`_known_word` with the
-    dictionaries: Kazakh ``Кіру`` for ``Kipy``), unless the Latin reading is made of look-alikes only
-    (``MOCKBA``). Nor is such a re-reading a script seen (Slovene ``Zahodi`` "seen" as Cyrillic
-    ``Заходи`` at 0.79 answered Russia).
+    ``Спіеп`` at 0.90), so such a re-reading must be places or words for half its letters at least
+    (:func:`_known_share` with the dictionaries: Kazakh ``Кіру`` for ``Kipy``; not ``Вама! ритагада``
+    for Tagalog ``Bawal pumarada``, whose first word is a place), unless the Latin reading is made of
+    look-alikes only (``MOCKBA``). Nor is such a re-reading a script seen (Slovene ``Zahodi`` "seen" as
+    Cyrillic ``Заходи`` at 0.79 answered Russia).
 
     >>> _twin_guess("Ġnien", "Cyrillic", "Спіеп"), _twin_guess("Kipy", "Cyrillic", "Кіру")
     (True, False)
+    >>> _twin_guess("Bawal pumarada", "Cyrillic", "Вама! ритагада")
+    True
     """
     letters = [ch for ch in first if ch.isalpha()]
     return (
@@ -731,7 +734,7 @@ def _twin_guess(first: str, script: str, text: str) -> bool:
         and script_of(first) == "Latin"
         and purity(first, "Latin") >= 0.8
         and not all(ch in _LOOKALIKE for ch in letters)  # MOCKBA: look-alikes only, Cyrillic is likely
-        and not _known_word(text, dictionaries=True)
+        and _known_share(text, dictionaries=True) < KNOWN_LATIN_SHARE
     )
 
 
@@ -901,17 +904,22 @@ class MultiScriptBackend(OcrBackend):
                     first = {"text": ln.text, "score": ln.score, "engine": "rapidocr"}
                     out.append(ln.model_copy(update={**reread, "alternatives": [first]}))
                     continue
-                if ln.text.strip() and plausible[i] >= min_score:  # not confirmed: its own plausibility
-                    out.append(ln)
-                if (
+                seen = (  # not read, but the script model recognised its letters: the script is a clue
                     line_like[i]
                     and text
+                    and script != LATIN_MODEL
                     and conf >= SEEN_MIN_CONFIDENCE
                     and purity(text, script) >= 0.9
                     and len(text) >= 2
                     and not _twin_guess(ln.text, script, text)  # Zahodi "seen" as Cyrillic Заходи
-                ):
-                    # Not read, but the script model recognised its letters: the script is a clue.
+                )
+                # A Latin reading that means nothing, in a box where a script model saw its letters, is
+                # that script misread (Sinhala දෙහිවල-ගල්කිස්ස as GGAC-GC): not Latin text on the photo.
+                as_latin = script_of(ln.text) == "Latin"
+                meaningless = as_latin and _known_share(ln.text, dictionaries=True) < KNOWN_LATIN_SHARE
+                if ln.text.strip() and plausible[i] >= min_score and not (seen and meaningless):
+                    out.append(ln)  # not confirmed: its own plausibility
+                if seen:
                     out.append(ln.model_copy(update={**reread, "read": False}))
         out = [self._price(image, ln) for ln in out]
         # A price whose symbol was re-read explains the odd glyph: no script was seen in its box.
