@@ -358,7 +358,7 @@ def test_doctor_lists_the_readable_scripts_and_optional_parts(capsys):
     import json as _json
 
     from geolocate.agent.cli import main
-    from geolocate.tools.ocr import installed_scripts
+    from geolocate.tools.ocr import MultiScriptBackend, installed_scripts
 
     assert main(["doctor", "--json"]) == 0
     rows = {r["part"]: r for r in _json.loads(capsys.readouterr().out)}
@@ -368,6 +368,9 @@ def test_doctor_lists_the_readable_scripts_and_optional_parts(capsys):
         assert r["ok"] == (script in installed_scripts())
         assert r["fix"].startswith("apt-get install tesseract-ocr-script-")
     assert {"VLM planners", "GRPO training", "sessions in PostgreSQL"} <= set(rows)
+    latin = rows["OCR: Latin letters RapidOCR lacks (ố, ş, ı)"]
+    assert latin["ok"] == MultiScriptBackend().latin
+    assert latin["fix"] == "apt-get install tesseract-ocr-script-latn"
     assert main(["doctor"]) == 0 and "geolocate doctor" in capsys.readouterr().out
 
 

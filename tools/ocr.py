@@ -500,16 +500,19 @@ with a sure score: Kazakh Астана as ``A`` (0.90), Belarusian Міліцы�
 
 def _too_short_for_box(text: str, box: list[tuple[float, float]]) -> bool:
     """Whether ``text`` has too few letters and digits for the width of its 4-corner ``box`` (pixels;
-    corners in RapidOCR's order, top-left first): see :data:`TRUNCATED_PER_GLYPH`.
+    corners in RapidOCR's order, top-left first): see :data:`TRUNCATED_PER_GLYPH`. A Han, kana or
+    Hangul character counts as two: they are full-width, and CJK signs often space them out (出 口).
 
     >>> _too_short_for_box("A", [(0, 0), (120, 0), (120, 40), (0, 40)])
     True
     >>> _too_short_for_box("Астана", [(0, 0), (120, 0), (120, 40), (0, 40)])
     False
+    >>> _too_short_for_box("出口", [(0, 0), (120, 0), (120, 40), (0, 40)])
+    False
     """
     import math
 
-    glyphs = sum(ch.isalnum() for ch in text)
+    glyphs = sum(2 if _CJK.match(ch) else 1 for ch in text if ch.isalnum())  # CJK is full-width
     if not glyphs or len(box) != 4:
         return False
     width = (math.dist(box[0], box[1]) + math.dist(box[3], box[2])) / 2
