@@ -567,14 +567,12 @@ def test_a_reading_of_a_glyph_or_two_in_a_wide_box_is_doubtful():
     if "Cyrillic" not in backend.scripts:
         pytest.skip("Tesseract's Cyrillic model is not installed (geolocate doctor --install)")
     board = _board("Астана", NOTO / "NotoSans-Regular.ttf", size=64)
-    boxes = backend.rapid.read(board, min_score=0.0, keep_empty=True)
-    assert len(boxes) == 1 and ocr._too_short_for_box("A", boxes[0].box)
     # RapidOCR's own box, read as one sure letter (as on the benchmark's photo of this sign).
-    sure = [boxes[0].model_copy(update={"text": "A", "score": 0.9})]
-    backend.rapid.read = lambda image, min_score=0.5, keep_empty=False: sure
-    assert ocr.plausibility(sure[0]) < 0.85
+    _read_by_rapidocr_as(backend, board, "A", 0.9)
+    (sure,) = backend.rapid.read(board)
+    assert ocr._too_short_for_box("A", sure.box) and ocr.plausibility(sure) < 0.85
     assert [(ln.text, ln.script) for ln in backend.read(board) if ln.read] == [("Астана", "Cyrillic")]
-    assert not ocr._too_short_for_box("Астана", boxes[0].box)
+    assert not ocr._too_short_for_box("Астана", sure.box)
 
 
 def test_latin_letters_rapidocr_lacks_are_read_by_tesseracts_latin_model():
@@ -705,6 +703,14 @@ def test_thai_stays_thai_when_read_with_laos_model_beside_it():
         assert [ln.script for ln in lines] == ["Thai"], (text, [(ln.text, ln.script) for ln in lines])
 
 
+def _read_by_rapidocr_as(backend, board: Image.Image, text: str, score: float) -> None:
+    """Make ``backend``'s RapidOCR return its own (real) single box on ``board`` with the reading and
+    score it gave on a benchmark photo of the same sign."""
+    (box,) = backend.rapid.read(board, min_score=0.0, keep_empty=True)
+    line = [box.model_copy(update={"text": text, "score": score})]
+    backend.rapid.read = lambda image, min_score=0.5, keep_empty=False: line
+
+
 def _measured(readings: dict[tuple[str, bool], tuple[str, float]]):
     """A stand-in for ``MultiScriptBackend._tesseract`` that gives the readings measured on a benchmark
     box, by (script, other_height); ("", 0.0) for the other models."""
@@ -732,9 +738,7 @@ def test_a_model_that_reads_its_letters_at_no_confidence_is_asked_again(monkeypa
         ("Devanagari", False): ("ळा", 0.04),
     }))  # fmt: skip
     board = _board("GGAC-GCOS2", NOTO / "NotoSans-Regular.ttf", size=48)
-    (box,) = backend.rapid.read(board, min_score=0.0, keep_empty=True)
-    first = [box.model_copy(update={"text": "GGAC-GCOS2", "score": 0.648})]  # RapidOCR's, on the sign
-    backend.rapid.read = lambda image, min_score=0.5, keep_empty=False: first
+    _read_by_rapidocr_as(backend, board, "GGAC-GCOS2", 0.648)
     assert [(ln.text, ln.script) for ln in backend.read(board) if ln.read] == [(sign, "Sinhala")]
 
 
@@ -770,10 +774,8 @@ def test_a_latin_reading_that_means_nothing_gives_way_to_a_script_seen_in_its_bo
         ("Sinhala", False): (sign, 0.0), ("Sinhala", True): (sign, 0.5), ("Telugu", False): ("ఆ౭టిలిఢ", 0.17),
     }))  # fmt: skip
     board = _board("GGAC-GC", NOTO / "NotoSans-Regular.ttf", size=48)
-    (box,) = backend.rapid.read(board, min_score=0.0, keep_empty=True)
     for first, kept in (("GGAC-GC", False), ("Colombo", True)):
-        line = [box.model_copy(update={"text": first, "score": 0.7365})]
-        backend.rapid.read = lambda image, min_score=0.5, keep_empty=False, line=line: line
+        _read_by_rapidocr_as(backend, board, first, 0.7365)  # the same real box each time
         lines = backend.read(board)
         assert [(ln.text, ln.read) for ln in lines if ln.script == "Sinhala"] == [(sign, False)]
         assert any(ln.text == first and ln.read for ln in lines) is kept

@@ -918,9 +918,12 @@ class MultiScriptBackend(OcrBackend):
                 )
                 # A Latin reading that means nothing, in a box where a script model saw its letters, is
                 # that script misread (Sinhala දෙහිවල-ගල්කිස්ස as GGAC-GC): not Latin text on the photo.
-                as_latin = script_of(ln.text) == "Latin"
-                meaningless = as_latin and _known_share(ln.text, dictionaries=True) < KNOWN_LATIN_SHARE
-                if ln.text.strip() and plausible[i] >= min_score and not (seen and meaningless):
+                junk = (  # looked up only beside a script seen
+                    seen
+                    and script_of(ln.text) == "Latin"
+                    and _known_share(ln.text, dictionaries=True) < KNOWN_LATIN_SHARE
+                )
+                if ln.text.strip() and plausible[i] >= min_score and not junk:
                     out.append(ln)  # not confirmed: its own plausibility
                 if seen:
                     out.append(ln.model_copy(update={**reread, "read": False}))
