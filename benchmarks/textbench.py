@@ -836,14 +836,25 @@ def main() -> int:
     ap.add_argument("--quick", action="store_true", help="a random sixth of the signs (--sample 0.1667)")
     ap.add_argument("--sample", type=float, default=1.0, help="a seeded random share of the signs, 0..1")
     ap.add_argument("--limit", type=int, default=None)
+    ap.add_argument(
+        "--scripts", default=None, help="only the signs in these scripts, comma-separated (e.g. Lao,Thai)"
+    )
     ap.add_argument("--report", metavar="DIR", help="only rebuild the tables from DIR's results")
     args = ap.parse_args()
+    if not args.report and not (NOTO / "NotoSans-Regular.ttf").exists():
+        ap.error(
+            f"the signs are rendered with Debian's Noto fonts, not found in {NOTO}: "
+            "apt-get install fonts-noto-core fonts-noto-cjk"
+        )
     out = Path(args.report or args.out)
     (out / "images").mkdir(parents=True, exist_ok=True)
     if args.report:
         signs = [json.loads(x) for x in (out / "signs.jsonl").read_text().splitlines()]
     else:
-        signs = build(args.seed, args.sets, 1 / 6 if args.quick else args.sample)[: args.limit]
+        signs = build(args.seed, args.sets, 1 / 6 if args.quick else args.sample)
+        if args.scripts:  # the same signs (ids, renders) as the full run, only fewer
+            signs = [s for s in signs if s["script"] in set(args.scripts.split(","))]
+        signs = signs[: args.limit]
         (out / "signs.jsonl").write_text("".join(json.dumps(s, ensure_ascii=False) + "\n" for s in signs))
     results: dict[str, dict] = {}
     res_path = out / "results.jsonl"

@@ -542,17 +542,21 @@ KNOWN_READING_BONUS = 1.5
 word (ΑΘΗΝΑ, not the Cyrillic АӨНМА of the same shapes) counts this much more."""
 
 
-def _reading_value(read: tuple[str, str, float]) -> float:
+def _reading_value(read: tuple[str, str, float], wholly: bool = False) -> float:
     """Confidence x script purity of a (script, text, confidence) reading, times
     :data:`KNOWN_READING_BONUS` for a reading of :data:`KNOWN_READING_LETTERS` letters or more that is a
-    GeoNames place or a frequent word (:func:`_known_word`).
+    GeoNames place or a frequent word or has one (:func:`_known_word`); with ``wholly``, all of whose
+    letters are in such words (:func:`_known_share`): places and words among junk (``ВОЗЕТЕ 8 1, Сато
+    65 С < 72``, Cyrillic's reading of a Japanese line at 0.40) do not vouch for the line.
 
     >>> _reading_value(("Cyrillic", "Ша", 0.82)) < _reading_value(("Thai", "เปด", 0.905))
     True
     """
     script, text, conf = read
     value = conf * purity(text, script)
-    known = sum(ch.isalpha() for ch in text) >= KNOWN_READING_LETTERS and _known_word(text.strip())
+    known = sum(ch.isalpha() for ch in text) >= KNOWN_READING_LETTERS and (
+        _known_share(text.strip()) == 1.0 if wholly else _known_word(text.strip())
+    )
     return value * KNOWN_READING_BONUS if value > 0 and known else value
 
 
@@ -576,6 +580,17 @@ signs, Noto fonts). A model with a height of its own (:data:`LINE_HEIGHT`) that 
 other height too, among the best readings or not."""
 
 
+def _model(script: str) -> str:
+    """Tesseract's name for ``script``'s model: Debian installs them as ``Lao``, Tesseract's own
+    layout as ``script/Lao``."""
+    return script if script in tesseract_languages() else f"script/{script}"
+
+
+def _at_height(crop: Image.Image, height: int) -> Image.Image:
+    """``crop`` scaled to ``height`` pixels, its aspect kept (Lanczos)."""
+    return crop.resize((max(1, round(crop.width * height / crop.height)), height), Image.LANCZOS)
+
+
 def _own_letters(text: str, script: str) -> int:
     """Letters of ``text`` in ``script``, if they are nine in ten of its letters or more (else 0).
 
@@ -597,6 +612,40 @@ SIBLING_SURE = {"Lao": 0.62, "Khmer": 0.55, "Myanmar": 0.6}
 not in their script: measured on 150 generated signs in the four scripts, Lao's model reached at most
 0.61 on Thai, Khmer's 0.51 and Myanmar's 0.56 on the others. A reading of these scripts that sure
 wins over a Thai one."""
+
+
+THAI_LAO_HEIGHTS = (None, 40, 64)
+"""Heights (pixels; None: the crop's own) at which the Lao and Thai models read a box read as Thai
+(:meth:`MultiScriptBackend._thai_or_lao`): Lao's model is sure of a line at some heights and not at
+others (ຮ້ານຂາຍຢາ: 0.00 at its own 104 px, 0.93 at 64 px)."""
+GLYPH_MARGIN = 0.01
+"""How far below Thai's model's mean glyph confidence Lao's may be and the box still be Lao. On 35
+generated Lao and Thai signs (benchmarks/textbench.py signs outside its --sample 0.45 run, Noto fonts),
+each model's best mean glyph confidence over :data:`THAI_LAO_HEIGHTS` (:func:`_glyph_confidence`), Lao's
+minus Thai's: -0.010 to +0.019 on 13 of 16 Lao signs (-0.011 on one; ເປີດ -0.028 and -0.035), -0.060
+to -0.020 on the 14 Thai signs Lao's model read as Lao letters but one, เปิด (-0.008)."""
+
+
+def _glyph_confidence(glyphs: list[tuple[str, float]]) -> float:
+    """Mean confidence (0..1) of a reading's (glyph, confidence) pairs, a digit beside a letter counting
+    0: Thai and Lao words are not written with digits, and a model that reads one inside a word met a
+    glyph it does not know (Thai's model reads Lao's ອ as the Thai digit ๑: ``จ๑ด``). 0.0 for none.
+
+    >>> round(_glyph_confidence([("จ", 0.99), ("๑", 0.98), ("ด", 0.99)]), 2)
+    0.66
+    >>> round(_glyph_confidence([("๑", 0.98), ("๒", 0.96)]), 2), _glyph_confidence([])
+    (0.97, 0.0)
+    """
+    if not glyphs:
+        return 0.0
+    text = [t for t, _ in glyphs]
+
+    def inside_word(i: int) -> bool:
+        return any(0 <= j < len(text) and text[j][:1].isalpha() for j in (i - 1, i + 1))
+
+    return float(
+        np.mean([0.0 if t[:1].isdigit() and inside_word(i) else c for i, (t, c) in enumerate(glyphs)])
+    )
 
 
 def _best_reading(reads: list[tuple[str, str, float]]) -> tuple[str, str, float]:
@@ -799,35 +848,80 @@ class MultiScriptBackend(OcrBackend):
     def _tesseract(self, crop: Image.Image, script: str, other_height: bool = False) -> tuple[str, float]:
         """(text, confidence 0..1) of ``script``'s model on a line crop, at the height the model reads
         best (:data:`LINE_HEIGHT`, else the crop's own), or with ``other_height`` at the other one
-        (:func:`_other_height`). ``script`` may join two models with ``+`` (``Lao+Thai``): Tesseract
-        then reads each word with the likelier of them."""
+        (:func:`_other_height`)."""
         import pytesseract
 
-        have = tesseract_languages()
-        lang = "+".join(x if x in have else f"script/{x}" for x in script.split("+"))  # Lao+Thai: both
         height = LINE_HEIGHT.get(script)
         if other_height:
             height = None if height and crop.height > height else _other_height(crop.height)
         if height and (crop.height > height or other_height):  # this model reads best at about this height
-            crop = crop.resize((max(1, round(crop.width * height / crop.height)), height), Image.LANCZOS)
-        d = pytesseract.image_to_data(crop, lang=lang, config="--psm 7", output_type=pytesseract.Output.DICT)
+            crop = _at_height(crop, height)
+        d = pytesseract.image_to_data(
+            crop, lang=_model(script), config="--psm 7", output_type=pytesseract.Output.DICT
+        )
         words = [(w, float(c)) for w, c in zip(d["text"], d["conf"]) if w.strip() and float(c) >= 0]
         if not words:
             return "", 0.0
         text = " ".join(w for w, _ in words).strip(" .|")
-        if "Thai" in script.split("+"):
+        if script == "Thai":
             text = text.replace(" ", "")
         return text, float(np.mean([c for _, c in words])) / 100.0
 
-    def _thai_or_lao(self, crop: Image.Image, thai: tuple[str, str, float]) -> tuple[str, str, float]:
-        """The (script, text, confidence) of a box whose best reading is ``thai``: Tesseract run with the
-        Lao and Thai models together picks the likelier of the two word by word, and where its reading
-        is mostly Lao letters, that reading is the box's. Thai's model reads Lao text as Thai with the
-        confidence it has on Thai (0.8-0.9) and Lao's own model is often unsure of it; on the 37 Lao and
-        Thai signs of a benchmarks/textbench.py run, the joint reading was Lao for 11 of 20 Lao signs
-        (Lao's model alone surely enough, :data:`SIBLING_SURE`: 9) and Thai for all 17 Thai ones."""
-        text, conf = self._tesseract(crop, "Lao+Thai")
-        return ("Lao", text, conf) if purity(text, "Lao") >= 0.5 else thai
+    def _glyph_reading(self, crop: Image.Image, script: str, height: int | None) -> tuple[str, float]:
+        """(text, mean glyph confidence 0..1) of ``script``'s model on a line crop scaled to ``height``
+        pixels (None: its own), from Tesseract's per-glyph confidences (hOCR ``x_conf``; see
+        :func:`_glyph_confidence`).
+
+        Tesseract's word confidence is near the least sure glyph's, and its Thai model puts a space
+        between glyphs, so the word confidences of a Thai reading are glyph confidences while a Lao
+        reading is one word: the two are comparable glyph by glyph only."""
+        import xml.etree.ElementTree as ET
+
+        import pytesseract
+
+        if height and crop.height != height:
+            crop = _at_height(crop, height)
+        hocr = pytesseract.image_to_pdf_or_hocr(
+            crop, lang=_model(script), extension="hocr", config="--psm 7 -c hocr_char_boxes=1"
+        )
+        try:
+            tree = ET.fromstring(hocr)
+        except ET.ParseError:  # not seen from Tesseract 5; a reading of nothing rather than a crash
+            return "", 0.0
+        words = []
+        for el in tree.iter():
+            if el.get("class") == "ocrx_word":
+                words.append(
+                    [
+                        (g.text or "", float(m.group(1)) / 100.0)
+                        for g in el.iter()
+                        if g.get("class") == "ocrx_cinfo"
+                        and (m := regex.search(r"x_conf ([\d.]+)", g.get("title", "")))
+                    ]
+                )
+        words = [w for w in words if "".join(t for t, _ in w).strip()]
+        text = ("" if script == "Thai" else " ").join("".join(t for t, _ in w) for w in words).strip(" .|")
+        return text, _glyph_confidence([g for w in words for g in w])
+
+    def _thai_or_lao(self, crop: Image.Image, thai: tuple[str, str, float], pool) -> tuple[str, str, float]:
+        """The (script, text, confidence) of a box whose best reading is ``thai``: Lao where Lao's model
+        reads Lao letters with a mean glyph confidence within :data:`GLYPH_MARGIN` of Thai's model's, each
+        at the best of :data:`THAI_LAO_HEIGHTS` (:meth:`_glyph_reading`); the confidence is then Thai's
+        scaled by the ratio of the two. Thai's model reads Lao text as Thai with the confidence it has on
+        Thai (0.8-0.9), while Lao's own model's word confidence is often low (0.0-0.6) on Lao text it
+        reads letter for letter right; glyph by glyph, Lao's model is as sure as Thai's on Lao text and
+        less sure on Thai (0.02-0.06 below). Noto Sans Lao and Thai are both loopless, so the shapes
+        differ little: Lao's ເປີດ and Thai's เปิด ("open") are nearly the same glyphs."""
+        jobs = [(s, h) for s in ("Lao", "Thai") for h in THAI_LAO_HEIGHTS]
+        reads = list(pool.map(lambda j: (j[0], *self._glyph_reading(crop, *j)), jobs))
+        lao = [r for r in reads if r[0] == "Lao" and _own_letters(r[1], "Lao") >= 2]
+        thai_glyphs = max(r[2] for r in reads if r[0] == "Thai")
+        if not lao or thai_glyphs <= 0:
+            return thai
+        _, text, glyphs = max(lao, key=lambda r: r[2])
+        if glyphs < thai_glyphs - GLYPH_MARGIN:
+            return thai
+        return "Lao", text, min(1.0, thai[2] * glyphs / thai_glyphs)
 
     def read(self, image: Image.Image, min_score: float = 0.5) -> list[TextLine]:
         lines = [self.rapid.labelled(ln) for ln in self.rapid.read(image, min_score=0.0, keep_empty=True)]
@@ -894,15 +988,17 @@ class MultiScriptBackend(OcrBackend):
                     reads.append((LATIN_MODEL, *restored))
                 script, text, conf = _best_reading(reads)
                 if script == "Thai" and "Lao" in self.scripts:
-                    script, text, conf = self._thai_or_lao(crop, (script, text, conf))
-                quality = conf * purity(text, script)
+                    script, text, conf = self._thai_or_lao(crop, (script, text, conf), pool)
+                value = _reading_value((script, text, conf), wholly=True)  # a place or words: x1.5
                 reread = {"text": text, "score": round(conf, 4), "script": script, "engine": "tesseract",
                           "model": f"script/{script}"}  # fmt: skip
                 # A squarish box (a word of two or three glyphs: 서울, دبي, मुंबई) may also be a window or
                 # foliage: its re-reading must be sure, or a place or a word nearly so (أنفا at 0.73), and an
-                # unsure one is not a script seen.
+                # unsure one is not a script seen. A reading that is a place or a word in its script is
+                # kept nearer the bar (Sinhala's දෙහිවල-ගල්කිස්ස, letter for letter, at 0.50: Tesseract's
+                # word confidence is about its least sure glyph's, and a long word has many).
                 sure = line_like[i] or _reading_value((script, text, conf)) >= SURE_SHORT_WORD
-                better = text and quality >= 0.6 and sure and quality > plausible[i]
+                better = text and value >= 0.6 and sure and value > plausible[i]
                 if better and not _twin_guess(ln.text, script, text):
                     first = {"text": ln.text, "score": ln.score, "engine": "rapidocr"}
                     out.append(ln.model_copy(update={**reread, "alternatives": [first]}))
