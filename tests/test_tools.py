@@ -417,3 +417,50 @@ def test_release_memory_gives_a_tool_threads_freed_heap_back():
     before = _rss_mb()
     release_memory()
     assert before - _rss_mb() > 60, (before, _rss_mb())
+
+
+def test_tesseract_is_imported_without_pandas():
+    """pytesseract imports pandas whenever it is installed (77 MB of a ``locate`` process's memory) for a
+    DataFrame output geolocate never asks for: the OCR imports it without, in a fresh interpreter, and
+    pandas stays importable for whoever needs it."""
+    import subprocess
+    import sys
+
+    pytest.importorskip("pytesseract")
+    code = (
+        "import sys\n"
+        "from geolocate.tools.ocr import installed_scripts, _pytesseract\n"
+        "installed_scripts(); _pytesseract()\n"
+        "assert 'pytesseract' in sys.modules and 'pandas' not in sys.modules, sorted(sys.modules)\n"
+        "import pandas\n"
+        "print(pandas.DataFrame({'a': [1]}).shape)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip().endswith("(1, 1)")
+
+
+def test_rapidocr_crops_each_box_from_a_region_as_from_the_whole_photo(tmp_path):
+    """Each detected box is cut from a region around it rather than from a BGR copy of the whole photo
+    (two copies: 144 MB at 24 megapixels): the readings are those RapidOCR gives on the whole photo."""
+    import numpy as np
+    from PIL import Image
+
+    from geolocate.tools.ocr import RapidOcrBackend
+
+    photo = render_sign(
+        Path(__file__).parent.parent / "examples" / "photos" / "743171673023530.jpg",
+        ["LISBOA", "ORIENTE"],
+        tmp_path / "sign.jpg",
+    )
+    image = Image.open(photo).convert("RGB")
+    engine = RapidOcrBackend()._get()
+    found = RapidOcrBackend._read_all_boxes(engine, image)
+    assert {"LISBOA", "ORIENTE"} <= {t for t, _, _ in found}
+    whole = np.ascontiguousarray(np.asarray(image)[:, :, ::-1])
+    crops, _ = engine.cls_and_rotate(engine.crop_text_regions(whole, np.asarray([b for _, _, b in found])))
+    rec = engine.recognize_txt(crops)
+    assert [t for t, _, _ in found] == [t or "" for t in rec.txts]
+    assert np.allclose(
+        [s for t, s, _ in found if t], [s for t, s in zip(rec.txts, rec.scores) if t], atol=2e-3
+    )

@@ -151,6 +151,11 @@ class OcrBackend(ABC):
         """Recognise text lines in ``image`` (RGB), keeping lines with score >= ``min_score``."""
 
 
+CROP_MARGIN = 4
+"""Pixels around a detected box in the region its crop is cut from (RapidOCR's warp interpolates
+cubically: 2 pixels each side would do)."""
+
+
 class RapidOcrBackend(OcrBackend):
     """RapidOCR 3.x with its bundled ONNX models (loaded on first call, thread-safe)."""
 
@@ -232,10 +237,18 @@ class RapidOcrBackend(OcrBackend):
         boxes = [b / scale for b in found]
         if not boxes:
             return []
-        # The full-resolution photo (a copy in BGR) only now, after the detector's memory is given back.
-        bgr = np.ascontiguousarray(np.asarray(image)[:, :, ::-1])
-        crops = engine.crop_text_regions(bgr, np.asarray(boxes))
-        del bgr
+        # Each box is cut from the full-resolution photo through a region around it, in BGR: a copy of
+        # the whole photo (two, with the channel swap) was 144 MB at 24 megapixels. The region's margin
+        # covers RapidOCR's cubic interpolation, so the crop is the one the whole photo gives.
+        crops = []
+        for b in boxes:
+            x0, y0 = (
+                min(max(0, math.floor(v) - CROP_MARGIN), n - 1) for v, n in zip(b.min(axis=0), image.size)
+            )
+            x1, y1 = (math.ceil(v) + CROP_MARGIN for v in b.max(axis=0))
+            x1, y1 = min(max(x1, x0 + 1), image.width), min(max(y1, y0 + 1), image.height)
+            region = np.ascontiguousarray(np.asarray(image.crop((x0, y0, x1, y1)))[:, :, ::-1])
+            crops += engine.crop_text_regions(region, np.asarray([b - np.float32([x0, y0])]))
         crops, _ = engine.cls_and_rotate(crops)
         rec = engine.recognize_txt(crops)
         release_memory()
@@ -243,6 +256,33 @@ class RapidOcrBackend(OcrBackend):
             (t or "", float(sc) if t else 0.0, b)
             for t, sc, b in zip(rec.txts, rec.scores, boxes, strict=True)
         ]
+
+
+_PANDAS_LOCK = threading.Lock()
+
+
+def _pytesseract():
+    """The ``pytesseract`` module, imported without pandas: pytesseract imports pandas whenever it is
+    installed, for a DataFrame output geolocate never asks for, and pandas alone is 77 MB of a
+    ``locate`` process's memory (RSS). Where pandas is already imported it is used as it is.
+
+    Raises:
+        ImportError: pytesseract is not installed.
+    """
+    import sys
+
+    if "pytesseract" in sys.modules or "pandas" in sys.modules:
+        import pytesseract
+
+        return pytesseract
+    with _PANDAS_LOCK:
+        sys.modules["pandas"] = None  # "import pandas" raises ModuleNotFoundError, which pytesseract expects
+        try:
+            import pytesseract
+        finally:
+            if sys.modules.get("pandas", 0) is None:
+                del sys.modules["pandas"]
+    return pytesseract
 
 
 class TesseractBackend(OcrBackend):
@@ -259,7 +299,7 @@ class TesseractBackend(OcrBackend):
 
     def read(self, image: Image.Image, min_score: float = 0.5) -> list[TextLine]:
         try:
-            import pytesseract
+            pytesseract = _pytesseract()
         except ImportError as e:
             raise ToolUnavailableError(
                 "pytesseract is not installed",
@@ -384,7 +424,7 @@ def installed_scripts() -> list[str]:
     """The script models of :data:`TESSERACT_SCRIPTS` that this machine's tesseract has ([] without
     tesseract or pytesseract)."""
     try:
-        import pytesseract  # noqa: F401 - the multi-script path reads through it
+        _pytesseract()  # the multi-script path reads through it
     except ImportError:
         return []
     have = tesseract_languages()
@@ -849,8 +889,7 @@ class MultiScriptBackend(OcrBackend):
         """(text, confidence 0..1) of ``script``'s model on a line crop, at the height the model reads
         best (:data:`LINE_HEIGHT`, else the crop's own), or with ``other_height`` at the other one
         (:func:`_other_height`)."""
-        import pytesseract
-
+        pytesseract = _pytesseract()
         height = LINE_HEIGHT.get(script)
         if other_height:
             height = None if height and crop.height > height else _other_height(crop.height)
@@ -877,8 +916,7 @@ class MultiScriptBackend(OcrBackend):
         reading is one word: the two are comparable glyph by glyph only."""
         import xml.etree.ElementTree as ET
 
-        import pytesseract
-
+        pytesseract = _pytesseract()
         if height and crop.height != height:
             crop = _at_height(crop, height)
         hocr = pytesseract.image_to_pdf_or_hocr(
