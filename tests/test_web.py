@@ -255,7 +255,9 @@ def test_a_case_page_plays_to_a_frame_runs_ocr_on_it_and_downloads_the_report(se
         assert "ocr" in row and "HELSINKI" in row
         page.click(f"#case .frame[data-id='{frame}']")
         assert page.locator("#overlay polygon.ocr").count() >= 1  # the frame's own OCR boxes
-        with page.expect_download() as download:
+        # The case's chain still runs beside the report (OCR on every keyframe): on a loaded 2-core CI
+        # machine the report took longer than Playwright's default 30 s once; the waits above allow 90.
+        with page.expect_download(timeout=90_000) as download:
             page.click("#report-html")
         report = tmp_path / "case.html"
         download.value.save_as(report)

@@ -264,7 +264,9 @@ _PANDAS_LOCK = threading.Lock()
 def _pytesseract():
     """The ``pytesseract`` module, imported without pandas: pytesseract imports pandas whenever it is
     installed, for a DataFrame output geolocate never asks for, and pandas alone is 77 MB of a
-    ``locate`` process's memory (RSS). Where pandas is already imported it is used as it is.
+    ``locate`` process's memory (RSS). Where pandas is already imported it is used as it is. While the
+    first import runs (once per process), another thread's ``import pandas`` fails; nothing in a
+    ``locate`` imports pandas, and a tool that does (GeoCLIP) reports a failed, recoverable step.
 
     Raises:
         ImportError: pytesseract is not installed.
