@@ -853,7 +853,11 @@ def main() -> int:
     else:
         signs = build(args.seed, args.sets, 1 / 6 if args.quick else args.sample)
         if args.scripts:  # the same signs (ids, renders) as the full run, only fewer
-            signs = [s for s in signs if s["script"] in set(args.scripts.split(","))]
+            wanted = set(args.scripts.split(","))
+            if unknown := wanted - {s["script"] for s in signs}:
+                known = ", ".join(sorted({s["script"] for s in signs}))
+                ap.error(f"no signs in {', '.join(sorted(unknown))}; the scripts are: {known}")
+            signs = [s for s in signs if s["script"] in wanted]
         signs = signs[: args.limit]
         (out / "signs.jsonl").write_text("".join(json.dumps(s, ensure_ascii=False) + "\n" for s in signs))
     results: dict[str, dict] = {}

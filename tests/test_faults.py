@@ -428,7 +428,44 @@ LOCATE = [
         0,
         "first one is examined",
     ),
+    # Text boxes at and over the photo's edges: each box is cut from a region around it, clamped to the
+    # photo; a Lao sign goes through the glyph-level Lao/Thai comparison (Tesseract's hOCR output).
+    Case(
+        "locate:text-over-the-edges",
+        lambda e, t: ["locate", _edge_text(e.photo, t / "edge.jpg")],
+        0,
+        "Answer",
+    ),
+    Case("locate:lao-sign", lambda e, t: ["locate", _lao_sign(e.photo, t / "lao.jpg")], 0, "Answer"),
 ]
+
+
+def _edge_text(src: Path, dst: Path) -> Path:
+    """Words cut by every edge of the photo (and one that runs off a corner)."""
+    from PIL import ImageDraw, ImageFont
+
+    im = Image.open(src).convert("RGB")
+    draw, font = ImageDraw.Draw(im), ImageFont.load_default(size=60)
+    w, h = im.size
+    for xy in ((-40, -20), (w - 150, h // 2), (w // 3, h - 35), (-60, h // 2), (w - 120, h - 40)):
+        draw.rectangle((xy[0] - 10, xy[1] - 10, xy[0] + 330, xy[1] + 80), fill="white")
+        draw.text(xy, "BAHNHOF", fill="black", font=font)
+    im.save(dst, quality=95)
+    return dst
+
+
+def _lao_sign(src: Path, dst: Path) -> Path:
+    """ຮ້ານຂາຍຢາ (pharmacy) on a white board, in Noto Sans Lao when installed (else the reader's font)."""
+    from PIL import ImageDraw, ImageFont
+
+    im = Image.open(src).convert("RGB")
+    draw = ImageDraw.Draw(im)
+    lao = Path("/usr/share/fonts/truetype/noto/NotoSansLao-Regular.ttf")
+    font = ImageFont.truetype(str(lao), 56) if lao.exists() else ImageFont.load_default(size=56)
+    draw.rectangle((30, 30, 420, 130), fill="white", outline="black", width=3)
+    draw.text((50, 40), "ຮ້ານຂາຍຢາ", fill="black", font=font)
+    im.save(dst, quality=95)
+    return dst
 
 
 def _resized(src: Path, dst: Path, size: tuple[int, int]) -> Path:

@@ -442,9 +442,11 @@ def _known_word(text: str, dictionaries: bool = False) -> bool:
     return _known_share(text, dictionaries) > 0
 
 
+@functools.lru_cache(maxsize=4096)
 def _known_share(text: str, dictionaries: bool = False) -> float:
     """Share (0..1) of the letters of ``text`` in words that mean something (see :func:`_known_word`);
-    1.0 where the whole text is a place or a word."""
+    1.0 where the whole text is a place or a word. Cached: a box's readings are looked up several times
+    (plausibility, the readings' values, the keep bar)."""
     from geolocate.tools.clues import WORD_MIN_ZIPF, _word_zipf, sign_word_min_zipf
     from geolocate.tools.geonames import get_db, normalize_name
     from geolocate.tools.words import dictionary_languages
