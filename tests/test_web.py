@@ -48,9 +48,23 @@ def chromium_path() -> str:
     return exe
 
 
+def settled(page, timeout: int = 90_000) -> None:
+    """Wait until the page shows its session after a run ended (its status is not ``running``): it
+    reloads no more, so what the test types next lands in the page that stays."""
+    page.wait_for_function(
+        "!document.querySelector('#status').textContent.startsWith('running')", timeout=timeout
+    )
+
+
 @pytest.fixture
-def server(tmp_path, monkeypatch):
-    """The workbench on a free loopback port, in this process (uvicorn in a thread)."""
+def server(workbench):
+    """The workbench's URL."""
+    return workbench[0]
+
+
+@pytest.fixture
+def workbench(tmp_path, monkeypatch):
+    """The workbench on a free loopback port, in this process (uvicorn in a thread): (URL, app)."""
     import uvicorn
 
     monkeypatch.setenv("GEOLOCATE_HOME", str(tmp_path / "home"))
@@ -63,7 +77,7 @@ def server(tmp_path, monkeypatch):
     t.start()
     while not srv.started:
         time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
+    yield f"http://127.0.0.1:{port}", app
     srv.should_exit = True
     t.join(timeout=10)
 
@@ -82,12 +96,14 @@ def test_review_reject_hint_approve_and_report_in_a_real_browser(server, tmp_pat
         page.check("input[value=country]")
         page.click("#new-session button[type=submit]")
         page.wait_for_selector("#review", timeout=90_000)
+        settled(page)
         assert page.inner_text("#pending-value") == "CN"
         page.fill("#reject-reason", "the shop fronts look Singaporean")
         page.click("#reject")
         page.wait_for_function(
             "document.querySelector('#pending-value')?.textContent == 'SG'", timeout=60_000
         )
+        settled(page)
         page.fill("#hint-text", "cars drive on the left")
         page.click("#hint")
         page.wait_for_selector("text=cars drive on the left", timeout=60_000)
@@ -107,6 +123,53 @@ def test_review_reject_hint_approve_and_report_in_a_real_browser(server, tmp_pat
     assert "Singapore" in html and "data:image/png;base64," in html
     outside = sorted({u for u in requested if not u.startswith(server) and not u.startswith("data:")})
     assert outside == [], f"the page loaded resources from outside 127.0.0.1: {outside}"
+
+
+def test_a_run_ending_reloads_an_idle_page_but_never_one_being_typed_in(workbench, tmp_path, plain_photo):
+    """The page shows a run's end by reloading, unless the user is typing in it: then a notice offers
+    the reload and the half-written text stays. An error is kept on screen."""
+    from playwright.sync_api import sync_playwright
+
+    from geolocate.agent.session import SessionStore
+
+    server, app = workbench
+    with SessionStore(str(tmp_path / "sessions.sqlite")) as store:
+        sid = store.create(str(plain_photo)).info.id
+    events = app.state.events
+
+    def loaded(page, action):
+        """Do ``action``, which (re)loads the session's page; return once the page's event stream is
+        subscribed (its headers came), with a mark in the document that a reload would lose. Returns
+        whether the mark was there before (the document was not reloaded)."""
+        with page.expect_response(lambda r: r.url.endswith(f"/sessions/{sid}/events"), timeout=30_000):
+            action()
+        return page.evaluate(
+            "(was => { window.sameDocument = true; return was; })(window.sameDocument === true)"
+        )
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
+        page = browser.new_context().new_page()
+        loaded(page, lambda: page.goto(f"{server}/sessions/{sid}"))
+        assert not page.is_visible("#stale")
+        page.type("#relate-other", "half-writ")
+        events.publish(sid, {"type": "paused"})
+        page.wait_for_selector("#stale", state="visible", timeout=10_000)
+        assert page.evaluate("window.sameDocument === true")
+        assert page.input_value("#relate-other") == "half-writ"
+        assert not loaded(page, lambda: page.click("#stale-reload"))
+        assert not page.is_visible("#stale") and page.input_value("#relate-other") == ""
+
+        # nothing typed: the run's end reloads the page
+        assert not loaded(page, lambda: events.publish(sid, {"type": "paused"}))
+        assert not page.is_visible("#stale")
+
+        # an error stays on screen to be read
+        events.publish(sid, {"type": "error", "text": "the worker process stopped (OSError)"})
+        page.wait_for_selector("#stale", state="visible", timeout=10_000)
+        assert "the worker process stopped (OSError)" in page.inner_text("#stale")
+        assert page.evaluate("window.sameDocument === true")
+        browser.close()
 
 
 def test_a_non_loopback_bind_needs_a_token(capsys):
@@ -129,6 +192,42 @@ def local_client(app) -> TestClient:
 def post(client: TestClient, url: str, data: dict | None = None, **kw):
     """POST a form with the client's CSRF token, as the page's forms do."""
     return client.post(url, data={**(data or {}), "csrf_token": client.csrf}, **kw)
+
+
+def test_a_run_ending_while_its_page_is_rendered_still_gets_the_page_refreshed(tmp_path, monkeypatch):
+    """The page reads whether a run is going on before it reads the session. A run that ends between
+    the two reads has left its last step in the store (the page shows it), or the page says
+    ``running`` (and refreshes when the event stream says it is over); never a mid-run page that
+    believes nothing runs. The review form is not offered while a run goes on."""
+    import json
+    import re
+
+    from geolocate.agent.session import SessionStore
+
+    monkeypatch.setenv("GEOLOCATE_HOME", str(tmp_path / "home"))
+    with SessionStore(str(tmp_path / "s.sqlite")) as s:
+        sid = s.create(str(HAN_SIGN), review=["country"]).info.id
+    app = create_app(str(tmp_path / "s.sqlite"))
+    client = local_client(app)
+    store, running = app.state.store, app.state.running
+    view = store.view
+
+    def run_ends_while_read(*args, **kwargs):
+        running.pop(sid, None)  # the worker's job ends just as the page reads the session
+        return view(*args, **kwargs)
+
+    monkeypatch.setattr(store, "view", run_ends_while_read)
+    running[sid] = "move"
+    page = client.get(f"/sessions/{sid}").text
+    cfg = json.loads(
+        re.search(r'<script id="session-data" type="application/json">(.*?)</script>', page).group(1)
+    )
+    assert cfg["running"] == "move" and 'id="review"' not in page
+    page = client.get(f"/sessions/{sid}").text  # nothing runs: the pause is offered for review
+    cfg = json.loads(
+        re.search(r'<script id="session-data" type="application/json">(.*?)</script>', page).group(1)
+    )
+    assert cfg["running"] is None and 'id="review"' in page
 
 
 def test_a_wrong_token_gets_401_on_pages_api_and_stream(tmp_path):
@@ -251,20 +350,25 @@ def test_a_case_page_plays_to_a_frame_runs_ocr_on_it_and_downloads_the_report(se
         )
         page.click("#ocr-frame")
         page.wait_for_selector(f"#timeline >> text={frame}", timeout=90_000)
+        settled(page)  # the tool's run has ended: the page reloads no more under the clicks below
         row = page.locator("#timeline tr", has_text=frame).last.inner_text()
         assert "ocr" in row and "HELSINKI" in row
         page.click(f"#case .frame[data-id='{frame}']")
         assert page.locator("#overlay polygon.ocr").count() >= 1  # the frame's own OCR boxes
         # The case's chain still runs beside the report (OCR on every keyframe): on a loaded 2-core CI
         # machine the report took longer than Playwright's default 30 s once; the waits above allow 90.
+        t0 = time.time()
+        print("running?", page.inner_text("#status"))
         with page.expect_download(timeout=90_000) as download:
             page.click("#report-html")
+        print("download took", time.time() - t0)
         report = tmp_path / "case.html"
         download.value.save_as(report)
         page.goto(f"{server}/sessions/{sid}")
         page.wait_for_function(
             "!document.querySelector('#status').textContent.startsWith('running')", timeout=90_000
         )
+        print("chain ended after", time.time() - t0)
         page.fill("#split-media", "m1")
         page.click("#split")  # two new chains: the photo alone, the clip alone
         page.wait_for_url(server + "/", timeout=10_000)

@@ -163,7 +163,7 @@ def create_app(
     running: dict[str, str] = {}
     uploads = data_home() / "uploads"
     thumbs = data_home() / "thumbs"
-    app.state.store, app.state.worker = store, worker
+    app.state.store, app.state.worker, app.state.events, app.state.running = store, worker, events, running
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
 
     def page(request: Request, name: str, status: int = 200, **ctx) -> HTMLResponse:
@@ -274,6 +274,10 @@ def create_app(
             return page(request, "starting.html", sid=sid)
         try:
             sid = store.resolve(sid)
+            # Whether a run is going on is read before the session: a run that ends in between left
+            # its last step in the store, so the page shows it. (Read after, a run ending in between
+            # gave a mid-run page that believed nothing was running and so never refreshed.)
+            now_running = running.get(sid)
             view = store.view(sid)
             history = store.history(sid)
         except SessionError as e:
@@ -284,7 +288,7 @@ def create_app(
             view=view,
             ep=view.episode,
             history=history,
-            running=running.get(sid),
+            running=now_running,
             ocr_boxes=_ocr_boxes(view.episode),
             zooms=_zooms(view.episode),
             short=short_id,

@@ -6,6 +6,21 @@
   const $ = (id) => document.getElementById(id);
 
   // -- live updates (Server-Sent Events) ------------------------------------------------------------
+  // The server renders this page; a run's end is shown by rendering it again, but never under the
+  // user's hands: while a form is being filled in, a clip plays or a form has just been sent, a notice
+  // offers the reload instead (a blind reload emptied a half-written hint and stopped a playing clip).
+  // Lost events need no 30-s timer: EventSource reconnects, and its first event, "hello", says the state.
+  let edited = false, sent = false;
+  document.addEventListener("input", (e) => { if (e.isTrusted) edited = true; }, true);
+  document.addEventListener("submit", () => { sent = true; }, true);
+  const playing = () => [...document.querySelectorAll("video")].some((v) => !v.paused && !v.ended);
+  const notice = (why) => { $("stale-why").textContent = why; $("stale").hidden = false; };
+  function refresh(why) {
+    if (sent) return;  // the form's answer is a fresh page
+    if (edited || playing()) notice(why);
+    else location.reload();
+  }
+  $("stale-reload").addEventListener("click", () => location.reload());
   const es = new EventSource(`/sessions/${cfg.id}/events`);
   es.addEventListener("step", (e) => {
     const d = JSON.parse(e.data);
@@ -14,13 +29,14 @@
     $("live").appendChild(li);
     $("status").textContent = "running";
   });
-  es.addEventListener("paused", () => location.reload());
+  es.addEventListener("paused", () => refresh("The run has paused or ended."));
   // The run may have ended between this page's rendering and the subscription: the first event says.
-  es.addEventListener("hello", (e) => { if (cfg.running && !JSON.parse(e.data).running) location.reload(); });
-  es.addEventListener("error", (e) => {
-    if (e.data) { const d = JSON.parse(e.data); alert(d.text); location.reload(); }
+  es.addEventListener("hello", (e) => {
+    if (cfg.running && !JSON.parse(e.data).running) refresh("The run has paused or ended.");
   });
-  if (cfg.running) setTimeout(() => location.reload(), 30000);
+  es.addEventListener("error", (e) => {
+    if (e.data) notice(`The run stopped: ${JSON.parse(e.data).text}`);  // kept on screen to be read
+  });
 
   // -- map ------------------------------------------------------------------------------------------
   const map = L.map("map", { worldCopyJump: true, attributionControl: true }).setView([20, 0], 2);
