@@ -126,8 +126,8 @@ def test_review_reject_hint_approve_and_report_in_a_real_browser(server, tmp_pat
 
 
 def test_a_run_ending_reloads_an_idle_page_but_never_one_being_typed_in(workbench, tmp_path, plain_photo):
-    """The page shows a run's end by reloading, unless the user is typing in it: then a notice offers
-    the reload and the half-written text stays. An error is kept on screen."""
+    """The page shows a run's end by reloading, unless the user is working in it (typing, a crop drawn
+    on the photo): then a notice offers the reload and the work stays. An error is kept on screen."""
     from playwright.sync_api import sync_playwright
 
     from geolocate.agent.session import SessionStore
@@ -163,6 +163,18 @@ def test_a_run_ending_reloads_an_idle_page_but_never_one_being_typed_in(workbenc
         # nothing typed: the run's end reloads the page
         assert not loaded(page, lambda: events.publish(sid, {"type": "paused"}))
         assert not page.is_visible("#stale")
+
+        # a crop drawn on the photo for the OCR tool is work too (filled in by the page, not typed)
+        box = page.locator("#overlay").bounding_box()
+        page.mouse.move(box["x"] + 0.2 * box["width"], box["y"] + 0.2 * box["height"])
+        page.mouse.down()
+        page.mouse.move(box["x"] + 0.6 * box["width"], box["y"] + 0.5 * box["height"], steps=5)
+        page.mouse.up()
+        assert "region" in page.input_value("#tool-args")
+        events.publish(sid, {"type": "paused"})
+        page.wait_for_selector("#stale", state="visible", timeout=10_000)
+        assert page.evaluate("window.sameDocument === true") and "region" in page.input_value("#tool-args")
+        loaded(page, lambda: page.goto(f"{server}/sessions/{sid}"))
 
         # an error stays on screen to be read
         events.publish(sid, {"type": "error", "text": "the worker process stopped (OSError)"})

@@ -7,8 +7,9 @@
 
   // -- live updates (Server-Sent Events) ------------------------------------------------------------
   // The server renders this page; a run's end is shown by rendering it again, but never under the
-  // user's hands: while a form is being filled in, a clip plays or a form has just been sent, a notice
-  // offers the reload instead (a blind reload emptied a half-written hint and stopped a playing clip).
+  // user's hands: while a form is being filled in (typed, or from the map, a crop or an example), a
+  // clip plays or a form has just been sent, a notice offers the reload instead (a blind reload emptied
+  // a half-written hint, dropped a drawn constraint and stopped a playing clip).
   // Lost events need no 30-s timer: EventSource reconnects, and its first event, "hello", says the state.
   let edited = false, sent = false;
   document.addEventListener("input", (e) => { if (e.isTrusted) edited = true; }, true);
@@ -106,12 +107,12 @@
       temp = L.circle(first, { radius: km * 1000, color: "#e08a00" }).addTo(map);
       $("ckind").value = "circle"; $("c-circle").value = `${first.lat.toFixed(4)},${first.lng.toFixed(4)},${km.toFixed(2)}`;
     }
-    mode = null; first = null; help("press Add constraint to apply it");
+    mode = null; first = null; edited = true; help("press Add constraint to apply it");
   });
   function pickCountry(props) {
     if (mode !== "country" || !props.iso_a2) return;
     $("ckind").value = "country"; $("c-country").value = props.iso_a2;
-    mode = null; help(`${props.name} (${props.iso_a2}): choose "in country" or "not in country", then Add constraint`);
+    mode = null; edited = true; help(`${props.name} (${props.iso_a2}): choose "in country" or "not in country", then Add constraint`);
   }
 
   // -- crop selection on the photo (OCR on a region) ------------------------------------------------
@@ -133,7 +134,7 @@
     start = null;
     if (box[2] - box[0] > 0.01 && box[3] - box[1] > 0.01) {
       $("ocr-crop").dataset.args = JSON.stringify({ region: box });
-      $("tool-name").value = "ocr"; $("tool-args").value = JSON.stringify({ region: box });
+      $("tool-name").value = "ocr"; $("tool-args").value = JSON.stringify({ region: box }); edited = true;
     }
   });
   // OSM presets: a feature of the chosen kind around the answer (or the map's centre)
@@ -148,7 +149,7 @@
     });
   });
   for (const a of document.querySelectorAll(".examples a")) {
-    a.addEventListener("click", (ev) => { ev.preventDefault(); $("tool-name").value = a.dataset.tool; $("tool-args").value = a.dataset.args; });
+    a.addEventListener("click", (ev) => { ev.preventDefault(); $("tool-name").value = a.dataset.tool; $("tool-args").value = a.dataset.args; edited = true; });
   }
 
   // -- a case of several media: frames strip, video players, tools on one frame -----------------------
